@@ -1,0 +1,1 @@
+"""mail_warehouse: loaders (dlt) for Clang/Deployteq, Spotler Mail+ and Directo, and the `warehouse` CLI."""
