@@ -1,0 +1,150 @@
+"""`warehouse`: the command line that composes the steps (load, build, publish, export) and the demo.
+
+    warehouse demo-data --contacts N --mailings M --days D --seed S --out DIR
+    warehouse demo                 # a small demo world, its stand-ins, every pipeline step, a summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from loaders.settings import PROJECT_DIR, use_project_dlt_settings, warehouse_path
+
+DEMO_DIR = PROJECT_DIR / "demo"
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return number
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def _add_world_options(parser: argparse.ArgumentParser, *, contacts: int, mailings: int, days: int) -> None:
+    parser.add_argument("--contacts", type=_positive, default=contacts, help=f"people in the world (default {contacts})")
+    parser.add_argument("--mailings", type=_positive, default=mailings,
+                        help=f"newsletters sent by Clang and Spotler, besides campaign mails (default {mailings})")
+    parser.add_argument("--days", type=_positive, default=days, help=f"days of history (default {days})")
+    parser.add_argument("--seed", type=int, default=42, help="random seed: one seed, one world (default 42)")
+    parser.add_argument("--end", type=_date, default=None,
+                        help="the day the world ends, YYYY-MM-DD (default today, UTC); only shifts the calendar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="warehouse",
+        description="mail_warehouse: e-mail marketing data from Clang/Deployteq, Spotler Mail+ and Directo "
+                    "in DuckDB. Settings come from .dlt/config.toml, .dlt/secrets.toml and environment "
+                    "variables (SOURCES__CLANG__HOST, ...); the warehouse file from WAREHOUSE_PATH.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo_data = commands.add_parser(
+        "demo-data", help="generate a demo world for all three source systems",
+        description="Generate one consistent demo world: Clang daily exports (CSV), Spotler data for the API "
+                    "stand-in and a Directo customers XML, all about the same people. Deterministic for a seed.")
+    _add_world_options(demo_data, contacts=2_000, mailings=40, days=180)
+    demo_data.add_argument("--out", type=Path, required=True, help="folder to write the world to")
+    demo_data.add_argument("--clang-delimiter", default=";", help="delimiter of the Clang CSV files (default ;)")
+    demo_data.set_defaults(handler=cmd_demo_data)
+
+    demo = commands.add_parser(
+        "demo", help="generate a small demo world, start its stand-ins and run every pipeline step",
+        description="The whole job on demo data: a demo world, local stand-ins of Clang's SFTP server, the "
+                    "Spotler API and Directo's XMLCore on loopback, then every pipeline step against them.")
+    _add_world_options(demo, contacts=2_000, mailings=40, days=180)
+    demo.add_argument("--out", type=Path, default=DEMO_DIR, help=f"demo folder (default {DEMO_DIR.name}/ in the repo)")
+    demo.add_argument("--serve", action="store_true",
+                      help="keep the stand-ins running until Ctrl-C and print their settings, to try commands by hand")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _generate(args, out: Path, delimiter: str = ";") -> dict:
+    from loaders.demo.world import WorldSpec, simulate
+    from loaders.demo.writers import write_world
+
+    spec = WorldSpec(contacts=args.contacts, mailings=args.mailings, days=args.days, seed=args.seed,
+                     **({"end": args.end} if args.end else {}))
+    started = time.monotonic()
+    print(f"Simulating {spec.contacts:,} contacts, {spec.mailings} mailings over {spec.days} days "
+          f"(seed {spec.seed}, ending {spec.end})...", flush=True)
+    world = simulate(spec)
+    print(f"  {world.events.num_rows:,} e-mail events in {time.monotonic() - started:.1f} s; writing {out} ...",
+          flush=True)
+    manifest = write_world(world, out, clang_delimiter=delimiter)
+    counts = manifest["counts"]
+    print(f"Demo world written to {out} in {time.monotonic() - started:.1f} s: {counts['customers']:,} Directo "
+          f"customers, {counts['mailings']} mailings, {counts['sends']:,} sends, {counts['events']:,} events, "
+          f"{manifest['clang_files']} Clang files.")
+    return manifest
+
+
+def cmd_demo_data(args) -> int:
+    if len(args.clang_delimiter.replace("\\t", "\t")) != 1:
+        print("error: --clang-delimiter takes one character (\\t for tab)", file=sys.stderr)
+        return 2
+    _generate(args, args.out, args.clang_delimiter.replace("\\t", "\t"))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from loaders.standins.stack import StandinStack
+
+    world_dir = args.out / "world"
+    _generate(args, world_dir)
+    with StandinStack(world_dir, args.out / "state") as stack:
+        print("Stand-ins running on loopback:")
+        for line in stack.describe():
+            print(f"  {line}")
+        os.environ.update(stack.environment())
+        steps = _pipeline_steps()
+        failures = 0
+        for name, step in steps:
+            print(f"== {name}", flush=True)
+            failures += step() != 0
+        if not steps:
+            print("No pipeline steps exist yet: the loaders, models and export arrive with their issues.")
+        if args.serve:
+            print("\nSettings for these stand-ins (export them in another shell):")
+            for key, value in stack.environment().items():
+                print(f"  export {key}={value}")
+            print("Serving until Ctrl-C ...", flush=True)
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    print(f"Demo finished: world in {world_dir}, warehouse {warehouse_path()}.")
+    return 1 if failures else 0
+
+
+def _pipeline_steps() -> list[tuple[str, callable]]:
+    """The steps `warehouse demo` runs, in order: each issue that lands a step adds it here."""
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    use_project_dlt_settings()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

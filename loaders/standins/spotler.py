@@ -1,0 +1,614 @@
+"""A stand-in for the Spotler Mail+ reporting API, built from the vendor's description and fed by a demo world.
+
+- Routes, required parameters and response models come from `spotler_api.json`; served under
+  `/integrationservice` and the alias `/integrationservice-1.1.0`.
+- Every request must carry a valid OAuth 1.0a one-legged HMAC-SHA1 signature (query parameters included,
+  nonces not replayed, timestamps within five minutes); anything else gets 401 NOT_AUTHORIZED.
+- Paged answers use `after` and `pageSize` (default 1000, at most 10000; the two contact histories a fixed
+  50): `{"paging": {"next": ..., "after": ...}, "<items>": [...]}`, no `next` on the last page.
+- The stand-in has a clock (`now`, by default the world's): mailings and events after it do not exist yet,
+  so a test can let time pass and watch statistics settle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from oauthlib.oauth1.rfc5849 import signature as oauth_signature
+from oauthlib.oauth1.rfc5849.utils import parse_authorization_header, unescape
+
+from loaders.settings import connect
+from loaders.standins import spotler_spec
+from loaders.standins.http import Request, Response, StandinServer
+
+BASE_PATHS = ("/integrationservice-1.1.0", "/integrationservice")
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 10_000
+CONTACT_HISTORY_PAGE_SIZE = 50
+TIMESTAMP_WINDOW_SECONDS = 300
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+DEMO_CONSUMER_KEY = "demo-consumer-key"
+DEMO_CONSUMER_SECRET = "demo-consumer-secret"
+INTERACTION_DELAY_SECONDS = 300  # a feed's changeDate trails the event by a few minutes
+# The reporting operations of the spec, by path, and the method answering each.
+ROUTES = {
+    "/mailing": "mailings",
+    "/mailing/{encryptedMailingId}": "mailing_details",
+    "/mailing/{encryptedMailingId}/statistics": "mailing_statistics",
+    "/mailing/{encryptedMailingId}/recipients": "mailing_recipients",
+    "/mailing/{encryptedMailingId}/opens": "mailing_opens",
+    "/mailing/{encryptedMailingId}/opens/{externalId}": "mailing_contact_opens",
+    "/mailing/{encryptedMailingId}/clicks": "mailing_clicks",
+    "/mailing/{encryptedMailingId}/clicks/{externalId}": "mailing_contact_clicks",
+    "/mailing/{encryptedMailingId}/bounces": "mailing_bounces",
+    "/mailing-interaction/sent": "sent_interactions",
+    "/mailing-interaction/opened": "opened_interactions",
+    "/mailing-interaction/clicked": "clicked_interactions",
+    "/mailing-interaction/bounced": "bounced_interactions",
+    "/trend-report": "trend_reports",
+    "/campaign/list": "campaigns",
+    "/campaign/{encryptedCampaignId}/mailing": "campaign_mailings",
+    "/campaign-mailing/{encryptedMailingId}": "campaign_mailing_details",
+    "/campaign-mailing/{encryptedMailingId}/recipients": "campaign_mailing_recipients",
+    "/campaign-mailing/{encryptedMailingId}/opens": "campaign_mailing_opens",
+    "/campaign-mailing/{encryptedMailingId}/opens/{campaignSubscriptionId}": "campaign_mailing_opens",
+    "/campaign-mailing/{encryptedMailingId}/clicks": "campaign_mailing_clicks",
+    "/campaign-mailing/{encryptedMailingId}/clicks/{campaignSubscriptionId}": "campaign_mailing_clicks",
+    "/campaign-mailing/{encryptedMailingId}/bounces": "campaign_mailing_bounces",
+    "/form/list": "forms",
+    "/form/result/{formId}": "form_results",
+    "/form/result/{formId}/{formResultId}": "form_result",
+    "/contact/{externalId}": "contact",
+    "/contact/{externalId}/mailings": "contact_mailing_history",
+    "/contact/{externalId}/campaign-mailings": "contact_campaign_mailing_history",
+    "/contact/{externalId}/forms": "contact_form_history",
+    "/contact/bounces/list": "bounced_contacts",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+
+
+def iso_local(value: dt.datetime | None) -> str | None:
+    """Mailing dates as Spotler's Java back end writes them: Amsterdam time with its offset."""
+    return None if value is None else value.astimezone(AMSTERDAM).isoformat(timespec="seconds")
+
+
+def iso_utc_millis(value: dt.datetime | None) -> str | None:
+    """Event dates: UTC with milliseconds and a Z."""
+    return None if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def epoch_millis(value: dt.datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def parse_iso_param(value: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "+"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=AMSTERDAM)
+
+
+def parse_date_param(value: str) -> dt.datetime:
+    """DateParam: yyyyMMddHHmmss, the time part optional."""
+    return dt.datetime.strptime(value, "%Y%m%d%H%M%S" if len(value) > 8 else "%Y%m%d").replace(tzinfo=AMSTERDAM)
+
+
+def _contact(row: dict) -> dict:
+    return {"externalId": row["external_id"], "encryptedId": row["encrypted_id"]}
+
+
+class SpotlerApi:
+    """The application: answers signed requests from world.duckdb as of `self.now`."""
+
+    def __init__(self, world_dir: Path, consumer_key: str = DEMO_CONSUMER_KEY,
+                 consumer_secret: str = DEMO_CONSUMER_SECRET, now: dt.datetime | None = None) -> None:
+        self.world_dir = Path(world_dir)
+        manifest = json.loads((self.world_dir / "world.json").read_text())
+        self.world_now = dt.datetime.fromtimestamp(manifest["now"], dt.UTC)
+        self.now = now or self.world_now
+        self.consumer_key = consumer_key
+        self.consumer_secret = consumer_secret
+        self._con = connect(self.world_dir / "world.duckdb", read_only=True)
+        self._con_lock = threading.Lock()
+        self._seen_nonces: set[tuple[str, str]] = set()
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def endpoint_name(self, request: Request) -> str:
+        """Calls are counted per spec path (`GET /mailing/{encryptedMailingId}/opens`)."""
+        path = self._strip_base(request.path)
+        found = spotler_spec.find_operation(request.method, path) if path is not None else None
+        return f"{request.method} {found[0].path}" if found else f"{request.method} {request.path}"
+
+    @staticmethod
+    def _strip_base(path: str) -> str | None:
+        for base in BASE_PATHS:
+            if path.startswith(base + "/"):
+                return path[len(base):]
+        return None
+
+    def close(self) -> None:
+        self._con.close()
+
+    def query(self, sql: str, params: dict | None = None) -> list[dict]:
+        with self._con_lock:
+            cursor = self._con.cursor()
+        try:
+            cursor.execute(sql, {**(params or {}), **({"now": self.now} if "$now" in sql else {})})
+            columns = [d[0] for d in cursor.description]
+            return [dict(zip(columns, row)) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def __call__(self, request: Request) -> Response:
+        path = self._strip_base(request.path)
+        try:
+            if path is None:
+                raise ApiError(404, "RESOURCE_NOT_FOUND", f"no resource at {request.path}")
+            self.verify_signature(request)
+            found = spotler_spec.find_operation(request.method, path)
+            if found is None or found[0].path not in ROUTES:
+                raise ApiError(404, "RESOURCE_NOT_FOUND", f"{request.method} {path} is not served by the stand-in")
+            operation, path_params = found
+            params = self._validated_params(operation, request.params)
+            handler = getattr(self, ROUTES[operation.path])
+            return Response.json(handler(request=request, operation=operation, **path_params, **params))
+        except ApiError as error:
+            return Response.json({"errorType": error.error_type, "message": error.message}, error.status)
+
+    def verify_signature(self, request: Request) -> None:
+        authorization = request.headers.get("authorization", "")
+        oauth = ({k: unescape(v) for k, v in parse_authorization_header(authorization)}
+                 if authorization.startswith("OAuth ") else {})
+        oauth.update({k: v for k, v in request.query if k.startswith("oauth_")})
+        if oauth.get("oauth_consumer_key") != self.consumer_key:
+            raise ApiError(401, "NOT_AUTHORIZED", "unknown or missing oauth_consumer_key")
+        if oauth.get("oauth_signature_method") != "HMAC-SHA1":
+            raise ApiError(401, "NOT_AUTHORIZED", "oauth_signature_method must be HMAC-SHA1")
+        try:
+            stamp = int(oauth.get("oauth_timestamp", ""))
+        except ValueError:
+            raise ApiError(401, "NOT_AUTHORIZED", "missing oauth_timestamp") from None
+        if abs(time.time() - stamp) > TIMESTAMP_WINDOW_SECONDS:
+            raise ApiError(401, "NOT_AUTHORIZED", "oauth_timestamp outside the accepted window")
+        nonce = (oauth.get("oauth_nonce", ""), str(stamp))
+        if not nonce[0] or nonce in self._seen_nonces:
+            raise ApiError(401, "NOT_AUTHORIZED", "missing or replayed oauth_nonce")
+        parameters = oauth_signature.collect_parameters(
+            uri_query=urlencode(request.query), headers={"Authorization": authorization} if authorization else None,
+            exclude_oauth_signature=True)
+        base = oauth_signature.signature_base_string(
+            request.method, oauth_signature.base_string_uri(request.url),
+            oauth_signature.normalize_parameters(parameters))
+        expected = oauth_signature.sign_hmac_sha1(base, self.consumer_secret, "")
+        if not hmac.compare_digest(expected, oauth.get("oauth_signature", "")):
+            raise ApiError(401, "NOT_AUTHORIZED", "invalid OAuth signature")
+        self._seen_nonces.add(nonce)
+
+    def _validated_params(self, operation: spotler_spec.Operation, given: dict[str, str]) -> dict:
+        values = {}
+        for name, spec in operation.query_parameters.items():
+            raw = given.get(name)
+            if raw is None or raw == "":
+                if spec.get("required") and name != "pageSize":
+                    raise ApiError(400, "INVALID_PARAMS", f"Invalid {name} or no {name} given")
+                continue
+            try:
+                if spec["type"] == "integer":
+                    values[name] = int(raw)
+                elif spec["type"] == "boolean":
+                    values[name] = raw.lower() == "true"
+                elif spec["type"] == "ISODateParam":
+                    values[name] = parse_iso_param(raw)
+                elif spec["type"] == "DateParam":
+                    values[name] = parse_date_param(raw)
+                else:
+                    values[name] = raw
+            except ValueError:
+                raise ApiError(400, "INVALID_PARAMS", f"Invalid {name}: {raw!r}") from None
+        return values
+
+    def page(self, request: Request, sql: str, params: dict, item_key: str, to_item: Callable[[dict], dict], *,
+             after: int | None = None, pageSize: int | None = None, fixed_page_size: int | None = None,
+             order_by: str) -> dict:
+        after = after or 0
+        size = fixed_page_size or (DEFAULT_PAGE_SIZE if pageSize is None else pageSize)
+        if after < 0 or size < 1 or size > MAX_PAGE_SIZE:
+            raise ApiError(400, "INVALID_PARAMS", f"after must be >= 0 and pageSize 1..{MAX_PAGE_SIZE}")
+        total = self.query(f"select count(*) as n from ({sql})", params)[0]["n"]
+        rows = self.query(f"select * from ({sql}) order by {order_by} limit {size} offset {after}", params)
+        paging: dict = {}
+        if after + len(rows) < total:
+            following = [(k, v) for k, v in request.query if k not in ("after",) and not k.startswith("oauth_")]
+            following.append(("after", str(after + len(rows))))
+            paging = {"next": f"{request.url}?{urlencode(following)}", "after": after + len(rows)}
+        return {"paging": paging, item_key: [to_item(r) for r in rows]}
+
+    # --- mailings ---------------------------------------------------------------------------------
+
+    def _mailing(self, encryptedMailingId: str, system: str) -> dict:
+        rows = self.query("""
+            select m.*, c.campaign_name from mailings m left join campaigns c using (campaign_index)
+            where m.source_id = $id and m.system in ('spotler', 'spotler_campaign')
+        """, {"id": encryptedMailingId})
+        if not rows or (rows[0]["sent_at"] is not None and rows[0]["sent_at"] > self.now):
+            raise ApiError(404, "MAILING_NOTFOUND", "Mailing not found")
+        if rows[0]["system"] != system:
+            raise ApiError(400, "INVALID_MAILING", "Mailing type invalid")
+        return rows[0]
+
+    @staticmethod
+    def _archive_link(mailing: dict) -> str:
+        return f"https://mailing.example-shop.nl/archive/{mailing['source_id']}"
+
+    def _mailing_summary(self, m: dict) -> dict:
+        return {"encryptedId": m["source_id"], "name": m["mailing_name"], "scheduledStartDate": iso_local(m["sent_at"]),
+                "type": m["mailing_type"], "archiveLink": self._archive_link(m), "sentCount": int(m["sent_count"])}
+
+    _MAILING_LIST_SQL = """
+        select m.*, (select count(*) from sends s where s.mailing_index = m.mailing_index) as sent_count
+        from mailings m where m.system = 'spotler' and m.sent_at <= $now
+    """
+
+    def mailings(self, request, operation, fromDate, toDate, **_):
+        rows = self.query(self._MAILING_LIST_SQL + " and m.sent_at >= $from and m.sent_at <= $to order by m.sent_at",
+                          {"from": fromDate, "to": toDate})
+        return [self._mailing_summary(m) for m in rows]
+
+    def _message(self, m: dict) -> dict:
+        message = {"name": m["mailing_name"], "author": m["sender"], "fromName": "Example Shop",
+                   "fromEmail": "nieuws@example-shop.nl"}
+        if m["subject"]:
+            message["subject"] = m["subject"]
+        return message
+
+    def _links(self, m: dict) -> list[dict]:
+        rows = self.query("select * from links where mailing_index = $m order by link_id", {"m": m["mailing_index"]})
+        return [{k: v for k, v in {"id": r["link_id"], "name": r["link_name"], "url": r["url"], "code": r["link_code"],
+                                   "type": r["link_type"]}.items() if v is not None} for r in rows]
+
+    def mailing_details(self, request, operation, encryptedMailingId, **_):
+        m = self._mailing(encryptedMailingId, "spotler")
+        m = self.query(self._MAILING_LIST_SQL + " and m.source_id = $id", {"id": encryptedMailingId})[0]
+        return {**self._mailing_summary(m), "sender": m["sender"], "targetGroup": m["target_group"],
+                "message": self._message(m), "links": self._links(m)}
+
+    def mailing_statistics(self, request, operation, encryptedMailingId, **_):
+        m = self._mailing(encryptedMailingId, "spotler")
+        row = self.query("""
+            with visible as (
+                select e.*, l.link_type from events e
+                left join links l on l.mailing_index = e.mailing_index and l.link_id = e.link_id
+                where e.mailing_index = $m and e.event_at <= $now
+            ), carts as (
+                select c.* from conversions c
+                where c.mailing_index = $m and exists (
+                    select 1 from visible v where v.person_id = c.person_id and v.link_type in ('webshop', 'conversion'))
+            )
+            select
+                count(*) filter (where event_type = 'sent') as sent,
+                count(*) filter (where event_type = 'hard_bounce') as hard,
+                count(*) filter (where event_type = 'soft_bounce') as soft,
+                count(distinct person_id) filter (where event_type in ('open', 'click')) as opens,
+                count(distinct person_id) filter (where event_type = 'open') as rendered,
+                count(distinct person_id) filter (where event_type = 'click' and coalesce(link_type, '') != 'unsubscribe') as clicks,
+                count(distinct person_id) filter (where event_type = 'click' and link_type = 'conversion') as conversion_clicks,
+                count(distinct person_id) filter (where event_type = 'click' and link_type = 'webshop') as webshop,
+                count(distinct person_id) filter (where event_type in ('unsubscribe', 'complaint')) as unsubscribes,
+                (select count(*) from carts) as carts, (select count(*) from carts where paid) as paid,
+                (select coalesce(sum(value_cents), 0) from carts) as value_cents
+            from visible
+        """, {"m": m["mailing_index"]})[0]
+        return {
+            "sentCount": row["sent"], "acceptedCount": row["sent"] - row["hard"] - row["soft"],
+            "openCount": row["opens"], "openRenderedCount": row["rendered"], "clickCount": row["clicks"],
+            "hardbounceCount": row["hard"], "softbounceCount": row["soft"], "notRetainedAfterBounceCount": row["hard"],
+            "conversionClickCount": row["conversion_clicks"], "unsubscribeCount": row["unsubscribes"],
+            "toWebshopCount": row["webshop"], "shoppingcartCreatedCount": row["carts"],
+            "shoppingcartConvertedCount": row["paid"], "conversionValue": int(row["value_cents"]),
+        }
+
+    def _event_sql(self, event_types: str, extra: str = "") -> str:
+        return f"""
+            select e.event_seq, e.event_at, e.event_type, e.link_id, e.subscription_id,
+                   p.directo_code as external_id, p.spotler_encrypted_id as encrypted_id
+            from events e join people p using (person_id)
+            where e.mailing_index = $m and e.event_type in ({event_types}) and e.event_at <= $now {extra}
+        """
+
+    def _date_filter(self, params: dict, fromDate=None, toDate=None) -> str:
+        clauses = ""
+        if fromDate is not None:
+            params["from"] = fromDate
+            clauses += " and e.event_at >= $from"
+        if toDate is not None:
+            params["to"] = toDate
+            clauses += " and e.event_at <= $to"
+        return clauses
+
+    def _mailing_events(self, request, system, encryptedMailingId, event_types, item_key, to_item, *,
+                        contact_filter: str = "", contact_value=None, after=None, pageSize=None, fromDate=None,
+                        toDate=None):
+        m = self._mailing(encryptedMailingId, system)
+        params = {"m": m["mailing_index"]}
+        extra = self._date_filter(params, fromDate, toDate)
+        if contact_filter:
+            params["who"] = contact_value
+            extra += f" and {contact_filter} = $who"
+        return self.page(request, self._event_sql(event_types, extra), params, item_key, to_item,
+                         after=after, pageSize=pageSize, order_by="event_at, event_seq")
+
+    def mailing_recipients(self, request, operation, encryptedMailingId, **p):
+        return self._mailing_events(request, "spotler", encryptedMailingId, "'sent'", "recipients",
+                                    lambda r: {"contactIdentifier": _contact(r)}, **p)
+
+    def mailing_opens(self, request, operation, encryptedMailingId, **p):
+        return self._mailing_events(request, "spotler", encryptedMailingId, "'open'", "opens",
+                                    lambda r: {"contactIdentifier": _contact(r), "openDate": iso_utc_millis(r["event_at"])}, **p)
+
+    def mailing_contact_opens(self, request, operation, encryptedMailingId, externalId, **p):
+        return self._mailing_events(request, "spotler", encryptedMailingId, "'open'", "opens",
+                                    lambda r: {"openDate": iso_utc_millis(r["event_at"])},
+                                    contact_filter="p.directo_code", contact_value=externalId, **p)
+
+    def mailing_clicks(self, request, operation, encryptedMailingId, **p):
+        return self._mailing_events(request, "spotler", encryptedMailingId, "'click'", "clicks",
+                                    lambda r: {"contactIdentifier": _contact(r), "clickDate": iso_utc_millis(r["event_at"]),
+                                               "linkId": r["link_id"]}, **p)
+
+    def mailing_contact_clicks(self, request, operation, encryptedMailingId, externalId, **p):
+        return self._mailing_events(request, "spotler", encryptedMailingId, "'click'", "clicks",
+                                    lambda r: {"clickDate": iso_utc_millis(r["event_at"]), "linkId": r["link_id"]},
+                                    contact_filter="p.directo_code", contact_value=externalId, **p)
+
+    def mailing_bounces(self, request, operation, encryptedMailingId, **p):
+        return self._mailing_events(request, "spotler", encryptedMailingId, "'hard_bounce', 'soft_bounce'", "bounces",
+                                    lambda r: {"contactIdentifier": _contact(r), "bounceDate": iso_utc_millis(r["event_at"]),
+                                               "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE"}, **p)
+
+    # --- account-wide interaction feeds -------------------------------------------------------------
+
+    def _interactions(self, request, event_types, to_item, *, fromDate=None, toDate=None, fromChangeDate=None,
+                      toChangeDate=None, after=None, pageSize=None, **_):
+        params: dict = {}
+        where = ""
+        for name, value, column, op in (("from", fromDate, "event_at", ">="), ("to", toDate, "event_at", "<="),
+                                        ("fromChange", fromChangeDate, "change_date", ">="),
+                                        ("toChange", toChangeDate, "change_date", "<=")):
+            if value is not None:
+                params[name] = value
+                where += f" and {column} {op} ${name}"
+        sql = f"""
+            select * from (
+                select e.event_seq, e.event_at, e.event_type, e.event_at + interval {INTERACTION_DELAY_SECONDS} second as change_date,
+                       p.directo_code as external_id, m.source_id, m.mailing_name, m.subject, m.mailing_index
+                from events e join mailings m using (mailing_index) join people p using (person_id)
+                where m.system = 'spotler' and e.event_type in ({event_types})
+            ) where change_date <= $now {where}
+        """
+        return self.page(request, sql, params, "interactions", to_item, after=after, pageSize=pageSize,
+                         order_by="change_date, event_seq")
+
+    def _interaction(self, r: dict) -> dict:
+        return {"id": r["event_seq"], "externalContactId": r["external_id"], "encryptedMailingId": r["source_id"],
+                "date": iso_utc_millis(r["event_at"]), "changeDate": iso_utc_millis(r["change_date"]),
+                "trendReportId": 1}
+
+    def sent_interactions(self, request, operation, **p):
+        return self._interactions(request, "'sent'", lambda r: {
+            **self._interaction(r), "name": r["mailing_name"], "subject": r["subject"],
+            "onlineVersionLink": f"https://mailing.example-shop.nl/archive/{r['source_id']}"}, **p)
+
+    def opened_interactions(self, request, operation, **p):
+        return self._interactions(request, "'open'", self._interaction, **p)
+
+    def clicked_interactions(self, request, operation, **p):
+        return self._interactions(request, "'click'", self._interaction, **p)
+
+    def bounced_interactions(self, request, operation, **p):
+        return self._interactions(request, "'hard_bounce', 'soft_bounce'", lambda r: {
+            **self._interaction(r), "bounceType": "HARD" if r["event_type"] == "hard_bounce" else "SOFT"}, **p)
+
+    def trend_reports(self, request, operation, after=None, pageSize=None, **_):
+        sql = "select 1 as id, 'Nieuwsbrieven' as name, count(*) as mailings from mailings where system = 'spotler'"
+        return self.page(request, sql, {}, "trendReports", lambda r: {
+            "id": r["id"], "name": r["name"], "enabled": True, "target": "B2C", "contentType": "MARKETING",
+            "reportingEnabled": True, "mailingCount": r["mailings"]}, after=after, pageSize=pageSize, order_by="id")
+
+    # --- campaigns ------------------------------------------------------------------------------------
+
+    def campaigns(self, request, operation, **_):
+        rows = self.query("select * from campaigns order by campaign_index")
+        return [{"encryptedId": c["encrypted_id"], "name": c["campaign_name"], "active": c["active"],
+                 "triggers": [{"encryptedId": f"t{c['encrypted_id'][:12]}", "name": f"Start {c['campaign_name']}"}]}
+                for c in rows]
+
+    def campaign_mailings(self, request, operation, encryptedCampaignId, **_):
+        campaign = self.query("select * from campaigns where encrypted_id = $id", {"id": encryptedCampaignId})
+        if not campaign:
+            raise ApiError(404, "CAMPAIGN_NOTFOUND", "Campaign not found")
+        rows = self.query("select * from mailings where system = 'spotler_campaign' and campaign_index = $c "
+                          "order by offset_days, mailing_index", {"c": campaign[0]["campaign_index"]})
+        return [{"encryptedId": m["source_id"], "name": m["mailing_name"], "type": m["mailing_type"]} for m in rows]
+
+    def campaign_mailing_details(self, request, operation, encryptedMailingId, **_):
+        m = self._mailing(encryptedMailingId, "spotler_campaign")
+        return {"encryptedId": m["source_id"], "name": m["mailing_name"], "type": m["mailing_type"],
+                "message": self._message(m), "links": self._links(m)}
+
+    def campaign_mailing_recipients(self, request, operation, encryptedMailingId, **p):
+        return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'sent'", "recipients",
+                                    lambda r: {"contactIdentifier": _contact(r), "sendDate": iso_local(r["event_at"]),
+                                               "campaignSubscriptionId": r["subscription_id"]}, **p)
+
+    def campaign_mailing_opens(self, request, operation, encryptedMailingId, campaignSubscriptionId=None, **p):
+        if campaignSubscriptionId is not None:
+            return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'open'", "opens",
+                                        lambda r: {"openDate": iso_utc_millis(r["event_at"])},
+                                        contact_filter="e.subscription_id", contact_value=int(campaignSubscriptionId), **p)
+        return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'open'", "opens",
+                                    lambda r: {"campaignSubscriptionId": r["subscription_id"], "contactIdentifier": _contact(r),
+                                               "openDate": iso_utc_millis(r["event_at"])}, **p)
+
+    def campaign_mailing_clicks(self, request, operation, encryptedMailingId, campaignSubscriptionId=None, **p):
+        if campaignSubscriptionId is not None:
+            return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'click'", "clicks",
+                                        lambda r: {"clickDate": iso_utc_millis(r["event_at"]), "linkId": r["link_id"]},
+                                        contact_filter="e.subscription_id", contact_value=int(campaignSubscriptionId), **p)
+        return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'click'", "clicks",
+                                    lambda r: {"contactIdentifier": _contact(r), "clickDate": iso_utc_millis(r["event_at"]),
+                                               "linkId": r["link_id"], "campaignSubscriptionId": r["subscription_id"]}, **p)
+
+    def campaign_mailing_bounces(self, request, operation, encryptedMailingId, **p):
+        return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'hard_bounce', 'soft_bounce'",
+                                    "bounces", lambda r: {
+                                        "contactIdentifier": _contact(r), "bounceDate": iso_utc_millis(r["event_at"]),
+                                        "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE",
+                                        "campaignSubscriptionId": r["subscription_id"]}, **p)
+
+    # --- forms ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _form(form_id: int) -> dict:
+        from loaders.demo.names import FORMS
+        for fid, name, sub_type, state in FORMS:
+            if fid == form_id:
+                return {"id": fid, "name": name, "formSubType": sub_type, "formState": state}
+        raise ApiError(404, "FORM_NOT_FOUND", "Form not found")
+
+    def forms(self, request, operation, **_):
+        from loaders.demo.names import FORMS
+        return [self._form(fid) for fid, *_ in FORMS]
+
+    @staticmethod
+    def _form_result(r: dict) -> dict:
+        from loaders.demo.names import SURVEY_QUESTIONS
+        answers = [{"rank": rank, "fieldId": field_id, "description": question, "answer": [options[i]]}
+                   for (rank, field_id, question, options), i in zip(SURVEY_QUESTIONS, r["answer_indexes"] or [])]
+        result = {"formResultId": r["form_result_id"], "submittedAt": epoch_millis(r["submitted_at"]),
+                  "testResult": False, "completed": r["completed"]}
+        if answers:
+            result["answers"] = answers
+        return result
+
+    def form_results(self, request, operation, formId, completed=None, startDate=None, endDate=None, **_):
+        self._form(int(formId))
+        sql = "select * from form_results where form_id = $f and submitted_at <= $now"
+        params: dict = {"f": int(formId)}
+        if completed:
+            sql += " and completed"
+        if startDate is not None:
+            sql, params["start"] = sql + " and submitted_at >= $start", startDate
+        if endDate is not None:
+            sql, params["end"] = sql + " and submitted_at <= $end", endDate
+        return [self._form_result(r) for r in self.query(sql + " order by submitted_at, form_result_id", params)]
+
+    def form_result(self, request, operation, formId, formResultId, **_):
+        rows = self.query("select * from form_results where form_id = $f and form_result_id = $r and submitted_at <= $now",
+                          {"f": int(formId), "r": int(formResultId)})
+        if not rows:
+            raise ApiError(404, "FORMRESULT_NOT_FOUND", "Form result not found")
+        return self._form_result(rows[0])
+
+    # --- contacts -------------------------------------------------------------------------------------
+
+    def _person(self, external_id: str) -> dict:
+        rows = self.query("select * from people where directo_code = $id and joined_at <= $now", {"id": external_id})
+        if not rows:
+            raise ApiError(404, "CONTACT_NOT_FOUND", "Given contact not found")
+        return rows[0]
+
+    def _contact_object(self, p: dict) -> dict:
+        subscribed = not p["opted_out"] and not (
+            p["unsubscribed_at"] is not None and p["unsubscribed_at"] <= self.now
+            and not (p["reoptin_at"] is not None and p["reoptin_at"] <= self.now))
+        return {
+            "externalId": p["directo_code"], "encryptedId": p["spotler_encrypted_id"],
+            "created": epoch_millis(p["joined_at"]), "lastChanged": epoch_millis(max(
+                t for t in (p["joined_at"], p["unsubscribed_at"], p["reoptin_at"]) if t is not None and t <= self.now)),
+            "testGroup": False, "temporary": False,
+            "properties": {"email": p["email"], "firstName": p["first_name"], "lastName": p["last_name"],
+                           "country": p["country"]},
+            "channels": [{"name": "EMAIL", "value": subscribed}, {"name": "SMS", "value": False}],
+        }
+
+    def contact(self, request, operation, externalId, **_):
+        return self._contact_object(self._person(externalId))
+
+    def _history_sql(self, system: str) -> str:
+        return f"""
+            select m.*, s.sent_at as sent_date, s.subscription_id,
+                   (select count(*) from sends x where x.mailing_index = m.mailing_index) as sent_count,
+                   exists (select 1 from events e where e.mailing_index = m.mailing_index and e.person_id = $p
+                           and e.event_type in ('open', 'click') and e.event_at <= $now
+                           and e.subscription_id is not distinct from s.subscription_id) as opened,
+                   exists (select 1 from events e where e.mailing_index = m.mailing_index and e.person_id = $p
+                           and e.event_type = 'click' and e.event_at <= $now
+                           and e.subscription_id is not distinct from s.subscription_id) as clicked,
+                   (select max(e.event_type) from events e where e.mailing_index = m.mailing_index and e.person_id = $p
+                    and e.event_type in ('hard_bounce', 'soft_bounce') and e.event_at <= $now
+                    and e.subscription_id is not distinct from s.subscription_id) as bounce
+            from sends s join mailings m using (mailing_index)
+            where s.person_id = $p and m.system = '{system}' and s.sent_at <= $now
+        """
+
+    @staticmethod
+    def _bounce(value: str | None) -> dict:
+        return {} if value is None else {"bounce": "HARDBOUNCE" if value == "hard_bounce" else "SOFTBOUNCE"}
+
+    def contact_mailing_history(self, request, operation, externalId, after=None, **_):
+        person = self._person(externalId)
+        return self.page(request, self._history_sql("spotler"), {"p": person["person_id"]}, "mailingHistories",
+                         lambda r: {"mailing": self._mailing_summary(r), "sentDate": iso_local(r["sent_date"]),
+                                    "opened": r["opened"], "clicked": r["clicked"], **self._bounce(r["bounce"])},
+                         after=after, fixed_page_size=CONTACT_HISTORY_PAGE_SIZE, order_by="sent_date desc, mailing_index")
+
+    def contact_campaign_mailing_history(self, request, operation, externalId, after=None, **_):
+        person = self._person(externalId)
+        return self.page(request, self._history_sql("spotler_campaign"), {"p": person["person_id"]},
+                         "campaignMailingHistories",
+                         lambda r: {"campaignMailing": {"encryptedId": r["source_id"], "name": r["mailing_name"],
+                                                        "type": r["mailing_type"]},
+                                    "campaignSubscriptionId": r["subscription_id"], "sentDate": iso_local(r["sent_date"]),
+                                    "opened": r["opened"], "clicked": r["clicked"], **self._bounce(r["bounce"])},
+                         after=after, fixed_page_size=CONTACT_HISTORY_PAGE_SIZE,
+                         order_by="sent_date desc, mailing_index")
+
+    def contact_form_history(self, request, operation, externalId, after=None, pageSize=None, **_):
+        person = self._person(externalId)
+        sql = "select * from form_results where person_id = $p and submitted_at <= $now"
+        return self.page(request, sql, {"p": person["person_id"]}, "formHistories",
+                         lambda r: {"form": self._form(r["form_id"]), "formResultId": r["form_result_id"],
+                                    "submitDate": iso_local(r["submitted_at"]), "completed": r["completed"]},
+                         after=after, pageSize=pageSize, order_by="submitted_at desc, form_result_id")
+
+    def bounced_contacts(self, request, operation, fromDate, toDate, after=None, pageSize=None, **_):
+        sql = """
+            select e.event_seq, e.event_at, e.event_type, m.source_id, p.*
+            from events e join mailings m using (mailing_index) join people p using (person_id)
+            where m.system in ('spotler', 'spotler_campaign') and e.event_type in ('hard_bounce', 'soft_bounce')
+              and e.event_at <= $now and e.event_at >= $from and e.event_at <= $to
+        """
+        return self.page(request, sql, {"from": fromDate, "to": toDate}, "bounces", lambda r: {
+            "date": epoch_millis(r["event_at"]), "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE",
+            "contact": self._contact_object(r), "encryptedActId": r["source_id"]},
+            after=after, pageSize=pageSize, order_by="event_at, event_seq")
+
+
+def serve(world_dir: Path, *, port: int = 0, consumer_key: str = DEMO_CONSUMER_KEY,
+          consumer_secret: str = DEMO_CONSUMER_SECRET, now: dt.datetime | None = None) -> tuple[StandinServer, SpotlerApi]:
+    """Start the stand-in on 127.0.0.1; the API base URL is `server.url + "/integrationservice-1.1.0"`."""
+    api = SpotlerApi(world_dir, consumer_key, consumer_secret, now)
+    server = StandinServer(api, api.endpoint_name, port=port, on_stop=api.close).start()
+    return server, api

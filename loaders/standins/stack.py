@@ -1,0 +1,77 @@
+"""All stand-ins of a demo world at once, with the settings that point the loaders at them.
+
+Used by `warehouse demo` and by the pytest fixtures. The settings come out as dlt environment variables
+(`SOURCES__CLANG__HOST`, ...), the same names a user sets for the real systems.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loaders.standins import directo, spotler
+from loaders.standins.http import StandinServer
+from loaders.standins.sftp import AsyncsshSftpServer, SshKeys
+
+CLANG_REMOTE_DIR = "clang"
+
+
+@dataclass
+class StandinStack:
+    world_dir: Path
+    state_dir: Path
+    sftp: AsyncsshSftpServer | None = None
+    spotler_server: StandinServer | None = None
+    spotler_api: spotler.SpotlerApi | None = None
+    directo_server: StandinServer | None = None
+    directo_app: directo.DirectoXmlCore | None = None
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def start(self) -> "StandinStack":
+        keys = SshKeys.generate(self.state_dir / "ssh")
+        self.sftp = AsyncsshSftpServer(self.world_dir, keys).start()
+        self._stack.callback(self.sftp.stop)
+        self.spotler_server, self.spotler_api = spotler.serve(self.world_dir)
+        self._stack.callback(self.spotler_server.stop)
+        self.directo_server, self.directo_app = directo.serve(self.world_dir)
+        self._stack.callback(self.directo_server.stop)
+        return self
+
+    def stop(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> "StandinStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def spotler_base_url(self) -> str:
+        return f"{self.spotler_server.url}/integrationservice-1.1.0"
+
+    def environment(self) -> dict[str, str]:
+        """Settings (and demo secrets) for every source, as environment variables."""
+        keys = self.sftp.keys
+        return {
+            "SOURCES__CLANG__HOST": self.sftp.host,
+            "SOURCES__CLANG__PORT": str(self.sftp.port),
+            "SOURCES__CLANG__USERNAME": self.sftp.username,
+            "SOURCES__CLANG__REMOTE_DIR": CLANG_REMOTE_DIR,
+            "SOURCES__CLANG__KNOWN_HOSTS": str(keys.known_hosts),
+            "SOURCES__CLANG__PRIVATE_KEY_PATH": str(keys.user_key),
+            "SOURCES__SPOTLER__BASE_URL": self.spotler_base_url,
+            "SOURCES__SPOTLER__CONSUMER_KEY": self.spotler_api.consumer_key,
+            "SOURCES__SPOTLER__CONSUMER_SECRET": self.spotler_api.consumer_secret,
+            "SOURCES__DIRECTO__URL": self.directo_app.url(self.directo_server),
+            "SOURCES__DIRECTO__KEY": self.directo_app.key,
+        }
+
+    def describe(self) -> list[str]:
+        return [
+            f"Clang/Deployteq SFTP  sftp://{self.sftp.username}@{self.sftp.host}:{self.sftp.port}/{CLANG_REMOTE_DIR}"
+            f"  (host key {self.sftp.keys.host_key_fingerprint()})",
+            f"Spotler Mail+ API     {self.spotler_base_url}",
+            f"Directo XMLCore       {self.directo_app.url(self.directo_server)}",
+        ]
