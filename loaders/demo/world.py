@@ -187,6 +187,7 @@ class _ContactState:
         self.unsubscribed_at = np.full(n, self.NEVER, "int64")
         self.reoptin_at = np.full(n, self.NEVER, "int64")
         self.reopt_ins: list[tuple[int, int]] = []
+        self.unsubscribers = 0
 
     def mailable(self, person_id: np.ndarray, at: np.ndarray) -> np.ndarray:
         unsubscribed = (self.unsubscribed_at[person_id] <= at) & ~(self.reoptin_at[person_id] <= at)
@@ -409,8 +410,11 @@ def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, li
     newly = who[unsubscribed]
     state.unsubscribed_at[newly] = unsubscribe_at[unsubscribed]
     state.reoptin_at[newly] = _ContactState.NEVER
-    comes_back = rng.random(len(newly)) < REOPTIN_SHARE
-    back_at = unsubscribe_at[unsubscribed] + rng.integers(10 * DAY, 90 * DAY, len(newly))
+    # Every fourth unsubscriber (the first included) opts in again, so even a small world has some.
+    order = state.unsubscribers + np.arange(len(newly))
+    state.unsubscribers += len(newly)
+    comes_back = order % round(1 / REOPTIN_SHARE) == 0
+    back_at = unsubscribe_at[unsubscribed] + rng.integers(10 * DAY, 60 * DAY, len(newly))
     back = comes_back & (back_at < spec.end_ts)
     state.reoptin_at[newly[back]] = back_at[back]
     state.reopt_ins.extend(zip(newly[back].tolist(), back_at[back].tolist()))

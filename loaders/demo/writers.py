@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from dataclasses import asdict
@@ -18,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from loaders.demo.directo_xml import render_transport
-from loaders.demo.world import World
+from loaders.demo.world import World, WorldSpec
 from loaders.settings import connect
 
 CLANG_ACTIVITY_HEADER = ("Broadcastid", "Customerid", "Extern klantnummer", "E-mailadres", "Activiteit",
@@ -45,7 +46,7 @@ def write_world(world: World, out: Path, *, clang_delimiter: str = ";") -> dict:
             con.execute(f"create table {name} as select * from arrow_{name}")
             con.unregister(f"arrow_{name}")
         _create_truth_views(con)
-        files = write_clang_exports(con, out / "clang", delimiter=clang_delimiter)
+        files = write_clang_exports(con, out / "clang", world.spec, delimiter=clang_delimiter)
     finally:
         con.close()
     write_directo_export(database, out / "directo" / "customers.xml")
@@ -82,10 +83,12 @@ def _create_truth_views(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def write_clang_exports(con: duckdb.DuckDBPyConnection, folder: Path, *, delimiter: str = ";") -> int:
+def write_clang_exports(con: duckdb.DuckDBPyConnection, folder: Path, spec: WorldSpec, *,
+                        delimiter: str = ";") -> int:
     """Per local day an activities file and a broadcasts file, as Clang's nightly export writes them.
 
-    The broadcasts file repeats a broadcast on every day it had activity, as the real export does.
+    The broadcasts file repeats a broadcast on every day it had activity, as the real export does; a day
+    without activity still gets both files, holding only the header.
     """
     if folder.exists():
         shutil.rmtree(folder)
@@ -134,13 +137,17 @@ def write_clang_exports(con: duckdb.DuckDBPyConnection, folder: Path, *, delimit
             order by d.file_day, m.sent_at
         ) to '{staging / "broadcasts"}' ({options})
     """)
+    export_days = [spec.end - dt.timedelta(days=n) for n in range(spec.days, 0, -1)]
     written = 0
-    for kind, prefix in (("activities", "activiteiten"), ("broadcasts", "broadcasts")):
-        for partition in sorted((staging / kind).glob("file_day=*")):
-            day = partition.name.split("=", 1)[1]
-            parts = sorted(partition.glob("*.csv"))
-            target = folder / f"{prefix}_{day}.csv"
-            _concatenate_csv(parts, target)
+    for kind, prefix, header in (("activities", "activiteiten", CLANG_ACTIVITY_HEADER),
+                                 ("broadcasts", "broadcasts", CLANG_BROADCAST_HEADER)):
+        for day in export_days:
+            target = folder / f"{prefix}_{day:%Y%m%d}.csv"
+            parts = sorted((staging / kind / f"file_day={day:%Y%m%d}").glob("*.csv"))
+            if parts:
+                _concatenate_csv(parts, target)
+            else:
+                target.write_text(delimiter.join(header) + "\n", encoding="utf-8")
             written += 1
     shutil.rmtree(staging)
     return written

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import base64
+import hashlib
 import hmac
 import json
 import threading
@@ -23,7 +25,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
-from oauthlib.oauth1.rfc5849.utils import parse_authorization_header, unescape
+from oauthlib.oauth1.rfc5849.utils import escape, parse_authorization_header, unescape
 
 from loaders.settings import connect
 from loaders.standins import spotler_spec
@@ -191,7 +193,9 @@ class SpotlerApi:
         base = oauth_signature.signature_base_string(
             request.method, oauth_signature.base_string_uri(request.url),
             oauth_signature.normalize_parameters(parameters))
-        expected = oauth_signature.sign_hmac_sha1(base, self.consumer_secret, "")
+        # RFC 5849 3.4.2: the key is the escaped consumer secret and an empty token secret.
+        digest = hmac.new(f"{escape(self.consumer_secret)}&".encode(), base.encode(), hashlib.sha1).digest()
+        expected = base64.b64encode(digest).decode()
         if not hmac.compare_digest(expected, oauth.get("oauth_signature", "")):
             raise ApiError(401, "NOT_AUTHORIZED", "invalid OAuth signature")
         self._seen_nonces.add(nonce)

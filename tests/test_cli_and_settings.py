@@ -1,0 +1,81 @@
+"""The `warehouse` command and the settings every step shares."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loaders import settings
+
+PROJECT = settings.PROJECT_DIR
+
+
+def _run(*args, env=None, cwd=PROJECT, timeout=300):
+    return subprocess.run([sys.executable, "-m", "loaders", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+@pytest.mark.parametrize("command", [[], ["demo-data"], ["demo"]])
+def test_help_on_every_level(command):
+    result = _run(*command, "--help")
+    assert result.returncode == 0 and "usage: warehouse" in result.stdout
+
+
+def test_console_script_is_the_same_command():
+    script = Path(sys.executable).with_name("warehouse")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "demo-data" in result.stdout
+
+
+def test_demo_data_writes_a_world_and_summarises(tmp_path):
+    result = _run("demo-data", "--contacts", "80", "--mailings", "3", "--days", "20", "--seed", "3",
+                  "--end", "2026-05-01", "--out", str(tmp_path / "w"), "--clang-delimiter", "\\t")
+    assert result.returncode == 0, result.stderr
+    assert "Demo world written to" in result.stdout
+    first = next((tmp_path / "w" / "clang").glob("activiteiten_*.csv")).read_text(encoding="utf-8")
+    assert first.startswith("Broadcastid\tCustomerid\tExtern klantnummer")
+    assert (tmp_path / "w" / "directo" / "customers.xml").exists()
+
+
+def test_bad_arguments_fail_with_a_clear_message(tmp_path):
+    result = _run("demo-data", "--contacts", "0", "--out", str(tmp_path))
+    assert result.returncode == 2 and "--contacts" in result.stderr and "positive" in result.stderr
+    result = _run("demo-data", "--out", str(tmp_path), "--end", "23-11-2026")
+    assert result.returncode == 2 and "YYYY-MM-DD" in result.stderr
+    result = _run("demo-data", "--out", str(tmp_path), "--clang-delimiter", ";;")
+    assert result.returncode == 2 and "one character" in result.stderr
+
+
+def test_warehouse_path_defaults_to_the_repo_root_and_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("WAREHOUSE_PATH", raising=False)
+    assert settings.warehouse_path() == PROJECT / "warehouse.duckdb"
+    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "elsewhere.duckdb"))
+    assert settings.warehouse_path() == tmp_path / "elsewhere.duckdb"
+    monkeypatch.setenv("WAREHOUSE_PATH", "relative.duckdb")
+    assert settings.warehouse_path() == PROJECT / "relative.duckdb"
+
+
+def test_every_connection_runs_in_utc(tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "Europe/Tallinn")
+    con = settings.connect(tmp_path / "w.duckdb")
+    assert con.execute("select current_setting('TimeZone')").fetchone()[0] == "UTC"
+    assert str(con.execute("select timestamptz '2026-03-29 01:30:00+00'::timestamp").fetchone()[0]) == "2026-03-29 01:30:00"
+    con.close()
+
+
+def test_dbt_reads_the_same_warehouse_path_and_runs_in_utc(tmp_path):
+    target = tmp_path / "dbt-check.duckdb"
+    env = {**os.environ, "WAREHOUSE_PATH": str(target)}
+    dbt = Path(sys.executable).with_name("dbt")
+    query = "select current_setting('TimeZone') as tz"
+    result = subprocess.run([str(dbt), "show", "--inline", query, "--profiles-dir", str(PROJECT),
+                             "--project-dir", str(PROJECT), "--target-path", str(tmp_path / "target"),
+                             "--log-path", str(tmp_path / "logs")],
+                            capture_output=True, text=True, cwd=PROJECT, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "UTC" in result.stdout
+    assert target.exists()
