@@ -1,6 +1,7 @@
 """`warehouse`: the command line that composes the steps (load, build, publish, export) and the demo.
 
     warehouse demo-data --contacts N --mailings M --days D --seed S --out DIR
+    warehouse load clang           # Clang/Deployteq exports from SFTP into raw_clang
     warehouse demo                 # a small demo world, its stand-ins, every pipeline step, a summary
 """
 
@@ -60,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo_data.add_argument("--clang-delimiter", default=";", help="delimiter of the Clang CSV files (default ;)")
     demo_data.set_defaults(handler=cmd_demo_data)
 
+    load = commands.add_parser(
+        "load", help="load a source system into the warehouse",
+        description="Load one source system into its raw_<source> schema of the warehouse (WAREHOUSE_PATH).")
+    sources = load.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    clang = sources.add_parser(
+        "clang", help="Clang/Deployteq activity and broadcast exports from SFTP",
+        description="Fetch new or changed Clang/Deployteq export files over SFTP into raw_clang. Settings: "
+                    "[sources.clang] (SOURCES__CLANG__HOST, ...; see the README).")
+    clang.set_defaults(handler=cmd_load_clang)
+
     demo = commands.add_parser(
         "demo", help="generate a small demo world, start its stand-ins and run every pipeline step",
         description="The whole job on demo data: a demo world, local stand-ins of Clang's SFTP server, the "
@@ -115,8 +126,6 @@ def cmd_demo(args) -> int:
         for name, step in steps:
             print(f"== {name}", flush=True)
             failures += step() != 0
-        if not steps:
-            print("No pipeline steps exist yet: the loaders, models and export arrive with their issues.")
         if args.serve:
             print("\nSettings for these stand-ins (export them in another shell):")
             for key, value in stack.environment().items():
@@ -127,9 +136,27 @@ def cmd_demo(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_load_clang(args) -> int:
+    from loaders import clang
+    from loaders.sftp import SftpError
+
+    try:
+        summary = clang.run()
+    except clang.ClangSettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except SftpError as error:
+        print(f"error: clang: {error}", file=sys.stderr)
+        return 1
+    print(summary.line())
+    for failure in summary.failed:
+        print(f"error: clang: {failure}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
 def _pipeline_steps() -> list[tuple[str, callable]]:
     """The steps `warehouse demo` runs, in order: each issue that lands a step adds it here."""
-    return []
+    return [("load clang", lambda: cmd_load_clang(None))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,8 +33,15 @@ def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckd
         target.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(target), read_only=read_only)
     # Set after connecting: DuckDB applies connect-time config before its ICU time zones are loaded.
-    con.execute(f"set TimeZone = '{SESSION_TIME_ZONE}'")
+    # GLOBAL, so cursors and the connections dlt opens from this one run in UTC as well.
+    con.execute(f"set global TimeZone = '{SESSION_TIME_ZONE}'")
     return con
+
+
+def pipelines_dir(warehouse: Path | None = None) -> Path:
+    """dlt's working folders (state, pending load packages) live beside the warehouse they load into."""
+    target = warehouse or warehouse_path()
+    return target.parent / ".dlt_pipelines" / target.stem
 
 
 def use_project_dlt_settings() -> None:
