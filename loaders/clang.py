@@ -3,9 +3,9 @@
 Fast path: list the folder with paramiko, fetch only new or changed files (name, size, mtime) with
 prefetching `get()`, parse each with DuckDB's CSV reader and hand Arrow batches to dlt.
 
-Exactly once: every row carries `source_file`, `source_line` and the file's `file_sha256`. Rows are merged
-per file (dlt delete-insert on `source_file`), `loaded_files` records each file's size, mtime and checksum
-in the same load, so:
+Exactly once: every row carries `source_file`, `source_line` and `file_loaded_at`, the version of its file.
+`loaded_files` records each file's size, mtime, checksum, time zone and version in the same load as its
+rows; rows of any other version of a file are removed once that record is in. So:
 - nothing new: nothing downloaded, nothing added;
 - a file delivered again with the same content: downloaded, recognised by its checksum, nothing added;
 - a file delivered again with other content: its rows are replaced;
@@ -13,8 +13,8 @@ in the same load, so:
 - a run killed mid-download or mid-load: the next run first finishes dlt's pending load, then fetches what
   `loaded_files` does not yet hold.
 
-Raw codes and local times are kept as delivered: `activiteit` as is, dates as local timestamps with the
-`source_timezone` they are in; staging (dbt) maps codes and converts to UTC.
+Raw codes and local times are kept as delivered: `activiteit` as is, dates as local timestamps; the zone
+they are in is the file's `source_timezone` in `loaded_files`; staging (dbt) maps codes and converts to UTC.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -36,13 +35,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dlt
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from dlt.common.configuration.specs import configspec
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.typing import TSecretStrValue
-from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from loaders import settings as warehouse_settings
-from loaders.sftp import ReconnectingSftp, SftpError, SftpSession, SftpSettings, glob_to_regex
+from loaders.sftp import ReconnectingSftp, SftpSession, SftpSettings, glob_to_regex
 
 DATASET = "raw_clang"
 PIPELINE_NAME = "clang"
@@ -50,7 +50,7 @@ ACTIVITY_COLUMNS = ["Broadcastid", "Customerid", "Extern klantnummer", "E-mailad
                     "Activiteitdatum", "Beschrijving activiteit"]
 BROADCAST_COLUMNS = ["Broadcastid", "Broadcast type", "Beschrijving", "Onderwerp", "Verzonden op"]
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # Activiteitdatum and Verzonden op, local time without a zone
-BATCH_ROWS = 500_000
+PARSE_MEMORY_LIMIT = "1GB"
 NATIVE_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8", "utf-16": "utf-16",
                     "latin-1": "latin-1", "latin1": "latin-1", "iso-8859-1": "latin-1"}
 
@@ -206,8 +206,10 @@ def loaded_files(warehouse: Path) -> dict[str, dict]:
                              "table_name = 'loaded_files'", {"s": DATASET}).fetchone()[0]
         if not exists:
             return {}
-        rows = con.execute(f"select source_file, size, mtime, file_sha256 from {DATASET}.loaded_files").fetchall()
-        return {r[0]: {"size": r[1], "mtime": r[2], "sha256": r[3]} for r in rows}
+        rows = con.execute(f"""select source_file, size, mtime, file_sha256, loaded_at, source_timezone, data_rows,
+                                      rejected_rows from {DATASET}.loaded_files""").fetchall()
+        return {r[0]: {"size": r[1], "mtime": r[2], "sha256": r[3], "loaded_at": r[4], "timezone": r[5],
+                       "data_rows": r[6], "rejected_rows": r[7]} for r in rows}
     finally:
         con.close()
 
@@ -258,136 +260,146 @@ def _to_utf8(local: Path, settings: ClangSettings) -> tuple[Path, str]:
     return target, "utf-8"
 
 
-def parse_file(local: Path, remote: RemoteFile, sha256: str, settings: ClangSettings, loaded_at: dt.datetime
-               ) -> tuple[Iterator[pa.RecordBatch], pa.Table, int]:
-    """Rows as Arrow batches, rejected rows as a table, and the number of accepted rows.
+def parse_file(local: Path, remote: RemoteFile, settings: ClangSettings, loaded_at: dt.datetime,
+               parquet: Path) -> tuple[int, pa.Table]:
+    """Write the file's valid rows to `parquet`; return their count and the rejected rows.
 
-    Line numbers count records as DuckDB does: the header is line 1, each record one line.
+    Line numbers count records as DuckDB does: the header is line 1, each record one line (a quoted
+    field holding a newline does not move the numbers of later records).
     """
     _check_header(local, remote, settings)
     columns = settings.columns(remote.kind)
-    con = duckdb.connect()
-    con.execute("set TimeZone = 'UTC'")
     if local.stat().st_size == 0:
-        con.close()
-        return iter(()), _rejects_table([], remote, sha256, loaded_at), 0
+        return 0, _rejects_table([], remote, loaded_at)
     readable, encoding = _to_utf8(local, settings)
+    con = duckdb.connect()
+    try:
+        # Bounded memory: DuckDB spills to disk beside the download rather than grow past this.
+        con.execute(f"set memory_limit = '{PARSE_MEMORY_LIMIT}'; set temp_directory = {_sql_string(str(parquet.parent))};"
+                    "set TimeZone = 'UTC'")
+        return _parse(con, readable, encoding, remote, settings, loaded_at, parquet, columns)
+    finally:
+        con.close()
+
+
+def _parse(con, readable, encoding, remote, settings, loaded_at, parquet, columns):
     names = [f"c{i}" for i in range(len(columns))]
     spec = "{" + ", ".join(f"{_sql_string(n)}: 'VARCHAR'" for n in names) + "}"
-    con.execute(f"""
-        create temp table parsed as
-        select *, row_number() over () as ordinal
-        from read_csv({_sql_string(str(readable))}, delim={_sql_string(settings.delimiter)}, quote='"', escape='"',
-                      header={str(settings.has_header).lower()}, columns={spec}, auto_detect=false,
-                      encoding={_sql_string(encoding)}, store_rejects=true, rejects_table='reject_errors',
-                      rejects_scan='reject_scans', strict_mode=true, null_padding=false, max_line_size=10000000)
-    """)
-    first_line = 2 if settings.has_header else 1
     date_column = names[columns.index("Activiteitdatum" if remote.kind == "activity" else "Verzonden op")]
     id_column = names[columns.index("Broadcastid")]
+    read = f"""read_csv({_sql_string(str(readable))}, delim={_sql_string(settings.delimiter)}, quote='"', escape='"',
+                        header={str(settings.has_header).lower()}, columns={spec}, auto_detect=false,
+                        encoding={_sql_string(encoding)}, store_rejects=true, rejects_table='reject_errors',
+                        rejects_scan='reject_scans', strict_mode=true, null_padding=false, max_line_size=10000000)"""
+    # Pass 1, a quick scan: how many records DuckDB accepts, and which lines it rejects for their shape.
+    # fetchall, not fetchone: DuckDB writes the rejects table only once the scan has run to its end.
+    accepted_records = con.execute(f"select count(*) from {read}").fetchall()[0][0]
+    has_rejects = con.execute("select count(*) from duckdb_tables() where table_name = 'reject_errors'").fetchone()[0]
     con.execute(f"""
         create temp table structural_rejects as
         select line, min(error_type)::varchar as error_type, min(csv_line) as csv_line, min(error_message) as message
-        from reject_errors group by line
+        from {"reject_errors" if has_rejects else "(select null::bigint as line, null as error_type, null as csv_line, null as error_message where false)"}
+        group by line
     """)
-    total_records = con.execute("select (select count(*) from parsed) + (select count(*) from structural_rejects)"
-                                ).fetchone()[0]
-    # The k-th accepted record sits on the k-th record line that DuckDB did not reject.
-    con.execute(f"""
-        create temp table numbered as
-        with lines as (
+    structural = con.execute("select count(*) from structural_rejects").fetchone()[0]
+    first_line = 2 if settings.has_header else 1
+    if structural:
+        # The k-th accepted record sits on the k-th record line that DuckDB did not reject.
+        con.execute(f"""
+            create temp table record_lines as
             select line, row_number() over (order by line) as ordinal
-            from range({first_line}, {first_line + total_records}) r(line)
+            from range({first_line}, {first_line + accepted_records + structural}) r(line)
             where line not in (select line from structural_rejects)
-        )
-        select p.*, l.line, try_strptime(nullif(trim(p.{date_column}), ''), '{DATE_FORMAT}') as parsed_date
-        from parsed p join lines l using (ordinal)
-    """)
+        """)
+        numbered = f"""(select p.*, l.line from (select *, row_number() over () as ordinal from {read}) p
+                        join record_lines l using (ordinal))"""
+    else:
+        numbered = f"(select *, row_number() over () + {first_line - 1} as line from {read})"
     date_required = remote.kind == "activity"
+    parsed_date = f"try_strptime(nullif(trim({date_column}), ''), '{DATE_FORMAT}')"
     reject_reason = f"""
         case when nullif(trim({id_column}), '') is null then 'empty Broadcastid'
-             when parsed_date is null and nullif(trim({date_column}), '') is not null
+             when {parsed_date} is null and nullif(trim({date_column}), '') is not null
                   then 'unparseable date ' || {date_column} || ' (expected yyyy-mm-dd hh:mm:ss)'
-             {"when parsed_date is null then 'missing date'" if date_required else ""}
+             {f"when {parsed_date} is null then 'missing date'" if date_required else ""}
         end"""
-    delimiter = _sql_string(settings.delimiter)
-    rejects = con.execute(f"""
-        select line, reason, raw_text from (
+    output = column_names(remote.kind, settings)
+    selected = ", ".join(f"{parsed_date if n == date_column else n} as {_sql_identifier(output[i])}"
+                         for i, n in enumerate(names))
+    # Pass 2: the valid rows straight to Parquet, in file order.
+    written = con.execute(f"""
+        copy (
+            select {selected}, {_sql_string(remote.path)} as source_file, line::bigint as source_line,
+                   {_sql_string(loaded_at.isoformat())}::timestamptz as file_loaded_at
+            from {numbered} where {reject_reason} is null
+        ) to {_sql_string(str(parquet))} (format parquet, row_group_size 500000)
+    """).fetchone()[0]
+    rejects = []
+    if written < accepted_records:  # pass 3, only for files with invalid values: which rows and why
+        delimiter = _sql_string(settings.delimiter)
+        rejects = con.execute(f"""
             select line, {reject_reason} as reason,
                    concat_ws({delimiter}, {", ".join(f"coalesce({n}, '')" for n in names)}) as raw_text
-            from numbered
-        ) where reason is not null
-        union all
+            from {numbered} where {reject_reason} is not null
+        """).fetchall()
+    rejects += con.execute("""
         select line, case error_type when 'TOO MANY COLUMNS' then 'too many fields'
                                      when 'MISSING COLUMNS' then 'too few fields'
                                      else lower(error_type) end || ': ' || message, csv_line
         from structural_rejects
-        order by line
     """).fetchall()
-    date_name = "activiteitdatum" if remote.kind == "activity" else "verzonden_op"
-    selected = ", ".join(
-        f"parsed_date as {date_name}" if n == date_column else f"{n} as {_sql_identifier(columns[i])}"
-        for i, n in enumerate(names))
-    query = con.sql(f"""
-        select {selected}, {_sql_string(settings.timezone)} as source_timezone,
-               {_sql_string(remote.path)} as source_file, line::bigint as source_line,
-               {_sql_string(sha256)} as file_sha256
-        from numbered where {reject_reason} is null order by line
-    """)
-    reader = query.to_arrow_reader(BATCH_ROWS)
-
-    def batches():
-        try:
-            yield from reader
-        finally:
-            con.close()
-
-    return batches(), _rejects_table(rejects, remote, sha256, loaded_at), total_records - len(rejects)
+    rejects.sort()
+    return written, _rejects_table(rejects, remote, loaded_at)
 
 
 def _sql_identifier(header: str) -> str:
     return '"' + header.replace('"', '""') + '"'
 
 
-def _rejects_table(rejects, remote: RemoteFile, sha256: str, loaded_at: dt.datetime) -> pa.Table:
+def _rejects_table(rejects, remote: RemoteFile, loaded_at: dt.datetime) -> pa.Table:
     return pa.table({
         "source_file": pa.array([remote.path] * len(rejects), pa.string()),
         "source_line": pa.array([r[0] for r in rejects], pa.int64()),
         "file_kind": pa.array([remote.kind] * len(rejects), pa.string()),
         "reason": pa.array([r[1] for r in rejects], pa.string()),
         "raw_text": pa.array([r[2] for r in rejects], pa.string()),
-        "file_sha256": pa.array([sha256] * len(rejects), pa.string()),
-        "rejected_at": pa.array([loaded_at] * len(rejects), pa.timestamp("us", tz="UTC")),
+        "file_loaded_at": pa.array([loaded_at] * len(rejects), pa.timestamp("us", tz="UTC")),
     })
 
 
 # --- the dlt source and the run ----------------------------------------------------------------------
 
-_MERGE_PER_FILE = {"disposition": "merge", "strategy": "delete-insert"}
-TABLE_HINTS = {
-    "activities": dlt.mark.make_hints(
-        table_name="activities", write_disposition=_MERGE_PER_FILE, primary_key=["source_file", "source_line"],
-        merge_key="source_file", columns={"activiteitdatum": {"data_type": "timestamp", "timezone": False}}),
-    "broadcasts": dlt.mark.make_hints(
-        table_name="broadcasts", write_disposition=_MERGE_PER_FILE, primary_key=["source_file", "source_line"],
-        merge_key="source_file", columns={"verzonden_op": {"data_type": "timestamp", "timezone": False}}),
-    "rejected_rows": dlt.mark.make_hints(
-        table_name="rejected_rows", write_disposition=_MERGE_PER_FILE, primary_key=["source_file", "source_line"],
-        merge_key="source_file"),
-    "loaded_files": dlt.mark.make_hints(table_name="loaded_files", write_disposition="merge", primary_key="source_file"),
-}
 DATA_TABLES = ("activities", "broadcasts", "rejected_rows")
-REQUIRED_FIELDS = {"source_file", "source_line"}
+TABLE_OF_KIND = {"activity": "activities", "broadcast": "broadcasts"}
+_naming = NamingConvention()
 
 
-def _required(batch):
-    """Key columns are never null: say so in the Arrow schema, as dlt's schema does."""
-    schema = pa.schema([f.with_nullable(f.name not in REQUIRED_FIELDS) for f in batch.schema])
-    return batch.cast(schema) if isinstance(batch, pa.Table) else pa.Table.from_batches([batch]).cast(schema)
+def column_names(kind: str, settings: ClangSettings) -> list[str]:
+    """Raw column names: the configured headers as dlt normalises them (`Extern klantnummer` -> `extern_klantnummer`)."""
+    return [_naming.normalize_identifier(c) for c in settings.columns(kind)]
 
 
-def _tagged(item, table: str):
-    return dlt.mark.with_hints(_required(item), TABLE_HINTS[table], create_table_variant=True)
+def _columns_hint(kind: str, settings: ClangSettings, parquet: Path) -> dict:
+    """Column types for the raw table, with each column's nullability as DuckDB wrote it into the Parquet
+    file: any difference would make dlt rewrite the whole file in its normalize step."""
+    date_name = _naming.normalize_identifier("Activiteitdatum" if kind == "activity" else "Verzonden op")
+    types = {name: "text" for name in column_names(kind, settings)}
+    types.update({date_name: "timestamp", "source_file": "text", "source_line": "bigint",
+                  "file_loaded_at": "timestamp"})
+    written = {f.name: f.nullable for f in pq.read_schema(parquet)}
+    columns = {}
+    for name, data_type in types.items():
+        columns[name] = {"name": name, "data_type": data_type, "nullable": written.get(name, True)}
+        if name == date_name:
+            columns[name]["timezone"] = False  # local time as delivered; staging converts to UTC
+    return columns
+
+
+@dataclass
+class PreparedFile:
+    remote: RemoteFile
+    parquet: Path | None
+    rows: int
 
 
 class Reporter:
@@ -431,69 +443,82 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _file_record(remote: RemoteFile, sha256: str, rows: int, rejected: int, status: str, loaded_at: dt.datetime):
-    return pa.table({
-        "source_file": [remote.path], "file_kind": [remote.kind], "size": pa.array([remote.size], pa.int64()),
-        "mtime": pa.array([remote.mtime], pa.int64()), "file_sha256": [sha256],
-        "data_rows": pa.array([rows], pa.int64()), "rejected_rows": pa.array([rejected], pa.int64()),
-        "status": [status], "loaded_at": pa.array([loaded_at], pa.timestamp("us", tz="UTC")),
-    })
+def _file_records(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=pa.schema([
+        pa.field("source_file", pa.string(), nullable=False), ("file_kind", pa.string()), ("size", pa.int64()),
+        ("mtime", pa.int64()), ("file_sha256", pa.string()), ("source_timezone", pa.string()), ("data_rows", pa.int64()),
+        ("rejected_rows", pa.int64()), ("status", pa.string()), ("loaded_at", pa.timestamp("us", tz="UTC"))]))
 
 
-def export_items(settings: ClangSettings, todo: list[RemoteFile], known: dict[str, dict], workdir: Path,
-                 summary: RunSummary, reporter: Reporter):
-    """Download, check and parse each file in turn; yield its rows, rejects and `loaded_files` record."""
+def prepare_files(settings: ClangSettings, todo: list[RemoteFile], known: dict[str, dict], workdir: Path,
+                  summary: RunSummary, reporter: Reporter) -> tuple[list[PreparedFile], list[pa.Table], pa.Table]:
+    """Download, check and parse each file in turn: Parquet of its rows, its rejects, its `loaded_files` record."""
+    prepared, rejects, records = [], [], []
     with ReconnectingSftp(settings.sftp, on_retry=lambda n, e: reporter.say(
             f"  connection lost ({type(e).__name__}); retrying (attempt {n + 1} of {settings.sftp.max_attempts})")
     ) as sftp:
         for index, remote in enumerate(todo):
             local = workdir / f"{index:06d}.download"  # never a remote name on the local disk
-            remote_path = f"{settings.remote_dir.rstrip('/')}/{remote.path}" if settings.remote_dir not in ("", ".") \
-                else remote.path
+            remote_path = remote.path if settings.remote_dir in ("", ".") else f"{settings.remote_dir.rstrip('/')}/{remote.path}"
             sftp.call(lambda s: s.download(remote_path, local, reporter.download_progress(remote)),
                       f"downloading {remote.path}")
             summary.bytes_downloaded += local.stat().st_size
             sha256 = _sha256(local)
             loaded_at = dt.datetime.now(dt.UTC)
+            record = {"source_file": remote.path, "file_kind": remote.kind, "size": remote.size, "mtime": remote.mtime,
+                      "file_sha256": sha256, "source_timezone": settings.timezone, "loaded_at": loaded_at}
             previous = known.get(remote.path)
             if previous and previous["sha256"] == sha256:
-                summary.same_content += 1
-                yield _tagged(_file_record(remote, sha256, -1, -1, "same content", loaded_at), "loaded_files")
+                summary.same_content += 1  # its rows stay as they are, with the version they were loaded as
+                records.append({**record, "loaded_at": previous["loaded_at"], "source_timezone": previous["timezone"],
+                                "data_rows": previous["data_rows"], "rejected_rows": previous["rejected_rows"],
+                                "status": "same content"})
                 local.unlink()
                 continue
+            parquet = workdir / f"{index:06d}.parquet"
             try:
-                batches, rejects, accepted = parse_file(local, remote, sha256, settings, loaded_at)
+                rows, rejected = parse_file(local, remote, settings, loaded_at, parquet)
             except FileRejected as error:
                 summary.failed.append(str(error))
                 reporter.say(f"  FAILED {error}")
-                local.unlink()
                 continue
-            table = "activities" if remote.kind == "activity" else "broadcasts"
-            for batch in batches:
-                yield _tagged(batch, table)
-            if rejects.num_rows:
-                yield _tagged(rejects, "rejected_rows")
-            yield _tagged(_file_record(remote, sha256, accepted, rejects.num_rows, "loaded", loaded_at),
-                          "loaded_files")
+            finally:
+                local.unlink(missing_ok=True)
+                local.with_suffix(".utf8").unlink(missing_ok=True)
+            prepared.append(PreparedFile(remote, parquet if parquet.exists() else None, rows))
+            if rejected.num_rows:
+                rejects.append(rejected)
+            records.append({**record, "data_rows": rows, "rejected_rows": rejected.num_rows, "status": "loaded"})
             summary.loaded += 1
-            summary.rejected_rows += rejects.num_rows
+            summary.rejected_rows += rejected.num_rows
             if remote.kind == "activity":
-                summary.activity_rows += accepted
+                summary.activity_rows += rows
             else:
-                summary.broadcast_rows += accepted
-            reporter.file_done(remote, index + 1, len(todo), accepted, rejects.num_rows)
-            local.unlink(missing_ok=True)
-            local.with_suffix(".utf8").unlink(missing_ok=True)
+                summary.broadcast_rows += rows
+            reporter.file_done(remote, index + 1, len(todo), rows, rejected.num_rows)
+    return prepared, rejects, _file_records(records)
 
 
-def _our_error(failure: Exception) -> Exception:
-    """dlt wraps what a resource raised; our own errors already say what failed and what to do."""
-    seen = failure
-    while seen is not None:
-        if isinstance(seen, SftpError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return failure
+def _imports(files: list[PreparedFile], columns: dict):
+    hints = dlt.mark.make_hints(columns=columns)
+    for file in files:
+        yield dlt.mark.with_file_import(str(file.parquet), "parquet", file.rows, hints=hints)
+
+
+def clang_source(settings: ClangSettings, prepared: list[PreparedFile], rejects: list[pa.Table], records: pa.Table):
+    """The load of one run. Rows are appended; a file's older version is removed once its new record is in
+    (`remove_superseded_rows`), so `loaded_files` and the rows always agree on each file's checksum."""
+    resources = []
+    for kind, table in TABLE_OF_KIND.items():
+        files = [p for p in prepared if p.remote.kind == kind and p.parquet is not None]
+        if not files:
+            continue
+        columns = _columns_hint(kind, settings, files[0].parquet)
+        resources.append(dlt.resource(_imports(files, columns), name=table, write_disposition="append", columns=columns))
+    if rejects:
+        resources.append(dlt.resource(pa.concat_tables(rejects), name="rejected_rows", write_disposition="append"))
+    resources.append(dlt.resource(records, name="loaded_files", write_disposition="merge", primary_key="source_file"))
+    return resources
 
 
 def make_pipeline(warehouse: Path) -> dlt.Pipeline:
@@ -501,18 +526,34 @@ def make_pipeline(warehouse: Path) -> dlt.Pipeline:
                         dataset_name=DATASET, pipelines_dir=str(warehouse_settings.pipelines_dir(warehouse)))
 
 
-def remove_superseded_rows(warehouse: Path) -> None:
-    """Rows of an older version of a file whose new version has none for that table (delete-insert needs a key)."""
+def _existing_tables(con) -> set[str]:
+    return {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = $s",
+                                      {"s": DATASET}).fetchall()}
+
+
+def remove_superseded_rows(warehouse: Path, *, deduplicate: bool = False) -> None:
+    """Keep only rows of the version of each file that `loaded_files` holds.
+
+    With `deduplicate`, also drop rows loaded twice (a load killed after DuckDB committed a job but before
+    dlt marked it done is run again by the next run).
+    """
     con = warehouse_settings.connect(warehouse)
     try:
-        existing = {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = $s",
-                                              {"s": DATASET}).fetchall()}
+        existing = _existing_tables(con)
         if "loaded_files" not in existing:
             return
         for table in DATA_TABLES:
-            if table in existing:
-                con.execute(f"""delete from {DATASET}.{table} t using {DATASET}.loaded_files f
-                                where t.source_file = f.source_file and t.file_sha256 <> f.file_sha256""")
+            if table not in existing:
+                continue
+            con.execute(f"""delete from {DATASET}.{table} t using {DATASET}.loaded_files f
+                            where t.source_file = f.source_file and t.file_loaded_at <> f.loaded_at""")
+            if deduplicate:
+                con.execute(f"""
+                    delete from {DATASET}.{table} where rowid in (
+                        select rowid from (
+                            select rowid, row_number() over (partition by source_file, source_line, file_loaded_at
+                                                             order by rowid) as copy
+                            from {DATASET}.{table}) where copy > 1)""")
     finally:
         con.close()
 
@@ -527,7 +568,8 @@ def run(reporter: Reporter | None = None) -> RunSummary:
         reporter.say("clang: finishing the load an earlier run left pending")
         pipeline.normalize()
         pipeline.load()
-    if warehouse.exists():
+        remove_superseded_rows(warehouse, deduplicate=True)
+    elif warehouse.exists():
         remove_superseded_rows(warehouse)
     known = loaded_files(warehouse)
     summary = RunSummary()
@@ -539,16 +581,15 @@ def run(reporter: Reporter | None = None) -> RunSummary:
     summary.unchanged = summary.seen - len(todo)
     reporter.say(f"clang: {summary.seen} files on {settings.sftp.where}/{settings.remote_dir}, "
                  f"{len(todo)} new or changed")
-    if todo:
-        workdir = Path(tempfile.mkdtemp(prefix="clang-download-"))
-        try:
-            resource = dlt.resource(export_items(settings, todo, known, workdir, summary, reporter),
-                                    name="clang_export")
-            try:
-                pipeline.run(resource)
-            except PipelineStepFailed as failure:
-                raise _our_error(failure) from None
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        remove_superseded_rows(warehouse)
+    if not todo:
+        return summary
+    workdir = Path(tempfile.mkdtemp(prefix="clang-download-"))
+    try:
+        prepared, rejects, records = prepare_files(settings, todo, known, workdir, summary, reporter)
+        if records.num_rows:
+            reporter.say(f"clang: loading {summary.activity_rows + summary.broadcast_rows:,} rows into {warehouse}")
+            pipeline.run(clang_source(settings, prepared, rejects, records))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    remove_superseded_rows(warehouse)
     return summary

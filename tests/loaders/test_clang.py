@@ -89,8 +89,8 @@ def test_loads_activities_and_broadcasts_with_file_and_line(remote):
     write(remote.folder, "broadcasts_20261101.csv", BROADCAST_HEADER + "\n20000;SINGLE;Nieuwsbrief;Hallo;2026-11-01 09:00:00\n")
     summary = quiet_run()
     assert (summary.loaded, summary.activity_rows, summary.broadcast_rows, summary.rejected_rows) == (2, 5, 1, 0)
-    rows = query("select source_file, source_line, customerid, activiteit, activiteitdatum, source_timezone "
-                 "from raw_clang.activities order by source_line")
+    rows = query("select a.source_file, a.source_line, a.customerid, a.activiteit, a.activiteitdatum, f.source_timezone "
+                 "from raw_clang.activities a join raw_clang.loaded_files f using (source_file) order by source_line")
     assert [r[1] for r in rows] == [2, 3, 4, 5, 6]
     assert rows[0][0] == "activiteiten_20261101.csv" and rows[0][2] == "500000" and rows[0][3] == "OPEN"
     assert str(rows[0][4]) == "2026-11-01 10:00:00" and rows[0][5] == "Europe/Amsterdam"
