@@ -17,6 +17,7 @@ import posixpath
 import re
 import socket
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +26,18 @@ from pathlib import Path
 import paramiko
 
 RETRYABLE = (EOFError, OSError, socket.timeout, paramiko.SSHException)
+_default_thread_hook = threading.excepthook
+
+
+def _quiet_prefetch_failures(args) -> None:
+    """paramiko's prefetch thread dies with the connection; the download itself raises and is retried,
+    so its traceback would only alarm the person reading the log."""
+    if args.thread is not None and "_prefetch_thread" in args.thread.name and issubclass(args.exc_type, RETRYABLE):
+        return
+    _default_thread_hook(args)
+
+
+threading.excepthook = _quiet_prefetch_failures
 
 
 class SftpError(RuntimeError):

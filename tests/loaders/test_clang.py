@@ -262,6 +262,8 @@ def test_a_successful_run_prints_no_secret(asyncssh_remote):
     assert DEMO_PASSWORD not in result.stdout + result.stderr
 
 
+# pytest reports the dying prefetch thread of paramiko that the loader itself keeps quiet
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_dropped_connection_is_retried_then_fails_clearly(asyncssh_remote):
     write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(20_000))
     asyncssh_remote.drop_connections(after_bytes=32_768, times=2)
