@@ -45,6 +45,7 @@ from loaders import settings as warehouse_settings
 from loaders.sftp import ReconnectingSftp, SftpSession, SftpSettings, glob_to_regex
 
 DATASET = "raw_clang"
+LOAD_MEMORY_LIMIT = "1GB"  # DuckDB spills beyond this while dlt loads
 PIPELINE_NAME = "clang"
 ACTIVITY_COLUMNS = ["Broadcastid", "Customerid", "Extern klantnummer", "E-mailadres", "Activiteit",
                     "Activiteitdatum", "Beschrijving activiteit"]
@@ -522,7 +523,7 @@ def clang_source(settings: ClangSettings, prepared: list[PreparedFile], rejects:
 
 
 def make_pipeline(warehouse: Path) -> dlt.Pipeline:
-    return dlt.pipeline(pipeline_name=PIPELINE_NAME, destination=dlt.destinations.duckdb(str(warehouse)),
+    return dlt.pipeline(pipeline_name=PIPELINE_NAME, destination=warehouse_settings.dlt_destination(warehouse, memory_limit=LOAD_MEMORY_LIMIT),
                         dataset_name=DATASET, pipelines_dir=str(warehouse_settings.pipelines_dir(warehouse)))
 
 

@@ -2,6 +2,7 @@
 
     warehouse demo-data --contacts N --mailings M --days D --seed S --out DIR
     warehouse load clang           # Clang/Deployteq exports from SFTP into raw_clang
+    warehouse load directo [--full]  # Directo customers XML into raw_directo
     warehouse demo                 # a small demo world, its stand-ins, every pipeline step, a summary
 """
 
@@ -70,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fetch new or changed Clang/Deployteq export files over SFTP into raw_clang. Settings: "
                     "[sources.clang] (SOURCES__CLANG__HOST, ...; see the README).")
     clang.set_defaults(handler=cmd_load_clang)
+    directo = sources.add_parser(
+        "directo", help="Directo customers XML (XMLCore)",
+        description="Fetch Directo's customers XML into raw_directo: everything on the first run, then only "
+                    "customers changed since the last sync (minus an overlap). Settings: [sources.directo] "
+                    "(SOURCES__DIRECTO__URL, secret SOURCES__DIRECTO__KEY; see the README).")
+    directo.add_argument("--full", action="store_true",
+                         help="ask for every customer and mark those missing from the answer as deleted")
+    directo.set_defaults(handler=cmd_load_directo)
 
     demo = commands.add_parser(
         "demo", help="generate a small demo world, start its stand-ins and run every pipeline step",
@@ -154,9 +163,25 @@ def cmd_load_clang(args) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_load_directo(args) -> int:
+    from loaders import directo
+
+    try:
+        summary = directo.run(full=bool(getattr(args, "full", False)))
+    except directo.DirectoSettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except directo.DirectoError as error:
+        print(f"error: directo: {error}", file=sys.stderr)
+        return 1
+    print(summary.line())
+    return 0
+
+
 def _pipeline_steps() -> list[tuple[str, callable]]:
     """The steps `warehouse demo` runs, in order: each issue that lands a step adds it here."""
-    return [("load clang", lambda: cmd_load_clang(None))]
+    return [("load clang", lambda: cmd_load_clang(None)),
+            ("load directo", lambda: cmd_load_directo(None))]
 
 
 def main(argv: list[str] | None = None) -> int:

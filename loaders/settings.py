@@ -38,6 +38,17 @@ def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckd
     return con
 
 
+def dlt_destination(warehouse: Path | None = None, *, memory_limit: str = "1GB"):
+    """dlt's DuckDB destination for the warehouse: sessions in UTC, DuckDB's memory bounded (it spills)."""
+    import dlt
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    credentials = DuckDbCredentials(str(warehouse or warehouse_path()))
+    credentials.session_timezone = SESSION_TIME_ZONE
+    credentials.global_config = {"memory_limit": memory_limit}
+    return dlt.destinations.duckdb(credentials=credentials)
+
+
 def pipelines_dir(warehouse: Path | None = None) -> Path:
     """dlt's working folders (state, pending load packages) live beside the warehouse they load into."""
     target = warehouse or warehouse_path()

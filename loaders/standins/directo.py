@@ -31,6 +31,12 @@ def _xml(body: str | bytes) -> Response:
     return Response(200, body.encode() if isinstance(body, str) else body, content_type="text/xml")
 
 
+def _file_chunks(path: Path, size: int = 1 << 20):
+    with path.open("rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk
+
+
 class DirectoXmlCore:
     def __init__(self, world_dir: Path, key: str = DEMO_KEY, database: str = DEMO_DATABASE) -> None:
         self.world_dir = Path(world_dir)
@@ -44,8 +50,9 @@ class DirectoXmlCore:
     def close(self) -> None:
         self._con.close()
 
-    def serve_raw(self, *bodies: str | bytes) -> None:
-        """The next answers to authorised requests are these bodies, as given (for broken and hostile XML)."""
+    def serve_raw(self, *bodies: str | bytes | Path) -> None:
+        """The next answers to authorised requests are these bodies, as given (for broken and hostile XML);
+        a Path is streamed from disk (for answers too large to hold in memory)."""
         with self._lock:
             self._raw_answers.extend(b.encode() if isinstance(b, str) else b for b in bodies)
 
@@ -70,8 +77,11 @@ class DirectoXmlCore:
             return _xml(f'<?xml version="1.0" encoding="UTF-8"?>\n<error desc="Unknown request: what='
                         f'{params.get("what", "")}" code="1"/>')
         with self._lock:
-            if self._raw_answers:
-                return _xml(self._raw_answers.popleft())
+            raw = self._raw_answers.popleft() if self._raw_answers else None
+        if isinstance(raw, Path):
+            return Response(200, _file_chunks(raw), content_type="text/xml")
+        if raw is not None:
+            return _xml(raw)
         since = None
         if params.get("ts"):
             try:

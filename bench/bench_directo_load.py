@@ -1,0 +1,91 @@
+"""Benchmark: `warehouse load directo` of 1M customers with 3 datafields each, against a bare lxml
+`iterparse` pass over the same XML, in the same run. Prints both wall times, the ratio (target <= 2)
+and the loader's peak memory (target <= 400 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lxml import etree
+
+from loaders.demo.directo_xml import render_transport
+from loaders.demo.world import WorldSpec, simulate
+from loaders.demo.writers import write_world
+from loaders.standins import directo
+
+
+def synthetic_customers(count: int):
+    classes = ("ERAKLIENT", "ÄRIKLIENT", "VIP")
+    for i in range(count):
+        changed = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=i * 29)
+        yield ({"code": str(100_000 + i), "name": f"Tõnu Kask {i}", "address1": f"Pikk {i % 200}", "address2": "Tallinn",
+                "country": "EE", "county": "Harjumaa", "contact": "Tõnu", "phone": f"+372 5{i:07d}",
+                "email": f"tonu.kask{i}@example.ee", "class": classes[i % 3], "payterm": "14P", "vatregion": 0,
+                "priceformula": "JAE", "balance": f"{i % 997}.50", "creditlimit": "0.00", "creditbalance": "0.00",
+                "deliveryinvoice": 1, "salesman": "MARI", "currency": "EUR", "discount": "5.0", "closed": int(i % 25 == 0),
+                "ts": changed},
+               [("OPTIN", "yes" if i % 10 else "no", "01.02.2026"), ("KEEL", "et", None), ("SYNNIPAEV", "05.06.1969", None)])
+
+
+def bare_iterparse(path: Path) -> int:
+    count = 0
+    for _, element in etree.iterparse(str(path), events=("end",), tag="customer", resolve_entities=False,
+                                      no_network=True, load_dtd=False):
+        count += 1
+        element.clear()
+        while element.getprevious() is not None:
+            del element.getparent()[0]
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-directo-"))
+    try:
+        answer = work / "customers.xml"
+        with answer.open("wb") as out:
+            for chunk in render_transport(synthetic_customers(args.customers)):
+                out.write(chunk)
+        size_mb = answer.stat().st_size / 1e6
+        world = work / "world"  # the stand-in needs a world to start; the answer itself is the file above
+        write_world(simulate(WorldSpec(contacts=20, mailings=1, days=7, end=dt.date(2026, 11, 23))), world)
+        server, app = directo.serve(world)
+        try:
+            app.serve_raw(answer)
+            env = {**os.environ, "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
+                   "SOURCES__DIRECTO__URL": app.url(server), "SOURCES__DIRECTO__KEY": app.key}
+            started = time.perf_counter()
+            loader = subprocess.run([sys.executable, "-m", "loaders", "load", "directo"], env=env,
+                                    capture_output=True, text=True)
+            loader_seconds = time.perf_counter() - started
+        finally:
+            server.stop()
+        if loader.returncode != 0:
+            raise SystemExit(f"warehouse load directo failed:\n{loader.stdout}\n{loader.stderr}")
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        started = time.perf_counter()
+        parsed = bare_iterparse(answer)
+        anchor_seconds = time.perf_counter() - started
+        print(f"warehouse load directo: {args.customers:,} customers ({size_mb:,.0f} MB of XML) in {loader_seconds:.1f} s, "
+              f"peak memory {peak_mb:,.0f} MB (target <= 400)")
+        print(f"anchor: bare lxml iterparse of the same file ({parsed:,} customers) in {anchor_seconds:.1f} s")
+        print(f"ratio loader / anchor = {loader_seconds / anchor_seconds:.2f} (target <= 2)")
+        print(loader.stdout.strip())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
