@@ -2,6 +2,7 @@
 
     warehouse demo-data --contacts N --mailings M --days D --seed S --out DIR
     warehouse load clang           # Clang/Deployteq exports from SFTP into raw_clang
+    warehouse load spotler [--contacts FILE]  # Spotler Mail+ reporting API into raw_spotler
     warehouse load directo [--full]  # Directo customers XML into raw_directo
     warehouse demo                 # a small demo world, its stand-ins, every pipeline step, a summary
 """
@@ -79,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     directo.add_argument("--full", action="store_true",
                          help="ask for every customer and mark those missing from the answer as deleted")
     directo.set_defaults(handler=cmd_load_directo)
+    spotler = sources.add_parser(
+        "spotler", help="Spotler Mail+ reporting API",
+        description="Sync Spotler Mail+ mailings, statistics, recipients, opens, clicks, bounces, campaigns and "
+                    "forms into raw_spotler, paying only for what is new and for mailings still settling. "
+                    "Settings: [sources.spotler] (SOURCES__SPOTLER__BASE_URL, secrets SOURCES__SPOTLER__CONSUMER_KEY "
+                    "and SOURCES__SPOTLER__CONSUMER_SECRET; see the README).")
+    spotler.add_argument("--contacts", type=Path, metavar="FILE",
+                         help="instead: fetch the mail, campaign and form histories of the contacts whose external "
+                              "ids FILE lists, one per line (one paged call per contact and history)")
+    spotler.set_defaults(handler=cmd_load_spotler)
 
     demo = commands.add_parser(
         "demo", help="generate a small demo world, start its stand-ins and run every pipeline step",
@@ -178,9 +189,29 @@ def cmd_load_directo(args) -> int:
     return 0
 
 
+def cmd_load_spotler(args) -> int:
+    from loaders import spotler
+
+    contacts = getattr(args, "contacts", None)
+    if contacts is not None and not contacts.is_file():
+        print(f"error: --contacts {contacts}: no such file", file=sys.stderr)
+        return 2
+    try:
+        summary = spotler.run(contacts_file=contacts)
+    except spotler.SpotlerSettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except spotler.SpotlerError as error:
+        print(f"error: spotler: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(summary.lines()))
+    return 0
+
+
 def _pipeline_steps() -> list[tuple[str, callable]]:
     """The steps `warehouse demo` runs, in order: each issue that lands a step adds it here."""
     return [("load clang", lambda: cmd_load_clang(None)),
+            ("load spotler", lambda: cmd_load_spotler(None)),
             ("load directo", lambda: cmd_load_directo(None))]
 
 
