@@ -4,6 +4,7 @@
     warehouse load clang           # Clang/Deployteq exports from SFTP into raw_clang
     warehouse load spotler [--contacts FILE]  # Spotler Mail+ reporting API into raw_spotler
     warehouse load directo [--full]  # Directo customers XML into raw_directo
+    warehouse build [-- DBT_ARGS]  # dbt build on the warehouse (models, seeds, tests)
     warehouse demo                 # a small demo world, its stand-ins, every pipeline step, a summary
 """
 
@@ -91,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
                               "ids FILE lists, one per line (one paged call per contact and history)")
     spotler.set_defaults(handler=cmd_load_spotler)
 
+    build = commands.add_parser(
+        "build", help="run dbt build (models, seeds, tests) on the warehouse",
+        description="dbt build in the repo on WAREHOUSE_PATH: seeds, models and every test. Arguments after -- go "
+                    "to dbt (for example: warehouse build -- --select marts --full-refresh).")
+    build.add_argument("dbt_args", nargs="*", help="extra arguments for dbt build, after --")
+    build.set_defaults(handler=cmd_build)
+
     demo = commands.add_parser(
         "demo", help="generate a small demo world, start its stand-ins and run every pipeline step",
         description="The whole job on demo data: a demo world, local stand-ins of Clang's SFTP server, the "
@@ -174,6 +182,12 @@ def cmd_load_clang(args) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_build(args) -> int:
+    from loaders.build import dbt_build
+
+    return dbt_build(list(getattr(args, "dbt_args", None) or []))
+
+
 def cmd_load_directo(args) -> int:
     from loaders import directo
 
@@ -212,7 +226,8 @@ def _pipeline_steps() -> list[tuple[str, callable]]:
     """The steps `warehouse demo` runs, in order: each issue that lands a step adds it here."""
     return [("load clang", lambda: cmd_load_clang(None)),
             ("load spotler", lambda: cmd_load_spotler(None)),
-            ("load directo", lambda: cmd_load_directo(None))]
+            ("load directo", lambda: cmd_load_directo(None)),
+            ("build", lambda: cmd_build(None))]
 
 
 def main(argv: list[str] | None = None) -> int:

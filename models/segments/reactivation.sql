@@ -1,0 +1,78 @@
+-- Contacts to win back: opted in and reachable, engaged once, but no open or click in the last
+-- `reactivation_inactive_days` while they received at least `reactivation_min_mailings` mailings then,
+-- and not sent to this trigger within `reactivation_cooldown_days`.
+{% set exports = adapter.get_relation(database=target.database, schema='exports', identifier='csv_trigger_contacts') %}
+{% set export_log = adapter.get_relation(database=target.database, schema='exports', identifier='csv_trigger_log') %}
+
+with
+
+contacts as (
+    select * from {{ ref('contacts') }}
+),
+
+sends as (
+    select contact_key, event_at
+    from {{ ref('customer_activity') }}
+    where event_type = 'sent' and contact_key is not null
+),
+
+candidates as (
+    select *
+    from contacts
+    where is_opted_in
+      and not is_hard_bounced
+      and not has_complained
+      and not is_unsubscribed
+      and not is_closed_in_directo
+      and last_engaged_at is not null
+      and last_engaged_at < {{ dbt.dateadd('day', -var('reactivation_inactive_days'), as_of_date()) }}
+),
+
+mailings_since_engagement as (
+    select c.contact_key, count(*) as mailings_since_engagement
+    from candidates c
+    inner join sends s on s.contact_key = c.contact_key and s.event_at > c.last_engaged_at
+    group by 1
+),
+
+mailings_in_window as (
+    select c.contact_key, count(*) as mailings_in_window
+    from candidates c
+    inner join sends s on s.contact_key = c.contact_key
+        and s.event_at >= {{ dbt.dateadd('day', -var('reactivation_inactive_days'), as_of_date()) }}
+    group by 1
+),
+
+{% if exports is not none and export_log is not none %}
+recently_exported as (
+    select distinct x.contact_key
+    from {{ exports }} x
+    inner join {{ export_log }} l using (export_id)
+    where l.segment = 'reactivation'
+      and l.status in ('uploaded', 'done')
+      and l.uploaded_at >= {{ dbt.dateadd('day', -var('reactivation_cooldown_days'), as_of_date()) }}
+),
+{% else %}
+recently_exported as (
+    select cast(null as {{ dbt.type_string() }}) as contact_key where false
+),
+{% endif %}
+
+final as (
+    select
+        c.contact_key,
+        c.email,
+        c.external_customer_id,
+        c.first_name,
+        c.full_name as name,
+        c.last_engaged_at,
+        {{ dbt.datediff('cast(c.last_engaged_at as date)', as_of_date(), 'day') }} as days_inactive,
+        coalesce(m.mailings_since_engagement, 0) as mailings_since_engagement
+    from candidates c
+    inner join mailings_in_window w on w.contact_key = c.contact_key
+    left join mailings_since_engagement m on m.contact_key = c.contact_key
+    where w.mailings_in_window >= {{ var('reactivation_min_mailings') }}
+      and c.contact_key not in (select contact_key from recently_exported where contact_key is not null)
+)
+
+select * from final

@@ -1,0 +1,31 @@
+with
+
+broadcasts as (
+    select * from {{ source('clang', 'broadcasts') }}
+),
+
+files as (
+    select source_file, source_timezone from {{ source('clang', 'loaded_files') }}
+),
+
+latest_per_broadcast as (
+    -- a broadcast appears in every day's file it had activity: keep its latest description
+    select broadcasts.*, files.source_timezone
+    from broadcasts
+    inner join files using (source_file)
+    qualify row_number() over (
+        partition by broadcasts.broadcastid order by broadcasts.file_loaded_at desc, broadcasts.source_file desc
+    ) = 1
+),
+
+renamed as (
+    select
+        broadcastid as broadcast_id,
+        upper(trim(broadcast_type)) as broadcast_type,
+        beschrijving as broadcast_name,
+        onderwerp as subject,
+        {{ local_to_utc('verzonden_op', 'source_timezone') }} as sent_at
+    from latest_per_broadcast
+)
+
+select * from renamed

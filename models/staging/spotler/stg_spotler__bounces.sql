@@ -1,0 +1,34 @@
+-- Bounces of regular mailings (account-wide feed or per-mailing list) and of campaign mailings, in one shape.
+with
+
+regular as (
+    select
+        'mailing' as mailing_kind,
+        cast(interaction_id as varchar) as event_key,
+        mailing_id,
+        cast(null as {{ dbt.type_bigint() }}) as campaign_subscription_id,
+        external_contact_id,
+        bounced_at,
+        case bounce_type when 'HARD' then 'hard' when 'SOFT' then 'soft' end as bounce_kind
+    from {{ source('spotler', 'bounces') }}
+),
+
+campaign as (
+    select
+        'campaign_mailing' as mailing_kind,
+        event_key,
+        mailing_id,
+        campaign_subscription_id,
+        external_contact_id,
+        bounced_at,
+        case bounce_type when 'HARDBOUNCE' then 'hard' when 'SOFTBOUNCE' then 'soft' end as bounce_kind
+    from {{ source('spotler', 'campaign_bounces') }}
+),
+
+unioned as (
+    select * from regular
+    union all
+    select * from campaign
+)
+
+select * from unioned

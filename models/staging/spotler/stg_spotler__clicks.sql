@@ -1,0 +1,34 @@
+-- Clicks of regular mailings (account-wide feed or per-mailing list) and of campaign mailings, in one shape.
+with
+
+regular as (
+    select
+        'mailing' as mailing_kind,
+        click_key as event_key,
+        mailing_id,
+        cast(null as {{ dbt.type_bigint() }}) as campaign_subscription_id,
+        external_contact_id,
+        clicked_at,
+        link_id
+    from {{ source('spotler', 'clicks') }}
+),
+
+campaign as (
+    select
+        'campaign_mailing' as mailing_kind,
+        event_key,
+        mailing_id,
+        campaign_subscription_id,
+        external_contact_id,
+        clicked_at,
+        link_id
+    from {{ source('spotler', 'campaign_clicks') }}
+),
+
+unioned as (
+    select * from regular
+    union all
+    select * from campaign
+)
+
+select * from unioned

@@ -1,0 +1,32 @@
+-- Opens of regular mailings (account-wide feed or per-mailing list) and of campaign mailings, in one shape.
+with
+
+regular as (
+    select
+        'mailing' as mailing_kind,
+        cast(interaction_id as varchar) as event_key,
+        mailing_id,
+        cast(null as {{ dbt.type_bigint() }}) as campaign_subscription_id,
+        external_contact_id,
+        opened_at
+    from {{ source('spotler', 'opens') }}
+),
+
+campaign as (
+    select
+        'campaign_mailing' as mailing_kind,
+        event_key,
+        mailing_id,
+        campaign_subscription_id,
+        external_contact_id,
+        opened_at
+    from {{ source('spotler', 'campaign_opens') }}
+),
+
+unioned as (
+    select * from regular
+    union all
+    select * from campaign
+)
+
+select * from unioned
