@@ -5,6 +5,9 @@
     warehouse load spotler [--contacts FILE]  # Spotler Mail+ reporting API into raw_spotler
     warehouse load directo [--full]  # Directo customers XML into raw_directo
     warehouse build [-- DBT_ARGS]  # dbt build on the warehouse (models, seeds, tests)
+    warehouse publish              # marts and segments to analytics.duckdb for BI
+    warehouse export [SEGMENT ...] [--force] [--dry-run] [--status]   # segments to Deployteq CSV triggers
+    warehouse run [--wait S]       # the scheduled job: load, build, publish, export
     warehouse demo                 # a small demo world, its stand-ins, every pipeline step, a summary
 """
 
@@ -99,6 +102,32 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("dbt_args", nargs="*", help="extra arguments for dbt build, after --")
     build.set_defaults(handler=cmd_build)
 
+    export = commands.add_parser(
+        "export", help="send segments to Deployteq as CSV triggers over SFTP",
+        description="For each segment whose yml meta declares a csv_trigger: write its CSV (consent checked again "
+                    "against marts.contacts) and upload it to Deployteq's Upload folder, where its file name starts "
+                    "the campaign. Settings: [export.deployteq] (EXPORT__DEPLOYTEQ__HOST, ...; see the README).")
+    export.add_argument("segments", nargs="*", metavar="SEGMENT", help="only these segments (default: all with a trigger)")
+    export.add_argument("--force", action="store_true", help="upload even if the segment went out today already")
+    export.add_argument("--dry-run", action="store_true", help="write the files locally and say what would be uploaded")
+    export.add_argument("--status", action="store_true",
+                        help="instead: read Deployteq's Done and Failed folders and report rejected exports")
+    export.set_defaults(handler=cmd_export)
+
+    publish = commands.add_parser(
+        "publish", help="copy the marts and segments to analytics.duckdb for BI (read-only, atomic)",
+        description="Copy marts and segments to analytics.duckdb beside the warehouse, under a temporary name then "
+                    "renamed in one step; only after a dbt build whose models and tests passed.")
+    publish.set_defaults(handler=cmd_publish)
+
+    run = commands.add_parser(
+        "run", help="the scheduled job: load every configured source, build, publish, export",
+        description="Load every configured source, dbt build, publish, export; one lock so overlapping runs never "
+                    "write at once; exit code 1 if any step failed, after a summary of every step.")
+    run.add_argument("--wait", type=float, default=300.0,
+                     help="seconds to wait for an overlapping run to finish before giving up (default 300)")
+    run.set_defaults(handler=cmd_run)
+
     demo = commands.add_parser(
         "demo", help="generate a small demo world, start its stand-ins and run every pipeline step",
         description="The whole job on demo data: a demo world, local stand-ins of Clang's SFTP server, the "
@@ -188,6 +217,50 @@ def cmd_build(args) -> int:
     return dbt_build(list(getattr(args, "dbt_args", None) or []))
 
 
+def cmd_export(args) -> int:
+    from loaders import export
+
+    try:
+        if getattr(args, "status", False):
+            for line in export.check_status():
+                print(line)
+            return 0
+        results = export.export_segments(list(getattr(args, "segments", None) or []),
+                                         force=bool(getattr(args, "force", False)),
+                                         dry_run=bool(getattr(args, "dry_run", False)))
+    except (export.ExportError, export.SftpError) as error:
+        print(f"error: export: {error}", file=sys.stderr)
+        return 1
+    for result in results:
+        print(result.line())
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def cmd_publish(args) -> int:
+    from loaders.publish import PublishError, publish
+
+    try:
+        target, counts = publish()
+    except PublishError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"published {len(counts)} tables ({sum(counts.values()):,} rows) to {target}; open it read-only")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from loaders.run import LockBusy, run
+
+    try:
+        code, steps = run(args.wait)
+    except LockBusy as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again later
+    print("warehouse run: " + "; ".join(f"{s.name} {s.status}" + (f" ({s.note})" if s.note else "")
+                                        + (f" {s.seconds:.0f} s" if s.seconds else "") for s in steps))
+    return code
+
+
 def cmd_load_directo(args) -> int:
     from loaders import directo
 
@@ -227,7 +300,9 @@ def _pipeline_steps() -> list[tuple[str, callable]]:
     return [("load clang", lambda: cmd_load_clang(None)),
             ("load spotler", lambda: cmd_load_spotler(None)),
             ("load directo", lambda: cmd_load_directo(None)),
-            ("build", lambda: cmd_build(None))]
+            ("build", lambda: cmd_build(None)),
+            ("publish", lambda: cmd_publish(None)),
+            ("export", lambda: cmd_export(None))]
 
 
 def main(argv: list[str] | None = None) -> int:

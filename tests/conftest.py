@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pytest
 
+import shutil
+import subprocess
+import sys
+
 from loaders.demo.world import WorldSpec, simulate
 from loaders.demo.writers import write_world
 from loaders.standins import directo, spotler
 from loaders.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
+from loaders.standins.stack import DEPLOYTEQ_FOLDERS, StandinStack
 
 # A fixed end date keeps every assertion about calendar days reproducible.
 TEST_WORLD = WorldSpec(contacts=600, mailings=14, days=120, seed=2026, end=dt.date(2026, 11, 23))
@@ -61,3 +66,40 @@ def sftp_server(request, world_dir, ssh_keys):
     server.start()
     yield server
     server.stop()
+
+
+def warehouse_cli(*args, env, timeout=900):
+    return subprocess.run([sys.executable, "-m", "loaders", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(world_dir, tmp_path_factory):
+    """The test world loaded by the real loaders from the stand-ins and built by dbt, once per session.
+
+    Yields (environment, warehouse file, stand-ins); the stand-ins stay up for the export tests.
+    """
+    state = tmp_path_factory.mktemp("built")
+    with StandinStack(world_dir, state / "standins") as stack:
+        env = {**os.environ, **stack.environment(), "WAREHOUSE_PATH": str(state / "warehouse.duckdb"),
+               "SOURCES__SPOTLER__START_DATE": "2025-01-01", "DBT_TARGET_PATH": str(state / "target")}
+        for source in ("clang", "spotler", "directo"):
+            result = warehouse_cli("load", source, env=env)
+            assert result.returncode == 0, result.stderr
+        result = warehouse_cli("build", "--", "--vars", "{as_of_date: '2026-11-23'}", env=env)
+        assert result.returncode == 0, result.stdout[-4000:]
+        yield env, state / "warehouse.duckdb", stack
+
+
+@pytest.fixture
+def warehouse_copy(built_warehouse, tmp_path):
+    """A private copy of the built warehouse and an empty Deployteq folder, for tests that change them."""
+    env, database, stack = built_warehouse
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(database, copy)
+    for folder in DEPLOYTEQ_FOLDERS:
+        target = stack.deployteq_dir / folder
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+    local_exports = tmp_path / "exports"
+    return {**env, "WAREHOUSE_PATH": str(copy), "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(local_exports)}, copy, stack

@@ -3,7 +3,6 @@ the demo generator knows."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,28 +10,15 @@ from pathlib import Path
 import pytest
 
 from loaders import settings
-from loaders.standins.stack import StandinStack
+from tests.conftest import warehouse_cli
 
 pytestmark = pytest.mark.slow
 
 
-def _warehouse_cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "loaders", *args], capture_output=True, text=True, env=env,
-                          timeout=900)
-
-
 @pytest.fixture(scope="module")
-def built(world_dir, tmp_path_factory):
-    state = tmp_path_factory.mktemp("e2e")
-    with StandinStack(world_dir, state / "standins") as stack:
-        env = {**os.environ, **stack.environment(), "WAREHOUSE_PATH": str(state / "warehouse.duckdb"),
-               "SOURCES__SPOTLER__START_DATE": "2025-01-01"}
-        for source in ("clang", "spotler", "directo"):
-            result = _warehouse_cli("load", source, env=env)
-            assert result.returncode == 0, result.stderr
-    result = _warehouse_cli("build", "--", "--vars", "{as_of_date: '2026-11-23'}", env=env)
-    assert result.returncode == 0, result.stdout[-4000:]
-    return env, state / "warehouse.duckdb"
+def built(built_warehouse):
+    env, database, _ = built_warehouse
+    return env, database
 
 
 def _query(database: Path, sql: str, world_dir: Path | None = None):
@@ -104,10 +90,10 @@ def test_reactivation_candidates_meet_every_rule(built):
 def test_incremental_and_full_refresh_give_the_same_rows(built, tmp_path):
     env, database = built
     digest = "select count(*), sum(hash(event_id, event_type, event_at, email, mailing_key)) from marts.customer_activity"
-    result = _warehouse_cli("build", "--", "--select", "customer_activity", "--vars", "{as_of_date: '2026-11-23'}", env=env)
+    result = warehouse_cli("build", "--", "--select", "customer_activity", "--vars", "{as_of_date: '2026-11-23'}", env=env)
     assert result.returncode == 0, result.stdout[-3000:]
     incremental = _query(database, digest)
-    result = _warehouse_cli("build", "--", "--select", "customer_activity", "--full-refresh", env=env)
+    result = warehouse_cli("build", "--", "--select", "customer_activity", "--full-refresh", env=env)
     assert result.returncode == 0, result.stdout[-3000:]
     assert _query(database, digest) == incremental
 

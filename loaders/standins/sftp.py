@@ -5,7 +5,8 @@ clients, so the loaders' host-key checks run for real. Paths are relative to the
 asyncssh chroots into it, sshd starts the session in it (`internal-sftp -d`).
 
 The asyncssh server can also misbehave on purpose: drop the connection after some bytes were read
-(`drop_after_bytes`) or read slowly (`read_delay`), for tests of retries and of runs killed mid-download.
+(`drop_after_bytes`), read or write slowly (`read_delay`, `write_delay`), for tests of retries and of runs
+killed mid-download or mid-upload.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class _MisbehavingSFTPServer(asyncssh.SFTPServer):
             self.channel.get_connection().abort()
         return data
 
+    async def write(self, file_obj, offset, data):
+        if self._standin.write_delay:
+            await asyncio.sleep(self._standin.write_delay)
+        return super().write(file_obj, offset, data)
+
 
 class _SshServer(asyncssh.SSHServer):
     def __init__(self, username: str, password: str | None, authorized_key: asyncssh.SSHKey,
@@ -136,6 +142,7 @@ class AsyncsshSftpServer:
         self.root, self.keys, self.username, self.password = Path(root), keys, username, password
         self.host, self.port = host, port
         self.read_delay = 0.0
+        self.write_delay = 0.0
         self.drop_after_bytes: int | None = None
         self.drops_left = 0
         self.connections = 0

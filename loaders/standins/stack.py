@@ -15,6 +15,7 @@ from loaders.standins.http import StandinServer
 from loaders.standins.sftp import AsyncsshSftpServer, SshKeys
 
 CLANG_REMOTE_DIR = "clang"
+DEPLOYTEQ_FOLDERS = ("Upload", "Active", "Done", "Failed")
 
 
 @dataclass
@@ -24,6 +25,7 @@ class StandinStack:
     sftp: AsyncsshSftpServer | None = None
     spotler_server: StandinServer | None = None
     spotler_api: spotler.SpotlerApi | None = None
+    deployteq: AsyncsshSftpServer | None = None
     directo_server: StandinServer | None = None
     directo_app: directo.DirectoXmlCore | None = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -36,7 +38,16 @@ class StandinStack:
         self._stack.callback(self.spotler_server.stop)
         self.directo_server, self.directo_app = directo.serve(self.world_dir)
         self._stack.callback(self.directo_server.stop)
+        # Deployteq's CSV-trigger folders: the export uploads to Upload/
+        for folder in DEPLOYTEQ_FOLDERS:
+            (self.deployteq_dir / folder).mkdir(parents=True, exist_ok=True)
+        self.deployteq = AsyncsshSftpServer(self.deployteq_dir, SshKeys.generate(self.state_dir / "ssh-deployteq")).start()
+        self._stack.callback(self.deployteq.stop)
         return self
+
+    @property
+    def deployteq_dir(self) -> Path:
+        return self.state_dir / "deployteq"
 
     def stop(self) -> None:
         self._stack.close()
@@ -66,6 +77,11 @@ class StandinStack:
             "SOURCES__SPOTLER__CONSUMER_SECRET": self.spotler_api.consumer_secret,
             "SOURCES__DIRECTO__URL": self.directo_app.url(self.directo_server),
             "SOURCES__DIRECTO__KEY": self.directo_app.key,
+            "EXPORT__DEPLOYTEQ__HOST": self.deployteq.host,
+            "EXPORT__DEPLOYTEQ__PORT": str(self.deployteq.port),
+            "EXPORT__DEPLOYTEQ__USERNAME": self.deployteq.username,
+            "EXPORT__DEPLOYTEQ__KNOWN_HOSTS": str(self.deployteq.keys.known_hosts),
+            "EXPORT__DEPLOYTEQ__PRIVATE_KEY_PATH": str(self.deployteq.keys.user_key),
         }
 
     def describe(self) -> list[str]:
@@ -74,4 +90,6 @@ class StandinStack:
             f"  (host key {self.sftp.keys.host_key_fingerprint()})",
             f"Spotler Mail+ API     {self.spotler_base_url}",
             f"Directo XMLCore       {self.directo_app.url(self.directo_server)}",
+            f"Deployteq SFTP        sftp://{self.deployteq.username}@{self.deployteq.host}:{self.deployteq.port}/Upload"
+            f"  (files land in {self.deployteq_dir / 'Upload'})",
         ]

@@ -1,0 +1,109 @@
+"""`warehouse run`, the scheduled job: load every configured source, build, publish, export.
+
+One lock per warehouse keeps two overlapping runs (cron) from writing at once: the second waits up to
+`--wait` seconds, then exits with a clear message. Every step runs in its own process, one after the
+other, so no step holds the DuckDB file while the next needs it. A failed build publishes and exports
+nothing. The exit code is non-zero when any step failed, after a summary of every step.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loaders.settings import PROJECT_DIR, warehouse_path
+
+SOURCE_SETTINGS = {  # a source is configured when its first setting is present
+    "clang": ("sources.clang.host", "SOURCES__CLANG__HOST"),
+    "spotler": ("sources.spotler.consumer_key", "SOURCES__SPOTLER__CONSUMER_KEY"),
+    "directo": ("sources.directo.url", "SOURCES__DIRECTO__URL"),
+}
+
+
+class LockBusy(RuntimeError):
+    pass
+
+
+class RunLock:
+    def __init__(self, warehouse: Path, wait_seconds: float) -> None:
+        self.path = warehouse.with_name(f".{warehouse.name}.lock")
+        self.wait = wait_seconds
+        self.handle = None
+
+    def __enter__(self) -> "RunLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.path.open("a+")
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.handle.seek(0)
+                self.handle.truncate()
+                self.handle.write(f"{os.getpid()}\n")
+                self.handle.flush()
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self.handle.seek(0)
+                    holder = self.handle.read().strip() or "another process"
+                    self.handle.close()
+                    raise LockBusy(f"another `warehouse run` (pid {holder}) holds {self.path}; gave up after "
+                                   f"{self.wait:.0f} s (--wait sets how long to wait)") from None
+                time.sleep(0.5)
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str       # ok | failed | skipped
+    seconds: float = 0.0
+    note: str = ""
+
+
+def configured_sources() -> list[str]:
+    import dlt
+
+    found = []
+    for source, (key, env) in SOURCE_SETTINGS.items():
+        if os.environ.get(env) or dlt.config.get(key) or dlt.secrets.get(key):
+            found.append(source)
+    return found
+
+
+def _step(name: str, args: list[str], stream) -> StepResult:
+    print(f"== {name}", file=stream, flush=True)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "loaders", *args], cwd=PROJECT_DIR)
+    return StepResult(name, "ok" if result.returncode == 0 else "failed", time.monotonic() - started,
+                      "" if result.returncode == 0 else f"exit code {result.returncode}")
+
+
+def run(wait_seconds: float, stream=sys.stderr) -> tuple[int, list[StepResult]]:
+    warehouse = warehouse_path()
+    steps: list[StepResult] = []
+    with RunLock(warehouse, wait_seconds):
+        sources = configured_sources()
+        for source in SOURCE_SETTINGS:
+            if source in sources:
+                steps.append(_step(f"load {source}", ["load", source], stream))
+            else:
+                steps.append(StepResult(f"load {source}", "skipped", note="not configured"))
+        build = _step("build", ["build"], stream)
+        steps.append(build)
+        if build.status == "ok":
+            steps.append(_step("publish", ["publish"], stream))
+            steps.append(_step("export", ["export"], stream))
+        else:
+            steps.append(StepResult("publish", "skipped", note="the build failed"))
+            steps.append(StepResult("export", "skipped", note="the build failed"))
+    failed = [s for s in steps if s.status == "failed"]
+    return (1 if failed else 0), steps

@@ -1,0 +1,185 @@
+"""The way back and daily operation: CSV triggers to Deployteq, the read-only copy for BI, `warehouse run`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from loaders import settings
+from loaders.run import RunLock
+from tests.conftest import warehouse_cli
+
+pytestmark = pytest.mark.slow
+
+
+def query(database, sql):
+    con = settings.connect(database, read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def uploaded(stack):
+    return sorted(p.name for p in (stack.deployteq_dir / "Upload").iterdir())
+
+
+def test_export_uploads_the_segment_and_records_it(warehouse_copy):
+    env, database, stack = warehouse_copy
+    result = warehouse_cli("export", env=env)
+    assert result.returncode == 0, result.stderr
+    (name,) = uploaded(stack)
+    assert name.startswith("reactivatie_") and name.endswith(".csv")
+    rows = list(csv.DictReader((stack.deployteq_dir / "Upload" / name).open(encoding="utf-8"), delimiter=";"))
+    segment = query(database, "select count(*) from segments.reactivation")[0][0]
+    assert len(rows) == segment > 0 and set(rows[0]) >= {"emailadres", "klantnummer", "voornaam", "naam"}
+    (log,) = query(database, "select segment, file_name, rows, status from exports.csv_trigger_log")
+    assert log == ("reactivation", name, segment, "uploaded")
+    assert query(database, "select count(*) from exports.csv_trigger_contacts")[0][0] == segment
+    assert f"uploaded {name}" in result.stdout
+
+
+def test_once_a_day_unless_forced_and_the_cooldown_empties_the_segment(warehouse_copy):
+    env, database, stack = warehouse_copy
+    assert warehouse_cli("export", env=env).returncode == 0
+    again = warehouse_cli("export", env=env)
+    assert again.returncode == 0 and "already uploaded today" in again.stdout
+    assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 1
+    forced = warehouse_cli("export", "--force", env=env)
+    assert forced.returncode == 0 and "uploaded" in forced.stdout
+    assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 2
+    rebuilt = warehouse_cli("build", "--", "--select", "reactivation", "--vars", "{as_of_date: '2026-11-23'}", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stdout[-2000:]
+    assert query(database, "select count(*) from segments.reactivation")[0][0] == 0  # all exported: cooling down
+
+
+def test_dry_run_writes_locally_and_uploads_nothing(warehouse_copy, tmp_path):
+    env, database, stack = warehouse_copy
+    result = warehouse_cli("export", "--dry-run", env=env)
+    assert result.returncode == 0 and "dry-run" in result.stdout and "would go to Upload/" in result.stdout
+    assert uploaded(stack) == []
+    assert list((tmp_path / "exports").glob("reactivatie_*.csv"))
+    assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 0
+
+
+def test_the_consent_guard_overrules_a_broken_segment(warehouse_copy):
+    env, database, stack = warehouse_copy
+    con = settings.connect(database)
+    con.execute("""create or replace table segments.reactivation as
+                   select contact_key, email, external_customer_id, first_name, full_name as name, last_engaged_at,
+                          0 as days_inactive, 0 as mailings_since_engagement
+                   from marts.contacts""")  # everyone, whatever their consent
+    forbidden = {r[0] for r in con.execute("""select email from marts.contacts where not is_opted_in or is_hard_bounced
+                                              or has_complained or is_unsubscribed or is_closed_in_directo""").fetchall()}
+    total = con.execute("select count(*) from marts.contacts").fetchone()[0]
+    con.close()
+    assert forbidden
+    result = warehouse_cli("export", env=env)
+    assert result.returncode == 0, result.stderr
+    (name,) = uploaded(stack)
+    exported = {r["emailadres"] for r in csv.DictReader((stack.deployteq_dir / "Upload" / name).open(encoding="utf-8"),
+                                                        delimiter=";")}
+    assert exported and not exported & forbidden
+    assert len(exported) == total - len(forbidden)
+    assert f"{len(forbidden):,} left out by the consent guard" in result.stdout
+
+
+def test_deployteq_done_and_failed_are_reported(warehouse_copy):
+    env, database, stack = warehouse_copy
+    assert warehouse_cli("export", env=env).returncode == 0
+    (name,) = uploaded(stack)
+    (stack.deployteq_dir / "Upload" / name).rename(stack.deployteq_dir / "Failed" / name)
+    status = warehouse_cli("export", "--status", env=env)
+    assert status.returncode == 0 and "rejected by Deployteq" in status.stdout and name in status.stdout
+    assert query(database, "select status from exports.csv_trigger_log") == [("failed",)]
+    (stack.deployteq_dir / "Failed" / name).rename(stack.deployteq_dir / "Done" / name)
+    assert "done" in warehouse_cli("export", "--status", env=env).stdout
+
+
+def test_a_killed_upload_never_shows_the_watcher_a_partial_file(warehouse_copy):
+    env, database, stack = warehouse_copy
+    con = settings.connect(database)  # a bigger segment, so the upload takes a while
+    con.execute("""create or replace table segments.reactivation as
+                   select c.contact_key, c.email, c.external_customer_id, c.first_name, c.full_name as name,
+                          c.last_engaged_at, i as days_inactive, 0 as mailings_since_engagement
+                   from marts.contacts c, range(40) r(i) where c.is_opted_in and not c.is_hard_bounced
+                   and not c.has_complained and not c.is_unsubscribed and not c.is_closed_in_directo""")
+    con.close()
+    stack.deployteq.write_delay = 0.05
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "loaders", "export"], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while not any(n.endswith(".part") for n in uploaded(stack)):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        stack.deployteq.write_delay = 0.0
+    names = uploaded(stack)
+    assert all(n.startswith(".") and n.endswith(".part") for n in names), names  # the watcher ignores these
+    assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 0
+    result = warehouse_cli("export", env=env)
+    assert result.returncode == 0, result.stderr
+    final = [n for n in uploaded(stack) if not n.startswith(".")]
+    assert len(final) == 1
+    local = next((env_path := __import__("pathlib").Path(env["EXPORT__DEPLOYTEQ__LOCAL_DIR"])).glob("*.csv"))
+    assert (stack.deployteq_dir / "Upload" / final[0]).read_bytes() == local.read_bytes()
+
+
+def test_publish_only_after_a_passing_build_and_never_disturbs_a_reader(warehouse_copy, tmp_path):
+    env, database, stack = warehouse_copy
+    env = {**env, "DBT_TARGET_PATH": str(tmp_path / "target")}
+    ok = warehouse_cli("build", "--", "--select", "mailings", env=env)
+    assert ok.returncode == 0
+    first = warehouse_cli("publish", env=env)
+    assert first.returncode == 0, first.stderr
+    analytics = database.with_name("analytics.duckdb")
+    reader = settings.connect(analytics, read_only=True)
+    before = reader.execute("select count(*) from marts.mailings").fetchone()[0]
+    con = settings.connect(database)
+    con.execute("delete from marts.mailings where source_system = 'clang'")
+    con.close()
+    again = warehouse_cli("publish", env=env)
+    assert again.returncode == 0, again.stderr
+    assert reader.execute("select count(*) from marts.mailings").fetchone()[0] == before  # the open copy is intact
+    reader.close()
+    fresh = settings.connect(analytics, read_only=True)
+    assert fresh.execute("select count(*) from marts.mailings").fetchone()[0] < before
+    fresh.close()
+    broken = warehouse_cli("build", "--", "--select", "reactivation", "--vars", "{reactivation_min_mailings: 'many'}",
+                           env=env)
+    assert broken.returncode != 0
+    refused = warehouse_cli("publish", env=env)
+    assert refused.returncode == 1 and "not publishing" in refused.stderr
+    assert json.loads((tmp_path / "target" / "run_results.json").read_text())["args"]["which"] == "build"
+
+
+def test_an_overlapping_run_waits_then_gives_up_clearly(warehouse_copy):
+    env, database, _ = warehouse_copy
+    with RunLock(database, 0):
+        started = time.monotonic()
+        result = warehouse_cli("run", "--wait", "1", env=env)
+    assert result.returncode == 75 and "another `warehouse run`" in result.stderr
+    assert 1 <= time.monotonic() - started < 30
+
+
+def test_a_failed_step_fails_the_run_and_a_failed_build_publishes_and_exports_nothing(warehouse_copy, tmp_path):
+    env, database, stack = warehouse_copy
+    env = {**env, "SOURCES__CLANG__HOST": "127.0.0.1", "SOURCES__CLANG__PORT": "9",
+           "SOURCES__CLANG__MAX_ATTEMPTS": "1", "DBT_TARGET_PATH": str(tmp_path / "target")}
+    (tmp_path / "not-a-project").mkdir()
+    result = warehouse_cli("run", env={**env, "WAREHOUSE_PATH": str(tmp_path / "not-a-project")})
+    assert result.returncode == 1
+    summary = result.stdout.strip().splitlines()[-1]
+    assert "load clang failed" in summary and "build failed" in summary
+    assert "publish skipped (the build failed)" in summary and "export skipped (the build failed)" in summary
+    assert uploaded(stack) == []
