@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import shutil
 import sys
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -161,7 +160,6 @@ class _Prepared:
     rows: int
     excluded: int
     sha256: str
-    contacts_view: str = field(default="")
 
 
 def _sha256(path: Path) -> str:
@@ -191,7 +189,7 @@ def _prepare(con, trigger: Trigger, target: Path) -> _Prepared:
     columns = ", ".join(f'"{source}" as "{header}"' for source, header in trigger.columns.items())
     target.parent.mkdir(parents=True, exist_ok=True)
     written = target if trigger.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else target.with_suffix(".utf8")
-    con.execute(f"""copy (select {columns} from export_rows order by email)
+    con.execute(f"""copy (select {columns} from export_rows)
                     to {_quote(str(written))} (format csv, header true, delimiter {_quote(trigger.delimiter)})""")
     if written != target:
         with written.open("r", encoding="utf-8", newline="") as source, \
@@ -199,6 +197,20 @@ def _prepare(con, trigger: Trigger, target: Path) -> _Prepared:
             shutil.copyfileobj(source, out, 1 << 20)
         written.unlink()
     return _Prepared(target, rows, total - rows, _sha256(target))
+
+
+class _HashingSink:
+    """A write-only file object that only hashes what is written to it."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._digest.update(data)
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def _upload(settings: ExportSettings, local: Path, file_name: str, sha256: str) -> None:
@@ -213,10 +225,8 @@ def _upload(settings: ExportSettings, local: Path, file_name: str, sha256: str) 
         remote_size = session.sftp.stat(temporary).st_size
         if remote_size != expected_size:
             raise ExportError(f"{temporary} holds {remote_size} bytes, not {expected_size}")
-        digest = hashlib.sha256()
-        buffer = io.BytesIO()
-        session.sftp.getfo(temporary, buffer, prefetch=True)
-        digest.update(buffer.getvalue())
+        digest = _HashingSink()
+        session.sftp.getfo(temporary, digest, prefetch=True)  # read back with prefetch, hashed as it streams
         if digest.hexdigest() != sha256:
             raise ExportError(f"{temporary} does not hold what was sent (sha256 differs)")
         try:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -131,7 +132,7 @@ def test_a_killed_upload_never_shows_the_watcher_a_partial_file(warehouse_copy):
     assert result.returncode == 0, result.stderr
     final = [n for n in uploaded(stack) if not n.startswith(".")]
     assert len(final) == 1
-    local = next((env_path := __import__("pathlib").Path(env["EXPORT__DEPLOYTEQ__LOCAL_DIR"])).glob("*.csv"))
+    local = next(Path(env["EXPORT__DEPLOYTEQ__LOCAL_DIR"]).glob("*.csv"))
     assert (stack.deployteq_dir / "Upload" / final[0]).read_bytes() == local.read_bytes()
 
 
