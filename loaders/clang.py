@@ -29,7 +29,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dlt
@@ -38,11 +37,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dlt.common.configuration.specs import configspec
 from dlt.common.configuration.resolve import resolve_configuration
-from dlt.common.typing import TSecretStrValue
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from loaders import settings as warehouse_settings
-from loaders.sftp import ReconnectingSftp, SftpSession, SftpSettings, glob_to_regex
+from loaders.sftp import ReconnectingSftp, SftpConfiguration, SftpSession, SftpSettings, glob_to_regex
 
 DATASET = "raw_clang"
 LOAD_MEMORY_LIMIT = "1GB"  # DuckDB spills beyond this while dlt loads
@@ -57,11 +55,8 @@ NATIVE_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8", "ut
 
 
 @configspec
-class ClangConfiguration:
+class ClangConfiguration(SftpConfiguration):
     """`[sources.clang]` in .dlt/config.toml, or SOURCES__CLANG__<NAME> environment variables."""
-    host: str = None
-    port: int = 22
-    username: str = None
     remote_dir: str = "."
     activity_glob: str = "**/activiteiten_*.csv"
     broadcast_glob: str = "**/broadcasts_*.csv"
@@ -71,14 +66,6 @@ class ClangConfiguration:
     activity_columns: list[str] = None
     broadcast_columns: list[str] = None
     timezone: str = "Europe/Amsterdam"
-    known_hosts: Optional[str] = None
-    host_key_fingerprint: Optional[str] = None
-    accept_new_host_key: bool = False
-    max_attempts: int = 4
-    retry_delay_seconds: float = 1.0
-    password: Optional[TSecretStrValue] = None
-    private_key_path: Optional[TSecretStrValue] = None
-    private_key_passphrase: Optional[TSecretStrValue] = None
 
 
 class ClangSettingsError(ValueError):
@@ -140,12 +127,7 @@ def load_settings() -> ClangSettings:
                    if c not in columns]
         if missing:
             raise ClangSettingsError(f"SOURCES__CLANG__{name.upper()} lacks {missing}")
-    sftp = SftpSettings(
-        host=config.host, port=int(config.port), username=config.username, password=config.password,
-        private_key_path=config.private_key_path, private_key_passphrase=config.private_key_passphrase,
-        known_hosts=config.known_hosts, host_key_fingerprint=config.host_key_fingerprint,
-        accept_new_host_key=bool(config.accept_new_host_key), max_attempts=max(1, int(config.max_attempts)),
-        retry_delay=float(config.retry_delay_seconds), setting_prefix="SOURCES__CLANG__")
+    sftp = config.sftp_settings("SOURCES__CLANG__")
     return ClangSettings(sftp, config.remote_dir or ".", config.activity_glob, config.broadcast_glob, delimiter,
                          bool(config.has_header), config.encoding.lower(), activity_columns, broadcast_columns,
                          config.timezone)
@@ -523,8 +505,7 @@ def clang_source(settings: ClangSettings, prepared: list[PreparedFile], rejects:
 
 
 def make_pipeline(warehouse: Path) -> dlt.Pipeline:
-    return dlt.pipeline(pipeline_name=PIPELINE_NAME, destination=warehouse_settings.dlt_destination(warehouse, memory_limit=LOAD_MEMORY_LIMIT),
-                        dataset_name=DATASET, pipelines_dir=str(warehouse_settings.pipelines_dir(warehouse)))
+    return warehouse_settings.make_pipeline(PIPELINE_NAME, DATASET, warehouse, memory_limit=LOAD_MEMORY_LIMIT)
 
 
 def _existing_tables(con) -> set[str]:
@@ -565,10 +546,7 @@ def run(reporter: Reporter | None = None) -> RunSummary:
     settings = load_settings()
     warehouse = warehouse_settings.warehouse_path()
     pipeline = make_pipeline(warehouse)
-    if pipeline.has_pending_data:
-        reporter.say("clang: finishing the load an earlier run left pending")
-        pipeline.normalize()
-        pipeline.load()
+    if warehouse_settings.finish_pending_load(pipeline, reporter.stream):
         remove_superseded_rows(warehouse, deduplicate=True)
     elif warehouse.exists():
         remove_superseded_rows(warehouse)

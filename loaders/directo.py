@@ -341,8 +341,7 @@ def fetch(settings: DirectoSettings, since: dt.date | None) -> requests.Response
 # --- the dlt source and the run ----------------------------------------------------------------------
 
 def make_pipeline(warehouse: Path) -> dlt.Pipeline:
-    return dlt.pipeline(pipeline_name=PIPELINE_NAME, destination=warehouse_settings.dlt_destination(warehouse, memory_limit=LOAD_MEMORY_LIMIT),
-                        dataset_name=DATASET, pipelines_dir=str(warehouse_settings.pipelines_dir(warehouse)))
+    return warehouse_settings.make_pipeline(PIPELINE_NAME, DATASET, warehouse, memory_limit=LOAD_MEMORY_LIMIT)
 
 
 # The latest version of a customer wins: delete-insert on its code. One answer holds each customer once,
@@ -432,10 +431,7 @@ def run(*, full: bool = False, stream=sys.stderr) -> SyncSummary:
     settings = load_settings()
     warehouse = warehouse_settings.warehouse_path()
     pipeline = make_pipeline(warehouse)
-    if pipeline.has_pending_data:
-        print("directo: finishing the load an earlier run left pending", file=stream)
-        pipeline.normalize()
-        pipeline.load()
+    warehouse_settings.finish_pending_load(pipeline, stream)
     state = pipeline.state.get("sources", {}).get(PIPELINE_NAME, {}).get("resources", {}).get("customers", {})
     zone = ZoneInfo(settings.timezone)
     run_day = dt.datetime.now(zone).date()
@@ -452,16 +448,10 @@ def run(*, full: bool = False, stream=sys.stderr) -> SyncSummary:
     try:
         pipeline.run(resource)
     except PipelineStepFailed as failure:
-        raise _our_error(failure, settings) from None
+        error = warehouse_settings.unwrap(failure, DirectoError)
+        if not isinstance(error, DirectoError):
+            error = DirectoError(redact(f"loading Directo customers failed: {failure}", settings))
+        raise error from None
     _after_load(warehouse, summary, loaded_at, had_snapshot, full)
     summary.seconds = time.monotonic() - started
     return summary
-
-
-def _our_error(failure: Exception, settings: DirectoSettings) -> Exception:
-    seen = failure
-    while seen is not None:
-        if isinstance(seen, DirectoError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return DirectoError(redact(f"loading Directo customers failed: {failure}", settings))

@@ -25,15 +25,13 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import yaml
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.configuration.specs import configspec
-from dlt.common.typing import TSecretStrValue
 
 from loaders import settings as warehouse_settings
-from loaders.sftp import ReconnectingSftp, SftpError, SftpSettings
+from loaders.sftp import ReconnectingSftp, SftpConfiguration, SftpError, SftpSettings
 
 SEGMENT_MODELS = warehouse_settings.PROJECT_DIR / "models" / "segments"
 SEGMENT_SCHEMA = "segments"
@@ -43,24 +41,13 @@ CONSENT_GUARD = """c.is_opted_in and not c.is_hard_bounced and not c.has_complai
 
 
 @configspec
-class DeployteqConfiguration:
+class DeployteqConfiguration(SftpConfiguration):
     """`[export.deployteq]` in .dlt/config.toml, or EXPORT__DEPLOYTEQ__<NAME> environment variables."""
-    host: str = None
-    port: int = 22
-    username: str = None
     upload_dir: str = "Upload"
     done_dir: str = "Done"
     failed_dir: str = "Failed"
-    known_hosts: Optional[str] = None
-    host_key_fingerprint: Optional[str] = None
-    accept_new_host_key: bool = False
     upload_empty: bool = False
     local_dir: str = "exports"
-    max_attempts: int = 4
-    retry_delay_seconds: float = 1.0
-    password: Optional[TSecretStrValue] = None
-    private_key_path: Optional[TSecretStrValue] = None
-    private_key_passphrase: Optional[TSecretStrValue] = None
 
 
 class ExportError(RuntimeError):
@@ -81,12 +68,7 @@ def load_settings(*, need_sftp: bool = True) -> ExportSettings:
     config = resolve_configuration(DeployteqConfiguration(), sections=("export", "deployteq"), accept_partial=True)
     sftp = None
     if config.host and config.username:
-        sftp = SftpSettings(
-            host=config.host, port=int(config.port), username=config.username, password=config.password,
-            private_key_path=config.private_key_path, private_key_passphrase=config.private_key_passphrase,
-            known_hosts=config.known_hosts, host_key_fingerprint=config.host_key_fingerprint,
-            accept_new_host_key=bool(config.accept_new_host_key), max_attempts=max(1, int(config.max_attempts)),
-            retry_delay=float(config.retry_delay_seconds), setting_prefix="EXPORT__DEPLOYTEQ__")
+        sftp = config.sftp_settings("EXPORT__DEPLOYTEQ__")
     elif need_sftp:
         raise ExportError("missing settings export.deployteq.host and username (env EXPORT__DEPLOYTEQ__HOST, "
                           "EXPORT__DEPLOYTEQ__USERNAME)")

@@ -617,19 +617,14 @@ def contact_items(client: SpotlerClient, settings: SpotlerSettings, summary: Run
 
 
 def make_pipeline(warehouse: Path) -> dlt.Pipeline:
-    return dlt.pipeline(pipeline_name=PIPELINE_NAME,
-                        destination=warehouse_settings.dlt_destination(warehouse, memory_limit=LOAD_MEMORY_LIMIT),
-                        dataset_name=DATASET, pipelines_dir=str(warehouse_settings.pipelines_dir(warehouse)))
+    return warehouse_settings.make_pipeline(PIPELINE_NAME, DATASET, warehouse, memory_limit=LOAD_MEMORY_LIMIT)
 
 
 def run(*, contacts_file: Path | None = None, stream=sys.stderr, now: dt.datetime | None = None) -> RunSummary:
     settings = load_settings(now)
     warehouse = warehouse_settings.warehouse_path()
     pipeline = make_pipeline(warehouse)
-    if pipeline.has_pending_data:
-        print("spotler: finishing the load an earlier run left pending", file=stream)
-        pipeline.normalize()
-        pipeline.load()
+    warehouse_settings.finish_pending_load(pipeline, stream)
     client = SpotlerClient(settings, log=lambda message: print(message, file=stream, flush=True))
     summary = RunSummary()
     now = now or dt.datetime.now(dt.UTC)
@@ -645,14 +640,5 @@ def run(*, contacts_file: Path | None = None, stream=sys.stderr, now: dt.datetim
     try:
         pipeline.run(dlt.resource(items, name=name))
     except PipelineStepFailed as failure:
-        raise _our_error(failure) from None
+        raise warehouse_settings.unwrap(failure, SpotlerError) from None
     return summary
-
-
-def _our_error(failure: Exception) -> Exception:
-    seen = failure
-    while seen is not None:
-        if isinstance(seen, SpotlerError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return failure
