@@ -189,7 +189,12 @@ def cmd_demo(args) -> int:
                 print(f"  export {key}={value}")
             print("Serving until Ctrl-C ...", flush=True)
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    print(f"Demo finished: world in {world_dir}, warehouse {warehouse_path()}.")
+    from loaders.publish import analytics_path
+
+    uploads = sorted(p.name for p in (args.out / "state" / "deployteq" / "Upload").glob("*.csv"))
+    print(f"Demo finished{' with failed steps' if failures else ''}: world in {world_dir}; warehouse "
+          f"{warehouse_path()}; BI copy {analytics_path()}; CSV triggers in {args.out / 'state' / 'deployteq' / 'Upload'}"
+          + (f" ({', '.join(uploads)})" if uploads else "") + ".")
     return 1 if failures else 0
 
 
