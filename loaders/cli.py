@@ -178,11 +178,16 @@ def cmd_demo(args) -> int:
         for line in stack.describe():
             print(f"  {line}")
         os.environ.update(stack.environment())
-        steps = _pipeline_steps()
-        failures = 0
-        for name, step in steps:
-            print(f"== {name}", flush=True)
-            failures += step() != 0
+        # the scheduled job itself, each step in its own process, against the stand-ins
+        from loaders.run import LockBusy, run_steps
+
+        try:
+            code, steps = run_steps(wait_seconds=0)
+        except LockBusy as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 75
+        print("warehouse run: " + _steps_line(steps))
+        failures = code != 0
         if args.serve:
             print("\nSettings for these stand-ins (export them in another shell):")
             for key, value in stack.environment().items():
@@ -254,16 +259,20 @@ def cmd_publish(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from loaders.run import LockBusy, run
+    from loaders.run import LockBusy, run_steps
 
     try:
-        code, steps = run(args.wait)
+        code, steps = run_steps(args.wait)
     except LockBusy as error:
         print(f"error: {error}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again later
-    print("warehouse run: " + "; ".join(f"{s.name} {s.status}" + (f" ({s.note})" if s.note else "")
-                                        + (f" {s.seconds:.0f} s" if s.seconds else "") for s in steps))
+    print("warehouse run: " + _steps_line(steps))
     return code
+
+
+def _steps_line(steps) -> str:
+    return "; ".join(f"{s.name} {s.status}" + (f" ({s.note})" if s.note else "") + (f" {s.seconds:.0f} s" if s.seconds else "")
+                     for s in steps)
 
 
 def cmd_load_directo(args) -> int:
@@ -298,16 +307,6 @@ def cmd_load_spotler(args) -> int:
         return 1
     print("\n".join(summary.lines()))
     return 0
-
-
-def _pipeline_steps() -> list[tuple[str, callable]]:
-    """The steps `warehouse demo` runs, in order: each issue that lands a step adds it here."""
-    return [("load clang", lambda: cmd_load_clang(None)),
-            ("load spotler", lambda: cmd_load_spotler(None)),
-            ("load directo", lambda: cmd_load_directo(None)),
-            ("build", lambda: cmd_build(None)),
-            ("publish", lambda: cmd_publish(None)),
-            ("export", lambda: cmd_export(None))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,7 +87,7 @@ def _step(name: str, args: list[str], stream) -> StepResult:
                       "" if result.returncode == 0 else f"exit code {result.returncode}")
 
 
-def run(wait_seconds: float, stream=sys.stderr) -> tuple[int, list[StepResult]]:
+def run_steps(wait_seconds: float, stream=sys.stderr) -> tuple[int, list[StepResult]]:
     warehouse = warehouse_path()
     steps: list[StepResult] = []
     with RunLock(warehouse, wait_seconds):
