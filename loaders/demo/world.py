@@ -42,6 +42,7 @@ CLOSED_SHARE = 0.04
 CLANG_SHARE_OF_MAILINGS = 0.55
 SPOTLER_SMS_SHARE = 0.05
 CART_TRIGGER_SHARE = 0.03
+SECOND_CUSTOMER_CODES = 50_000_000  # codes of the extra customers that share an address
 
 EVENT_TYPES = ("sent", "hard_bounce", "soft_bounce", "open", "click", "unsubscribe", "complaint")
 SENT, HARD, SOFT, OPEN, CLICK, UNSUB, COMPLAINT = range(len(EVENT_TYPES))
@@ -55,6 +56,7 @@ class WorldSpec:
     days: int = 180
     seed: int = 42
     end: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
+    clang_share: float = CLANG_SHARE_OF_MAILINGS   # share of newsletters sent by Clang, the rest by Spotler
 
     def __post_init__(self) -> None:
         if self.contacts < 10:
@@ -63,6 +65,8 @@ class WorldSpec:
             raise ValueError("--mailings must be at least 1")
         if self.days < 7:
             raise ValueError("--days must be at least 7")
+        if not 0 <= self.clang_share <= 1:
+            raise ValueError("clang_share must be between 0 and 1")
 
     @property
     def end_ts(self) -> int:
@@ -227,7 +231,7 @@ def _draw_mailings(rng, spec):
         sent -= sent % DAY % HOUR  # on the hour
         share = 1.0 if rng.random() < 0.6 else float(rng.uniform(0.4, 0.9))
         group = names.TARGET_GROUPS[0] if share == 1.0 else names.TARGET_GROUPS[1 + rng.integers(5)]
-        if rng.random() < CLANG_SHARE_OF_MAILINGS:
+        if rng.random() < spec.clang_share:
             system, source_id = "clang", str(20_000 + i * 7 + int(rng.integers(0, 7)))
             mailing_type = clang_types[int(rng.choice(4, p=(0.55, 0.2, 0.15, 0.1)))]
         else:
@@ -552,7 +556,7 @@ def _directo_tables(rng, people, people_table: pa.Table, reoptins, spec):
         if rng.random() < 0.3:
             datafields.append((code, "LEMMIKPOOD", names.CITIES[country][people["city"][i]], None))
         if people["shares_email"][i]:
-            second = str(90_000 + i)
+            second = str(SECOND_CUSTOMER_CODES + i)  # never one of the primary codes (10000 + person)
             company = f"{p['last_name']} OÜ" if country == "EE" else f"{p['last_name']} BV"
             customers.append(_customer_row(rng, second, company, None, country, email.title() if rng.random() < 0.3 else email,
                                            "ÄRIKLIENT", int(rng.random() < 0.3), changed, people["city"][i]))

@@ -148,3 +148,10 @@ def test_spotler_has_data_for_every_endpoint_family(world_dir):
 def test_impossible_worlds_are_refused(bad):
     with pytest.raises(ValueError):
         WorldSpec(**bad)
+
+
+def test_customer_codes_stay_unique_in_large_worlds():
+    # 90,000 people: second customers' codes once collided with primary codes from 80,000 people on
+    world = simulate(WorldSpec(contacts=90_000, mailings=1, days=7, seed=9, end=dt.date(2026, 11, 23)))
+    codes = world.customers.column("code").to_pylist()
+    assert len(codes) == len(set(codes)) > 90_000
