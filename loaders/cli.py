@@ -169,6 +169,8 @@ def cmd_demo_data(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from loaders.publish import analytics_path
+    from loaders.run import LockBusy, run_steps
     from loaders.standins.stack import StandinStack
 
     world_dir = args.out / "world"
@@ -179,8 +181,6 @@ def cmd_demo(args) -> int:
             print(f"  {line}")
         os.environ.update(stack.environment())
         # the scheduled job itself, each step in its own process, against the stand-ins
-        from loaders.run import LockBusy, run_steps
-
         try:
             code, steps = run_steps(wait_seconds=0)
         except LockBusy as error:
@@ -194,8 +194,6 @@ def cmd_demo(args) -> int:
                 print(f"  export {key}={value}")
             print("Serving until Ctrl-C ...", flush=True)
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    from loaders.publish import analytics_path
-
     uploads = sorted(p.name for p in (args.out / "state" / "deployteq" / "Upload").glob("*.csv"))
     print(f"Demo finished{' with failed steps' if failures else ''}: world in {world_dir}; warehouse "
           f"{warehouse_path()}; BI copy {analytics_path()}; CSV triggers in {args.out / 'state' / 'deployteq' / 'Upload'}"
@@ -224,20 +222,18 @@ def cmd_load_clang(args) -> int:
 def cmd_build(args) -> int:
     from loaders.build import dbt_build
 
-    return dbt_build(list(getattr(args, "dbt_args", None) or []))
+    return dbt_build(args.dbt_args)
 
 
 def cmd_export(args) -> int:
     from loaders import export
 
     try:
-        if getattr(args, "status", False):
+        if args.status:
             for line in export.check_status():
                 print(line)
             return 0
-        results = export.export_segments(list(getattr(args, "segments", None) or []),
-                                         force=bool(getattr(args, "force", False)),
-                                         dry_run=bool(getattr(args, "dry_run", False)))
+        results = export.export_segments(args.segments, force=args.force, dry_run=args.dry_run)
     except (export.ExportError, export.SftpError) as error:
         print(f"error: export: {error}", file=sys.stderr)
         return 1
@@ -279,7 +275,7 @@ def cmd_load_directo(args) -> int:
     from loaders import directo
 
     try:
-        summary = directo.run(full=bool(getattr(args, "full", False)))
+        summary = directo.run(full=args.full)
     except directo.DirectoSettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -293,7 +289,7 @@ def cmd_load_directo(args) -> int:
 def cmd_load_spotler(args) -> int:
     from loaders import spotler
 
-    contacts = getattr(args, "contacts", None)
+    contacts = args.contacts
     if contacts is not None and not contacts.is_file():
         print(f"error: --contacts {contacts}: no such file", file=sys.stderr)
         return 2
