@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import json
 import shutil
 import sys
@@ -40,7 +39,8 @@ from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from loaders import settings as warehouse_settings
-from loaders.sftp import ReconnectingSftp, SftpConfiguration, SftpSession, SftpSettings, glob_to_regex
+from loaders.settings import sql_literal
+from loaders.sftp import ReconnectingSftp, SftpConfiguration, SftpSession, SftpSettings, file_sha256, glob_to_regex
 
 DATASET = "raw_clang"
 LOAD_MEMORY_LIMIT = "1GB"  # DuckDB spills beyond this while dlt loads
@@ -48,6 +48,7 @@ PIPELINE_NAME = "clang"
 ACTIVITY_COLUMNS = ["Broadcastid", "Customerid", "Extern klantnummer", "E-mailadres", "Activiteit",
                     "Activiteitdatum", "Beschrijving activiteit"]
 BROADCAST_COLUMNS = ["Broadcastid", "Broadcast type", "Beschrijving", "Onderwerp", "Verzonden op"]
+DATE_COLUMNS = {"activity": "Activiteitdatum", "broadcast": "Verzonden op"}  # the date of each kind of file
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # Activiteitdatum and Verzonden op, local time without a zone
 PARSE_MEMORY_LIMIT = "1GB"
 NATIVE_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8", "utf-16": "utf-16",
@@ -121,12 +122,10 @@ def load_settings() -> ClangSettings:
         raise ClangSettingsError(f"SOURCES__CLANG__ENCODING {config.encoding!r} is not an encoding Python knows") from None
     activity_columns = _as_list(config.activity_columns, "activity_columns", ACTIVITY_COLUMNS)
     broadcast_columns = _as_list(config.broadcast_columns, "broadcast_columns", BROADCAST_COLUMNS)
-    for name, columns, standard in (("activity_columns", activity_columns, ACTIVITY_COLUMNS),
-                                    ("broadcast_columns", broadcast_columns, BROADCAST_COLUMNS)):
-        missing = [c for c in ("Broadcastid", standard[5] if name == "activity_columns" else "Verzonden op")
-                   if c not in columns]
+    for kind, columns in (("activity", activity_columns), ("broadcast", broadcast_columns)):
+        missing = [c for c in ("Broadcastid", DATE_COLUMNS[kind]) if c not in columns]
         if missing:
-            raise ClangSettingsError(f"SOURCES__CLANG__{name.upper()} lacks {missing}")
+            raise ClangSettingsError(f"SOURCES__CLANG__{kind.upper()}_COLUMNS lacks {missing}")
     sftp = config.sftp_settings("SOURCES__CLANG__")
     return ClangSettings(sftp, config.remote_dir or ".", config.activity_glob, config.broadcast_glob, delimiter,
                          bool(config.has_header), config.encoding.lower(), activity_columns, broadcast_columns,
@@ -203,10 +202,6 @@ class FileRejected(Exception):
     """The whole file is refused (its header does not match the configured columns)."""
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _check_header(local: Path, remote: RemoteFile, settings: ClangSettings) -> None:
     if not settings.has_header or local.stat().st_size == 0:
         return
@@ -258,7 +253,7 @@ def parse_file(local: Path, remote: RemoteFile, settings: ClangSettings, loaded_
     con = duckdb.connect()
     try:
         # Bounded memory: DuckDB spills to disk beside the download rather than grow past this.
-        con.execute(f"set memory_limit = '{PARSE_MEMORY_LIMIT}'; set temp_directory = {_sql_string(str(parquet.parent))};"
+        con.execute(f"set memory_limit = '{PARSE_MEMORY_LIMIT}'; set temp_directory = {sql_literal(str(parquet.parent))};"
                     "set TimeZone = 'UTC'")
         return _parse(con, readable, encoding, remote, settings, loaded_at, parquet, columns)
     finally:
@@ -267,12 +262,12 @@ def parse_file(local: Path, remote: RemoteFile, settings: ClangSettings, loaded_
 
 def _parse(con, readable, encoding, remote, settings, loaded_at, parquet, columns):
     names = [f"c{i}" for i in range(len(columns))]
-    spec = "{" + ", ".join(f"{_sql_string(n)}: 'VARCHAR'" for n in names) + "}"
-    date_column = names[columns.index("Activiteitdatum" if remote.kind == "activity" else "Verzonden op")]
+    spec = "{" + ", ".join(f"{sql_literal(n)}: 'VARCHAR'" for n in names) + "}"
+    date_column = names[columns.index(DATE_COLUMNS[remote.kind])]
     id_column = names[columns.index("Broadcastid")]
-    read = f"""read_csv({_sql_string(str(readable))}, delim={_sql_string(settings.delimiter)}, quote='"', escape='"',
+    read = f"""read_csv({sql_literal(str(readable))}, delim={sql_literal(settings.delimiter)}, quote='"', escape='"',
                         header={str(settings.has_header).lower()}, columns={spec}, auto_detect=false,
-                        encoding={_sql_string(encoding)}, store_rejects=true, rejects_table='reject_errors',
+                        encoding={sql_literal(encoding)}, store_rejects=true, rejects_table='reject_errors',
                         rejects_scan='reject_scans', strict_mode=true, null_padding=false, max_line_size=10000000)"""
     # Pass 1, a quick scan: how many records DuckDB accepts, and which lines it rejects for their shape.
     # fetchall, not fetchone: DuckDB writes the rejects table only once the scan has run to its end.
@@ -312,14 +307,14 @@ def _parse(con, readable, encoding, remote, settings, loaded_at, parquet, column
     # Pass 2: the valid rows straight to Parquet, in file order.
     written = con.execute(f"""
         copy (
-            select {selected}, {_sql_string(remote.path)} as source_file, line::bigint as source_line,
-                   {_sql_string(loaded_at.isoformat())}::timestamptz as file_loaded_at
+            select {selected}, {sql_literal(remote.path)} as source_file, line::bigint as source_line,
+                   {sql_literal(loaded_at.isoformat())}::timestamptz as file_loaded_at
             from {numbered} where {reject_reason} is null
-        ) to {_sql_string(str(parquet))} (format parquet, row_group_size 500000)
+        ) to {sql_literal(str(parquet))} (format parquet, row_group_size 500000)
     """).fetchone()[0]
     rejects = []
     if written < accepted_records:  # pass 3, only for files with invalid values: which rows and why
-        delimiter = _sql_string(settings.delimiter)
+        delimiter = sql_literal(settings.delimiter)
         rejects = con.execute(f"""
             select line, {reject_reason} as reason,
                    concat_ws({delimiter}, {", ".join(f"coalesce({n}, '')" for n in names)}) as raw_text
@@ -365,7 +360,7 @@ def column_names(kind: str, settings: ClangSettings) -> list[str]:
 def _columns_hint(kind: str, settings: ClangSettings, parquet: Path) -> dict:
     """Column types for the raw table, with each column's nullability as DuckDB wrote it into the Parquet
     file: any difference would make dlt rewrite the whole file in its normalize step."""
-    date_name = _naming.normalize_identifier("Activiteitdatum" if kind == "activity" else "Verzonden op")
+    date_name = _naming.normalize_identifier(DATE_COLUMNS[kind])
     types = {name: "text" for name in column_names(kind, settings)}
     types.update({date_name: "timestamp", "source_file": "text", "source_line": "bigint",
                   "file_loaded_at": "timestamp"})
@@ -418,14 +413,6 @@ class Reporter:
         return callback
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _file_records(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=pa.schema([
         pa.field("source_file", pa.string(), nullable=False), ("file_kind", pa.string()), ("size", pa.int64()),
@@ -433,52 +420,50 @@ def _file_records(rows: list[dict]) -> pa.Table:
         ("rejected_rows", pa.int64()), ("status", pa.string()), ("loaded_at", pa.timestamp("us", tz="UTC"))]))
 
 
-def prepare_files(settings: ClangSettings, todo: list[RemoteFile], known: dict[str, dict], workdir: Path,
-                  summary: RunSummary, reporter: Reporter) -> tuple[list[PreparedFile], list[pa.Table], pa.Table]:
+def prepare_files(sftp: ReconnectingSftp, settings: ClangSettings, todo: list[RemoteFile], known: dict[str, dict],
+                  workdir: Path, summary: RunSummary, reporter: Reporter
+                  ) -> tuple[list[PreparedFile], list[pa.Table], pa.Table]:
     """Download, check and parse each file in turn: Parquet of its rows, its rejects, its `loaded_files` record."""
     prepared, rejects, records = [], [], []
-    with ReconnectingSftp(settings.sftp, on_retry=lambda n, e: reporter.say(
-            f"  connection lost ({type(e).__name__}); retrying (attempt {n + 1} of {settings.sftp.max_attempts})")
-    ) as sftp:
-        for index, remote in enumerate(todo):
-            local = workdir / f"{index:06d}.download"  # never a remote name on the local disk
-            remote_path = remote.path if settings.remote_dir in ("", ".") else f"{settings.remote_dir.rstrip('/')}/{remote.path}"
-            sftp.call(lambda s: s.download(remote_path, local, reporter.download_progress(remote)),
-                      f"downloading {remote.path}")
-            summary.bytes_downloaded += local.stat().st_size
-            sha256 = _sha256(local)
-            loaded_at = dt.datetime.now(dt.UTC)
-            record = {"source_file": remote.path, "file_kind": remote.kind, "size": remote.size, "mtime": remote.mtime,
-                      "file_sha256": sha256, "source_timezone": settings.timezone, "loaded_at": loaded_at}
-            previous = known.get(remote.path)
-            if previous and previous["sha256"] == sha256:
-                summary.same_content += 1  # its rows stay as they are, with the version they were loaded as
-                records.append({**record, "loaded_at": previous["loaded_at"], "source_timezone": previous["timezone"],
-                                "data_rows": previous["data_rows"], "rejected_rows": previous["rejected_rows"],
-                                "status": "same content"})
-                local.unlink()
-                continue
-            parquet = workdir / f"{index:06d}.parquet"
-            try:
-                rows, rejected = parse_file(local, remote, settings, loaded_at, parquet)
-            except FileRejected as error:
-                summary.failed.append(str(error))
-                reporter.say(f"  FAILED {error}")
-                continue
-            finally:
-                local.unlink(missing_ok=True)
-                local.with_suffix(".utf8").unlink(missing_ok=True)
-            prepared.append(PreparedFile(remote, parquet if parquet.exists() else None, rows))
-            if rejected.num_rows:
-                rejects.append(rejected)
-            records.append({**record, "data_rows": rows, "rejected_rows": rejected.num_rows, "status": "loaded"})
-            summary.loaded += 1
-            summary.rejected_rows += rejected.num_rows
-            if remote.kind == "activity":
-                summary.activity_rows += rows
-            else:
-                summary.broadcast_rows += rows
-            reporter.file_done(remote, index + 1, len(todo), rows, rejected.num_rows)
+    for index, remote in enumerate(todo):
+        local = workdir / f"{index:06d}.download"  # never a remote name on the local disk
+        remote_path = remote.path if settings.remote_dir in ("", ".") else f"{settings.remote_dir.rstrip('/')}/{remote.path}"
+        sftp.call(lambda s: s.download(remote_path, local, reporter.download_progress(remote)),
+                  f"downloading {remote.path}")
+        summary.bytes_downloaded += local.stat().st_size
+        sha256 = file_sha256(local)
+        loaded_at = dt.datetime.now(dt.UTC)
+        record = {"source_file": remote.path, "file_kind": remote.kind, "size": remote.size, "mtime": remote.mtime,
+                  "file_sha256": sha256, "source_timezone": settings.timezone, "loaded_at": loaded_at}
+        previous = known.get(remote.path)
+        if previous and previous["sha256"] == sha256:
+            summary.same_content += 1  # its rows stay as they are, with the version they were loaded as
+            records.append({**record, "loaded_at": previous["loaded_at"], "source_timezone": previous["timezone"],
+                            "data_rows": previous["data_rows"], "rejected_rows": previous["rejected_rows"],
+                            "status": "same content"})
+            local.unlink()
+            continue
+        parquet = workdir / f"{index:06d}.parquet"
+        try:
+            rows, rejected = parse_file(local, remote, settings, loaded_at, parquet)
+        except FileRejected as error:
+            summary.failed.append(str(error))
+            reporter.say(f"  FAILED {error}")
+            continue
+        finally:
+            local.unlink(missing_ok=True)
+            local.with_suffix(".utf8").unlink(missing_ok=True)
+        prepared.append(PreparedFile(remote, parquet if parquet.exists() else None, rows))
+        if rejected.num_rows:
+            rejects.append(rejected)
+        records.append({**record, "data_rows": rows, "rejected_rows": rejected.num_rows, "status": "loaded"})
+        summary.loaded += 1
+        summary.rejected_rows += rejected.num_rows
+        if remote.kind == "activity":
+            summary.activity_rows += rows
+        else:
+            summary.broadcast_rows += rows
+        reporter.file_done(remote, index + 1, len(todo), rows, rejected.num_rows)
     return prepared, rejects, _file_records(records)
 
 
@@ -552,19 +537,21 @@ def run(reporter: Reporter | None = None) -> RunSummary:
         remove_superseded_rows(warehouse)
     known = loaded_files(warehouse)
     summary = RunSummary()
-    with ReconnectingSftp(settings.sftp) as sftp:
-        remote_files = sftp.call(lambda s: list_remote(s, settings), f"listing {settings.remote_dir}")
-    summary.seen = len(remote_files)
-    todo = [f for f in remote_files if not (f.path in known and known[f.path]["size"] == f.size
-                                             and known[f.path]["mtime"] == f.mtime)]
-    summary.unchanged = summary.seen - len(todo)
-    reporter.say(f"clang: {summary.seen} files on {settings.sftp.where}/{settings.remote_dir}, "
-                 f"{len(todo)} new or changed")
-    if not todo:
-        return summary
     workdir = Path(tempfile.mkdtemp(prefix="clang-download-"))
     try:
-        prepared, rejects, records = prepare_files(settings, todo, known, workdir, summary, reporter)
+        with ReconnectingSftp(settings.sftp, on_retry=lambda n, e: reporter.say(
+                f"  connection lost ({type(e).__name__}); retrying (attempt {n + 1} of {settings.sftp.max_attempts})")
+        ) as sftp:  # one session lists and downloads
+            remote_files = sftp.call(lambda s: list_remote(s, settings), f"listing {settings.remote_dir}")
+            summary.seen = len(remote_files)
+            todo = [f for f in remote_files if not (f.path in known and known[f.path]["size"] == f.size
+                                                     and known[f.path]["mtime"] == f.mtime)]
+            summary.unchanged = summary.seen - len(todo)
+            reporter.say(f"clang: {summary.seen} files on {settings.sftp.where}/{settings.remote_dir}, "
+                         f"{len(todo)} new or changed")
+            if not todo:
+                return summary
+            prepared, rejects, records = prepare_files(sftp, settings, todo, known, workdir, summary, reporter)
         if records.num_rows:
             reporter.say(f"clang: loading {summary.activity_rows + summary.broadcast_rows:,} rows into {warehouse}")
             pipeline.run(clang_source(settings, prepared, rejects, records))

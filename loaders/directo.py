@@ -38,6 +38,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from lxml import etree
 
 from loaders import settings as warehouse_settings
+from loaders.settings import sql_literal
 
 DATASET = "raw_directo"
 LOAD_MEMORY_LIMIT = "256MB"  # DuckDB spills beyond this while dlt loads
@@ -201,9 +202,9 @@ class _Typing:
         self.con = duckdb.connect()
         self.con.execute("set TimeZone = 'UTC'; set threads = 1")
         self.settings = settings
-        optin = _quote(settings.optin_datafield.upper())
-        true_values = ", ".join(_quote(v) for v in OPTIN_TRUE)
-        false_values = ", ".join(_quote(v) for v in OPTIN_FALSE)
+        optin = sql_literal(settings.optin_datafield.upper())
+        true_values = ", ".join(sql_literal(v) for v in OPTIN_TRUE)
+        false_values = ", ".join(sql_literal(v) for v in OPTIN_FALSE)
         numbers = ", ".join([f"try_cast(nullif(trim({n}), '') as bigint) as {n}" for n in INT_ATTRIBUTES]
                             + [f"try_cast(nullif(replace(trim({n}), ',', '.'), '') as decimal(18, 4)) as {n}"
                                for n in DECIMAL_ATTRIBUTES])
@@ -216,7 +217,7 @@ class _Typing:
                 select customer_code, count(*) as datafield_count from datafields group by 1
             )
             select {", ".join(f'r."{n}"' for n in STRING_ATTRIBUTES)}, {numbers},
-                   timezone({_quote(settings.timezone)},
+                   timezone({sql_literal(settings.timezone)},
                             try_strptime(replace(left(r.ts, 19), ' ', 'T'), '%Y-%m-%dT%H:%M:%S')) as ts,
                    r.ts as ts_local,
                    case when lower(trim(o.optin_raw)) in ({true_values}) then true
@@ -259,10 +260,6 @@ class _Typing:
 
     def close(self) -> None:
         self.con.close()
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def read_customers(stream, settings: DirectoSettings, summary: SyncSummary, loaded_at: dt.datetime):

@@ -31,7 +31,8 @@ from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.configuration.specs import configspec
 
 from loaders import settings as warehouse_settings
-from loaders.sftp import ReconnectingSftp, SftpConfiguration, SftpError, SftpSettings
+from loaders.settings import sql_literal
+from loaders.sftp import ReconnectingSftp, SftpConfiguration, SftpError, SftpSettings, file_sha256
 
 SEGMENT_MODELS = warehouse_settings.PROJECT_DIR / "models" / "segments"
 SEGMENT_SCHEMA = "segments"
@@ -144,18 +145,6 @@ class _Prepared:
     sha256: str
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _prepare(con, trigger: Trigger, target: Path) -> _Prepared:
     """Write the guarded segment to `target` with DuckDB; return its counts and checksum."""
     relation = f"{SEGMENT_SCHEMA}.{trigger.segment}"
@@ -172,13 +161,13 @@ def _prepare(con, trigger: Trigger, target: Path) -> _Prepared:
     target.parent.mkdir(parents=True, exist_ok=True)
     written = target if trigger.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else target.with_suffix(".utf8")
     con.execute(f"""copy (select {columns} from export_rows)
-                    to {_quote(str(written))} (format csv, header true, delimiter {_quote(trigger.delimiter)})""")
+                    to {sql_literal(str(written))} (format csv, header true, delimiter {sql_literal(trigger.delimiter)})""")
     if written != target:
         with written.open("r", encoding="utf-8", newline="") as source, \
                 target.open("w", encoding=trigger.encoding, newline="") as out:
             shutil.copyfileobj(source, out, 1 << 20)
         written.unlink()
-    return _Prepared(target, rows, total - rows, _sha256(target))
+    return _Prepared(target, rows, total - rows, file_sha256(target))
 
 
 class _HashingSink:

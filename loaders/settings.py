@@ -17,6 +17,11 @@ DEFAULT_WAREHOUSE_FILE = "warehouse.duckdb"
 SESSION_TIME_ZONE = "UTC"
 
 
+def sql_literal(value: str) -> str:
+    """A string as a SQL literal, for the few places where DuckDB takes no parameter (COPY, read_csv, ATTACH)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def warehouse_path() -> Path:
     """The one DuckDB file every step uses: env WAREHOUSE_PATH, default warehouse.duckdb in the repo root.
 

@@ -214,6 +214,15 @@ class SftpSession:
         self.sftp.get(remote, str(local), callback=progress, prefetch=True)
 
 
+def file_sha256(path: Path) -> str:
+    """The checksum that tells a file's versions apart and proves an upload arrived whole."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def glob_to_regex(pattern: str) -> re.Pattern:
     """A glob relative to the remote folder: `*` and `?` stay within a folder, `**` crosses folders."""
     out, i = [], 0

@@ -164,11 +164,6 @@ class SpotlerClient:
         self._lock = threading.Lock()
         self._local = threading.local()
 
-    @property
-    def total_calls(self) -> int:
-        with self._lock:
-            return sum(self.calls.values())
-
     def _session(self) -> requests.Session:
         if not hasattr(self._local, "session"):
             self._local.session = requests.Session()

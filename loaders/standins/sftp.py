@@ -145,7 +145,6 @@ class AsyncsshSftpServer:
         self.write_delay = 0.0
         self.drop_after_bytes: int | None = None
         self.drops_left = 0
-        self.connections = 0
         self._live_connections: set = set()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -165,8 +164,6 @@ class AsyncsshSftpServer:
             self.drop_after_bytes, self.drops_left = after_bytes, times
 
     def _connection_made(self) -> _SshServer:
-        with self._lock:
-            self.connections += 1
         return _SshServer(self.username, self.password, asyncssh.read_public_key(str(self.keys.user_public_key)),
                           self._live_connections)
 
