@@ -1,5 +1,6 @@
 -- One row per normalised e-mail address: every source id, names, consent (latest dated statement wins)
 -- and engagement.
+{% set window_start = dbt.dateadd('day', -var('engagement_window_days'), as_of_date()) %}
 with
 
 customers as (
@@ -91,15 +92,15 @@ engagement as (
         bool_or(event_type = 'complaint') as has_complained,
         count(distinct mailing_key) filter (
             where event_type = 'sent'
-              and event_at >= {{ dbt.dateadd('day', -var('engagement_window_days'), as_of_date()) }}
+              and event_at >= {{ window_start }}
         ) as mails_last_90_days,
         count(*) filter (
             where event_type = 'open'
-              and event_at >= {{ dbt.dateadd('day', -var('engagement_window_days'), as_of_date()) }}
+              and event_at >= {{ window_start }}
         ) as opens_last_90_days,
         count(*) filter (
             where event_type = 'click'
-              and event_at >= {{ dbt.dateadd('day', -var('engagement_window_days'), as_of_date()) }}
+              and event_at >= {{ window_start }}
         ) as clicks_last_90_days
     from events
     group by email
@@ -144,7 +145,7 @@ final as (
         coalesce(e.opens_last_90_days, 0) as opens_last_90_days,
         coalesce(e.clicks_last_90_days, 0) as clicks_last_90_days,
         case
-            when e.last_engaged_at >= {{ dbt.dateadd('day', -var('engagement_window_days'), as_of_date()) }} then 'active'
+            when e.last_engaged_at >= {{ window_start }} then 'active'
             when e.last_engaged_at is not null then 'dormant'
             when e.first_sent_at is null or e.first_sent_at >= {{ dbt.dateadd('day', -30, as_of_date()) }} then 'new'
             else 'never_engaged'

@@ -1,6 +1,7 @@
 -- Contacts to win back: opted in and reachable, engaged once, but no open or click in the last
 -- `reactivation_inactive_days` while they received at least `reactivation_min_mailings` mailings then,
 -- and not sent to this trigger within `reactivation_cooldown_days`.
+{% set inactive_since = dbt.dateadd('day', -var('reactivation_inactive_days'), as_of_date()) %}
 {% set exports = adapter.get_relation(database=target.database, schema='exports', identifier='csv_trigger_contacts') %}
 {% set export_log = adapter.get_relation(database=target.database, schema='exports', identifier='csv_trigger_log') %}
 
@@ -25,7 +26,7 @@ candidates as (
       and not is_unsubscribed
       and not is_closed_in_directo
       and last_engaged_at is not null
-      and last_engaged_at < {{ dbt.dateadd('day', -var('reactivation_inactive_days'), as_of_date()) }}
+      and last_engaged_at < {{ inactive_since }}
 ),
 
 mailings_since_engagement as (
@@ -39,7 +40,7 @@ mailings_in_window as (
     select c.contact_key, count(*) as mailings_in_window
     from candidates c
     inner join sends s on s.contact_key = c.contact_key
-        and s.event_at >= {{ dbt.dateadd('day', -var('reactivation_inactive_days'), as_of_date()) }}
+        and s.event_at >= {{ inactive_since }}
     group by 1
 ),
 
