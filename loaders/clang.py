@@ -40,7 +40,8 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from loaders import settings as warehouse_settings
 from loaders.settings import sql_literal
-from loaders.sftp import ReconnectingSftp, SftpConfiguration, SftpSession, SftpSettings, file_sha256, glob_to_regex
+from loaders.sftp import ReconnectingSftp, SftpSession, SftpSettings, file_sha256, glob_to_regex
+from loaders.sftp_config import SftpConfiguration
 
 DATASET = "raw_clang"
 LOAD_MEMORY_LIMIT = "1GB"  # DuckDB spills beyond this while dlt loads

@@ -19,20 +19,22 @@ unless `upload_empty`; `--dry-run` writes the file locally and says what it woul
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import shutil
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
-from dlt.common.configuration.resolve import resolve_configuration
-from dlt.common.configuration.specs import configspec
 
 from loaders import settings as warehouse_settings
 from loaders.settings import sql_literal
-from loaders.sftp import ReconnectingSftp, SftpConfiguration, SftpError, SftpSettings, file_sha256
+from loaders.sftp import RETRYABLE, ReconnectingSftp, SftpError
+
+if TYPE_CHECKING:
+    from loaders.export_config import ExportSettings
 
 SEGMENT_MODELS = warehouse_settings.PROJECT_DIR / "models" / "segments"
 SEGMENT_SCHEMA = "segments"
@@ -41,42 +43,17 @@ CONSENT_GUARD = """c.is_opted_in and not c.is_hard_bounced and not c.has_complai
                    and not c.is_closed_in_directo"""
 
 
-@configspec
-class DeployteqConfiguration(SftpConfiguration):
-    """`[export.deployteq]` in .dlt/config.toml, or EXPORT__DEPLOYTEQ__<NAME> environment variables."""
-    upload_dir: str = "Upload"
-    done_dir: str = "Done"
-    failed_dir: str = "Failed"
-    upload_empty: bool = False
-    local_dir: str = "exports"
-
-
 class ExportError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class ExportSettings:
-    sftp: SftpSettings | None
-    upload_dir: str
-    done_dir: str
-    failed_dir: str
-    upload_empty: bool
-    local_dir: Path
+def _settings(*, need_sftp: bool = True) -> ExportSettings:
+    from loaders.export_config import MissingSettings, load_settings  # imports dlt: see export_config
 
-
-def load_settings(*, need_sftp: bool = True) -> ExportSettings:
-    config = resolve_configuration(DeployteqConfiguration(), sections=("export", "deployteq"), accept_partial=True)
-    sftp = None
-    if config.host and config.username:
-        sftp = config.sftp_settings("EXPORT__DEPLOYTEQ__")
-    elif need_sftp:
-        raise ExportError("missing settings export.deployteq.host and username (env EXPORT__DEPLOYTEQ__HOST, "
-                          "EXPORT__DEPLOYTEQ__USERNAME)")
-    local = Path(config.local_dir)
-    return ExportSettings(sftp, config.upload_dir.strip("/") or ".", config.done_dir.strip("/"),
-                          config.failed_dir.strip("/"), bool(config.upload_empty),
-                          local if local.is_absolute() else warehouse_settings.PROJECT_DIR / local)
+    try:
+        return load_settings(need_sftp=need_sftp)
+    except MissingSettings as error:
+        raise ExportError(str(error)) from None
 
 
 # --- the triggers the segments declare ----------------------------------------------------------------
@@ -88,6 +65,10 @@ class Trigger:
     columns: dict[str, str]    # segment column -> header name
     delimiter: str = ";"
     encoding: str = "utf-8"
+
+    @property
+    def is_utf8(self) -> bool:
+        return self.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
 
     def name_for(self, day: dt.date) -> str:
         return self.file_name.format(date=day)
@@ -137,29 +118,25 @@ class ExportResult:
                 + (f"; {self.message}" if self.message else ""))
 
 
-@dataclass
-class _Prepared:
-    local: Path
-    rows: int
-    excluded: int
-    sha256: str
-
-
-def _prepare(con, trigger: Trigger, target: Path) -> _Prepared:
-    """Write the guarded segment to `target` with DuckDB; return its counts and checksum."""
+def _guard(con, trigger: Trigger) -> tuple[int, int]:
+    """Keep the segment's rows that pass the consent guard in `export_rows`; return (kept, left out)."""
     relation = f"{SEGMENT_SCHEMA}.{trigger.segment}"
     con.execute(f"""
         create or replace temp table export_rows as
-        select s.*, c.contact_key as guarded_contact_key
+        select s.*, c.email as guarded_email, c.contact_key as guarded_contact_key
         from {relation} s
         inner join marts.contacts c on c.email = lower(trim(s.email))
         where {CONSENT_GUARD}
     """)
-    total = con.execute(f"select count(*) from {relation}").fetchone()[0]
-    rows = con.execute("select count(*) from export_rows").fetchone()[0]
+    total, kept = con.execute(f"select (select count(*) from {relation}), (select count(*) from export_rows)").fetchone()
+    return kept, total - kept
+
+
+def _write_csv(con, trigger: Trigger, target: Path) -> None:
+    """Write `export_rows` as the trigger's CSV with DuckDB."""
     columns = ", ".join(f'"{source}" as "{header}"' for source, header in trigger.columns.items())
     target.parent.mkdir(parents=True, exist_ok=True)
-    written = target if trigger.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else target.with_suffix(".utf8")
+    written = target if trigger.is_utf8 else target.with_suffix(".utf8")
     con.execute(f"""copy (select {columns} from export_rows)
                     to {sql_literal(str(written))} (format csv, header true, delimiter {sql_literal(trigger.delimiter)})""")
     if written != target:
@@ -167,51 +144,55 @@ def _prepare(con, trigger: Trigger, target: Path) -> _Prepared:
                 target.open("w", encoding=trigger.encoding, newline="") as out:
             shutil.copyfileobj(source, out, 1 << 20)
         written.unlink()
-    return _Prepared(target, rows, total - rows, file_sha256(target))
 
 
-class _HashingSink:
-    """A write-only file object that only hashes what is written to it."""
+def _upload(sftp: ReconnectingSftp, upload_dir: str, local: Path, file_name: str) -> str:
+    """Upload under a name the watcher ignores, check size and checksum, rename into place; return the
+    file's sha256."""
+    temporary = f"{upload_dir}/.{file_name}.part"
+    final = f"{upload_dir}/{file_name}"
 
-    def __init__(self) -> None:
-        self._digest = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self._digest.update(data)
-        return len(data)
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
-
-
-def _upload(settings: ExportSettings, local: Path, file_name: str, sha256: str) -> None:
-    """Upload under a name the watcher ignores, check size and checksum, rename into place."""
-    upload = settings.upload_dir
-    temporary = f"{upload}/.{file_name}.part"
-    final = f"{upload}/{file_name}"
-    expected_size = local.stat().st_size
-
-    def send(session) -> None:
-        session.sftp.put(str(local), temporary, confirm=True)
-        remote_size = session.sftp.stat(temporary).st_size
+    def send(session) -> str:
+        with local.open("rb") as source:
+            sent = session.upload(source, temporary)
+        expected_size, remote_size = local.stat().st_size, session.sftp.stat(temporary).st_size
         if remote_size != expected_size:
             raise ExportError(f"{temporary} holds {remote_size} bytes, not {expected_size}")
-        digest = _HashingSink()
-        session.sftp.getfo(temporary, digest, prefetch=True)  # read back with prefetch, hashed as it streams
-        if digest.hexdigest() != sha256:
+        if session.sha256(temporary) != sent:
             raise ExportError(f"{temporary} does not hold what was sent (sha256 differs)")
         try:
             session.sftp.posix_rename(temporary, final)
         except OSError:
             session.sftp.rename(temporary, final)
+        return sent
 
-    with ReconnectingSftp(settings.sftp) as sftp:
-        sftp.call(send, f"uploading {file_name}")
+    return sftp.call(send, f"uploading {file_name}")
+
+
+def _stage_contacts(con, export_id: str) -> None:
+    """Record the exported contacts in an open transaction, committed once the upload has landed (run
+    beside the upload: DuckDB works while paramiko holds the interpreter)."""
+    con.execute("begin")
+    con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
+                    select $id, guarded_email, guarded_contact_key from export_rows""", {"id": export_id})
+
+
+def _open_destination(dry_run: bool) -> tuple[ExportSettings, ReconnectingSftp | None]:
+    """The settings and, unless a dry run, an SFTP session already through its handshake (a failed first
+    attempt is left to the upload, which retries and reports)."""
+    settings = _settings(need_sftp=not dry_run)
+    if dry_run:
+        return settings, None
+    sftp = ReconnectingSftp(settings.sftp)
+    try:
+        sftp.connect()
+    except (SftpError, *RETRYABLE):
+        pass
+    return settings, sftp
 
 
 def export_segments(names: list[str] | None = None, *, force: bool = False, dry_run: bool = False,
                     today: dt.date | None = None, stream=sys.stderr) -> list[ExportResult]:
-    settings = load_settings(need_sftp=not dry_run)
     triggers = declared_triggers()
     unknown = [n for n in (names or []) if n not in triggers]
     if unknown:
@@ -219,6 +200,10 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
     today = today or dt.datetime.now(dt.UTC).date()
     results = []
     con = warehouse_settings.connect()
+    # Beside the main thread: reading the settings (dlt's configuration machinery) and the SSH handshake
+    # while DuckDB applies the consent guard; recording the exported contacts while paramiko uploads.
+    beside = ThreadPoolExecutor(1)
+    destination = beside.submit(_open_destination, dry_run)
     try:
         ensure_log(con)
         for name in names or sorted(triggers):
@@ -231,40 +216,44 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
                 results.append(ExportResult(name, "skipped", done_today[0][0],
                                             message="already uploaded today (--force uploads again)"))
                 continue
+            rows, excluded = _guard(con, trigger)
+            settings, sftp = destination.result()
             local = settings.local_dir / file_name
-            prepared = _prepare(con, trigger, local)
-            if dry_run:
-                results.append(ExportResult(name, "dry-run", file_name, prepared.rows, prepared.excluded,
-                                            f"written to {local}, would go to {settings.upload_dir}/{file_name}"))
-                continue
-            if prepared.rows == 0 and not settings.upload_empty:
-                results.append(ExportResult(name, "skipped", None, 0, prepared.excluded,
+            _write_csv(con, trigger, local)
+            if dry_run or (rows == 0 and not settings.upload_empty):
+                results.append(ExportResult(name, "dry-run", file_name, rows, excluded,
+                                            f"written to {local}, would go to {settings.upload_dir}/{file_name}")
+                               if dry_run else
+                               ExportResult(name, "skipped", None, 0, excluded,
                                             "the segment is empty (upload_empty uploads it anyway)"))
                 continue
-            print(f"export {name}: uploading {file_name} ({prepared.rows:,} contacts) to "
+            print(f"export {name}: uploading {file_name} ({rows:,} contacts) to "
                   f"{settings.sftp.where}/{settings.upload_dir}", file=stream, flush=True)
-            try:
-                _upload(settings, local, file_name, prepared.sha256)
-            except (SftpError, ExportError) as error:
-                results.append(ExportResult(name, "failed", file_name, prepared.rows, prepared.excluded, str(error)))
-                continue
             export_id = str(uuid.uuid4())
-            con.execute("begin")
+            staging = beside.submit(_stage_contacts, con, export_id)
+            try:
+                sha256 = _upload(sftp, settings.upload_dir, local, file_name)
+            except (SftpError, ExportError) as error:
+                staging.result()
+                con.execute("rollback")
+                results.append(ExportResult(name, "failed", file_name, rows, excluded, str(error)))
+                continue
+            staging.result()
             con.execute(f"insert into {LOG_SCHEMA}.csv_trigger_log values ($id, $s, $f, $r, $x, $h, now(), 'uploaded', null)",
-                        {"id": export_id, "s": name, "f": file_name, "r": prepared.rows, "x": prepared.excluded,
-                         "h": prepared.sha256})
-            con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
-                            select $id, lower(trim(email)), guarded_contact_key from export_rows""", {"id": export_id})
+                        {"id": export_id, "s": name, "f": file_name, "r": rows, "x": excluded, "h": sha256})
             con.execute("commit")
-            results.append(ExportResult(name, "uploaded", file_name, prepared.rows, prepared.excluded))
+            results.append(ExportResult(name, "uploaded", file_name, rows, excluded))
     finally:
+        beside.shutdown()
         con.close()
+        if destination.done() and not destination.exception() and destination.result()[1]:
+            destination.result()[1].close()
     return results
 
 
 def check_status(stream=sys.stderr) -> list[str]:
     """Read Deployteq's Done and Failed folders; record and report what became of earlier exports."""
-    settings = load_settings()
+    settings = _settings()
     con = warehouse_settings.connect()
     try:
         ensure_log(con)
