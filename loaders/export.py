@@ -48,12 +48,9 @@ class ExportError(RuntimeError):
 
 
 def _settings(*, need_sftp: bool = True) -> ExportSettings:
-    from loaders.export_config import MissingSettings, load_settings  # imports dlt: see export_config
+    from loaders.export_config import load_settings  # imports dlt: see export_config
 
-    try:
-        return load_settings(need_sftp=need_sftp)
-    except MissingSettings as error:
-        raise ExportError(str(error)) from None
+    return load_settings(need_sftp=need_sftp)
 
 
 # --- the triggers the segments declare ----------------------------------------------------------------

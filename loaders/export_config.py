@@ -12,12 +12,9 @@ from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.configuration.specs import configspec
 
 from loaders import settings as warehouse_settings
+from loaders.export import ExportError
 from loaders.sftp import SftpSettings
 from loaders.sftp_config import SftpConfiguration
-
-
-class MissingSettings(RuntimeError):
-    pass
 
 
 @configspec
@@ -46,7 +43,7 @@ def load_settings(*, need_sftp: bool = True) -> ExportSettings:
     if config.host and config.username:
         sftp = config.sftp_settings("EXPORT__DEPLOYTEQ__")
     elif need_sftp:
-        raise MissingSettings("missing settings export.deployteq.host and username (env EXPORT__DEPLOYTEQ__HOST, "
+        raise ExportError("missing settings export.deployteq.host and username (env EXPORT__DEPLOYTEQ__HOST, "
                           "EXPORT__DEPLOYTEQ__USERNAME)")
     local = Path(config.local_dir)
     return ExportSettings(sftp, config.upload_dir.strip("/") or ".", config.done_dir.strip("/"),
