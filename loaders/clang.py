@@ -40,7 +40,7 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from loaders import settings as warehouse_settings
 from loaders.settings import sql_literal
-from loaders.sftp import ReconnectingSftp, SftpSession, SftpSettings, file_sha256, glob_to_regex
+from loaders.sftp import ReconnectingSftp, SftpSession, SftpSettings, glob_to_regex
 from loaders.sftp_config import SftpConfiguration
 
 DATASET = "raw_clang"
@@ -429,10 +429,9 @@ def prepare_files(sftp: ReconnectingSftp, settings: ClangSettings, todo: list[Re
     for index, remote in enumerate(todo):
         local = workdir / f"{index:06d}.download"  # never a remote name on the local disk
         remote_path = remote.path if settings.remote_dir in ("", ".") else f"{settings.remote_dir.rstrip('/')}/{remote.path}"
-        sftp.call(lambda s: s.download(remote_path, local, reporter.download_progress(remote)),
-                  f"downloading {remote.path}")
+        sha256 = sftp.call(lambda s: s.download(remote_path, local, reporter.download_progress(remote)),
+                           f"downloading {remote.path}")
         summary.bytes_downloaded += local.stat().st_size
-        sha256 = file_sha256(local)
         loaded_at = dt.datetime.now(dt.UTC)
         record = {"source_file": remote.path, "file_kind": remote.kind, "size": remote.size, "mtime": remote.mtime,
                   "file_sha256": sha256, "source_timezone": settings.timezone, "loaded_at": loaded_at}

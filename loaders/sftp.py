@@ -190,10 +190,16 @@ class SftpSession:
                 elif stat.S_ISREG(entry.st_mode or 0):
                     yield path, entry
 
-    def download(self, remote: str, local: Path, progress: Callable[[int, int], None] | None = None) -> None:
-        """Download to `local` (a name we chose, never the remote name), `progress(done, total)` as it goes."""
+    def download(self, remote: str, local: Path, progress: Callable[[int, int], None] | None = None) -> str:
+        """Download to `local` (a name we chose, never the remote name), `progress(done, total)` as it goes;
+        return the sha256 of what arrived (hashed as it streams: no second pass over the file)."""
+        digest = hashlib.sha256()
         with local.open("wb") as out:
-            self.read(remote, out.write, progress)
+            def keep(chunk: bytes) -> None:
+                out.write(chunk)
+                digest.update(chunk)
+            self.read(remote, keep, progress)
+        return digest.hexdigest()
 
     def read(self, remote: str, consume: Callable[[bytes], object],
              progress: Callable[[int, int], None] | None = None) -> int:
@@ -244,15 +250,6 @@ def _request_sizes(sftp: paramiko.SFTPClient) -> tuple[int, int]:
     largest_read, largest_write = message.get_int64(), message.get_int64()  # 0 means no limit
     return (min(largest_read or LARGEST_REQUEST_SIZE, LARGEST_REQUEST_SIZE),
             min(largest_write or LARGEST_REQUEST_SIZE, LARGEST_REQUEST_SIZE))
-
-
-def file_sha256(path: Path) -> str:
-    """The checksum that tells a file's versions apart and proves an upload arrived whole."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def glob_to_regex(pattern: str) -> re.Pattern:

@@ -29,7 +29,7 @@ def _round_trip(server, keys, tmp_path) -> tuple[SftpSession, list[int]]:
         assert sent == hashlib.sha256(payload).hexdigest()
         assert session.sha256("payload.bin") == sent
         back = tmp_path / "back.bin"
-        session.download("payload.bin", back, lambda done, total: seen.append(done))
+        assert session.download("payload.bin", back, lambda done, total: seen.append(done)) == sent
     assert back.read_bytes() == payload
     assert seen[-1] == len(payload) and seen == sorted(seen)
     return session, seen
