@@ -1,5 +1,15 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='external_customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail'
+    )
+}}
 -- Which e-mail address an external customer id (the ERP's customer code) stands for. Spotler's events
--- carry only that id; Directo knows the address, and so do Clang's activity rows.
+-- carry only that id; Directo knows the address, and so do Clang's activity rows. Directo wins, then the
+-- address Clang saw last. Incremental: the previous answer competes with Directo and with the Clang rows
+-- of files loaded since (a table, because every build of customer_activity joins it).
 with
 
 directo as (
@@ -8,21 +18,42 @@ directo as (
     where email is not null
 ),
 
-clang as (
-    select external_customer_id, email, 2 as preference, max(activity_at) as seen_at
+clang_rows as (
+    select external_customer_id, email, activity_at, file_loaded_at
     from {{ ref('stg_clang__activities') }}
     where external_customer_id is not null and email is not null
-    group by all
+    {% if is_incremental() %}
+      and file_loaded_at > (select coalesce(max(clang_loaded_at), {{ epoch() }}) from {{ this }})
+    {% endif %}
+),
+
+clang as (
+    select external_customer_id, email, 2 as preference, max(activity_at) as seen_at
+    from clang_rows
+    group by external_customer_id, email
 ),
 
 candidates as (
     select * from directo
     union all
     select * from clang
+    {% if is_incremental() %}
+    union all
+    select external_customer_id, email, preference, seen_at from {{ this }}
+    {% endif %}
 ),
 
 final as (
-    select external_customer_id, email
+    select
+        external_customer_id,
+        email,
+        preference,
+        seen_at,
+        {% if is_incremental() %}
+        coalesce((select max(file_loaded_at) from clang_rows), (select max(clang_loaded_at) from {{ this }}))
+        {% else %}
+        (select max(file_loaded_at) from clang_rows)
+        {% endif %} as clang_loaded_at
     from candidates
     qualify row_number() over (partition by external_customer_id order by preference, seen_at desc, email) = 1
 )

@@ -1,9 +1,30 @@
--- One row per contact per mailing: the "customer card" of what each person got and did.
+{{
+    config(
+        materialized='incremental',
+        unique_key='contact_mailing_key',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail'
+    )
+}}
+-- One row per contact per mailing: the "customer card" of what each person got and did. Incremental: the
+-- contact-mailing pairs with events written since this table's last build are summed up again.
 with
 
+{% if is_incremental() %}
+changed_pairs as (
+    select distinct contact_key, mailing_key
+    from {{ ref('customer_activity') }}
+    where built_at > {{ last_built_at() }} and contact_key is not null
+),
+{% endif %}
+
 events as (
-    select * from {{ ref('customer_activity') }}
-    where contact_key is not null
+    select e.*
+    from {{ ref('customer_activity') }} e
+    {% if is_incremental() %}
+    inner join changed_pairs using (contact_key, mailing_key)
+    {% endif %}
+    where e.contact_key is not null
 ),
 
 per_contact_mailing as (
@@ -42,7 +63,8 @@ final as (
         first_clicked_at,
         {{ dbt.datediff('sent_at', 'first_opened_at', 'minute') }} as minutes_to_open,
         open_count,
-        click_count
+        click_count,
+        {{ built_at() }} as built_at
     from per_contact_mailing
 )
 

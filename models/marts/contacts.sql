@@ -1,5 +1,6 @@
 -- One row per normalised e-mail address: every source id, names, consent (latest dated statement wins)
--- and engagement.
+-- and engagement. Rebuilt every run from small parts (Directo's customers, the per-address event summary
+-- and the events of the engagement window), because the window and the statuses move with the calendar.
 {% set window_start = dbt.dateadd('day', -var('engagement_window_days'), as_of_date()) %}
 with
 
@@ -11,8 +12,21 @@ datafields as (
     select * from {{ ref('stg_directo__datafields') }}
 ),
 
-events as (
-    select * from {{ ref('customer_activity') }} where email is not null
+summary as (
+    select * from {{ ref('int_contact_event_summary') }}
+),
+
+window_mailings as (
+    -- per address and mailing first, so mailings count once without a costly count(distinct)
+    select
+        email,
+        mailing_key,
+        bool_or(event_type = 'sent') as was_sent,
+        count(*) filter (where event_type = 'open') as opens,
+        count(*) filter (where event_type = 'click') as clicks
+    from {{ ref('customer_activity') }}
+    where event_at >= {{ window_start }} and email is not null
+    group by email, mailing_key
 ),
 
 directo as (
@@ -42,23 +56,6 @@ primary_datafields as (
     group by customer_code
 ),
 
-clang as (
-    select
-        email,
-        arg_max(clang_customer_id, activity_at) as clang_customer_id,
-        arg_max(external_customer_id, activity_at) as clang_external_customer_id
-    from {{ ref('stg_clang__activities') }}
-    where email is not null
-    group by email
-),
-
-spotler as (
-    select email, min(external_customer_id) as spotler_external_id
-    from events
-    where source_system = 'spotler'
-    group by email
-),
-
 consent_statements as (
     select
         email,
@@ -68,9 +65,10 @@ consent_statements as (
     from customers
     where is_opted_in is not null
     union all
-    select email, event_at, false, source_system || '_unsubscribe'
-    from events
-    where event_type = 'unsubscribe'
+    -- the latest unsubscribe speaks for every earlier one
+    select email, last_unsubscribed_at, false, last_unsubscribe_source || '_unsubscribe'
+    from summary
+    where last_unsubscribed_at is not null
 ),
 
 latest_consent as (
@@ -80,36 +78,20 @@ latest_consent as (
     qualify row_number() over (partition by email order by stated_at desc nulls last, is_opted_in) = 1
 ),
 
-engagement as (
+engagement_window as (
     select
         email,
-        min(event_at) filter (where event_type = 'sent') as first_sent_at,
-        max(event_at) filter (where event_type = 'sent') as last_sent_at,
-        max(event_at) filter (where event_type = 'open') as last_opened_at,
-        max(event_at) filter (where event_type = 'click') as last_clicked_at,
-        max(event_at) filter (where event_type in ('open', 'click')) as last_engaged_at,
-        bool_or(event_type = 'hard_bounce') as is_hard_bounced,
-        bool_or(event_type = 'complaint') as has_complained,
-        count(distinct mailing_key) filter (
-            where event_type = 'sent'
-              and event_at >= {{ window_start }}
-        ) as mails_last_90_days,
-        count(*) filter (
-            where event_type = 'open'
-              and event_at >= {{ window_start }}
-        ) as opens_last_90_days,
-        count(*) filter (
-            where event_type = 'click'
-              and event_at >= {{ window_start }}
-        ) as clicks_last_90_days
-    from events
+        count(*) filter (where was_sent) as mails_last_90_days,
+        cast(sum(opens) as {{ dbt.type_bigint() }}) as opens_last_90_days,
+        cast(sum(clicks) as {{ dbt.type_bigint() }}) as clicks_last_90_days
+    from window_mailings
     group by email
 ),
 
 addresses as (
     select email from directo
     union
-    select email from engagement
+    select email from summary
 ),
 
 final as (
@@ -120,10 +102,10 @@ final as (
         d.directo_customer_codes,
         coalesce(d.directo_customer_count, 0) as directo_customer_count,
         coalesce(d.directo_customer_count, 0) > 1 as is_shared_email,
-        c.clang_customer_id,
-        c.clang_external_customer_id,
-        s.spotler_external_id,
-        coalesce(d.primary_customer_code, c.clang_external_customer_id, s.spotler_external_id) as external_customer_id,
+        e.clang_customer_id,
+        e.clang_external_customer_id,
+        e.spotler_external_id,
+        coalesce(d.primary_customer_code, e.clang_external_customer_id, e.spotler_external_id) as external_customer_id,
         p.contact_name as first_name,
         p.customer_name as full_name,
         p.country_code,
@@ -141,9 +123,9 @@ final as (
         e.last_opened_at,
         e.last_clicked_at,
         e.last_engaged_at,
-        coalesce(e.mails_last_90_days, 0) as mails_last_90_days,
-        coalesce(e.opens_last_90_days, 0) as opens_last_90_days,
-        coalesce(e.clicks_last_90_days, 0) as clicks_last_90_days,
+        coalesce(w.mails_last_90_days, 0) as mails_last_90_days,
+        coalesce(w.opens_last_90_days, 0) as opens_last_90_days,
+        coalesce(w.clicks_last_90_days, 0) as clicks_last_90_days,
         case
             when e.last_engaged_at >= {{ window_start }} then 'active'
             when e.last_engaged_at is not null then 'dormant'
@@ -154,10 +136,9 @@ final as (
     left join directo d using (email)
     left join primary_customer p using (email)
     left join primary_datafields f on f.customer_code = d.primary_customer_code
-    left join clang c using (email)
-    left join spotler s using (email)
     left join latest_consent l using (email)
-    left join engagement e using (email)
+    left join summary e using (email)
+    left join engagement_window w using (email)
 )
 
 select * from final

@@ -1,52 +1,13 @@
--- One row per mailing: our counts from customer_activity, rates, and for Spotler the API's own figures.
+-- One row per mailing: our counts (int_mailing_event_counts), rates, and for Spotler the API's own figures.
+-- A small table rebuilt every run: days_since_send and is_settling move with the calendar.
 with
 
-events as (
-    select
-        *,
-        coalesce(contact_key, 'external:' || external_customer_id) as person
-    from {{ ref('customer_activity') }}
+counts as (
+    select * from {{ ref('int_mailing_event_counts') }}
 ),
 
 mailings as (
     select * from {{ ref('mailings') }}
-),
-
-per_person as (
-    select
-        mailing_key,
-        person,
-        count(*) filter (where event_type = 'open') as opens,
-        bool_or(event_type = 'click') as clicked
-    from events
-    group by all
-),
-
-opens as (
-    -- a click counts as an open: a clicker without an open event opened it once
-    select
-        mailing_key,
-        count(*) filter (where opens > 0 or clicked) as unique_open_count,
-        sum(opens) + count(*) filter (where opens = 0 and clicked) as total_open_count
-    from per_person
-    group by 1
-),
-
-counts as (
-    select
-        mailing_key,
-        count(*) filter (where event_type = 'sent') as sent_count,
-        count(*) filter (where event_type = 'hard_bounce') as hard_bounce_count,
-        count(*) filter (where event_type = 'soft_bounce') as soft_bounce_count,
-        count(distinct person) filter (where event_type = 'click' and coalesce(link_type, '') <> 'unsubscribe')
-            as unique_click_count,
-        count(*) filter (where event_type = 'click' and coalesce(link_type, '') <> 'unsubscribe') as total_click_count,
-        count(distinct person) filter (where event_type = 'complaint') as complaint_count,
-        count(distinct person) filter (where event_type = 'unsubscribe') as unsubscribe_count,
-        count(distinct person) filter (where event_type = 'click' and link_type = 'conversion') as conversion_click_count,
-        count(distinct person) filter (where event_type = 'click' and link_type = 'webshop') as webshop_click_count
-    from events
-    group by 1
 ),
 
 latest_api_figures as (
@@ -65,8 +26,8 @@ joined as (
         coalesce(c.sent_count, 0) as sent_count,
         coalesce(c.sent_count, 0) - coalesce(c.hard_bounce_count, 0) - coalesce(c.soft_bounce_count, 0)
             as delivered_count,
-        coalesce(o.unique_open_count, 0) as unique_open_count,
-        coalesce(o.total_open_count, 0) as total_open_count,
+        coalesce(c.unique_open_count, 0) as unique_open_count,
+        coalesce(c.total_open_count, 0) as total_open_count,
         coalesce(c.unique_click_count, 0) as unique_click_count,
         coalesce(c.total_click_count, 0) as total_click_count,
         coalesce(c.hard_bounce_count, 0) as hard_bounce_count,
@@ -84,7 +45,6 @@ joined as (
         a.fetched_at as api_fetched_at
     from mailings m
     left join counts c using (mailing_key)
-    left join opens o using (mailing_key)
     left join latest_api_figures a on m.source_system = 'spotler' and a.mailing_id = m.source_mailing_id
 ),
 

@@ -11,10 +11,10 @@ contacts as (
     select * from {{ ref('contacts') }}
 ),
 
-sends as (
-    select contact_key, event_at
-    from {{ ref('customer_activity') }}
-    where event_type = 'sent' and contact_key is not null
+mailings_received as (
+    select contact_key, sent_at
+    from {{ ref('contact_mail_history') }}
+    where sent_at is not null
 ),
 
 candidates as (
@@ -32,15 +32,15 @@ candidates as (
 mailings_since_engagement as (
     select c.contact_key, count(*) as mailings_since_engagement
     from candidates c
-    inner join sends s on s.contact_key = c.contact_key and s.event_at > c.last_engaged_at
+    inner join mailings_received r on r.contact_key = c.contact_key and r.sent_at > c.last_engaged_at
     group by 1
 ),
 
 mailings_in_window as (
     select c.contact_key, count(*) as mailings_in_window
     from candidates c
-    inner join sends s on s.contact_key = c.contact_key
-        and s.event_at >= {{ inactive_since }}
+    inner join mailings_received r on r.contact_key = c.contact_key
+        and r.sent_at >= {{ inactive_since }}
     group by 1
 ),
 
