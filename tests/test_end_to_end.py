@@ -3,6 +3,7 @@ the demo generator knows."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,15 +88,94 @@ def test_reactivation_candidates_meet_every_rule(built):
                for days, opted, hard, complained, closed in rows)
 
 
-def test_incremental_and_full_refresh_give_the_same_rows(built, tmp_path):
-    env, database = built
-    digest = "select count(*), sum(hash(event_id, event_type, event_at, email, mailing_key)) from marts.customer_activity"
-    result = warehouse_cli("build", "--", "--select", "customer_activity", "--vars", "{as_of_date: '2026-11-23'}", env=env)
+# Where the last days of each source sit in the raw tables, to hold them back and bring them in later.
+HELD_BACK_CLANG_FILES = 6
+HELD_BACK_SPOTLER = {"recipients": "sent_at", "opens": "opened_at", "clicks": "clicked_at", "bounces": "bounced_at",
+                     "campaign_recipients": "sent_at", "campaign_opens": "opened_at",
+                     "campaign_clicks": "clicked_at", "campaign_bounces": "bounced_at"}
+SPOTLER_HELD_FROM = "2026-11-20"
+INCREMENTAL_TABLES = ["marts.customer_activity", "marts.contact_mail_history", "marts.mailing_link_clicks",
+                      "marts.mailing_statistics", "marts.contacts", "segments.reactivation",
+                      "intermediate.int_contact_addresses_mapped", "intermediate.int_mailing_event_counts",
+                      "intermediate.int_contact_event_summary"]
+
+
+def _hold_back_the_last_days(database: Path) -> None:
+    """Move the newest Clang files' rows and Spotler's events from 20 November on into schema held_back."""
+    con = settings.connect(database)
+    try:
+        con.execute("create schema held_back")
+        con.execute(f"""create table held_back.clang_files as
+                        select source_file from raw_clang.loaded_files where file_kind = 'activity'
+                        order by loaded_at desc limit {HELD_BACK_CLANG_FILES}""")
+        con.execute("""create table held_back.activities as select * from raw_clang.activities
+                       where source_file in (select source_file from held_back.clang_files)""")
+        con.execute("delete from raw_clang.activities where source_file in (select source_file from held_back.clang_files)")
+        for table, column in HELD_BACK_SPOTLER.items():
+            con.execute(f"""create table held_back.{table} as select * from raw_spotler.{table}
+                            where {column} >= '{SPOTLER_HELD_FROM}'""")
+            con.execute(f"delete from raw_spotler.{table} where {column} >= '{SPOTLER_HELD_FROM}'")
+        held = con.execute("select count(*) from held_back.activities").fetchone()[0]
+        assert held > 0
+    finally:
+        con.close()
+
+
+def _bring_in_the_held_back_days(database: Path) -> None:
+    con = settings.connect(database)
+    try:
+        con.execute("insert into raw_clang.activities select * from held_back.activities")
+        for table in HELD_BACK_SPOTLER:
+            con.execute(f"insert into raw_spotler.{table} select * from held_back.{table}")
+        con.execute("drop schema held_back cascade")
+    finally:
+        con.close()
+
+
+def _differences(incremental: Path, full: Path, table: str) -> tuple[int, int, int]:
+    """Rows only in one or the other build (built_at, the time of the build, aside), and the row count."""
+    con = settings.connect(incremental, read_only=True)
+    try:
+        con.execute(f"attach '{full}' as full_build (read_only)")
+        columns = [name for (name,) in con.execute(
+            "select column_name from information_schema.columns where table_catalog = current_database() "
+            "and table_schema = ? and table_name = ? and column_name <> 'built_at' order by ordinal_position",
+            table.split(".")).fetchall()]
+        listed = ", ".join(f'"{name}"' for name in columns)
+        only_incremental = con.execute(f"select count(*) from (select {listed} from {table} "
+                                       f"except all select {listed} from full_build.{table})").fetchone()[0]
+        only_full = con.execute(f"select count(*) from (select {listed} from full_build.{table} "
+                                f"except all select {listed} from {table})").fetchone()[0]
+        rows = con.execute(f"select count(*) from {table}").fetchone()[0]
+        return only_incremental, only_full, rows
+    finally:
+        con.close()
+
+
+def test_an_incremental_build_after_new_days_equals_a_full_refresh(warehouse_copy, tmp_path):
+    """Build without the last days, bring them in, build incrementally (a later as_of), and compare every
+    incremental table and everything built on them with a full refresh of the same data."""
+    env, database, _ = warehouse_copy
+    _hold_back_the_last_days(database)
+    result = warehouse_cli("build", "--", "--full-refresh", "--vars", "{as_of_date: '2026-11-20'}", env=env)
     assert result.returncode == 0, result.stdout[-3000:]
-    incremental = _query(database, digest)
-    result = warehouse_cli("build", "--", "--select", "customer_activity", "--full-refresh", env=env)
+    before = _query(database, "select count(*) from marts.customer_activity")[0][0]
+    _bring_in_the_held_back_days(database)
+    result = warehouse_cli("build", "--", "--vars", "{as_of_date: '2026-11-23'}", env=env)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert _query(database, digest) == incremental
+    written = _query(database, """select count(*) from marts.customer_activity
+                                  where built_at = (select max(built_at) from marts.customer_activity)""")[0][0]
+    after = _query(database, "select count(*) from marts.customer_activity")[0][0]
+    assert after > before and written < after / 4, (before, written, after)
+
+    full = tmp_path / "full.duckdb"
+    shutil.copyfile(database, full)
+    result = warehouse_cli("build", "--", "--full-refresh", "--vars", "{as_of_date: '2026-11-23'}",
+                           env={**env, "WAREHOUSE_PATH": str(full)})
+    assert result.returncode == 0, result.stdout[-3000:]
+    for table in INCREMENTAL_TABLES:
+        only_incremental, only_full, rows = _differences(database, full, table)
+        assert rows > 0 and (only_incremental, only_full) == (0, 0), (table, only_incremental, only_full, rows)
 
 
 def test_dbt_docs_generate(built, tmp_path):
