@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "write at once; exit code 1 if any step failed, after a summary of every step.")
     run.add_argument("--wait", type=float, default=300.0,
                      help="seconds to wait for an overlapping run to finish before giving up (default 300)")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="rebuild every incremental model from all data (weekly; see the README)")
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser(
@@ -258,7 +260,7 @@ def cmd_run(args) -> int:
     from loaders.run import LockBusy, run_steps
 
     try:
-        code, steps = run_steps(args.wait)
+        code, steps = run_steps(args.wait, full_refresh=args.full_refresh)
     except LockBusy as error:
         print(f"error: {error}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again later

@@ -87,7 +87,7 @@ def _step(name: str, args: list[str], stream) -> StepResult:
                       "" if result.returncode == 0 else f"exit code {result.returncode}")
 
 
-def run_steps(wait_seconds: float, stream=sys.stderr) -> tuple[int, list[StepResult]]:
+def run_steps(wait_seconds: float, full_refresh: bool = False, stream=sys.stderr) -> tuple[int, list[StepResult]]:
     warehouse = warehouse_path()
     steps: list[StepResult] = []
     with RunLock(warehouse, wait_seconds):
@@ -97,7 +97,7 @@ def run_steps(wait_seconds: float, stream=sys.stderr) -> tuple[int, list[StepRes
                 steps.append(_step(f"load {source}", ["load", source], stream))
             else:
                 steps.append(StepResult(f"load {source}", "skipped", note="not configured"))
-        build = _step("build", ["build"], stream)
+        build = _step("build", ["build", "--", "--full-refresh"] if full_refresh else ["build"], stream)
         steps.append(build)
         if build.status == "ok":
             steps.append(_step("publish", ["publish"], stream))

@@ -184,3 +184,16 @@ def test_a_failed_step_fails_the_run_and_a_failed_build_publishes_and_exports_no
     assert "load clang failed" in summary and "build failed" in summary
     assert "publish skipped (the build failed)" in summary and "export skipped (the build failed)" in summary
     assert uploaded(stack) == []
+
+
+def test_the_weekly_run_rebuilds_every_incremental_model(warehouse_copy, tmp_path):
+    env, database, _ = warehouse_copy
+    env = {**env, "DBT_TARGET_PATH": str(tmp_path / "target")}
+    (before,) = query(database, "select max(built_at) from marts.customer_activity")[0]
+    result = warehouse_cli("run", "--full-refresh", env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "build ok" in result.stdout.strip().splitlines()[-1]
+    # an incremental build would have left the earlier rows with the earlier build's stamp
+    for table in ("marts.customer_activity", "marts.contact_mail_history", "intermediate.int_contact_event_summary"):
+        stamps = query(database, f"select count(distinct built_at), min(built_at) from {table}")[0]
+        assert stamps[0] == 1 and stamps[1] > before, (table, stamps, before)
