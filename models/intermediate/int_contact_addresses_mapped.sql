@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='external_customer_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail'
-    )
-}}
+{{ config(materialized='incremental', unique_key='external_customer_id') }}
 -- Which e-mail address an external customer id (the ERP's customer code) stands for. Spotler's events
 -- carry only that id; Directo knows the address, and so do Clang's activity rows. Directo wins, then the
 -- address Clang saw last. Incremental: the previous answer competes with Directo and with the Clang rows

@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='email',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail'
-    )
-}}
+{{ config(materialized='incremental', unique_key='email') }}
 -- Per address, what its e-mail events say whatever the day: first and last mails, opens and clicks,
 -- bounces and complaints, the latest unsubscribe, and the ids the mail platforms know it by.
 -- Incremental: the addresses with events written since this table's last build are summed up again.

@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='mailing_key',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail'
-    )
-}}
+{{ config(materialized='incremental', unique_key='mailing_key') }}
 -- Our counts of each mailing from customer_activity. A person is the contact, or the external customer
 -- id when the address is unknown; a click counts as an open. Incremental: the mailings with events
 -- written since this table's last build are counted again from all their events.

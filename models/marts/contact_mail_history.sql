@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='contact_mailing_key',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail'
-    )
-}}
+{{ config(materialized='incremental', unique_key='contact_mailing_key') }}
 -- One row per contact per mailing: the "customer card" of what each person got and did. Incremental: the
 -- contact-mailing pairs with events written since this table's last build are summed up again.
 with

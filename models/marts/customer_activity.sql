@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='event_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail'
-    )
-}}
+{{ config(materialized='incremental', unique_key='event_id') }}
 -- One row per e-mail event of every source. Incremental: the Clang rows of files loaded after the newest
 -- file already here, and Spotler's events of the last `activity_lookback_days` days again (its API has
 -- late events), replacing earlier versions by event_id. Every row written carries this build's built_at.

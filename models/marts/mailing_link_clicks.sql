@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='link_click_key',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail'
-    )
-}}
+{{ config(materialized='incremental', unique_key='link_click_key') }}
 -- Clicks per link of each mailing: Spotler links by id (name, url, type), Clang links by url.
 -- Incremental: the mailings with clicks written since this table's last build are counted again.
 with
