@@ -115,32 +115,28 @@ class ExportResult:
                 + (f"; {self.message}" if self.message else ""))
 
 
-def _guard(con, trigger: Trigger) -> tuple[int, int]:
-    """Keep the segment's rows that pass the consent guard in `export_rows`; return (kept, left out)."""
-    relation = f"{SEGMENT_SCHEMA}.{trigger.segment}"
-    con.execute(f"""
-        create or replace temp table export_rows as
-        select s.*, c.email as guarded_email, c.contact_key as guarded_contact_key
-        from {relation} s
+def _guarded_rows(trigger: Trigger) -> str:
+    """The segment's rows that pass the consent guard, with the contact they matched (alias `c`)."""
+    return f"""{SEGMENT_SCHEMA}.{trigger.segment} s
         inner join marts.contacts c on c.email = lower(trim(s.email))
-        where {CONSENT_GUARD}
-    """)
-    total, kept = con.execute(f"select (select count(*) from {relation}), (select count(*) from export_rows)").fetchone()
-    return kept, total - kept
+        where {CONSENT_GUARD}"""
 
 
-def _write_csv(con, trigger: Trigger, target: Path) -> None:
-    """Write `export_rows` as the trigger's CSV with DuckDB."""
-    columns = ", ".join(f'"{source}" as "{header}"' for source, header in trigger.columns.items())
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _write_csv(con, trigger: Trigger, target: Path) -> tuple[int, int]:
+    """Write the guarded rows as the trigger's CSV with DuckDB, in one pass; return (rows written, rows the
+    guard left out)."""
+    columns = ", ".join(f's."{source}" as "{header}"' for source, header in trigger.columns.items())
     written = target if trigger.is_utf8 else target.with_suffix(".utf8")
-    con.execute(f"""copy (select {columns} from export_rows)
-                    to {sql_literal(str(written))} (format csv, header true, delimiter {sql_literal(trigger.delimiter)})""")
+    (kept,) = con.execute(f"""copy (select {columns} from {_guarded_rows(trigger)})
+                              to {sql_literal(str(written))}
+                              (format csv, header true, delimiter {sql_literal(trigger.delimiter)})""").fetchone()
+    (total,) = con.execute(f"select count(*) from {SEGMENT_SCHEMA}.{trigger.segment}").fetchone()
     if written != target:
         with written.open("r", encoding="utf-8", newline="") as source, \
                 target.open("w", encoding=trigger.encoding, newline="") as out:
             shutil.copyfileobj(source, out, 1 << 20)
         written.unlink()
+    return kept, total - kept
 
 
 def _upload(sftp: ReconnectingSftp, upload_dir: str, local: Path, file_name: str) -> str:
@@ -166,12 +162,13 @@ def _upload(sftp: ReconnectingSftp, upload_dir: str, local: Path, file_name: str
     return sftp.call(send, f"uploading {file_name}")
 
 
-def _stage_contacts(con, export_id: str) -> None:
+def _stage_contacts(con, trigger: Trigger, export_id: str) -> None:
     """Record the exported contacts in an open transaction, committed once the upload has landed (run
-    beside the upload: DuckDB works while paramiko holds the interpreter)."""
+    beside the upload: DuckDB works while paramiko holds the interpreter). Nothing else writes the
+    warehouse while this connection holds it, so the guard gives the rows the CSV holds."""
     con.execute("begin")
     con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
-                    select $id, guarded_email, guarded_contact_key from export_rows""", {"id": export_id})
+                    select $id, c.email, c.contact_key from {_guarded_rows(trigger)}""", {"id": export_id})
 
 
 def _open_destination(dry_run: bool) -> tuple[ExportSettings, ReconnectingSftp | None]:
@@ -198,7 +195,7 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
     results = []
     con = warehouse_settings.connect()
     # Beside the main thread: reading the settings (dlt's configuration machinery) and the SSH handshake
-    # while DuckDB applies the consent guard; recording the exported contacts while paramiko uploads.
+    # while DuckDB writes the guarded CSV; recording the exported contacts while paramiko uploads.
     beside = ThreadPoolExecutor(1)
     destination = beside.submit(_open_destination, dry_run)
     try:
@@ -213,10 +210,17 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
                 results.append(ExportResult(name, "skipped", done_today[0][0],
                                             message="already uploaded today (--force uploads again)"))
                 continue
-            rows, excluded = _guard(con, trigger)
-            settings, sftp = destination.result()
-            local = settings.local_dir / file_name
-            _write_csv(con, trigger, local)
+            # Written beside the warehouse file while the settings are still being read, then moved into
+            # local_dir (a rename when both are on one file system).
+            scratch = warehouse_settings.warehouse_path().parent / f".{file_name}.{uuid.uuid4().hex}.writing"
+            try:
+                rows, excluded = _write_csv(con, trigger, scratch)
+                settings, sftp = destination.result()
+                local = settings.local_dir / file_name
+                local.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(scratch, local)
+            finally:
+                scratch.unlink(missing_ok=True)
             if dry_run or (rows == 0 and not settings.upload_empty):
                 results.append(ExportResult(name, "dry-run", file_name, rows, excluded,
                                             f"written to {local}, would go to {settings.upload_dir}/{file_name}")
@@ -227,7 +231,7 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
             print(f"export {name}: uploading {file_name} ({rows:,} contacts) to "
                   f"{settings.sftp.where}/{settings.upload_dir}", file=stream, flush=True)
             export_id = str(uuid.uuid4())
-            staging = beside.submit(_stage_contacts, con, export_id)
+            staging = beside.submit(_stage_contacts, con, trigger, export_id)
             try:
                 sha256 = _upload(sftp, settings.upload_dir, local, file_name)
             except (SftpError, ExportError) as error:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loaders import settings
+from loaders import export, settings
 from loaders.run import RunLock
 from tests.conftest import warehouse_cli
 
@@ -89,6 +89,24 @@ def test_the_consent_guard_overrules_a_broken_segment(warehouse_copy):
     assert exported and not exported & forbidden
     assert len(exported) == total - len(forbidden)
     assert f"{len(forbidden):,} left out by the consent guard" in result.stdout
+
+
+def test_the_csv_is_written_in_the_triggers_encoding_with_normalised_addresses_matched(tmp_path):
+    con = settings.connect(tmp_path / "w.duckdb")
+    con.execute("""create schema marts; create schema segments;
+        create table marts.contacts as select * from (values
+            ('k1', 'rené@example.be', true, false, false, false, false),
+            ('k2', 'zoe@example.nl', false, false, false, false, false)) t(contact_key, email, is_opted_in,
+            is_hard_bounced, has_complained, is_unsubscribed, is_closed_in_directo);
+        create table segments.winback as select * from (values
+            (' René@Example.be ', 'René'), ('zoe@example.nl', 'Zoë'), ('nobody@example.nl', 'X')) t(email, first_name)""")
+    trigger = export.Trigger("winback", "winback.csv", {"email": "emailadres", "first_name": "voornaam"},
+                             delimiter=",", encoding="latin-1")
+    target = tmp_path / "winback.csv"
+    assert export._write_csv(con, trigger, target) == (1, 2)  # Zoë has not opted in; nobody is no contact
+    con.close()
+    assert target.read_bytes().decode("latin-1").splitlines() == ["emailadres,voornaam", " René@Example.be ,René"]
+    assert not list(tmp_path.glob("*.utf8"))
 
 
 def test_deployteq_done_and_failed_are_reported(warehouse_copy):
