@@ -42,9 +42,10 @@ from loaders import settings as warehouse_settings
 from loaders.settings import sql_literal
 
 DATASET = "raw_directo"
-# The two bounds on memory (a 1M-customer answer peaks just under 400 MB with these): DuckDB spills beyond
-# LOAD_MEMORY_LIMIT while dlt loads, and the parse holds at most BATCH_CUSTOMERS customers in Python.
-LOAD_MEMORY_LIMIT = "192MB"
+# The two bounds on memory (a 1M-customer answer peaks at about 380 MB with these, first load and full reload
+# alike): DuckDB spills beyond LOAD_MEMORY_LIMIT while dlt loads and while customers are compared with what
+# is loaded, and the parse holds at most BATCH_CUSTOMERS customers in Python.
+LOAD_MEMORY_LIMIT = "128MB"
 PIPELINE_NAME = "directo"
 BATCH_CUSTOMERS = 10_000
 STRING_ATTRIBUTES = (
@@ -187,8 +188,11 @@ class SyncSummary:
                 + f"; {self.seconds:.1f} s")
 
 
-RAW_SCHEMA = pa.schema([(n, pa.string()) for n in (*STRING_ATTRIBUTES, *INT_ATTRIBUTES, *DECIMAL_ATTRIBUTES, "ts")])
-RAW_SCHEMA_NAMES = tuple(RAW_SCHEMA.names)  # "code" first
+# A customer's attributes as read ("code" first), then what its datafields say: the last OPTIN datafield's
+# content and param, and how many datafields it has.
+RAW_SCHEMA_NAMES = (*STRING_ATTRIBUTES, *INT_ATTRIBUTES, *DECIMAL_ATTRIBUTES, "ts")
+RAW_SCHEMA = pa.schema([*[(n, pa.string()) for n in RAW_SCHEMA_NAMES], ("optin_raw", pa.string()),
+                        ("optin_param", pa.string()), ("datafield_count", pa.int64())])
 DATAFIELD_SCHEMA = pa.schema([
     pa.field("customer_code", pa.string(), nullable=False), pa.field("datafield_code", pa.string(), nullable=False),
     ("content", pa.string()), ("param", pa.string()), pa.field("position", pa.int64(), nullable=False),
@@ -197,7 +201,7 @@ DATAFIELD_SCHEMA = pa.schema([
 
 class _Typing:
     """Types a batch of raw attribute strings in one DuckDB query: numbers, Directo's local `ts` to UTC,
-    the OPTIN datafield. Time zones are DuckDB's, as in staging, so the warehouse has one rule: a time in
+    the OPTIN datafield's value and date. Time zones are DuckDB's, as in staging, so the warehouse has one rule: a time in
     the spring-forward gap moves forward by the gap, a time in the repeated autumn hour is read as the
     later (standard-time) one."""
 
@@ -205,36 +209,26 @@ class _Typing:
         self.con = duckdb.connect()
         self.con.execute("set TimeZone = 'UTC'; set threads = 1")
         self.settings = settings
-        optin = sql_literal(settings.optin_datafield.upper())
         true_values = ", ".join(sql_literal(v) for v in OPTIN_TRUE)
         false_values = ", ".join(sql_literal(v) for v in OPTIN_FALSE)
         numbers = ", ".join([f"try_cast(nullif(trim({n}), '') as bigint) as {n}" for n in INT_ATTRIBUTES]
                             + [f"try_cast(nullif(replace(trim({n}), ',', '.'), '') as decimal(18, 4)) as {n}"
                                for n in DECIMAL_ATTRIBUTES])
         self.customers_sql = f"""
-            with optins as (
-                select customer_code, content as optin_raw, param as optin_param
-                from datafields where upper(datafield_code) = {optin}
-                qualify row_number() over (partition by customer_code order by position desc) = 1
-            ), counts as (
-                select customer_code, count(*) as datafield_count from datafields group by 1
-            )
-            select {", ".join(f'r."{n}"' for n in STRING_ATTRIBUTES)}, {numbers},
+            select {", ".join(f'"{n}"' for n in STRING_ATTRIBUTES)}, {numbers},
                    timezone({sql_literal(settings.timezone)},
-                            try_strptime(replace(left(r.ts, 19), ' ', 'T'), '%Y-%m-%dT%H:%M:%S')) as ts,
-                   r.ts as ts_local,
-                   case when lower(trim(o.optin_raw)) in ({true_values}) then true
-                        when lower(trim(o.optin_raw)) in ({false_values}) then false end as optin,
-                   o.optin_raw,
-                   coalesce(try_strptime(trim(o.optin_param), '%d.%m.%Y'), try_strptime(trim(o.optin_param), '%Y-%m-%d'),
-                            try_strptime(trim(o.optin_param), '%d.%m.%Y %H:%M:%S'))::date as optin_date,
-                   o.optin_raw is not null and lower(trim(o.optin_raw)) not in ({true_values}, {false_values})
+                            try_strptime(replace(left(ts, 19), ' ', 'T'), '%Y-%m-%dT%H:%M:%S')) as ts,
+                   ts as ts_local,
+                   case when lower(trim(optin_raw)) in ({true_values}) then true
+                        when lower(trim(optin_raw)) in ({false_values}) then false end as optin,
+                   optin_raw,
+                   coalesce(try_strptime(trim(optin_param), '%d.%m.%Y'), try_strptime(trim(optin_param), '%Y-%m-%d'),
+                            try_strptime(trim(optin_param), '%d.%m.%Y %H:%M:%S'))::date as optin_date,
+                   optin_raw is not null and lower(trim(optin_raw)) not in ({true_values}, {false_values})
                        as optin_flagged,
-                   coalesce(c.datafield_count, 0) as datafield_count,
+                   datafield_count,
                    timestamptz '{{loaded_at}}' as loaded_at, null::timestamptz as deleted_at
-            from raw r
-            left join optins o on o.customer_code = r.code
-            left join counts c on c.customer_code = r.code
+            from raw
         """
         self.unreadable_sql = " + ".join(
             f"count(*) filter (where nullif(trim({n}), '') is not null and try_cast(replace(trim({n}), ',', '.') "
@@ -244,18 +238,16 @@ class _Typing:
     def __call__(self, rows: list[tuple], datafields: dict[str, list], loaded_at: dt.datetime,
                  summary: SyncSummary) -> tuple[pa.Table, pa.Table]:
         columns = zip(*rows) if rows else [[] for _ in RAW_SCHEMA.names]
-        raw = pa.table([pa.array(column, pa.string()) for column in columns], schema=RAW_SCHEMA)
+        raw = pa.table([pa.array(column, field.type) for column, field in zip(columns, RAW_SCHEMA)], schema=RAW_SCHEMA)
         fields = pa.table({**datafields, "customer_loaded_at": pa.nulls(len(datafields["position"]),
                                                                         pa.timestamp("us", tz="UTC")).fill_null(loaded_at)},
                           schema=DATAFIELD_SCHEMA)
         self.con.register("raw", raw)
-        self.con.register("datafields", fields)
         try:
             customers = self.con.sql(self.customers_sql.replace("{loaded_at}", loaded_at.isoformat())).to_arrow_table()
             summary.unreadable_numbers += self.con.sql(f"select {self.unreadable_sql} from raw").fetchall()[0][0]
         finally:
             self.con.unregister("raw")
-            self.con.unregister("datafields")
         summary.flagged_optin += pc.sum(customers.column("optin_flagged")).as_py() or 0
         code = customers.schema.get_field_index("code")
         customers = customers.cast(customers.schema.set(code, pa.field("code", pa.string(), nullable=False)))
@@ -275,6 +267,7 @@ def read_customers(stream, settings: DirectoSettings, summary: SyncSummary, load
     # the growing batch again and again (a third of the parse time) and finds nothing to free.
     collecting = gc.isenabled()
     gc.disable()
+    optin_code = settings.optin_datafield.upper()
     rows: list[tuple] = []
     fields = {"customer_code": [], "datafield_code": [], "content": [], "param": [], "position": []}
     try:
@@ -287,16 +280,19 @@ def read_customers(stream, settings: DirectoSettings, summary: SyncSummary, load
             record = tuple(map(element.get, RAW_SCHEMA_NAMES))
             code = (record[0] or "").strip()
             if code:
-                rows.append((code, *record[1:]) if code != record[0] else record)
-                position = 0
+                position, optin = 0, (None, None)
                 for datafields in element:
                     for data in datafields:
                         position += 1
+                        field_code, content, param = data.get("code") or "", data.get("content"), data.get("param")
+                        if field_code.upper() == optin_code:
+                            optin = (content, param)
                         fields["customer_code"].append(code)
-                        fields["datafield_code"].append(data.get("code") or "")
-                        fields["content"].append(data.get("content"))
-                        fields["param"].append(data.get("param"))
+                        fields["datafield_code"].append(field_code)
+                        fields["content"].append(content)
+                        fields["param"].append(param)
                         fields["position"].append(position)
+                rows.append((code, *record[1:], *optin, position))
                 summary.datafields += position
             element.clear()
             while element.getprevious() is not None:
@@ -379,8 +375,10 @@ def _content_hashes(con) -> str:
                                                  *DECIMAL_ATTRIBUTES, "ts", "optin_raw", "optin_date"))
     has_fields = con.execute("select count(*) from information_schema.tables where table_schema = $s and "
                              "table_name = 'datafields'", {"s": DATASET}).fetchone()[0]
-    fields = (f"""left join (select customer_code as code, hash(list(struct_pack(datafield_code, content, param)
-                                                                  order by position)) as fields_hash
+    # bit_xor of each datafield's hash (its position included): a fixed-size aggregate, where a list of
+    # every customer's datafields would hold them all in memory.
+    fields = (f"""left join (select customer_code as code, bit_xor(hash(position, datafield_code, content, param))
+                                                                  as fields_hash
                             from {DATASET}.datafields group by 1) f using (code)""" if has_fields
               else "left join (select null as code, null as fields_hash) f using (code)")
     return f"select c.code, c.loaded_at, hash(row({columns}), f.fields_hash) as content_hash from {DATASET}.customers c {fields}"
@@ -391,9 +389,16 @@ def _tables_present(con) -> set[str]:
                                       {"s": DATASET}).fetchall()}
 
 
+def _connect(warehouse: Path):
+    """The warehouse, held to the load's memory bound (DuckDB spills beyond it)."""
+    con = warehouse_settings.connect(warehouse)
+    con.execute(f"set memory_limit = {sql_literal(LOAD_MEMORY_LIMIT)}; set preserve_insertion_order = false")
+    return con
+
+
 def _snapshot(warehouse: Path) -> bool:
     """Remember each customer's content before the load, to tell new, changed and unchanged apart after it."""
-    con = warehouse_settings.connect(warehouse)
+    con = _connect(warehouse)
     try:
         if "customers" not in _tables_present(con):
             return False
@@ -405,7 +410,7 @@ def _snapshot(warehouse: Path) -> bool:
 
 
 def _after_load(warehouse: Path, summary: SyncSummary, loaded_at: dt.datetime, had_snapshot: bool, full: bool) -> None:
-    con = warehouse_settings.connect(warehouse)
+    con = _connect(warehouse)
     try:
         tables = _tables_present(con)
         if "customers" not in tables:

@@ -95,6 +95,18 @@ def test_a_later_version_wins_and_takes_its_datafields_along(directo_env):
     assert query("select count(*) from raw_directo.datafields where customer_code = '1'") == [(0,)]
 
 
+def test_a_change_in_the_datafields_alone_counts_as_changed(directo_env):
+    def answer(extra):
+        directo_env.serve_raw(transport(customer("1", extra_fields=extra), customer("2")))
+        summary = quiet()
+        return summary.new, summary.changed, summary.unchanged
+
+    assert answer('<data code="VIP" content="1"/>') == (2, 0, 0)
+    assert answer('<data code="VIP" content="1"/>') == (0, 0, 2)
+    assert answer('<data code="VIP" content="2"/>') == (0, 1, 1)
+    assert answer('<data code="VIP" content="2"/><data code="VIP" content="2"/>') == (0, 1, 1)
+
+
 def test_a_bare_customer_empty_answers_duplicates_and_closed(directo_env):
     directo_env.serve_raw(transport(customer("7"), container=False))
     assert quiet().customers == 1
