@@ -201,9 +201,9 @@ DATAFIELD_SCHEMA = pa.schema([
 
 class _Typing:
     """Types a batch of raw attribute strings in one DuckDB query: numbers, Directo's local `ts` to UTC,
-    the OPTIN datafield's value and date. Time zones are DuckDB's, as in staging, so the warehouse has one rule: a time in
-    the spring-forward gap moves forward by the gap, a time in the repeated autumn hour is read as the
-    later (standard-time) one."""
+    the OPTIN datafield's value and date. Time zones are DuckDB's, as in staging, so the warehouse has one
+    rule: a time in the spring-forward gap moves forward by the gap, a time in the repeated autumn hour is
+    read as the later (standard-time) one."""
 
     def __init__(self, settings: DirectoSettings) -> None:
         self.con = duckdb.connect()
