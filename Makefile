@@ -1,5 +1,6 @@
 # The two commands: `make run` (the whole job on demo data) and `make test` (the whole suite).
-# Both set up .venv in the repo with the pinned dependencies of pyproject.toml first.
+# Both set up .venv in the repo with the pinned dependencies of pyproject.toml first, with the demo world
+# and stand-ins (demo/, the `demo` extra) that they need.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,10 +8,10 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: setup run test bench clean
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml demo/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[demo,dev]' -e ./demo
 	touch $(INSTALLED)
 
 setup: $(INSTALLED)
@@ -24,5 +25,9 @@ test: setup
 bench: setup
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+# Back to a fresh clone's state: everything `make run`, `make test` and the commands write, dlt's pipeline
+# state included (a rerun would otherwise resume from stale cursors). The virtual environment stays.
 clean:
-	rm -rf demo target logs warehouse.duckdb analytics.duckdb
+	rm -rf var target logs exports .dlt_pipelines .pytest_cache
+	rm -f warehouse.duckdb* analytics.duckdb* .warehouse.duckdb.lock .user.yml
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from loaders.settings import connect
-from loaders.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
+from mail_warehouse.settings import connect
+from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
 
 
 def write_activities(path: Path, rows: int) -> None:
@@ -59,7 +59,7 @@ def main() -> None:
                    "SOURCES__CLANG__KNOWN_HOSTS": str(keys.known_hosts),
                    "SOURCES__CLANG__PRIVATE_KEY_PATH": str(keys.user_key)}
             started = time.perf_counter()
-            loader = subprocess.run([sys.executable, "-m", "loaders", "load", "clang"], env=env,
+            loader = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "clang"], env=env,
                                     capture_output=True, text=True)
             loader_seconds = time.perf_counter() - started
             if loader.returncode != 0:

@@ -18,15 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from loaders.demo.world import WorldSpec, simulate
-from loaders.demo.writers import write_world
-from loaders.settings import connect
-from loaders.standins.stack import StandinStack
+from mail_warehouse_demo.world import WorldSpec, simulate
+from mail_warehouse_demo.writers import write_world
+from mail_warehouse.settings import connect
+from mail_warehouse_demo.standins.stack import StandinStack
 
 
 def cli(*args, env) -> float:
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "loaders", *args], env=env, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", *args], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"warehouse {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return time.perf_counter() - started

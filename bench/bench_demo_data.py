@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from loaders.demo.world import WorldSpec, simulate
-from loaders.demo.writers import write_world
-from loaders.settings import connect
+from mail_warehouse_demo.world import WorldSpec, simulate
+from mail_warehouse_demo.writers import write_world
+from mail_warehouse.settings import connect
 
 
 def main() -> None:

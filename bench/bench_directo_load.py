@@ -18,10 +18,10 @@ from pathlib import Path
 
 from lxml import etree
 
-from loaders.demo.directo_xml import render_transport
-from loaders.demo.world import WorldSpec, simulate
-from loaders.demo.writers import write_world
-from loaders.standins import directo
+from mail_warehouse_demo.directo_xml import render_transport
+from mail_warehouse_demo.world import WorldSpec, simulate
+from mail_warehouse_demo.writers import write_world
+from mail_warehouse_demo.standins import directo
 
 
 def synthetic_customers(count: int):
@@ -52,7 +52,7 @@ def run_loader(args: list[str], env: dict, log: Path) -> tuple[float, float, str
     """`warehouse <args>` in a child process: (wall seconds, that child's peak RSS in MB, its stdout)."""
     started = time.perf_counter()
     with log.open("w+") as out:
-        child = subprocess.Popen([sys.executable, "-m", "loaders", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+        child = subprocess.Popen([sys.executable, "-m", "mail_warehouse", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
         out.seek(0)

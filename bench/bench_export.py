@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from loaders.settings import connect
-from loaders.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
+from mail_warehouse.settings import connect
+from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
 
 
 def build_warehouse(path: Path, contacts: int) -> None:
@@ -40,7 +40,7 @@ def build_warehouse(path: Path, contacts: int) -> None:
 def timed_export(env: dict) -> tuple[float, subprocess.CompletedProcess]:
     """`warehouse export --force` (every round uploads: once a day would skip the second)."""
     started = time.perf_counter()
-    export = subprocess.run([sys.executable, "-m", "loaders", "export", "--force"], env=env, capture_output=True,
+    export = subprocess.run([sys.executable, "-m", "mail_warehouse", "export", "--force"], env=env, capture_output=True,
                             text=True)
     seconds = time.perf_counter() - started
     if export.returncode != 0:

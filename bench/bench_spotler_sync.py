@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from loaders import spotler
-from loaders.demo.world import WorldSpec, simulate
-from loaders.demo.writers import write_world
-from loaders.settings import connect
-from loaders.standins import spotler as standin
+from mail_warehouse_demo.world import WorldSpec, simulate
+from mail_warehouse_demo.writers import write_world
+from mail_warehouse.settings import connect
+from mail_warehouse_demo.standins import spotler as standin
 
 
 def timed_run(api, warehouse: Path):

@@ -1,1 +1,1 @@
-"""mail_warehouse: loaders (dlt) for Clang/Deployteq, Spotler Mail+ and Directo, and the `warehouse` CLI."""
+"""dlt sources of the three systems (Clang/Deployteq over SFTP, Spotler Mail+, Directo) and the SFTP transport."""

@@ -38,8 +38,8 @@ from dlt.common.configuration.specs import configspec
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from loaders import settings as warehouse_settings
-from loaders.settings import sql_literal
+from mail_warehouse import settings as warehouse_settings
+from mail_warehouse.settings import sql_literal
 from loaders.sftp import ReconnectingSftp, SftpSession, SftpSettings, glob_to_regex
 from loaders.sftp_config import SftpConfiguration
 

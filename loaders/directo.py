@@ -38,8 +38,8 @@ from dlt.common.typing import TSecretStrValue
 from dlt.pipeline.exceptions import PipelineStepFailed
 from lxml import etree
 
-from loaders import settings as warehouse_settings
-from loaders.settings import sql_literal
+from mail_warehouse import settings as warehouse_settings
+from mail_warehouse.settings import sql_literal
 
 DATASET = "raw_directo"
 # The two bounds on memory (a 1M-customer answer peaks at about 380 MB with these, first load and full reload

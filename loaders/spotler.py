@@ -43,7 +43,7 @@ from dlt.common.typing import TSecretStrValue
 from dlt.pipeline.exceptions import PipelineStepFailed
 from oauthlib.oauth1 import Client as OAuthClient
 
-from loaders import settings as warehouse_settings
+from mail_warehouse import settings as warehouse_settings
 
 DATASET = "raw_spotler"
 PIPELINE_NAME = "spotler"

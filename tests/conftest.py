@@ -12,11 +12,11 @@ import shutil
 import subprocess
 import sys
 
-from loaders.demo.world import WorldSpec, simulate
-from loaders.demo.writers import write_world
-from loaders.standins import directo, spotler
-from loaders.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
-from loaders.standins.stack import DEPLOYTEQ_FOLDERS, StandinStack
+from mail_warehouse_demo.world import WorldSpec, simulate
+from mail_warehouse_demo.writers import write_world
+from mail_warehouse_demo.standins import directo, spotler
+from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
+from mail_warehouse_demo.standins.stack import DEPLOYTEQ_FOLDERS, StandinStack
 
 # A fixed end date keeps every assertion about calendar days reproducible.
 TEST_WORLD = WorldSpec(contacts=600, mailings=14, days=120, seed=2026, end=dt.date(2026, 11, 23))
@@ -69,7 +69,7 @@ def sftp_server(request, world_dir, ssh_keys):
 
 
 def warehouse_cli(*args, env, timeout=900):
-    return subprocess.run([sys.executable, "-m", "loaders", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "mail_warehouse", *args], capture_output=True, text=True, env=env,
                           timeout=timeout)
 
 

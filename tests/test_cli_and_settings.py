@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from loaders import settings
+from mail_warehouse import settings
 
 PROJECT = settings.PROJECT_DIR
 
 
 def _run(*args, env=None, cwd=PROJECT, timeout=300):
-    return subprocess.run([sys.executable, "-m", "loaders", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "mail_warehouse", *args], capture_output=True, text=True, cwd=cwd,
                           env={**os.environ, **(env or {})}, timeout=timeout)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from loaders import settings
+from mail_warehouse import settings
 from tests.conftest import warehouse_cli
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from loaders import export, settings
-from loaders.run import RunLock
+from mail_warehouse import export, settings
+from mail_warehouse.run import RunLock
 from tests.conftest import warehouse_cli
 
 pytestmark = pytest.mark.slow
@@ -132,7 +132,7 @@ def test_a_killed_upload_never_shows_the_watcher_a_partial_file(warehouse_copy):
     con.close()
     stack.deployteq.write_delay = 0.05
     try:
-        process = subprocess.Popen([sys.executable, "-m", "loaders", "export"], env=env, stdout=subprocess.PIPE,
+        process = subprocess.Popen([sys.executable, "-m", "mail_warehouse", "export"], env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + 60
         while not any(n.endswith(".part") for n in uploaded(stack)):

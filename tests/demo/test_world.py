@@ -10,9 +10,9 @@ from xml.etree import ElementTree
 
 import pytest
 
-from loaders.demo.world import WorldSpec, simulate
-from loaders.demo.writers import CLANG_ACTIVITY_HEADER, CLANG_BROADCAST_HEADER, write_world
-from loaders.settings import connect
+from mail_warehouse_demo.world import WorldSpec, simulate
+from mail_warehouse_demo.writers import CLANG_ACTIVITY_HEADER, CLANG_BROADCAST_HEADER, write_world
+from mail_warehouse.settings import connect
 from tests.conftest import TEST_WORLD
 
 

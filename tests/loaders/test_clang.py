@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from loaders import clang, settings
+from loaders import clang
+from mail_warehouse import settings
 from loaders.sftp import SftpError
-from loaders.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, OpenSshSftpServer, SshKeys
+from mail_warehouse_demo.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, OpenSshSftpServer, SshKeys
 from tests.conftest import _require_sshd
 
 HEADER = "Broadcastid;Customerid;Extern klantnummer;E-mailadres;Activiteit;Activiteitdatum;Beschrijving activiteit"
@@ -154,7 +155,7 @@ def test_bad_rows_are_rejected_with_file_line_reason_and_raw_text_and_the_rest_l
 def test_a_file_whose_header_differs_fails_alone_and_the_command_exits_non_zero(asyncssh_remote):
     write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER.replace("E-mailadres", "Email") + "\n" + activity_rows(2))
     write(asyncssh_remote.folder, "activiteiten_20261102.csv", HEADER + "\n" + activity_rows(3))
-    result = subprocess.run([sys.executable, "-m", "loaders", "load", "clang"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "clang"], capture_output=True, text=True,
                             env=os.environ.copy(), timeout=300)
     assert result.returncode == 1
     assert "activiteiten_20261101.csv" in result.stderr and "'E-mailadres'" in result.stderr and "'Email'" in result.stderr
@@ -246,7 +247,7 @@ def test_first_contact_is_accepted_only_when_the_setting_says_so(asyncssh_remote
 def test_wrong_password_fails_clearly_and_no_secret_is_printed(asyncssh_remote, monkeypatch):
     secret = "hunter2-not-the-password"
     monkeypatch.setenv("SOURCES__CLANG__PASSWORD", secret)
-    result = subprocess.run([sys.executable, "-m", "loaders", "load", "clang"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "clang"], capture_output=True, text=True,
                             env=os.environ.copy(), timeout=300)
     assert result.returncode == 1
     assert "refused the login" in result.stderr and "SOURCES__CLANG__USERNAME" in result.stderr
@@ -255,7 +256,7 @@ def test_wrong_password_fails_clearly_and_no_secret_is_printed(asyncssh_remote, 
 
 def test_a_successful_run_prints_no_secret(asyncssh_remote):
     write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(2))
-    result = subprocess.run([sys.executable, "-m", "loaders", "load", "clang"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "clang"], capture_output=True, text=True,
                             env=os.environ.copy(), timeout=300)
     assert result.returncode == 0, result.stderr
     assert "2 activity rows" in result.stdout
@@ -285,7 +286,7 @@ def test_settings_errors_name_the_setting(asyncssh_remote, monkeypatch):
         quiet_run()
     monkeypatch.delenv("SOURCES__CLANG__HOST")
     monkeypatch.setenv("SOURCES__CLANG__TIMEZONE", "Europe/Amsterdam")
-    result = subprocess.run([sys.executable, "-m", "loaders", "load", "clang"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "clang"], capture_output=True, text=True,
                             env=os.environ.copy(), timeout=300)
     assert result.returncode == 2 and "SOURCES__CLANG__HOST" in result.stderr
 
@@ -300,7 +301,7 @@ def test_a_killed_run_is_completed_by_the_next_with_nothing_lost_or_doubled(asyn
         marker = "new or changed"
     else:
         marker = "4 of 4 files fetched"
-    process = subprocess.Popen([sys.executable, "-m", "loaders", "load", "clang"], stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "mail_warehouse", "load", "clang"], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
     for line in process.stdout:
         if marker in line:

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from loaders import directo, settings
-from loaders.standins.directo import DEMO_KEY
+from loaders import directo
+from mail_warehouse import settings
+from mail_warehouse_demo.standins.directo import DEMO_KEY
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -182,12 +183,12 @@ def test_malformed_xml_fails_without_loading_a_partial_batch(directo_env, monkey
 
 def test_the_key_never_appears_in_output(directo_env, monkeypatch):
     monkeypatch.setenv("SOURCES__DIRECTO__KEY", "s3cr3t-directo-key")
-    result = subprocess.run([sys.executable, "-m", "loaders", "load", "directo"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "directo"], capture_output=True, text=True,
                             env=os.environ.copy(), timeout=300)
     assert result.returncode == 1 and "refused the key" in result.stderr
     assert "s3cr3t-directo-key" not in result.stdout + result.stderr
     monkeypatch.setenv("SOURCES__DIRECTO__KEY", DEMO_KEY)
-    result = subprocess.run([sys.executable, "-m", "loaders", "load", "directo"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "directo"], capture_output=True, text=True,
                             env=os.environ.copy(), timeout=300)
     assert result.returncode == 0, result.stderr
     assert DEMO_KEY not in result.stdout + result.stderr and "customers" in result.stdout

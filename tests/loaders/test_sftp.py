@@ -9,7 +9,7 @@ import asyncssh
 import pytest
 
 from loaders.sftp import LARGEST_REQUEST_SIZE, SAFE_REQUEST_SIZE, SftpSession, SftpSettings
-from loaders.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer
+from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer
 from tests.conftest import _require_sshd
 
 

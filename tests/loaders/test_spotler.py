@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from loaders import settings, spotler
-from loaders.standins.http import Fault
-from loaders.standins.spotler import DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET
+from loaders import spotler
+from mail_warehouse import settings
+from mail_warehouse_demo.standins.http import Fault
+from mail_warehouse_demo.standins.spotler import DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ def test_a_persistent_failure_names_the_endpoint_and_leaves_state_intact(spotler
 def test_bad_credentials_fail_at_once_naming_the_setting_not_the_secret(spotler_env, monkeypatch):
     server, api = spotler_env
     monkeypatch.setenv("SOURCES__SPOTLER__CONSUMER_SECRET", "totally-wrong-secret")
-    result = subprocess.run([sys.executable, "-m", "loaders", "load", "spotler"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "spotler"], capture_output=True, text=True,
                             env=os.environ.copy(), timeout=300)
     assert result.returncode == 1
     assert "SOURCES__SPOTLER__CONSUMER_SECRET" in result.stderr and "HTTP 401" in result.stderr

@@ -7,9 +7,9 @@ from xml.etree import ElementTree
 
 import requests
 
-from loaders.demo.directo_xml import CUSTOMER_ATTRIBUTES
-from loaders.settings import connect
-from loaders.standins.directo import DEMO_KEY
+from mail_warehouse_demo.directo_xml import CUSTOMER_ATTRIBUTES
+from mail_warehouse.settings import connect
+from mail_warehouse_demo.standins.directo import DEMO_KEY
 
 
 def _ask(server, app, method="GET", **params):

@@ -7,7 +7,7 @@ import socket
 import paramiko
 import pytest
 
-from loaders.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, SshKeys
+from mail_warehouse_demo.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, SshKeys
 
 
 def _client(server, keys, *, known_hosts=None, password=None, key=True) -> paramiko.SSHClient:

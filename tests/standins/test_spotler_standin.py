@@ -9,12 +9,12 @@ import pytest
 import requests
 from oauthlib.oauth1 import Client
 
-from loaders.demo.world import WorldSpec, simulate
-from loaders.demo.writers import write_world
-from loaders.settings import connect
-from loaders.standins import spotler, spotler_spec
-from loaders.standins.http import Fault
-from loaders.standins.spotler import CONTACT_HISTORY_PAGE_SIZE, DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, ROUTES
+from mail_warehouse_demo.world import WorldSpec, simulate
+from mail_warehouse_demo.writers import write_world
+from mail_warehouse.settings import connect
+from mail_warehouse_demo.standins import spotler, spotler_spec
+from mail_warehouse_demo.standins.http import Fault
+from mail_warehouse_demo.standins.spotler import CONTACT_HISTORY_PAGE_SIZE, DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, ROUTES
 from tests.standins.signing import signed_get
 
 YEAR = {"fromDate": "2025-01-01T00:00:00Z", "toDate": "2027-01-01T00:00:00Z"}

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from loaders import settings as warehouse_settings
-from loaders.settings import sql_literal
+from mail_warehouse import settings as warehouse_settings
+from mail_warehouse.settings import sql_literal
 from loaders.sftp import RETRYABLE, ReconnectingSftp, SftpError
 
 if TYPE_CHECKING:
-    from loaders.export_config import ExportSettings
+    from mail_warehouse.export_config import ExportSettings
 
 SEGMENT_MODELS = warehouse_settings.PROJECT_DIR / "models" / "segments"
 SEGMENT_SCHEMA = "segments"
@@ -48,7 +48,7 @@ class ExportError(RuntimeError):
 
 
 def _settings(*, need_sftp: bool = True) -> ExportSettings:
-    from loaders.export_config import load_settings  # imports dlt: see export_config
+    from mail_warehouse.export_config import load_settings  # imports dlt: see export_config
 
     return load_settings(need_sftp=need_sftp)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import duckdb
 
-from loaders.demo.directo_xml import render_transport
-from loaders.demo.world import World, WorldSpec
-from loaders.settings import connect
+from mail_warehouse_demo.directo_xml import render_transport
+from mail_warehouse_demo.world import World, WorldSpec
+from mail_warehouse.settings import connect
 
 CLANG_ACTIVITY_HEADER = ("Broadcastid", "Customerid", "Extern klantnummer", "E-mailadres", "Activiteit",
                          "Activiteitdatum", "Beschrijving activiteit")

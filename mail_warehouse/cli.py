@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from loaders.settings import PROJECT_DIR, use_project_dlt_settings, warehouse_path
+from mail_warehouse.settings import PROJECT_DIR, use_project_dlt_settings, warehouse_path
 
-DEMO_DIR = PROJECT_DIR / "demo"
+DEMO_DIR = PROJECT_DIR / "var" / "demo"
 
 
 def _positive(value: str) -> int:
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The whole job on demo data: a demo world, local stand-ins of Clang's SFTP server, the "
                     "Spotler API and Directo's XMLCore on loopback, then every pipeline step against them.")
     _add_world_options(demo, contacts=2_000, mailings=40, days=180)
-    demo.add_argument("--out", type=Path, default=DEMO_DIR, help=f"demo folder (default {DEMO_DIR.name}/ in the repo)")
+    demo.add_argument("--out", type=Path, default=DEMO_DIR, help="demo folder (default var/demo/ in the repo)")
     demo.add_argument("--serve", action="store_true",
                       help="keep the stand-ins running until Ctrl-C and print their settings, to try commands by hand")
     demo.set_defaults(handler=cmd_demo)
@@ -143,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _generate(args, out: Path, delimiter: str = ";") -> dict:
-    from loaders.demo.world import WorldSpec, simulate
-    from loaders.demo.writers import write_world
+    from mail_warehouse_demo.world import WorldSpec, simulate
+    from mail_warehouse_demo.writers import write_world
 
     spec = WorldSpec(contacts=args.contacts, mailings=args.mailings, days=args.days, seed=args.seed,
                      **({"end": args.end} if args.end else {}))
@@ -171,9 +171,9 @@ def cmd_demo_data(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from loaders.publish import analytics_path
-    from loaders.run import LockBusy, run_steps
-    from loaders.standins.stack import StandinStack
+    from mail_warehouse.publish import analytics_path
+    from mail_warehouse.run import LockBusy, run_steps
+    from mail_warehouse_demo.standins.stack import StandinStack
 
     world_dir = args.out / "world"
     _generate(args, world_dir)
@@ -222,13 +222,13 @@ def cmd_load_clang(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from loaders.build import dbt_build
+    from mail_warehouse.build import dbt_build
 
     return dbt_build(args.dbt_args)
 
 
 def cmd_export(args) -> int:
-    from loaders import export
+    from mail_warehouse import export
 
     try:
         if args.status:
@@ -245,7 +245,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    from loaders.publish import PublishError, publish
+    from mail_warehouse.publish import PublishError, publish
 
     try:
         target, counts = publish()
@@ -257,7 +257,7 @@ def cmd_publish(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from loaders.run import LockBusy, run_steps
+    from mail_warehouse.run import LockBusy, run_steps
 
     try:
         code, steps = run_steps(args.wait, full_refresh=args.full_refresh)

@@ -10,9 +10,9 @@ import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loaders.standins import directo, spotler
-from loaders.standins.http import StandinServer
-from loaders.standins.sftp import AsyncsshSftpServer, SshKeys
+from mail_warehouse_demo.standins import directo, spotler
+from mail_warehouse_demo.standins.http import StandinServer
+from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, SshKeys
 
 CLANG_REMOTE_DIR = "clang"
 DEPLOYTEQ_FOLDERS = ("Upload", "Active", "Done", "Failed")

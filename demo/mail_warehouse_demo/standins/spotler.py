@@ -27,9 +27,9 @@ from zoneinfo import ZoneInfo
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 from oauthlib.oauth1.rfc5849.utils import escape, parse_authorization_header, unescape
 
-from loaders.settings import connect
-from loaders.standins import spotler_spec
-from loaders.standins.http import Request, Response, StandinServer
+from mail_warehouse.settings import connect
+from mail_warehouse_demo.standins import spotler_spec
+from mail_warehouse_demo.standins.http import Request, Response, StandinServer
 
 BASE_PATHS = ("/integrationservice-1.1.0", "/integrationservice")
 DEFAULT_PAGE_SIZE = 1000
@@ -485,19 +485,19 @@ class SpotlerApi:
 
     @staticmethod
     def _form(form_id: int) -> dict:
-        from loaders.demo.names import FORMS
+        from mail_warehouse_demo.names import FORMS
         for fid, name, sub_type, state in FORMS:
             if fid == form_id:
                 return {"id": fid, "name": name, "formSubType": sub_type, "formState": state}
         raise ApiError(404, "FORM_NOT_FOUND", "Form not found")
 
     def forms(self, request, operation, **_):
-        from loaders.demo.names import FORMS
+        from mail_warehouse_demo.names import FORMS
         return [self._form(fid) for fid, *_ in FORMS]
 
     @staticmethod
     def _form_result(r: dict) -> dict:
-        from loaders.demo.names import SURVEY_QUESTIONS
+        from mail_warehouse_demo.names import SURVEY_QUESTIONS
         answers = [{"rank": rank, "fieldId": field_id, "description": question, "answer": [options[i]]}
                    for (rank, field_id, question, options), i in zip(SURVEY_QUESTIONS, r["answer_indexes"] or [])]
         result = {"formResultId": r["form_result_id"], "submittedAt": epoch_millis(r["submitted_at"]),

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loaders.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, warehouse_path
+from mail_warehouse.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, warehouse_path
 
 
 def dbt_executable() -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.configuration.specs import configspec
 
-from loaders import settings as warehouse_settings
-from loaders.export import ExportError
+from mail_warehouse import settings as warehouse_settings
+from mail_warehouse.export import ExportError
 from loaders.sftp import SftpSettings
 from loaders.sftp_config import SftpConfiguration
 

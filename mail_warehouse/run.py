@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loaders.settings import PROJECT_DIR, warehouse_path
+from mail_warehouse.settings import PROJECT_DIR, warehouse_path
 
 SOURCE_SETTINGS = {  # a source is configured when its first setting is present
     "clang": ("sources.clang.host", "SOURCES__CLANG__HOST"),
@@ -82,7 +82,7 @@ def configured_sources() -> list[str]:
 def _step(name: str, args: list[str], stream) -> StepResult:
     print(f"== {name}", file=stream, flush=True)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "loaders", *args], cwd=PROJECT_DIR)
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", *args], cwd=PROJECT_DIR)
     return StepResult(name, "ok" if result.returncode == 0 else "failed", time.monotonic() - started,
                       "" if result.returncode == 0 else f"exit code {result.returncode}")
 

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from loaders.settings import PROJECT_DIR, connect, warehouse_path
+from mail_warehouse.settings import PROJECT_DIR, connect, warehouse_path
 
 PUBLISHED_SCHEMAS = ("marts", "segments")
 def run_results_path() -> Path:

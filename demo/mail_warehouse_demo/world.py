@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from loaders.demo import names
+from mail_warehouse_demo import names
 
 DAY = 86_400
 HOUR = 3_600

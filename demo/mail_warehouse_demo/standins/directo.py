@@ -17,10 +17,10 @@ from collections import deque
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from loaders.demo.directo_xml import DIRECTO_TIME_ZONE, render_transport
-from loaders.demo.writers import iter_directo_customers
-from loaders.settings import connect
-from loaders.standins.http import Request, Response, StandinServer
+from mail_warehouse_demo.directo_xml import DIRECTO_TIME_ZONE, render_transport
+from mail_warehouse_demo.writers import iter_directo_customers
+from mail_warehouse.settings import connect
+from mail_warehouse_demo.standins.http import Request, Response, StandinServer
 
 DEMO_DATABASE = "demo_ee"
 DEMO_KEY = "demo-directo-key"

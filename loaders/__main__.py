@@ -1,5 +1,0 @@
-import sys
-
-from loaders.cli import main
-
-sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from mail_warehouse.cli import main
+
+sys.exit(main())
