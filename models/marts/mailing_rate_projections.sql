@@ -5,6 +5,7 @@
 -- of as_of_date, so a build with an earlier as_of_date replays that day exactly). An earlier mailing's
 -- growth factor is its responses after `settle_days` divided by its responses at that age; the projection
 -- is the mailing's rate so far times the median factor, with the 10th and 90th percentiles as its spread.
+-- A projection above 1 (a mailing far ahead of the earlier ones) is capped at 1.
 -- Campaign mailings go out to each contact over time and have no one age: they are left out.
 with
 
@@ -114,34 +115,39 @@ so_far as (
     group by all
 ),
 
+rates as (
+    select
+        *,
+        {{ safe_rate('unique_open_count', 'delivered_count') }} as open_rate,
+        {{ safe_rate('unique_click_count', 'delivered_count') }} as click_rate
+    from so_far
+),
+
 final as (
     select
-        f.mailing_key,
-        f.source_system,
-        f.mailing_type,
-        f.mailing_name,
-        f.sent_at,
-        f.observed_until,
-        cast(f.hours_since_send as {{ dbt.type_bigint() }}) as hours_since_send,
-        cast(f.delivered_count as {{ dbt.type_bigint() }}) as delivered_count,
-        cast(f.unique_open_count as {{ dbt.type_bigint() }}) as unique_open_count,
-        cast(f.unique_click_count as {{ dbt.type_bigint() }}) as unique_click_count,
-        {{ safe_rate('f.unique_open_count', 'f.delivered_count') }} as open_rate,
-        {{ safe_rate('f.unique_click_count', 'f.delivered_count') }} as click_rate,
+        r.mailing_key,
+        r.source_system,
+        r.mailing_type,
+        r.mailing_name,
+        r.sent_at,
+        r.observed_until,
+        cast(r.hours_since_send as {{ dbt.type_bigint() }}) as hours_since_send,
+        cast(r.delivered_count as {{ dbt.type_bigint() }}) as delivered_count,
+        cast(r.unique_open_count as {{ dbt.type_bigint() }}) as unique_open_count,
+        cast(r.unique_click_count as {{ dbt.type_bigint() }}) as unique_click_count,
+        r.open_rate,
+        r.click_rate,
         cast(coalesce(g.reference_mailing_count, 0) as {{ dbt.type_bigint() }}) as reference_mailing_count,
-        g.open_growth_factor,
-        {{ safe_rate('f.unique_open_count', 'f.delivered_count') }} * g.open_growth_factor as projected_open_rate,
-        {{ safe_rate('f.unique_open_count', 'f.delivered_count') }} * g.open_growth_factor_low
-            as projected_open_rate_low,
-        {{ safe_rate('f.unique_open_count', 'f.delivered_count') }} * g.open_growth_factor_high
-            as projected_open_rate_high,
-        g.click_growth_factor,
-        {{ safe_rate('f.unique_click_count', 'f.delivered_count') }} * g.click_growth_factor as projected_click_rate,
-        {{ safe_rate('f.unique_click_count', 'f.delivered_count') }} * g.click_growth_factor_low
-            as projected_click_rate_low,
-        {{ safe_rate('f.unique_click_count', 'f.delivered_count') }} * g.click_growth_factor_high
-            as projected_click_rate_high
-    from so_far f
+        {%- for response in ['open', 'click'] %}
+        g.{{ response }}_growth_factor,
+        {%- for suffix in ['', '_low', '_high'] %}
+        {%- set projected = 'r.' ~ response ~ '_rate * g.' ~ response ~ '_growth_factor' ~ suffix %}
+        {#- a case, not least(): DuckDB's least skips nulls and would turn "no projection" into 1 #}
+        case when {{ projected }} > 1 then 1.0 else {{ projected }} end as projected_{{ response }}_rate{{ suffix }}
+        {{- ',' if not (loop.last and response == 'click') }}
+        {%- endfor %}
+        {%- endfor %}
+    from rates r
     left join growth_factors g using (mailing_key)
 )
 
