@@ -10,3 +10,12 @@
 {% macro default__local_to_utc(column, zone) -%}
     timezone({{ zone }}, {{ column }})
 {%- endmacro %}
+
+{# The other way: a UTC timestamp with time zone as wall-clock time in `zone`. #}
+{% macro local_from_utc(column, zone) -%}
+    {{ return(adapter.dispatch('local_from_utc')(column, zone)) }}
+{%- endmacro %}
+
+{% macro default__local_from_utc(column, zone) -%}
+    timezone({{ zone }}, {{ column }})
+{%- endmacro %}

@@ -19,6 +19,7 @@ events as (
         a.external_customer_id,
         coalesce(t.event_type, 'other') as event_type,
         a.activity_at as event_at,
+        cast(null as {{ dbt.type_bigint() }}) as link_id,
         case when t.event_type = 'click' then a.activity_description end as url,
         cast(null as {{ dbt.type_string() }}) as link_name,
         cast(null as {{ dbt.type_string() }}) as link_type,

@@ -1,6 +1,7 @@
 {{ config(materialized='incremental', unique_key='email') }}
--- Per address, what its e-mail events say whatever the day: first and last mails, opens and clicks,
--- bounces and complaints, the latest unsubscribe, and the ids the mail platforms know it by.
+-- Per address, what its e-mail events say whatever the day: first and last mails, opens and clicks (a
+-- click on the unsubscribe link is an unsubscribe, no click), bounces, the latest complaint and
+-- unsubscribe, and the ids the mail platforms know it by.
 -- Incremental: the addresses with events written since this table's last build are summed up again.
 with
 
@@ -31,6 +32,8 @@ final as (
         max(event_at) filter (where event_type in ('open', 'click')) as last_engaged_at,
         bool_or(event_type = 'hard_bounce') as is_hard_bounced,
         bool_or(event_type = 'complaint') as has_complained,
+        max(event_at) filter (where event_type = 'complaint') as last_complained_at,
+        arg_max(source_system, event_at) filter (where event_type = 'complaint') as last_complaint_source,
         max(event_at) filter (where event_type = 'unsubscribe') as last_unsubscribed_at,
         arg_max(source_system, event_at) filter (where event_type = 'unsubscribe') as last_unsubscribe_source,
         arg_max(source_contact_id, event_at) filter (where source_system = 'clang') as clang_customer_id,

@@ -1,6 +1,7 @@
 -- Spotler's recipients, opens, clicks and bounces of regular and campaign mailings as e-mail events, with
--- the address of each external contact id and the clicked link; a click on a mailing's unsubscribe link
--- is an `unsubscribe` event too. Spotler's API rows carry no load time (loaded_at is null).
+-- the address of each external contact id and the clicked link. A click on a mailing's unsubscribe link
+-- is an `unsubscribe` event (with the link), not a click: unsubscribing is no engagement. Spotler's API
+-- rows carry no load time (loaded_at is null).
 with
 
 addresses as (
@@ -43,41 +44,39 @@ interactions as (
     union all select * from bounces
 ),
 
+with_links as (
+    select
+        i.*,
+        l.url,
+        l.link_name,
+        l.link_type,
+        case when i.event_type = 'click' and l.link_type = 'unsubscribe' then 'unsubscribe' else i.event_type end
+            as final_event_type
+    from interactions i
+    left join links l
+        on l.mailing_kind = i.mailing_kind and l.mailing_id = i.mailing_id and l.link_id = i.link_id
+),
+
 events as (
     select
-        'spotler:' || e.event_type || ':' || e.event_key as event_ref,
+        'spotler:' || e.final_event_type || ':' || e.event_key as event_ref,
         'spotler' as source_system,
         'spotler:' || e.mailing_id as mailing_key,
         m.email,
         e.external_contact_id as external_customer_id,
-        e.event_type,
+        e.final_event_type as event_type,
         e.event_at,
-        l.url,
-        l.link_name,
-        l.link_type,
+        e.link_id,
+        e.url,
+        e.link_name,
+        e.link_type,
         cast(null as {{ dbt.type_string() }}) as bounce_reason,
         cast(null as {{ dbt.type_string() }}) as source_activity_code,
         e.campaign_subscription_id,
         cast(null as {{ dbt.type_string() }}) as source_contact_id,
         cast(null as timestamp with time zone) as loaded_at
-    from interactions e
+    from with_links e
     left join addresses m on m.external_customer_id = e.external_contact_id
-    left join links l
-        on l.mailing_kind = e.mailing_kind and l.mailing_id = e.mailing_id and l.link_id = e.link_id
-),
-
-unsubscribes as (
-    -- Spotler shows an unsubscribe as a click on the mailing's unsubscribe link
-    select
-        replace(event_ref, 'spotler:click:', 'spotler:unsubscribe:') as event_ref,
-        source_system, mailing_key, email, external_customer_id,
-        'unsubscribe' as event_type,
-        event_at, url, link_name, link_type, bounce_reason, source_activity_code, campaign_subscription_id,
-        source_contact_id, loaded_at
-    from events
-    where event_type = 'click' and link_type = 'unsubscribe'
 )
 
 select * from events
-union all
-select * from unsubscribes

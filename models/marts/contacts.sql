@@ -1,11 +1,24 @@
--- One row per normalised e-mail address: every source id, names, consent (latest dated statement wins)
--- and engagement. Rebuilt every run from small parts (Directo's customers, the per-address event summary
--- and the events of the engagement window), because the window and the statuses move with the calendar.
+-- One row per normalised e-mail address: every source id, names, consent, whether it may be mailed (and
+-- why not), and engagement. Rebuilt every run from small parts (Directo's customers, the per-address event
+-- summary and the events of the engagement window), because the window and the statuses move with the
+-- calendar.
+--
+-- Consent (GDPR): the latest dated statement wins. Statements: Directo's OPTIN (yes or no, dated by day
+-- in Directo's time zone), an unsubscribe or a complaint on either platform (dated to the second). Days
+-- are compared first: an unsubscribe and an OPTIN=yes on the same Directo day resolve to unsubscribed.
+-- An undated statement (an OPTIN without date; without Directo, having been mailed by a platform) counts
+-- only when no dated statement exists, so no guess ever re-subscribes anyone. A customer deleted from
+-- Directo carries no consent and no closed status.
 {% set window_start = dbt.dateadd('day', -var('engagement_window_days'), as_of_date()) %}
+{% set implied_consent = var('implied_consent_without_directo') and not source_is_present('directo') %}
 with
 
 customers as (
     select * from {{ ref('stg_directo__customers') }} where email is not null
+),
+
+live_customers as (
+    select * from customers where not is_deleted
 ),
 
 datafields as (
@@ -37,13 +50,21 @@ directo as (
         -- the open customer changed last speaks for the person
         arg_max(customer_code, struct_pack(open := not is_closed, changed := changed_at)) as primary_customer_code,
         bool_and(is_closed) as is_closed_in_directo
+    from live_customers
+    group by email
+),
+
+deleted_from_directo as (
+    -- addresses Directo knew only through customers since deleted
+    select email
     from customers
     group by email
+    having bool_and(is_deleted)
 ),
 
 primary_customer as (
     select c.*
-    from customers c
+    from live_customers c
     inner join directo d on d.email = c.email and d.primary_customer_code = c.customer_code
 ),
 
@@ -57,25 +78,44 @@ primary_datafields as (
 ),
 
 consent_statements as (
+    -- Directo's OPTIN of every live customer with the address: dated by day (from that day's start in
+    -- Directo's time zone), or undated
     select
         email,
-        coalesce(cast(optin_date as timestamp with time zone), changed_at) as stated_at,
+        optin_date as stated_on,
+        {{ local_to_utc('cast(optin_date as timestamp)', "'" ~ directo_timezone() ~ "'") }} as stated_at,
         is_opted_in,
         'directo_optin' as consent_source
-    from customers
+    from live_customers
     where is_opted_in is not null
     union all
-    -- the latest unsubscribe speaks for every earlier one
-    select email, last_unsubscribed_at, false, last_unsubscribe_source || '_unsubscribe'
+    -- the latest unsubscribe speaks for every earlier one; so does the latest complaint
+    select email, {{ directo_day('last_unsubscribed_at') }}, last_unsubscribed_at, false,
+           last_unsubscribe_source || '_unsubscribe'
     from summary
     where last_unsubscribed_at is not null
+    union all
+    select email, {{ directo_day('last_complained_at') }}, last_complained_at, false,
+           last_complaint_source || '_complaint'
+    from summary
+    where last_complained_at is not null
+    {% if implied_consent %}
+    union all
+    -- no ERP: the platforms mail only opted-in contacts, so having been mailed is an (undated) opt-in
+    select email, cast(null as date), cast(null as timestamp with time zone), true, 'implied_by_mailing'
+    from summary
+    where first_sent_at is not null
+    {% endif %}
 ),
 
 latest_consent as (
-    -- the latest dated statement wins; on the same moment an unsubscribe wins
+    -- dated before undated; the latest day; on one day an opt-out before an opt-in; then the latest moment
     select email, is_opted_in, stated_at as consent_changed_at, consent_source
     from consent_statements
-    qualify row_number() over (partition by email order by stated_at desc nulls last, is_opted_in) = 1
+    qualify row_number() over (
+        partition by email
+        order by stated_on is not null desc, stated_on desc, is_opted_in, stated_at desc nulls last, consent_source
+    ) = 1
 ),
 
 engagement_window as (
@@ -91,7 +131,40 @@ engagement_window as (
 addresses as (
     select email from directo
     union
+    select email from deleted_from_directo
+    union
     select email from summary
+),
+
+statuses as (
+    select
+        a.email,
+        coalesce(l.is_opted_in, false) as is_opted_in,
+        coalesce(e.is_hard_bounced, false) as is_hard_bounced,
+        coalesce(e.has_complained, false) as has_complained,
+        coalesce(l.consent_source like '%_unsubscribe', false) as is_unsubscribed,
+        coalesce(d.is_closed_in_directo, false) as is_closed_in_directo,
+        x.email is not null as is_deleted_in_directo
+    from addresses a
+    left join directo d using (email)
+    left join deleted_from_directo x using (email)
+    left join latest_consent l using (email)
+    left join summary e using (email)
+),
+
+mailability as (
+    -- the one definition of "may be mailed", used by every segment and by the export's consent guard
+    select
+        email,
+        case
+            when is_hard_bounced then 'hard_bounced'
+            when has_complained then 'complained'
+            when is_unsubscribed then 'unsubscribed'
+            when is_closed_in_directo then 'closed_in_directo'
+            when is_deleted_in_directo then 'deleted_in_directo'
+            when not is_opted_in then 'not_opted_in'
+        end as not_mailable_reason
+    from statuses
 ),
 
 final as (
@@ -111,13 +184,16 @@ final as (
         p.country_code,
         p.customer_class as directo_class,
         f.directo_datafields,
-        coalesce(l.is_opted_in, false) as is_opted_in,
+        m.not_mailable_reason is null as is_mailable,
+        m.not_mailable_reason,
+        s.is_opted_in,
         l.consent_changed_at,
         l.consent_source,
-        coalesce(e.is_hard_bounced, false) as is_hard_bounced,
-        coalesce(e.has_complained, false) as has_complained,
-        coalesce(l.consent_source like '%_unsubscribe', false) as is_unsubscribed,
-        coalesce(d.is_closed_in_directo, false) as is_closed_in_directo,
+        s.is_hard_bounced,
+        s.has_complained,
+        s.is_unsubscribed,
+        s.is_closed_in_directo,
+        s.is_deleted_in_directo,
         e.first_sent_at,
         e.last_sent_at,
         e.last_opened_at,
@@ -133,6 +209,8 @@ final as (
             else 'never_engaged'
         end as engagement_status
     from addresses a
+    inner join statuses s using (email)
+    inner join mailability m using (email)
     left join directo d using (email)
     left join primary_customer p using (email)
     left join primary_datafields f on f.customer_code = d.primary_customer_code

@@ -43,6 +43,7 @@ final as (
         event_type,
         event_at,
         cast(event_at as date) as event_date,
+        link_id,
         url,
         link_name,
         link_type,

@@ -1,15 +1,19 @@
 {{ config(materialized='incremental', unique_key='link_click_key') }}
--- Clicks per link of each mailing: Spotler links by id (name, url, type), Clang links by url.
--- Incremental: the mailings with clicks written since this table's last build are counted again.
+-- Clicks per link of each mailing: Spotler's links by their id (with name, url and type), Clang's by url
+-- (its export names no link id). Clicks on the unsubscribe link are unsubscribes, not clicks, and do not
+-- show here. Unique clicks count people (person_key); a click without any contact identity counts in the
+-- total only. Incremental: the mailings with clicks written since this table's last build are counted again.
 with
 
 clicks as (
     select
         mailing_key,
+        link_id,
         coalesce(url, '(unknown link)') as url,
         link_name,
         link_type,
-        coalesce(contact_key, 'external:' || external_customer_id) as person
+        coalesce('id:' || cast(link_id as {{ dbt.type_string() }}), 'url:' || url, '(unknown link)') as link_ref,
+        {{ person_key() }} as person_key
     from {{ ref('customer_activity') }}
     where event_type = 'click'
     {% if is_incremental() %}
@@ -22,16 +26,18 @@ clicks as (
 
 final as (
     select
-        {{ dbt.hash("mailing_key || '|' || url") }} as link_click_key,
+        {{ dbt.hash("mailing_key || '|' || link_ref") }} as link_click_key,
         mailing_key,
-        url,
+        max(link_id) as link_id,
+        -- a Spotler link's url, name and type come from its id: one each per link
+        max(url) as url,
         max(link_name) as link_name,
         max(link_type) as link_type,
         count(*) as total_click_count,
-        count(distinct person) as unique_click_count,
+        count(distinct person_key) as unique_click_count,
         {{ built_at() }} as built_at
     from clicks
-    group by mailing_key, url
+    group by mailing_key, link_ref
 )
 
 select * from final

@@ -24,8 +24,7 @@ joined as (
         m.mailing_name,
         m.sent_at,
         coalesce(c.sent_count, 0) as sent_count,
-        coalesce(c.sent_count, 0) - coalesce(c.hard_bounce_count, 0) - coalesce(c.soft_bounce_count, 0)
-            as delivered_count,
+        coalesce(c.sent_count, 0) - coalesce(c.bounced_count, 0) as delivered_count,
         coalesce(c.unique_open_count, 0) as unique_open_count,
         coalesce(c.total_open_count, 0) as total_open_count,
         coalesce(c.unique_click_count, 0) as unique_click_count,
@@ -74,7 +73,7 @@ final as (
         {{ safe_rate('unique_open_count', 'delivered_count') }} as open_rate,
         {{ safe_rate('unique_click_count', 'delivered_count') }} as click_rate,
         {{ safe_rate('unique_click_count', 'unique_open_count') }} as click_to_open_rate,
-        {{ safe_rate('hard_bounce_count + soft_bounce_count', 'sent_count') }} as bounce_rate,
+        {{ safe_rate('sent_count - delivered_count', 'sent_count') }} as bounce_rate,
         {{ safe_rate('unsubscribe_count', 'delivered_count') }} as unsubscribe_rate,
         {{ safe_rate('complaint_count', 'delivered_count') }} as complaint_rate,
         {{ dbt.datediff('cast(sent_at as date)', as_of_date(), 'day') }} as days_since_send,

@@ -1,9 +1,7 @@
--- Contacts to win back: opted in and reachable, engaged once, but no open or click in the last
+-- Contacts to win back: mailable (contacts.is_mailable), engaged once, but no open or click in the last
 -- `reactivation_inactive_days` while they received at least `reactivation_min_mailings` mailings then,
 -- and not sent to this trigger within `reactivation_cooldown_days`.
 {% set inactive_since = dbt.dateadd('day', -var('reactivation_inactive_days'), as_of_date()) %}
-{% set exports = adapter.get_relation(database=target.database, schema='exports', identifier='csv_trigger_contacts') %}
-{% set export_log = adapter.get_relation(database=target.database, schema='exports', identifier='csv_trigger_log') %}
 
 with
 
@@ -20,11 +18,7 @@ mailings_received as (
 candidates as (
     select *
     from contacts
-    where is_opted_in
-      and not is_hard_bounced
-      and not has_complained
-      and not is_unsubscribed
-      and not is_closed_in_directo
+    where is_mailable
       and last_engaged_at is not null
       and last_engaged_at < {{ inactive_since }}
 ),
@@ -44,20 +38,12 @@ mailings_in_window as (
     group by 1
 ),
 
-{% if exports is not none and export_log is not none %}
 recently_exported as (
-    select distinct x.contact_key
-    from {{ exports }} x
-    inner join {{ export_log }} l using (export_id)
-    where l.segment = 'reactivation'
-      and l.status in ('uploaded', 'done')
-      and l.uploaded_at >= {{ dbt.dateadd('day', -var('reactivation_cooldown_days'), as_of_date()) }}
+    select distinct contact_key
+    from {{ ref('stg_exports__segment_sends') }}
+    where segment = 'reactivation'
+      and uploaded_at >= {{ dbt.dateadd('day', -var('reactivation_cooldown_days'), as_of_date()) }}
 ),
-{% else %}
-recently_exported as (
-    select cast(null as {{ dbt.type_string() }}) as contact_key where false
-),
-{% endif %}
 
 final as (
     select

@@ -1,11 +1,11 @@
 with
 
 activities as (
-    select * from {{ source('clang', 'activities') }}
+    select * from {{ source_or_empty('clang', 'activities') }}
 ),
 
 files as (
-    select source_file, source_timezone from {{ source('clang', 'loaded_files') }}
+    select source_file, source_timezone from {{ source_or_empty('clang', 'loaded_files') }}
 ),
 
 renamed as (

@@ -1,11 +1,11 @@
 with
 
 broadcasts as (
-    select * from {{ source('clang', 'broadcasts') }}
+    select * from {{ source_or_empty('clang', 'broadcasts') }}
 ),
 
 files as (
-    select source_file, source_timezone from {{ source('clang', 'loaded_files') }}
+    select source_file, source_timezone from {{ source_or_empty('clang', 'loaded_files') }}
 ),
 
 latest_per_broadcast as (

@@ -1,7 +1,7 @@
 with
 
 customers as (
-    select * from {{ source('directo', 'customers') }}
+    select * from {{ source_or_empty('directo', 'customers') }}
 ),
 
 renamed as (

@@ -1,7 +1,7 @@
 with
 
 datafields as (
-    select * from {{ source('directo', 'datafields') }}
+    select * from {{ source_or_empty('directo', 'datafields') }}
 ),
 
 renamed as (

@@ -10,7 +10,7 @@ regular as (
         external_contact_id,
         bounced_at,
         case bounce_type when 'HARD' then 'hard' when 'SOFT' then 'soft' end as bounce_kind
-    from {{ source('spotler', 'bounces') }}
+    from {{ source_or_empty('spotler', 'bounces') }}
 ),
 
 campaign as (
@@ -22,7 +22,7 @@ campaign as (
         external_contact_id,
         bounced_at,
         case bounce_type when 'HARDBOUNCE' then 'hard' when 'SOFTBOUNCE' then 'soft' end as bounce_kind
-    from {{ source('spotler', 'campaign_bounces') }}
+    from {{ source_or_empty('spotler', 'campaign_bounces') }}
 ),
 
 unioned as (

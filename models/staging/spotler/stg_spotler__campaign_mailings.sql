@@ -1,11 +1,11 @@
 with
 
 campaign_mailings as (
-    select * from {{ source('spotler', 'campaign_mailings') }}
+    select * from {{ source_or_empty('spotler', 'campaign_mailings') }}
 ),
 
 campaigns as (
-    select encrypted_id as campaign_id, campaign_name from {{ source('spotler', 'campaigns') }}
+    select encrypted_id as campaign_id, campaign_name from {{ source_or_empty('spotler', 'campaigns') }}
 ),
 
 renamed as (

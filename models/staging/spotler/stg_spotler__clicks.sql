@@ -10,7 +10,7 @@ regular as (
         external_contact_id,
         clicked_at,
         link_id
-    from {{ source('spotler', 'clicks') }}
+    from {{ source_or_empty('spotler', 'clicks') }}
 ),
 
 campaign as (
@@ -22,7 +22,7 @@ campaign as (
         external_contact_id,
         clicked_at,
         link_id
-    from {{ source('spotler', 'campaign_clicks') }}
+    from {{ source_or_empty('spotler', 'campaign_clicks') }}
 ),
 
 unioned as (

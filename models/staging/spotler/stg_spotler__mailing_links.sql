@@ -1,7 +1,7 @@
 with
 
 links as (
-    select * from {{ source('spotler', 'mailing_links') }}
+    select * from {{ source_or_empty('spotler', 'mailing_links') }}
 ),
 
 renamed as (

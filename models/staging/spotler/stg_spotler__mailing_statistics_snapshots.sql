@@ -1,7 +1,7 @@
 with
 
 snapshots as (
-    select * from {{ source('spotler', 'mailing_statistics_snapshots') }}
+    select * from {{ source_or_empty('spotler', 'mailing_statistics_snapshots') }}
 ),
 
 renamed as (

@@ -1,7 +1,7 @@
 with
 
 mailings as (
-    select * from {{ source('spotler', 'mailings') }}
+    select * from {{ source_or_empty('spotler', 'mailings') }}
 ),
 
 renamed as (

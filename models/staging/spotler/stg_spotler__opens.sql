@@ -9,7 +9,7 @@ regular as (
         cast(null as {{ dbt.type_bigint() }}) as campaign_subscription_id,
         external_contact_id,
         opened_at
-    from {{ source('spotler', 'opens') }}
+    from {{ source_or_empty('spotler', 'opens') }}
 ),
 
 campaign as (
@@ -20,7 +20,7 @@ campaign as (
         campaign_subscription_id,
         external_contact_id,
         opened_at
-    from {{ source('spotler', 'campaign_opens') }}
+    from {{ source_or_empty('spotler', 'campaign_opens') }}
 ),
 
 unioned as (

@@ -9,7 +9,7 @@ regular as (
         cast(null as {{ dbt.type_bigint() }}) as campaign_subscription_id,
         external_contact_id,
         sent_at
-    from {{ source('spotler', 'recipients') }}
+    from {{ source_or_empty('spotler', 'recipients') }}
 ),
 
 campaign as (
@@ -20,7 +20,7 @@ campaign as (
         campaign_subscription_id,
         external_contact_id,
         sent_at
-    from {{ source('spotler', 'campaign_recipients') }}
+    from {{ source_or_empty('spotler', 'campaign_recipients') }}
 ),
 
 unioned as (

@@ -1,0 +1,32 @@
+{#
+  The rules every model counts e-mail events by, written once.
+
+  person_key(): who an event belongs to when counting unique people: the contact (a hash of the address),
+  else the external customer id the platform gave (address unknown). An event with neither is anonymous:
+  it counts in event totals (sends, open and click events) and in no unique count.
+#}
+{% macro person_key(contact_key='contact_key', external_customer_id='external_customer_id') -%}
+    coalesce({{ contact_key }}, 'external:' || {{ external_customer_id }})
+{%- endmacro %}
+
+{#
+  shows_an_open(): the event proves the mail was opened: an open, a click, or a click on the unsubscribe
+  link (an `unsubscribe` event with link_type unsubscribe). Such a click is no engagement (it sets no
+  last_clicked_at nor last_engaged_at), but the mail was open, and Spotler counts it so.
+#}
+{% macro shows_an_open(event_type='event_type', link_type='link_type') -%}
+    ({{ event_type }} in ('open', 'click') or ({{ event_type }} = 'unsubscribe' and {{ link_type }} = 'unsubscribe'))
+{%- endmacro %}
+
+{#
+  directo_day(ts): the calendar day of a UTC time in Directo's time zone (the loader's setting
+  SOURCES__DIRECTO__TIMEZONE, passed on by `warehouse build`; default Europe/Tallinn). Directo dates its
+  OPTIN statements by day, so the warehouse compares them with unsubscribes on that day.
+#}
+{% macro directo_day(ts) -%}
+    cast({{ local_from_utc(ts, "'" ~ directo_timezone() ~ "'") }} as date)
+{%- endmacro %}
+
+{% macro directo_timezone() -%}
+    {{- return(env_var('SOURCES__DIRECTO__TIMEZONE', 'Europe/Tallinn') | replace("'", "")) -}}
+{%- endmacro %}

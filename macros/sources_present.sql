@@ -1,0 +1,62 @@
+{#
+  Which sources a company has. A source is present when its raw tables are in the warehouse (a loader has
+  loaded it), or when its variable says so: `clang_enabled`, `spotler_enabled`, `directo_enabled` take
+  auto (the default: look at the warehouse), true (must be there: a missing table is an error) or false
+  (ignore it even when loaded). Staging reads a source table through source_or_empty(): an absent
+  source's staging views are empty, with the column types its yml declares, so everything downstream
+  builds for any subset of the three systems.
+#}
+
+{# The source's variable as true, false or none (auto). #}
+{% macro source_enabled_setting(source_name) -%}
+    {%- set setting = var(source_name ~ '_enabled', 'auto') -%}
+    {%- if setting is string -%}
+        {%- set setting = setting | lower | trim -%}
+        {%- if setting in ('true', 'yes', '1') -%} {{ return(true) }}
+        {%- elif setting in ('false', 'no', '0') -%} {{ return(false) }}
+        {%- elif setting == 'auto' -%} {{ return(none) }}
+        {%- else -%}
+            {{ exceptions.raise_compiler_error("var " ~ source_name ~ "_enabled is " ~ setting ~ ": use auto, true or false") }}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return(setting) }}
+{%- endmacro %}
+
+{#
+  Is a source's table (or, without table_name, any of its tables) in the warehouse? In a unit test the
+  given rows stand for the source, so it counts as present unless its variable says false.
+#}
+{% macro source_is_present(source_name, table_name=none) -%}
+    {%- set setting = source_enabled_setting(source_name) -%}
+    {%- if setting is not none -%} {{ return(setting) }} {%- endif -%}
+    {%- if not execute or model.resource_type == 'unit_test' -%} {{ return(true) }} {%- endif -%}
+    {%- for node in graph.sources.values() if node.source_name == source_name and node.package_name == project_name -%}
+        {%- if table_name is none or node.name == table_name -%}
+            {%- if adapter.get_relation(database=node.database, schema=node.schema, identifier=node.identifier) is not none -%}
+                {{ return(true) }}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(false) }}
+{%- endmacro %}
+
+{#
+  A source table, or when it is absent an empty relation with the columns (and data_type) its yml declares.
+  source() is called either way, so lineage shows the dependency.
+#}
+{% macro source_or_empty(source_name, table_name) -%}
+    {%- set relation = source(source_name, table_name) -%}
+    {%- if source_is_present(source_name, table_name) -%}
+        {{ relation }}
+    {%- else -%}
+        {%- set node = graph.sources['source.' ~ project_name ~ '.' ~ source_name ~ '.' ~ table_name] -%}
+        {%- if not node.columns -%}
+            {{ exceptions.raise_compiler_error("source " ~ source_name ~ "." ~ table_name ~ " is absent and its yml declares no columns to build an empty relation from") }}
+        {%- endif -%}
+        (select
+        {%- for column in node.columns.values() %}
+            cast(null as {{ column.data_type }}) as {{ adapter.quote(column.name) }}{{ "," if not loop.last }}
+        {%- endfor %}
+        where false)
+    {%- endif -%}
+{%- endmacro %}
