@@ -12,6 +12,7 @@
 
 
 import base64
+import errno
 import hashlib
 import os
 import posixpath
@@ -19,7 +20,6 @@ import re
 import socket
 import stat
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,8 @@ from typing import BinaryIO
 
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
+
+from loaders.retry import call_with_retries
 
 SAFE_REQUEST_SIZE = 32768        # every SFTP server takes reads and writes of this size
 LARGEST_REQUEST_SIZE = 261120    # OpenSSH's sftp-server: 256 KiB messages less room for the header
@@ -51,6 +53,37 @@ class SftpError(RuntimeError):
 
 class HostKeyError(SftpError):
     pass
+
+
+class SftpUnreachable(SftpError):
+    """No TCP connection to the server: the network or the server may be back in a moment, so it is retried."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth another attempt: the server could not be reached, or the connection dropped or timed out. Our own
+    errors (a refused host key or login, a refusal `ReconnectingSftp.call` recognised) are not."""
+    if isinstance(error, SftpError):
+        return isinstance(error, SftpUnreachable)
+    return isinstance(error, RETRYABLE)
+
+
+def _is_server_answer(error: BaseException) -> bool:
+    """paramiko turns the server's status replies (no such file, permission denied, failure) into OSError;
+    raised while the connection is still up, such an error is the server's answer, not a dropped line."""
+    return isinstance(error, OSError) and not isinstance(error, (socket.timeout, TimeoutError, ConnectionError))
+
+
+def _refused(error: OSError, settings: "SftpSettings", what: str, remote: str | None, setting: str | None) -> SftpError:
+    path = f" {remote}" if remote else ""
+    check = (f"check {settings.setting_prefix}{setting}" if setting
+             else f"check the folder settings ({settings.setting_prefix}...)")
+    if error.errno == errno.ENOENT:
+        return SftpError(f"{what}: no such file or folder{path} on {settings.where}; {check} (a relative path "
+                         "starts in the login folder, an absolute one at the server's root)")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return SftpError(f"{what}: permission denied on{path or ' the path'} at {settings.where}; {check} and the "
+                         f"rights of {settings.username} there")
+    return SftpError(f"{what}: {settings.where} refused{path}: {error.strerror or error}; {check}")
 
 
 @dataclass(frozen=True)
@@ -131,7 +164,7 @@ class SftpSession:
         try:
             sock = socket.create_connection((s.host, s.port), timeout=s.timeout)
         except OSError as error:
-            raise SftpError(f"cannot reach {s.where}: {error.strerror or error}; check "
+            raise SftpUnreachable(f"cannot reach {s.where}: {error.strerror or error}; check "
                             f"{s.setting_prefix}HOST and {s.setting_prefix}PORT") from None
         self.transport = paramiko.Transport(sock)
         self.transport.banner_timeout = s.timeout
@@ -283,43 +316,49 @@ def glob_to_regex(pattern: str) -> re.Pattern:
     return re.compile("^" + "".join(out) + "$")
 
 
-def with_retries(action: Callable[[], object], settings: SftpSettings, what: str,
-                 on_retry: Callable[[int, Exception], None] | None = None):
-    """Run `action`, retrying dropped connections with exponential backoff, then fail naming `what`."""
-    for attempt in range(1, settings.max_attempts + 1):
-        try:
-            return action()
-        except HostKeyError:
-            raise
-        except SftpError:
-            raise
-        except RETRYABLE as error:
-            if attempt == settings.max_attempts:
-                raise SftpError(f"{what} on {settings.where} failed after {attempt} attempts: "
-                                f"{type(error).__name__}: {error}") from None
-            if on_retry:
-                on_retry(attempt, error)
-            time.sleep(settings.retry_delay * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
-
-
 class ReconnectingSftp:
-    """One session reused across calls; a call that loses the connection reconnects and retries."""
+    """One session reused across calls; a call that loses the connection reconnects and retries (the one retry
+    policy, `loaders.retry`). What the server answers (no such file or folder, permission denied) and a host
+    key or login it refuses fail at once: asking again gives the same answer."""
 
     def __init__(self, settings: SftpSettings, on_retry: Callable[[int, Exception], None] | None = None) -> None:
         self.settings = settings
         self.on_retry = on_retry
         self._session: SftpSession | None = None
 
-    def call(self, action: Callable[[SftpSession], object], what: str):
+    def call(self, action: Callable[[SftpSession], object], what: str, *, remote: str | None = None,
+             setting: str | None = None):
+        """`action(session)`, retried while the connection drops. `remote` (the folder or file the action works
+        on) and `setting` (the name of the setting that chose it, e.g. `UPLOAD_DIR`) make a refusal say what to
+        check."""
         def attempt():
             self.connect()
+            session = self._session
             try:
-                return action(self._session)
-            except RETRYABLE:
-                self.close()
+                return action(session)
+            except SftpError:
                 raise
-        return with_retries(attempt, self.settings, what, self.on_retry)
+            except RETRYABLE as error:
+                still_connected = session.transport is not None and session.transport.is_active()
+                self.close()
+                if still_connected and _is_server_answer(error):
+                    raise _refused(error, self.settings, what, remote, setting) from None
+                raise
+
+        def tell(attempt_number: int, error: BaseException, delay: float) -> None:
+            if self.on_retry:
+                self.on_retry(attempt_number, error)
+
+        try:
+            return call_with_retries(attempt, attempts=self.settings.max_attempts, first_delay=self.settings.retry_delay,
+                                     is_transient=is_transient, on_retry=tell)
+        except SftpError as error:
+            if isinstance(error, SftpUnreachable) and self.settings.max_attempts > 1:
+                raise SftpError(f"{what}: {error} (tried {self.settings.max_attempts} times)") from None
+            raise
+        except RETRYABLE as error:
+            raise SftpError(f"{what} on {self.settings.where} failed after {self.settings.max_attempts} attempts, "
+                            f"the connection dropping each time: {type(error).__name__}: {error}") from None
 
     def connect(self) -> None:
         """Open the session now (one attempt) rather than at the first call."""

@@ -108,10 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "against marts.contacts) and upload it to Deployteq's Upload folder, where its file name starts "
                     "the campaign. Settings: [export.deployteq] (EXPORT__DEPLOYTEQ__HOST, ...; see the README).")
     export.add_argument("segments", nargs="*", metavar="SEGMENT", help="only these segments (default: all with a trigger)")
-    export.add_argument("--force", action="store_true", help="upload even if the segment went out today already")
+    export.add_argument("--force", action="store_true",
+                        help="upload even if the segment went out today already or its file is on the server")
     export.add_argument("--dry-run", action="store_true", help="write the files locally and say what would be uploaded")
     export.add_argument("--status", action="store_true",
                         help="instead: read Deployteq's Done and Failed folders and report rejected exports")
+    export.add_argument("--wait", type=float, default=300, metavar="SECONDS",
+                        help="how long to wait for another export of this warehouse to finish (default 300)")
     export.set_defaults(handler=cmd_export)
 
     publish = commands.add_parser(
@@ -229,13 +232,18 @@ def cmd_build(args) -> int:
 
 def cmd_export(args) -> int:
     from mail_warehouse import export
+    from mail_warehouse.run import LockBusy
 
     try:
         if args.status:
-            for line in export.check_status():
+            for line in export.check_status(wait_seconds=args.wait):
                 print(line)
             return 0
-        results = export.export_segments(args.segments, force=args.force, dry_run=args.dry_run)
+        results = export.export_segments(args.segments, force=args.force, dry_run=args.dry_run,
+                                         wait_seconds=args.wait)
+    except LockBusy as error:
+        print(f"error: export: {error}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again later
     except (export.ExportError, export.SftpError) as error:
         print(f"error: export: {error}", file=sys.stderr)
         return 1

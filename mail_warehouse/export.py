@@ -1,56 +1,54 @@
-"""Segments to Deployteq CSV triggers over SFTP (`warehouse export [SEGMENT ...]`).
+"""Segments to Deployteq CSV triggers over SFTP (`warehouse export [SEGMENT ...]`), each trigger delivered once.
 
 A CSV placed in the brand's `Upload` folder starts the campaign its file name selects; Deployteq moves it
-to `Active`, then `Done` or `Failed`. For each segment model whose yml `meta.csv_trigger` declares a
-trigger (file-name template, columns with their header names, delimiter, encoding):
+to `Active`, then `Done` or `Failed`. A file delivered twice mails every contact in it twice, so each trigger
+goes out exactly once, whatever fails. For each segment model whose yml `meta.csv_trigger` declares a trigger
+(file-name template with the date, columns with their header names, delimiter, encoding):
 
-1. the segment's rows are read and checked again against `marts.contacts`: whatever the segment's SQL
-   says, a contact that is not opted in, or is hard-bounced, complained, unsubscribed or closed, is never
-   exported;
-2. the CSV is written by DuckDB, uploaded under a dot-name ending in `.part` (which the watcher ignores),
-   its remote size and sha256 checked by reading it back, then renamed into place in one step;
-3. the export is recorded in `exports.csv_trigger_log` and every exported contact in
-   `exports.csv_trigger_contacts` (segments use these for their cooldown).
+1. intents an earlier run left without an outcome are reconciled first: the file name is looked for in
+   `Upload`, `Active`, `Done` and `Failed`; found means delivered (recorded so, never sent again), not found
+   means not sent (recorded so; this run writes a new one); a leftover `.part` scratch file is removed;
+2. the segment's rows are read and checked again against `marts.contacts`: whatever the segment's SQL says, a
+   contact that may not be mailed is never exported; the CSV is written by DuckDB in a fixed row order;
+3. if the file name is already on the server in one of those folders, nothing is sent (it went out before);
+4. the intent (export id, segment, file name, rows, size, sha256) and the exported contacts are committed;
+5. the file is uploaded under a dot-name ending in `.part` (which the watcher ignores), its remote size and
+   sha256 checked by reading it back, and renamed into place in one step. A retry after a dropped connection
+   first looks for the final name: a rename the server carried out but whose reply was lost is not repeated;
+6. the outcome is committed.
 
-The same segment is not uploaded twice on one day unless `--force`; an empty segment uploads nothing
-unless `upload_empty`; `--dry-run` writes the file locally and says what it would upload.
+A run killed anywhere leaves either no intent (nothing was sent) or an intent that step 1 resolves from what
+is on the server. One export at a time per warehouse (a lock beside it); the same segment is not uploaded
+twice on one day unless `--force`; an empty segment uploads nothing unless `upload_empty`; `--dry-run` writes
+the file locally and says what it would upload.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import posixpath
 import shutil
+import stat
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
 from mail_warehouse import settings as warehouse_settings
+from mail_warehouse.export_config import SETTING_PREFIX, ExportError, ExportSettings, load_settings
+from mail_warehouse.run import RunLock
 from mail_warehouse.settings import sql_literal
-from loaders.sftp import RETRYABLE, ReconnectingSftp, SftpError
-
-if TYPE_CHECKING:
-    from mail_warehouse.export_config import ExportSettings
+from loaders.sftp import RETRYABLE, ReconnectingSftp, SftpError, SftpSession
 
 SEGMENT_MODELS = warehouse_settings.PROJECT_DIR / "models" / "segments"
 SEGMENT_SCHEMA = "segments"
 LOG_SCHEMA = "exports"
-CONSENT_GUARD = """c.is_opted_in and not c.is_hard_bounced and not c.has_complained and not c.is_unsubscribed
-                   and not c.is_closed_in_directo"""
-
-
-class ExportError(RuntimeError):
-    pass
-
-
-def _settings(*, need_sftp: bool = True) -> ExportSettings:
-    from mail_warehouse.export_config import load_settings  # imports dlt: see export_config
-
-    return load_settings(need_sftp=need_sftp)
+DEFAULT_LOCK_WAIT_SECONDS = 300
+DELIVERED = ("uploaded", "done")   # statuses of a trigger that reached Deployteq and was not rejected
 
 
 # --- the triggers the segments declare ----------------------------------------------------------------
@@ -82,6 +80,12 @@ def declared_triggers(folder: Path = SEGMENT_MODELS) -> dict[str, Trigger]:
             if not meta.get("file_name") or not columns or "email" not in columns:
                 raise ExportError(f"{path.name}: the csv_trigger of {model['name']} needs file_name and columns, "
                                   "email among them")
+            if "{date" not in meta["file_name"] or meta["file_name"].startswith("."):
+                # Each day's trigger is a new name: that is how the export and Deployteq tell a file delivered
+                # before from today's, and a dot-name is what the watcher ignores.
+                raise ExportError(f"{path.name}: the csv_trigger file_name of {model['name']} "
+                                  f"({meta['file_name']!r}) must carry the date, e.g. name_{{date:%Y%m%d}}.csv, "
+                                  "and not start with a dot")
             triggers[model["name"]] = Trigger(model["name"], meta["file_name"], dict(columns),
                                               meta.get("delimiter", ";"), meta.get("encoding", "utf-8"))
     return triggers
@@ -89,12 +93,29 @@ def declared_triggers(folder: Path = SEGMENT_MODELS) -> dict[str, Trigger]:
 
 # --- the log ----------------------------------------------------------------------------------------
 
+LOG_COLUMNS_ADDED_WITH_INTENTS = {"export_day": "date", "size": "bigint", "recorded_at": "timestamptz", "note": "varchar"}
+
+
 def ensure_log(con) -> None:
+    """`csv_trigger_log`: one row per trigger file, `intent` until its outcome is known, then `uploaded`, `done`,
+    `failed` (Deployteq's verdicts) or `not-sent`; `csv_trigger_contacts`: the contacts each file holds."""
     con.execute(f"create schema if not exists {LOG_SCHEMA}")
     con.execute(f"""create table if not exists {LOG_SCHEMA}.csv_trigger_log (
         export_id varchar primary key, segment varchar not null, file_name varchar not null, rows bigint not null,
-        excluded_by_consent bigint not null, sha256 varchar not null, uploaded_at timestamptz not null,
-        status varchar not null, status_checked_at timestamptz)""")
+        excluded_by_consent bigint not null, sha256 varchar not null, uploaded_at timestamptz,
+        status varchar not null, status_checked_at timestamptz,
+        export_day date, size bigint, recorded_at timestamptz, note varchar)""")
+    present = {row[0] for row in con.execute(
+        f"""select column_name from information_schema.columns
+            where table_schema = '{LOG_SCHEMA}' and table_name = 'csv_trigger_log'""").fetchall()}
+    missing = {column: kind for column, kind in LOG_COLUMNS_ADDED_WITH_INTENTS.items() if column not in present}
+    if missing:  # a log written before intents were recorded: every row in it was an upload
+        for column, kind in missing.items():
+            con.execute(f"alter table {LOG_SCHEMA}.csv_trigger_log add column {column} {kind}")
+        con.execute(f"alter table {LOG_SCHEMA}.csv_trigger_log alter column uploaded_at drop not null")
+        con.execute(f"""update {LOG_SCHEMA}.csv_trigger_log
+                        set export_day = coalesce(export_day, cast(uploaded_at as date)),
+                            recorded_at = coalesce(recorded_at, uploaded_at)""")
     con.execute(f"""create table if not exists {LOG_SCHEMA}.csv_trigger_contacts (
         export_id varchar not null, email varchar not null, contact_key varchar)""")
 
@@ -102,32 +123,68 @@ def ensure_log(con) -> None:
 @dataclass
 class ExportResult:
     segment: str
-    status: str                # uploaded | skipped | dry-run | failed
+    status: str                # uploaded | skipped | dry-run | failed | reconciled
     file_name: str | None = None
     rows: int = 0
     excluded: int = 0
     message: str = ""
+    excluded_by_reason: dict[str, int] | None = None
 
     def line(self) -> str:
         detail = f" {self.file_name}" if self.file_name else ""
-        return (f"export {self.segment}: {self.status}{detail}, {self.rows:,} contacts"
-                + (f" ({self.excluded:,} left out by the consent guard)" if self.excluded else "")
+        reasons = ", ".join(f"{count:,} {reason}" for reason, count in (self.excluded_by_reason or {}).items())
+        return (f"export {self.segment}: {self.status}{detail}"
+                + ("" if self.status == "reconciled" else f", {self.rows:,} contacts")
+                + (f" ({self.excluded:,} left out by the consent guard" + (f": {reasons}" if reasons else "") + ")"
+                   if self.excluded else "")
                 + (f"; {self.message}" if self.message else ""))
 
 
-def _guarded_rows(trigger: Trigger) -> str:
-    """The segment's rows that pass the consent guard, with the contact they matched (alias `c`)."""
-    return f"""{SEGMENT_SCHEMA}.{trigger.segment} s
-        inner join marts.contacts c on c.email = lower(trim(s.email))
-        where {CONSENT_GUARD}"""
+# --- the consent guard and the CSV --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConsentGuard:
+    """Who may be mailed, as `marts.contacts` says (`is_mailable`, the definition the segments use too), with
+    the reason for everyone else when the mart gives one."""
+    condition: str
+    reason: str | None
+
+    @classmethod
+    def of(cls, con) -> "ConsentGuard":
+        columns = {row[0] for row in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'marts' "
+            "and table_name = 'contacts'").fetchall()}
+        if "is_mailable" in columns:
+            return cls("c.is_mailable", "c.not_mailable_reason" if "not_mailable_reason" in columns else None)
+        # a warehouse built before marts.contacts had is_mailable: the same rule spelled out
+        return cls("""c.is_opted_in and not c.is_hard_bounced and not c.has_complained and not c.is_unsubscribed
+                      and not c.is_closed_in_directo""", None)
+
+    def rows(self, trigger: Trigger) -> str:
+        """The segment's rows that pass the guard, with the contact they matched (alias `c`)."""
+        return f"""{SEGMENT_SCHEMA}.{trigger.segment} s
+            inner join marts.contacts c on c.email = lower(trim(s.email))
+            where {self.condition}"""
+
+    def left_out_by_reason(self, con, trigger: Trigger) -> dict[str, int]:
+        if self.reason is None:
+            return {}
+        found = con.execute(f"""select coalesce({self.reason}, 'not a known contact') as reason, count(*)
+                                from {SEGMENT_SCHEMA}.{trigger.segment} s
+                                left join marts.contacts c on c.email = lower(trim(s.email))
+                                where not coalesce({self.condition}, false)
+                                group by 1 order by 2 desc, 1""").fetchall()
+        return dict(found)
 
 
-def _write_csv(con, trigger: Trigger, target: Path) -> tuple[int, int]:
-    """Write the guarded rows as the trigger's CSV with DuckDB, in one pass; return (rows written, rows the
-    guard left out)."""
+def _write_csv(con, trigger: Trigger, target: Path, guard: ConsentGuard | None = None) -> tuple[int, int]:
+    """Write the guarded rows as the trigger's CSV with DuckDB, in one pass and in a fixed order (the same
+    warehouse gives the same bytes, so a file found on the server can be recognised); return (rows written,
+    rows the guard left out)."""
+    guard = guard or ConsentGuard.of(con)
     columns = ", ".join(f's."{source}" as "{header}"' for source, header in trigger.columns.items())
     written = target if trigger.is_utf8 else target.with_suffix(".utf8")
-    (kept,) = con.execute(f"""copy (select {columns} from {_guarded_rows(trigger)})
+    (kept,) = con.execute(f"""copy (select {columns} from {guard.rows(trigger)} order by all)
                               to {sql_literal(str(written))}
                               (format csv, header true, delimiter {sql_literal(trigger.delimiter)})""").fetchone()
     (total,) = con.execute(f"select count(*) from {SEGMENT_SCHEMA}.{trigger.segment}").fetchone()
@@ -139,147 +196,324 @@ def _write_csv(con, trigger: Trigger, target: Path) -> tuple[int, int]:
     return kept, total - kept
 
 
-def _upload(sftp: ReconnectingSftp, upload_dir: str, local: Path, file_name: str) -> str:
-    """Upload under a name the watcher ignores, check size and checksum, rename into place; return the
-    file's sha256."""
-    temporary = f"{upload_dir}/.{file_name}.part"
-    final = f"{upload_dir}/{file_name}"
+# --- Deployteq's folders --------------------------------------------------------------------------------
 
-    def send(session) -> str:
-        with local.open("rb") as source:
-            sent = session.upload(source, temporary)
-        expected_size, remote_size = local.stat().st_size, session.sftp.stat(temporary).st_size
-        if remote_size != expected_size:
-            raise ExportError(f"{temporary} holds {remote_size} bytes, not {expected_size}")
-        if session.sha256(temporary) != sent:
-            raise ExportError(f"{temporary} does not hold what was sent (sha256 differs)")
-        try:
-            session.sftp.posix_rename(temporary, final)
-        except OSError:
-            session.sftp.rename(temporary, final)
-        return sent
-
-    return sftp.call(send, f"uploading {file_name}")
+STATUS_OF_FOLDER = {"UPLOAD_DIR": "uploaded", "ACTIVE_DIR": "uploaded", "DONE_DIR": "done", "FAILED_DIR": "failed"}
 
 
-def _stage_contacts(con, trigger: Trigger, export_id: str) -> None:
-    """Record the exported contacts in an open transaction, committed once the upload has landed (run
-    beside the upload: DuckDB works while paramiko holds the interpreter). Nothing else writes the
-    warehouse while this connection holds it, so the guard gives the rows the CSV holds."""
+@dataclass(frozen=True)
+class Found:
+    setting: str      # the folder's setting, UPLOAD_DIR ... FAILED_DIR
+    folder: str
+    size: int
+
+    @property
+    def status(self) -> str:
+        return STATUS_OF_FOLDER[self.setting]
+
+
+class Deployteq:
+    """Deployteq's CSV-trigger folders over one reconnecting SFTP session."""
+
+    def __init__(self, settings: ExportSettings) -> None:
+        self.settings = settings
+        self.sftp = ReconnectingSftp(settings.sftp)
+        self._folders_checked = False
+
+    def close(self) -> None:
+        self.sftp.close()
+
+    def _check_folders(self) -> None:
+        """Every folder exists and is a folder, else fail at once naming it and its setting (a file looked for
+        in a folder that does not exist would otherwise just be 'not there')."""
+        if self._folders_checked:
+            return
+        for setting, folder in self.settings.folders.items():
+            attributes = self.sftp.call(lambda session: session.sftp.stat(folder), f"checking the folder {folder}",
+                                        remote=folder, setting=setting)
+            if not stat.S_ISDIR(attributes.st_mode or 0):
+                raise ExportError(f"{folder} on {self.settings.sftp.where} is not a folder; check "
+                                  f"{SETTING_PREFIX}{setting}")
+        self._folders_checked = True
+
+    def _look(self, session: SftpSession, file_name: str, settings: tuple[str, ...] | None = None) -> Found | None:
+        for setting, folder in self.settings.folders.items():
+            if settings is not None and setting not in settings:
+                continue
+            try:
+                attributes = session.sftp.stat(posixpath.join(folder, file_name))
+            except FileNotFoundError:
+                continue
+            return Found(setting, folder, attributes.st_size)
+        return None
+
+    def locate(self, file_name: str) -> Found | None:
+        """Where a file of this name is among Upload, Active, Done and Failed, if anywhere."""
+        self._check_folders()
+        return self.sftp.call(lambda session: self._look(session, file_name), f"looking for {file_name}")
+
+    def remove_scratch(self, file_name: str) -> bool:
+        """Remove the `.part` a dead run left in the upload folder; True if there was one."""
+        self._check_folders()
+
+        def remove(session: SftpSession) -> bool:
+            try:
+                session.sftp.remove(_scratch_name(self.settings, file_name))
+            except FileNotFoundError:
+                return False
+            return True
+        return self.sftp.call(remove, f"removing the scratch file of {file_name}", remote=self.settings.upload_dir,
+                              setting="UPLOAD_DIR")
+
+    def deliver(self, local: Path, file_name: str, size: int, sha256: str, *, force: bool) -> Found:
+        """Upload under a name the watcher ignores, check size and checksum, rename into place; return where the
+        file is. A retry (the connection dropped) first looks for the final name: if the earlier attempt's rename
+        was carried out and only its reply lost, the file is there (or Deployteq already moved it on) and is not
+        sent again."""
+        self._check_folders()
+        scratch, final = _scratch_name(self.settings, file_name), posixpath.join(self.settings.upload_dir, file_name)
+        attempts = 0
+        # With --force the name may be in Done/ from before; only Upload/ and Active/ can show this delivery.
+        where_it_can_be = ("UPLOAD_DIR", "ACTIVE_DIR") if force else None
+
+        def send(session: SftpSession) -> Found:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                found = self._look(session, file_name, where_it_can_be)
+                if found is not None:
+                    if found.size != size:
+                        raise ExportError(f"{found.folder}/{file_name} appeared on {self.settings.sftp.where} with "
+                                          f"{found.size} bytes, not the {size} sent; not sending it again: check "
+                                          "what wrote it")
+                    return found
+            with local.open("rb") as source:
+                sent = session.upload(source, scratch)
+            if sent != sha256:
+                raise ExportError(f"{local} changed after its intent was recorded (sha256 differs); not renaming "
+                                  "it into place")
+            remote_size = session.sftp.stat(scratch).st_size
+            if remote_size != size:
+                raise ExportError(f"{scratch} holds {remote_size} bytes, not {size}")
+            if session.sha256(scratch) != sent:
+                raise ExportError(f"{scratch} does not hold what was sent (sha256 differs)")
+            try:
+                session.sftp.posix_rename(scratch, final)
+            except OSError:
+                if not session.transport.is_active():
+                    raise
+                session.sftp.rename(scratch, final)  # a server without posix-rename@openssh.com
+            return Found("UPLOAD_DIR", self.settings.upload_dir, size)
+
+        return self.sftp.call(send, f"uploading {file_name}", remote=self.settings.upload_dir, setting="UPLOAD_DIR")
+
+    def listing(self, setting: str) -> set[str]:
+        folder = self.settings.folders[setting]
+        return set(self.sftp.call(lambda session: session.sftp.listdir(folder), f"listing {folder}", remote=folder,
+                                  setting=setting))
+
+
+def _scratch_name(settings: ExportSettings, file_name: str) -> str:
+    return posixpath.join(settings.upload_dir, f".{file_name}.part")
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as source:
+        return hashlib.file_digest(source, "sha256").hexdigest()
+
+
+# --- intents and outcomes ----------------------------------------------------------------------------
+
+def reconcile(con, deployteq: Deployteq, segment: str | None = None) -> list[ExportResult]:
+    """Give every intent without an outcome (of `segment`, or all) the outcome the server shows: a file found in
+    Upload, Active, Done or Failed was delivered and is recorded so; one found nowhere was not sent (its contacts
+    are no longer counted as exported). A leftover scratch file is removed either way."""
+    pending = con.execute(f"""select export_id, segment, file_name, size from {LOG_SCHEMA}.csv_trigger_log
+                              where status = 'intent' and ($segment is null or segment = $segment)
+                              order by recorded_at""", {"segment": segment}).fetchall()
+    results = []
+    for export_id, intent_segment, file_name, size in pending:
+        found = deployteq.locate(file_name)
+        scratch_removed = deployteq.remove_scratch(file_name)
+        scratch = "; its leftover scratch file was removed" if scratch_removed else ""
+        if found is not None:
+            odd = "" if found.size == size else f" (it has {found.size} bytes, the intent {size})"
+            note = f"found in {found.folder}/ by a later run{odd}"
+            _record_outcome(con, export_id, found.status, note)
+            results.append(ExportResult(intent_segment, "reconciled", file_name, message=(
+                f"an earlier run was interrupted after sending it; found in {found.folder}/{odd}, recorded as "
+                f"{found.status}, not sent again{scratch}")))
+        else:
+            con.execute("begin")
+            con.execute(f"delete from {LOG_SCHEMA}.csv_trigger_contacts where export_id = $id", {"id": export_id})
+            con.execute(f"""update {LOG_SCHEMA}.csv_trigger_log set status = 'not-sent', status_checked_at = now(),
+                            note = 'an interrupted run; the file never reached the server' where export_id = $id""",
+                        {"id": export_id})
+            con.execute("commit")
+            results.append(ExportResult(intent_segment, "reconciled", file_name, message=(
+                f"an earlier run was interrupted before it reached the server; recorded as not sent{scratch}")))
+    return results
+
+
+def _record_outcome(con, export_id: str, status: str, note: str | None = None) -> None:
+    con.execute(f"""update {LOG_SCHEMA}.csv_trigger_log
+                    set status = $status, uploaded_at = coalesce(uploaded_at, now()), note = coalesce($note, note),
+                        status_checked_at = case when $status in ('done', 'failed') then now() end
+                    where export_id = $id""", {"status": status, "note": note, "id": export_id})
+
+
+def _stage_contacts(con, guard: ConsentGuard, trigger: Trigger, export_id: str) -> None:
+    """The exported contacts, in an open transaction the intent joins (run beside the hashing and the look on
+    the server). Nothing else writes the warehouse while this connection holds it, so the guard gives the rows
+    the CSV holds."""
     con.execute("begin")
     con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
-                    select $id, c.email, c.contact_key from {_guarded_rows(trigger)}""", {"id": export_id})
+                    select $id, c.email, c.contact_key from {guard.rows(trigger)}""", {"id": export_id})
 
 
-def _open_destination(dry_run: bool) -> tuple[ExportSettings, ReconnectingSftp | None]:
+def _open_destination(dry_run: bool) -> tuple[ExportSettings, Deployteq | None]:
     """The settings and, unless a dry run, an SFTP session already through its handshake (a failed first
-    attempt is left to the upload, which retries and reports)."""
-    settings = _settings(need_sftp=not dry_run)
+    attempt is left to the first call, which retries and reports)."""
+    settings = load_settings(need_sftp=not dry_run)
     if dry_run:
         return settings, None
-    sftp = ReconnectingSftp(settings.sftp)
+    deployteq = Deployteq(settings)
     try:
-        sftp.connect()
+        deployteq.sftp.connect()
     except (SftpError, *RETRYABLE):
         pass
-    return settings, sftp
+    return settings, deployteq
 
+
+# --- the export ---------------------------------------------------------------------------------------
 
 def export_segments(names: list[str] | None = None, *, force: bool = False, dry_run: bool = False,
-                    today: dt.date | None = None, stream=sys.stderr) -> list[ExportResult]:
+                    today: dt.date | None = None, wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
+                    stream=sys.stderr) -> list[ExportResult]:
     triggers = declared_triggers()
     unknown = [n for n in (names or []) if n not in triggers]
     if unknown:
         raise ExportError(f"no csv_trigger declared for {unknown}; segments with one: {sorted(triggers)}")
     today = today or dt.datetime.now(dt.UTC).date()
+    with RunLock(warehouse_settings.warehouse_path(), wait_seconds, command="export"):
+        con = warehouse_settings.connect()
+        # Beside the main thread: reading the settings (dlt's configuration machinery) and the SSH handshake
+        # while DuckDB writes the guarded CSV; recording the exported contacts while the file is hashed.
+        beside = ThreadPoolExecutor(1)
+        destination = beside.submit(_open_destination, dry_run)
+        try:
+            ensure_log(con)
+            guard = ConsentGuard.of(con)
+            results = []
+            for name in names or sorted(triggers):
+                results.extend(_export_one(con, beside, destination, guard, triggers[name], today, force, dry_run,
+                                           stream))
+            return results
+        finally:
+            beside.shutdown()
+            con.close()
+            if destination.done() and not destination.exception() and destination.result()[1]:
+                destination.result()[1].close()
+
+
+def _export_one(con, beside, destination, guard: ConsentGuard, trigger: Trigger, today: dt.date, force: bool,
+                dry_run: bool, stream) -> list[ExportResult]:
+    name, file_name = trigger.segment, trigger.name_for(today)
     results = []
-    con = warehouse_settings.connect()
-    # Beside the main thread: reading the settings (dlt's configuration machinery) and the SSH handshake
-    # while DuckDB writes the guarded CSV; recording the exported contacts while paramiko uploads.
-    beside = ThreadPoolExecutor(1)
-    destination = beside.submit(_open_destination, dry_run)
+    if not dry_run and con.execute(f"""select count(*) from {LOG_SCHEMA}.csv_trigger_log
+                                       where segment = $s and status = 'intent'""", {"s": name}).fetchone()[0]:
+        results.extend(reconcile(con, destination.result()[1], name))
+    delivered_today = con.execute(f"""select file_name from {LOG_SCHEMA}.csv_trigger_log where segment = $s
+                                      and export_day = $d and status in {DELIVERED}""",
+                                  {"s": name, "d": today}).fetchall()
+    if delivered_today and not force and not dry_run:
+        return results + [ExportResult(name, "skipped", delivered_today[0][0],
+                                       message="already uploaded today (--force uploads again)")]
+    # Written beside the warehouse file while the settings are still being read, then moved into local_dir (a
+    # rename when both are on one file system).
+    scratch = warehouse_settings.warehouse_path().parent / f".{file_name}.{uuid.uuid4().hex}.writing"
     try:
-        ensure_log(con)
-        for name in names or sorted(triggers):
-            trigger = triggers[name]
-            file_name = trigger.name_for(today)
-            done_today = con.execute(f"""select file_name from {LOG_SCHEMA}.csv_trigger_log where segment = $s
-                                         and cast(uploaded_at as date) = $d and status <> 'failed'""",
-                                     {"s": name, "d": today}).fetchall()
-            if done_today and not force and not dry_run:
-                results.append(ExportResult(name, "skipped", done_today[0][0],
-                                            message="already uploaded today (--force uploads again)"))
-                continue
-            # Written beside the warehouse file while the settings are still being read, then moved into
-            # local_dir (a rename when both are on one file system).
-            scratch = warehouse_settings.warehouse_path().parent / f".{file_name}.{uuid.uuid4().hex}.writing"
-            try:
-                rows, excluded = _write_csv(con, trigger, scratch)
-                settings, sftp = destination.result()
-                local = settings.local_dir / file_name
-                local.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(scratch, local)
-            finally:
-                scratch.unlink(missing_ok=True)
-            if dry_run or (rows == 0 and not settings.upload_empty):
-                results.append(ExportResult(name, "dry-run", file_name, rows, excluded,
-                                            f"written to {local}, would go to {settings.upload_dir}/{file_name}")
-                               if dry_run else
-                               ExportResult(name, "skipped", None, 0, excluded,
-                                            "the segment is empty (upload_empty uploads it anyway)"))
-                continue
-            print(f"export {name}: uploading {file_name} ({rows:,} contacts) to "
-                  f"{settings.sftp.where}/{settings.upload_dir}", file=stream, flush=True)
-            export_id = str(uuid.uuid4())
-            staging = beside.submit(_stage_contacts, con, trigger, export_id)
-            try:
-                sha256 = _upload(sftp, settings.upload_dir, local, file_name)
-            except (SftpError, ExportError) as error:
-                staging.result()
-                con.execute("rollback")
-                results.append(ExportResult(name, "failed", file_name, rows, excluded, str(error)))
-                continue
-            staging.result()
-            con.execute(f"insert into {LOG_SCHEMA}.csv_trigger_log values ($id, $s, $f, $r, $x, $h, now(), 'uploaded', null)",
-                        {"id": export_id, "s": name, "f": file_name, "r": rows, "x": excluded, "h": sha256})
-            con.execute("commit")
-            results.append(ExportResult(name, "uploaded", file_name, rows, excluded))
+        rows, excluded = _write_csv(con, trigger, scratch, guard)
+        settings, deployteq = destination.result()
+        local = settings.local_dir / file_name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(scratch, local)
     finally:
-        beside.shutdown()
-        con.close()
-        if destination.done() and not destination.exception() and destination.result()[1]:
-            destination.result()[1].close()
-    return results
+        scratch.unlink(missing_ok=True)
+    by_reason = guard.left_out_by_reason(con, trigger) if excluded else {}
+    if dry_run:
+        return results + [ExportResult(name, "dry-run", file_name, rows, excluded,
+                                       f"written to {local}, would go to {settings.upload_dir}/{file_name}", by_reason)]
+    if rows == 0 and not settings.upload_empty:
+        return results + [ExportResult(name, "skipped", None, 0, excluded,
+                                       "the segment is empty (upload_empty uploads it anyway)", by_reason)]
+
+    export_id = str(uuid.uuid4())
+    staging = beside.submit(_stage_contacts, con, guard, trigger, export_id)
+    try:
+        size, sha256 = local.stat().st_size, file_sha256(local)
+        already = None if force else deployteq.locate(file_name)
+        if already is not None and already.setting == "FAILED_DIR" and _known_rejected(con, file_name):
+            already = None  # Deployteq rejected the earlier file (recorded by --status): today's may go again
+    except BaseException:
+        staging.result()
+        con.execute("rollback")
+        raise
+    staging.result()
+    if already is not None:
+        con.execute("rollback")
+        return results + [ExportResult(name, "skipped", file_name, rows, excluded, (
+            f"{file_name} is already in {already.folder}/ on {settings.sftp.where}: it was delivered before, so it "
+            "is not sent twice (--force sends it anyway)"), by_reason)]
+    con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_log (export_id, segment, file_name, rows, excluded_by_consent,
+                        sha256, uploaded_at, status, export_day, size, recorded_at)
+                    values ($id, $s, $f, $r, $x, $h, null, 'intent', $d, $size, now())""",
+                {"id": export_id, "s": name, "f": file_name, "r": rows, "x": excluded, "h": sha256, "d": today,
+                 "size": size})
+    con.execute("commit")  # the intent is durable before a byte goes out
+
+    print(f"export {name}: uploading {file_name} ({rows:,} contacts) to {settings.upload_dir} on "
+          f"{settings.sftp.where}", file=stream, flush=True)
+    try:
+        landed = deployteq.deliver(local, file_name, size, sha256, force=force)
+    except (SftpError, ExportError) as error:
+        return results + [ExportResult(name, "failed", file_name, rows, excluded, (
+            f"{error}; the intent stays recorded: the next export looks for {file_name} on the server and records "
+            "it as delivered, or sends it anew if it never arrived"), by_reason)]
+    _record_outcome(con, export_id, landed.status,
+                    None if landed.setting == "UPLOAD_DIR" and landed.folder == settings.upload_dir else
+                    f"found in {landed.folder}/ after a dropped connection")
+    return results + [ExportResult(name, "uploaded", file_name, rows, excluded, excluded_by_reason=by_reason)]
 
 
-def check_status(stream=sys.stderr) -> list[str]:
-    """Read Deployteq's Done and Failed folders; record and report what became of earlier exports."""
-    settings = _settings()
-    con = warehouse_settings.connect()
-    try:
-        ensure_log(con)
-        pending = con.execute(f"select export_id, file_name, segment, status from {LOG_SCHEMA}.csv_trigger_log "
-                              f"where status in ('uploaded', 'done', 'failed')").fetchall()
-        with ReconnectingSftp(settings.sftp) as sftp:
-            def listing(folder):
-                try:
-                    return set(sftp.call(lambda s: s.sftp.listdir(folder), f"listing {folder}"))
-                except SftpError:
-                    raise
-                except OSError:
-                    return set()
-            done, failed = listing(settings.done_dir), listing(settings.failed_dir)
-        report = []
-        for export_id, file_name, segment, status in pending:
-            new = "failed" if file_name in failed else "done" if file_name in done else status
-            if new != status:
-                con.execute(f"update {LOG_SCHEMA}.csv_trigger_log set status = $n, status_checked_at = now() "
-                            f"where export_id = $id", {"n": new, "id": export_id})
-            if new == "failed":
-                report.append(f"{segment}: {file_name} was rejected by Deployteq (in {settings.failed_dir}/); "
-                              "check the column names and the campaign the file name selects")
-            else:
-                report.append(f"{segment}: {file_name} {new}")
-        return report
-    finally:
-        con.close()
+def _known_rejected(con, file_name: str) -> bool:
+    return con.execute(f"""select count(*) from {LOG_SCHEMA}.csv_trigger_log
+                           where file_name = $f and status = 'failed'""", {"f": file_name}).fetchone()[0] > 0
+
+
+def check_status(*, wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS, stream=sys.stderr) -> list[str]:
+    """Reconcile interrupted exports, then read Deployteq's Done and Failed folders; record and report what
+    became of earlier exports."""
+    settings = load_settings()
+    with RunLock(warehouse_settings.warehouse_path(), wait_seconds, command="export"):
+        con = warehouse_settings.connect()
+        deployteq = Deployteq(settings)
+        try:
+            ensure_log(con)
+            report = [result.line() for result in reconcile(con, deployteq)]
+            pending = con.execute(f"""select export_id, file_name, segment, status from {LOG_SCHEMA}.csv_trigger_log
+                                      where status in ('uploaded', 'done', 'failed')""").fetchall()
+            done, failed = deployteq.listing("DONE_DIR"), deployteq.listing("FAILED_DIR")
+            for export_id, file_name, segment, status in pending:
+                new = "failed" if file_name in failed else "done" if file_name in done else status
+                if new != status:
+                    _record_outcome(con, export_id, new)
+                if new == "failed":
+                    report.append(f"{segment}: {file_name} was rejected by Deployteq (in {settings.failed_dir}/); "
+                                  "check the column names and the campaign the file name selects")
+                else:
+                    report.append(f"{segment}: {file_name} {new}")
+            return report
+        finally:
+            deployteq.close()
+            con.close()

@@ -1,51 +1,83 @@
 """`[export.deployteq]`: where the CSV triggers go, read the dlt way (`.dlt/config.toml`, `.dlt/secrets.toml`,
-`EXPORT__DEPLOYTEQ__<NAME>` environment variables).
+`EXPORT__DEPLOYTEQ__<NAME>` environment variables), and the export's error.
 
-A module of its own because reading settings imports dlt (about 0.4 s): `warehouse export` imports it
-beside DuckDB's work on the first segment instead of before it.
+Reading settings imports dlt (about 0.4 s): `warehouse export` calls `load_settings` beside DuckDB's work on the
+first segment, so dlt is imported inside it, and this module (which `export` imports) stays free of dlt. No
+`from __future__ import annotations` either: dlt reads the field types of a configspec.
 """
 
+import functools
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-
-from dlt.common.configuration.resolve import resolve_configuration
-from dlt.common.configuration.specs import configspec
+from typing import Optional
 
 from mail_warehouse import settings as warehouse_settings
-from mail_warehouse.export import ExportError
 from loaders.sftp import SftpSettings
-from loaders.sftp_config import SftpConfiguration
+
+SETTING_PREFIX = "EXPORT__DEPLOYTEQ__"
 
 
-@configspec
-class DeployteqConfiguration(SftpConfiguration):
-    """`[export.deployteq]` in .dlt/config.toml, or EXPORT__DEPLOYTEQ__<NAME> environment variables."""
-    upload_dir: str = "Upload"
-    done_dir: str = "Done"
-    failed_dir: str = "Failed"
-    upload_empty: bool = False
-    local_dir: str = "exports"
+class ExportError(RuntimeError):
+    """An export that cannot go on; the message says what failed, where, and what to do."""
 
 
 @dataclass(frozen=True)
 class ExportSettings:
-    sftp: SftpSettings | None
+    sftp: Optional[SftpSettings]
     upload_dir: str
+    active_dir: str
     done_dir: str
     failed_dir: str
     upload_empty: bool
     local_dir: Path
 
+    @property
+    def folders(self) -> dict[str, str]:
+        """Every folder a trigger file can be in, by the name of its setting, in the order Deployteq moves it."""
+        return {"UPLOAD_DIR": self.upload_dir, "ACTIVE_DIR": self.active_dir, "DONE_DIR": self.done_dir,
+                "FAILED_DIR": self.failed_dir}
+
+
+def remote_folder(value: str) -> str:
+    """A remote folder as written: relative ones start in the login folder, absolute ones (a leading `/`) at the
+    server's root; only trailing slashes go."""
+    value = (value or "").strip()
+    if value in ("", "."):
+        return "."
+    return posixpath.normpath(value) if value.startswith("/") else value.rstrip("/")
+
+
+@functools.cache
+def _configuration_class():
+    from dlt.common.configuration.specs import configspec
+
+    from loaders.sftp_config import SftpConfiguration
+
+    @configspec
+    class DeployteqConfiguration(SftpConfiguration):
+        """`[export.deployteq]` in .dlt/config.toml, or EXPORT__DEPLOYTEQ__<NAME> environment variables."""
+        upload_dir: str = "Upload"
+        active_dir: str = "Active"
+        done_dir: str = "Done"
+        failed_dir: str = "Failed"
+        upload_empty: bool = False
+        local_dir: str = "exports"
+
+    return DeployteqConfiguration
+
 
 def load_settings(*, need_sftp: bool = True) -> ExportSettings:
-    config = resolve_configuration(DeployteqConfiguration(), sections=("export", "deployteq"), accept_partial=True)
+    from dlt.common.configuration.resolve import resolve_configuration
+
+    config = resolve_configuration(_configuration_class()(), sections=("export", "deployteq"), accept_partial=True)
     sftp = None
     if config.host and config.username:
-        sftp = config.sftp_settings("EXPORT__DEPLOYTEQ__")
+        sftp = config.sftp_settings(SETTING_PREFIX)
     elif need_sftp:
-        raise ExportError("missing settings export.deployteq.host and username (env EXPORT__DEPLOYTEQ__HOST, "
-                          "EXPORT__DEPLOYTEQ__USERNAME)")
+        raise ExportError(f"missing settings export.deployteq.host and username (env {SETTING_PREFIX}HOST, "
+                          f"{SETTING_PREFIX}USERNAME)")
     local = Path(config.local_dir)
-    return ExportSettings(sftp, config.upload_dir.strip("/") or ".", config.done_dir.strip("/"),
-                          config.failed_dir.strip("/"), bool(config.upload_empty),
+    return ExportSettings(sftp, remote_folder(config.upload_dir), remote_folder(config.active_dir),
+                          remote_folder(config.done_dir), remote_folder(config.failed_dir), bool(config.upload_empty),
                           local if local.is_absolute() else warehouse_settings.PROJECT_DIR / local)

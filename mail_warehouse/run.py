@@ -30,8 +30,15 @@ class LockBusy(RuntimeError):
 
 
 class RunLock:
-    def __init__(self, warehouse: Path, wait_seconds: float) -> None:
-        self.path = warehouse.with_name(f".{warehouse.name}.lock")
+    """One `warehouse <command>` at a time per warehouse: an flock on a file beside it, released by the kernel
+    when the holder dies (even by SIGKILL). `run` and `export` take different locks, so the export that
+    `warehouse run` starts as a child does not wait for its own parent, while two exports still exclude each
+    other however they were started."""
+
+    def __init__(self, warehouse: Path, wait_seconds: float, command: str = "run") -> None:
+        self.path = warehouse.with_name(f".{warehouse.name}.lock" if command == "run"
+                                        else f".{warehouse.name}.{command}.lock")
+        self.command = command
         self.wait = wait_seconds
         self.handle = None
 
@@ -52,8 +59,8 @@ class RunLock:
                     self.handle.seek(0)
                     holder = self.handle.read().strip() or "another process"
                     self.handle.close()
-                    raise LockBusy(f"another `warehouse run` (pid {holder}) holds {self.path}; gave up after "
-                                   f"{self.wait:.0f} s (--wait sets how long to wait)") from None
+                    raise LockBusy(f"another `warehouse {self.command}` (pid {holder}) holds {self.path}; gave up "
+                                   f"after {self.wait:.0f} s (--wait sets how long to wait)") from None
                 time.sleep(0.5)
 
     def __exit__(self, *exc) -> None:

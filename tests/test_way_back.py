@@ -145,13 +145,83 @@ def test_a_killed_upload_never_shows_the_watcher_a_partial_file(warehouse_copy):
         stack.deployteq.write_delay = 0.0
     names = uploaded(stack)
     assert all(n.startswith(".") and n.endswith(".part") for n in names), names  # the watcher ignores these
-    assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 0
+    # the intent was committed before the upload began; its outcome is not known yet
+    assert query(database, "select status from exports.csv_trigger_log") == [("intent",)]
     result = warehouse_cli("export", env=env)
     assert result.returncode == 0, result.stderr
-    final = [n for n in uploaded(stack) if not n.startswith(".")]
+    assert "before it reached the server; recorded as not sent; its leftover scratch file was removed" in result.stdout
+    assert uploaded(stack) == [n for n in uploaded(stack) if not n.startswith(".")]  # no scratch file left
+    final = uploaded(stack)
     assert len(final) == 1
     local = next(Path(env["EXPORT__DEPLOYTEQ__LOCAL_DIR"]).glob("*.csv"))
     assert (stack.deployteq_dir / "Upload" / final[0]).read_bytes() == local.read_bytes()
+    assert sorted(query(database, "select status from exports.csv_trigger_log")) == [("not-sent",), ("uploaded",)]
+    (rows,) = query(database, "select rows from exports.csv_trigger_log where status = 'uploaded'")[0]
+    assert query(database, "select count(*) from exports.csv_trigger_contacts")[0][0] == rows
+
+
+def test_a_trigger_already_on_the_server_is_not_sent_again_even_without_a_record(warehouse_copy):
+    """The operator's scenario: today's trigger went out (Deployteq has it in Done/), the log was emptied, and
+    `warehouse export` runs again."""
+    env, database, stack = warehouse_copy
+    assert warehouse_cli("export", env=env).returncode == 0
+    (name,) = uploaded(stack)
+    (stack.deployteq_dir / "Upload" / name).rename(stack.deployteq_dir / "Done" / name)
+    con = settings.connect(database)
+    con.execute("delete from exports.csv_trigger_log; delete from exports.csv_trigger_contacts")
+    con.close()
+    again = warehouse_cli("export", env=env)
+    assert again.returncode == 0, again.stderr
+    assert uploaded(stack) == [] and [p.name for p in (stack.deployteq_dir / "Done").iterdir()] == [name]
+    assert (f"export reactivation: skipped {name}" in again.stdout
+            and f"{name} is already in Done/" in again.stdout and "not sent twice" in again.stdout), again.stdout
+    assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 0
+
+
+def test_two_exports_at_once_deliver_one_trigger(warehouse_copy):
+    env, database, stack = warehouse_copy
+    stack.deployteq.write_delay = 0.01  # long enough for the two to overlap
+    try:
+        both = [subprocess.Popen([sys.executable, "-m", "mail_warehouse", "export"], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outputs = [process.communicate(timeout=120) for process in both]
+    finally:
+        stack.deployteq.write_delay = 0.0
+    assert [process.returncode for process in both] == [0, 0], outputs
+    assert len(uploaded(stack)) == 1
+    said = " ".join(out for out, _ in outputs)
+    assert said.count("uploaded reactivatie_") == 1 and "already uploaded today" in said
+    assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 1
+
+
+def test_an_export_waits_for_another_then_gives_up_clearly(warehouse_copy):
+    env, database, stack = warehouse_copy
+    with RunLock(database, 0, command="export"):
+        result = warehouse_cli("export", "--wait", "1", env=env)
+    assert result.returncode == 75 and "another `warehouse export`" in result.stderr
+    assert uploaded(stack) == []
+
+
+def test_a_missing_upload_folder_fails_at_once_naming_it_and_its_setting(warehouse_copy):
+    env, database, stack = warehouse_copy
+    env = {**env, "EXPORT__DEPLOYTEQ__UPLOAD_DIR": "csv upload/brand/Upload", "EXPORT__DEPLOYTEQ__MAX_ATTEMPTS": "4",
+           "EXPORT__DEPLOYTEQ__RETRY_DELAY_SECONDS": "5"}
+    started = time.monotonic()
+    result = warehouse_cli("export", env=env)
+    assert result.returncode == 1
+    assert time.monotonic() - started < 15  # four attempts with backoff would take 35 s
+    assert "no such file or folder csv upload/brand/Upload" in result.stderr + result.stdout
+    assert "EXPORT__DEPLOYTEQ__UPLOAD_DIR" in result.stderr + result.stdout
+    assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 0  # nothing was intended
+
+
+def test_absolute_folders_are_used_as_written(warehouse_copy):
+    env, database, stack = warehouse_copy  # the stand-in's root is the server's /
+    env = {**env, **{f"EXPORT__DEPLOYTEQ__{folder.upper()}_DIR": f"/{folder}"
+                     for folder in ("Upload", "Active", "Done", "Failed")}}
+    result = warehouse_cli("export", env=env)
+    assert result.returncode == 0, result.stderr
+    assert len(uploaded(stack)) == 1 and "to /Upload on deployteq@127.0.0.1" in result.stderr
 
 
 def test_publish_only_after_a_passing_build_and_never_disturbs_a_reader(warehouse_copy, tmp_path):

@@ -1,9 +1,12 @@
 """A small threaded HTTP server on loopback shared by the Spotler and Directo stand-ins.
 
 It counts calls per endpoint and injects faults that tests ask for: an HTTP status (429 with
-Retry-After, 5xx), a slow answer, or a body cut off midway. Tests in the same process use the Python
-objects; a process outside (a CLI run under test) uses the admin endpoints under `/_standin/`:
-`GET /_standin/calls`, `POST /_standin/faults` (a JSON list of faults), `POST /_standin/reset`.
+Retry-After, 5xx), a slow answer, a body cut off midway, a reply held back until released (the test kills
+the client meanwhile), or a connection dropped without a reply; `skip` lets that many matching requests
+through first, so a fault hits the Nth. Tests in the same process use the Python objects; a process outside
+(a CLI run under test) uses the admin endpoints under `/_standin/`: `GET /_standin/calls`,
+`POST /_standin/faults` (a JSON list of faults), `POST /_standin/release` (every held reply goes out),
+`POST /_standin/reset`.
 """
 
 from __future__ import annotations
@@ -54,15 +57,24 @@ class Response:
 @dataclass
 class Fault:
     """One injected fault for requests whose path matches `path` (a regex searched in the path)."""
-    kind: str                  # "status" | "slow" | "cutoff"
+    kind: str                  # "status" | "slow" | "cutoff" | "hold" | "drop"
     path: str = ""
     times: int = 1             # how many matching requests it hits; -1 for all
     status: int = 500
     retry_after: int | None = None
     delay: float = 0.0
+    skip: int = 0              # matching requests let through before the fault hits
+    reached: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def matches(self, path: str) -> bool:
         return self.times != 0 and re.search(self.path, path) is not None
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wait_reached(self, timeout: float) -> bool:
+        return self.reached.wait(timeout)
 
 
 class StandinServer:
@@ -78,6 +90,7 @@ class StandinServer:
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
         self._httpd.daemon_threads = True
+        self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
@@ -91,6 +104,7 @@ class StandinServer:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()  # held replies go out
         self._httpd.shutdown()
         self._httpd.server_close()
         if self._on_stop:
@@ -108,8 +122,17 @@ class StandinServer:
 
     def reset(self) -> None:
         with self._lock:
-            self.faults.clear()
+            held, self.faults = self.faults, []
             self.calls.clear()
+        for fault in held:
+            fault.release()
+
+    def release(self) -> None:
+        """Let every held reply go out."""
+        with self._lock:
+            faults = list(self.faults)
+        for fault in faults:
+            fault.release()
 
     def total_calls(self) -> int:
         with self._lock:
@@ -119,6 +142,9 @@ class StandinServer:
         with self._lock:
             for fault in self.faults:
                 if fault.matches(path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     if fault.times > 0:
                         fault.times -= 1
                     return fault
@@ -136,6 +162,9 @@ class StandinServer:
                 return Response.json({"calls": dict(self.calls), "total": sum(self.calls.values())})
         if action == "reset" and request.method == "POST":
             self.reset()
+            return Response.json({"ok": True})
+        if action == "release" and request.method == "POST":
+            self.release()
             return Response.json({"ok": True})
         if action == "faults" and request.method == "POST":
             self.inject(*(Fault(**item) for item in json.loads(request.body or b"[]")))
@@ -167,6 +196,13 @@ class StandinServer:
                 fault = server._take_fault(request.path)
                 if fault and fault.kind == "slow":
                     time.sleep(fault.delay)
+                if fault and fault.kind in ("hold", "drop"):
+                    fault.reached.set()
+                    if fault.kind == "drop":  # no answer at all: the client sees the connection close
+                        self.close_connection = True
+                        return
+                    while not fault.released.wait(0.05) and not server.stopping.is_set():
+                        pass
                 if fault and fault.kind == "status":
                     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
                     self._send(Response(fault.status, json.dumps(

@@ -5,8 +5,9 @@ clients, so the loaders' host-key checks run for real. Paths are relative to the
 asyncssh chroots into it, sshd starts the session in it (`internal-sftp -d`).
 
 The asyncssh server can also misbehave on purpose: drop the connection after some bytes were read
-(`drop_after_bytes`), read or write slowly (`read_delay`, `write_delay`), for tests of retries and of runs
-killed mid-download or mid-upload.
+(`drop_after_bytes`), read or write slowly (`read_delay`, `write_delay`), and hold or drop the reply to a
+chosen request (`inject(SftpFault(...))`: the Nth `open`, `write`, `posix_rename`, ... whose path matches,
+before or after the server carried it out), for tests of retries and of runs killed at a chosen moment.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import asyncio
 import base64
 import getpass
 import hashlib
+import inspect
 import os
+import re
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
@@ -81,16 +84,91 @@ class SshKeys:
         return self.known_hosts
 
 
+@dataclass
+class SftpFault:
+    """Hold or drop the reply to the `nth` request of `operation` (a regex matched against the server method's
+    name: open, close, read, write, stat, lstat, fstat, scandir, remove, rename, posix_rename) whose path matches
+    `path` (a regex searched in the path as the client wrote it; for read, write, close and fstat the open
+    file's name).
+
+    `action`: "hold" keeps the reply back until `release()` (the test kills the client meanwhile), "drop" cuts
+    the connection instead of replying. `after`: act once the server has carried the request out (a rename
+    done whose reply never arrives) rather than before."""
+    operation: str
+    path: str = ""
+    nth: int = 1
+    action: str = "hold"
+    after: bool = False
+    seen: int = 0
+    reached: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def hits(self, operation: str, path: str) -> bool:
+        """Count a matching request; True for the one this fault acts on."""
+        if self.reached.is_set() or not re.fullmatch(self.operation, operation) or not re.search(self.path, path):
+            return False
+        self.seen += 1
+        return self.seen == self.nth
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wait_reached(self, timeout: float) -> bool:
+        return self.reached.wait(timeout)
+
+
+def _text(path) -> str:
+    path = getattr(path, "name", path)
+    return path.decode("utf-8", "replace") if isinstance(path, bytes) else str(path)
+
+
 class _MisbehavingSFTPServer(asyncssh.SFTPServer):
     def __init__(self, chan, *, root: str, standin: "AsyncsshSftpServer") -> None:
         super().__init__(chan, chroot=root)
         self._standin = standin
         self._bytes_read = 0
+        self._names: dict[int, str] = {}  # open file -> the path the client opened it by
+
+    async def _serve(self, operation: str, path: str, carry_out):
+        fault = self._standin.take_fault(operation, path)
+        if fault is not None and not fault.after:
+            await self._act(fault)
+        result = carry_out()
+        if inspect.isawaitable(result):
+            result = await result
+        if fault is not None and fault.after:
+            await self._act(fault)
+        return result
+
+    async def _act(self, fault: SftpFault) -> None:
+        fault.reached.set()
+        if fault.action == "drop":
+            self.channel.get_connection().abort()
+            raise asyncssh.SFTPConnectionLost("dropped by an injected fault")
+        while not fault.released.is_set():  # the reply waits; the connection stays up
+            await asyncio.sleep(0.01)
+
+    def _name(self, file_obj) -> str:
+        return self._names.get(id(file_obj), _text(file_obj))
+
+    async def open(self, path, pflags, attrs):
+        file_obj = await self._serve("open", _text(path), lambda: super(_MisbehavingSFTPServer, self).open(
+            path, pflags, attrs))
+        self._names[id(file_obj)] = _text(path)
+        return file_obj
+
+    async def close(self, file_obj):
+        try:
+            return await self._serve("close", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).close(
+                file_obj))
+        finally:
+            self._names.pop(id(file_obj), None)
 
     async def read(self, file_obj, offset, size):
         if self._standin.read_delay:
             await asyncio.sleep(self._standin.read_delay)
-        data = super().read(file_obj, offset, size)
+        data = await self._serve("read", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).read(
+            file_obj, offset, size))
         self._bytes_read += len(data)
         if self._standin.should_drop(self._bytes_read):
             self.channel.get_connection().abort()
@@ -99,7 +177,36 @@ class _MisbehavingSFTPServer(asyncssh.SFTPServer):
     async def write(self, file_obj, offset, data):
         if self._standin.write_delay:
             await asyncio.sleep(self._standin.write_delay)
-        return super().write(file_obj, offset, data)
+        return await self._serve("write", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).write(
+            file_obj, offset, data))
+
+    async def stat(self, path):
+        return await self._serve("stat", _text(path), lambda: super(_MisbehavingSFTPServer, self).stat(path))
+
+    async def lstat(self, path):
+        return await self._serve("lstat", _text(path), lambda: super(_MisbehavingSFTPServer, self).lstat(path))
+
+    async def fstat(self, file_obj):
+        return await self._serve("fstat", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).fstat(
+            file_obj))
+
+    async def remove(self, path):
+        return await self._serve("remove", _text(path), lambda: super(_MisbehavingSFTPServer, self).remove(path))
+
+    async def rename(self, oldpath, newpath):
+        return await self._serve("rename", _text(oldpath), lambda: super(_MisbehavingSFTPServer, self).rename(
+            oldpath, newpath))
+
+    async def posix_rename(self, oldpath, newpath):
+        return await self._serve("posix_rename", _text(oldpath),
+                                 lambda: super(_MisbehavingSFTPServer, self).posix_rename(oldpath, newpath))
+
+    async def scandir(self, path):
+        fault = self._standin.take_fault("scandir", _text(path))
+        if fault is not None:
+            await self._act(fault)
+        async for entry in super().scandir(path):
+            yield entry
 
 
 class _SshServer(asyncssh.SSHServer):
@@ -145,6 +252,7 @@ class AsyncsshSftpServer:
         self.write_delay = 0.0
         self.drop_after_bytes: int | None = None
         self.drops_left = 0
+        self.faults: list[SftpFault] = []
         self._live_connections: set = set()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -157,6 +265,24 @@ class AsyncsshSftpServer:
                 self.drops_left -= 1
                 return True
         return False
+
+    def inject(self, *faults: SftpFault) -> None:
+        with self._lock:
+            self.faults.extend(faults)
+
+    def clear_faults(self) -> None:
+        """Forget every fault, releasing any reply still held."""
+        with self._lock:
+            held, self.faults = self.faults, []
+        for fault in held:
+            fault.release()
+
+    def take_fault(self, operation: str, path: str) -> SftpFault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.hits(operation, path):
+                    return fault
+        return None
 
     def drop_connections(self, after_bytes: int, times: int = 1) -> None:
         """The next `times` sessions are cut once they have read `after_bytes` bytes."""
@@ -183,6 +309,8 @@ class AsyncsshSftpServer:
         return self
 
     def stop(self) -> None:
+        self.clear_faults()
+
         async def _close():
             self._acceptor.close()
             await self._acceptor.wait_closed()

@@ -7,6 +7,8 @@ Used by `warehouse demo` and by the pytest fixtures. The settings come out as dl
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,62 @@ from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, SshKeys
 
 CLANG_REMOTE_DIR = "clang"
 DEPLOYTEQ_FOLDERS = ("Upload", "Active", "Done", "Failed")
+
+
+@dataclass(frozen=True)
+class StartedCampaign:
+    file_name: str
+    sha256: str
+    size: int
+
+
+class DeployteqWatcher:
+    """Deployteq's side of the CSV-trigger folders: every trigger file that appears in `Upload/` (dot-names,
+    such as an upload's `.part`, are ignored) starts a campaign, is moved to `Active/`, and on the next pass
+    to `Done/`. `started` lists every campaign started, in order, so a trigger delivered twice shows twice
+    even when the second has the first's name. Runs in a thread every `interval` seconds, or a pass at a time
+    with `process()`."""
+
+    def __init__(self, folder: Path, interval: float = 0.05) -> None:
+        self.folder = Path(folder)
+        self.interval = interval
+        self.started: list[StartedCampaign] = []
+        self._stop = threading.Event()
+        self._pass_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def process(self) -> None:
+        with self._pass_lock:
+            for active in sorted((self.folder / "Active").iterdir()):
+                active.replace(self.folder / "Done" / active.name)
+            for trigger in sorted((self.folder / "Upload").iterdir()):
+                if trigger.name.startswith(".") or not trigger.is_file():
+                    continue
+                content = trigger.read_bytes()
+                self.started.append(StartedCampaign(trigger.name, hashlib.sha256(content).hexdigest(), len(content)))
+                trigger.replace(self.folder / "Active" / trigger.name)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.process()
+
+    def start(self) -> "DeployteqWatcher":
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="standin-deployteq", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.process()  # whatever arrived last is taken too
+
+    def __enter__(self) -> "DeployteqWatcher":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 @dataclass
@@ -48,6 +106,10 @@ class StandinStack:
     @property
     def deployteq_dir(self) -> Path:
         return self.state_dir / "deployteq"
+
+    def deployteq_watcher(self, interval: float = 0.05) -> DeployteqWatcher:
+        """Deployteq taking the triggers from Upload/ (not started: the demo leaves them in Upload/ to look at)."""
+        return DeployteqWatcher(self.deployteq_dir, interval)
 
     def stop(self) -> None:
         self._stack.close()
