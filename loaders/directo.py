@@ -20,10 +20,8 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import re
-import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,21 +30,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import requests
-from dlt.common.configuration.resolve import resolve_configuration
-from dlt.common.configuration.specs import configspec
+from dlt.common.configuration.specs import BaseConfiguration, configspec
 from dlt.common.typing import TSecretStrValue
-from dlt.pipeline.exceptions import PipelineStepFailed
 from lxml import etree
 
-from mail_warehouse import settings as warehouse_settings
-from mail_warehouse.settings import sql_literal
+from loaders.retry import call_with_retries
 
 DATASET = "raw_directo"
-# The two bounds on memory (a 1M-customer answer peaks at about 380 MB with these, first load and full reload
-# alike): DuckDB spills beyond LOAD_MEMORY_LIMIT while dlt loads and while customers are compared with what
-# is loaded, and the parse holds at most BATCH_CUSTOMERS customers in Python.
-LOAD_MEMORY_LIMIT = "128MB"
-PIPELINE_NAME = "directo"
+# The parse holds at most BATCH_CUSTOMERS customers in Python (the other bound on a load's memory is the
+# destination's: mail_warehouse.loads holds DuckDB to 128 MB; together a 1M-customer answer peaks near 380 MB).
 BATCH_CUSTOMERS = 10_000
 STRING_ATTRIBUTES = (
     "code", "name", "object", "address1", "address2", "address3", "deliveryaddress1", "deliveryaddress2",
@@ -59,10 +51,18 @@ OPTIN_FALSE = {"no", "ei", "false", "0", "n", "e"}
 DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 
 
+class DirectoError(RuntimeError):
+    """A failed sync; the message says what and what to check, and never holds the key."""
+
+
+class DirectoSettingsError(DirectoError, ValueError):
+    """A setting is missing or wrong; the message names it by its environment variable."""
+
+
 @configspec
-class DirectoConfiguration:
-    """`[sources.directo]` in .dlt/config.toml, or SOURCES__DIRECTO__<NAME> environment variables."""
-    url: str = None
+class DirectoSourceConfiguration(BaseConfiguration):
+    """`[sources.directo]` in .dlt/config.toml (the key in .dlt/secrets.toml), or SOURCES__DIRECTO__<NAME>."""
+    url: Optional[str] = None
     optin_datafield: str = "OPTIN"
     timezone: str = "Europe/Tallinn"
     overlap_days: int = 2
@@ -71,53 +71,29 @@ class DirectoConfiguration:
     retry_delay_seconds: float = 2.0
     key: Optional[TSecretStrValue] = None
 
-
-class DirectoError(RuntimeError):
-    """A failed sync; the message says what and what to check, and never holds the key."""
-
-
-class DirectoSettingsError(DirectoError, ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class DirectoSettings:
-    url: str
-    key: str
-    optin_datafield: str
-    timezone: str
-    overlap_days: int
-    timeout: float
-    max_attempts: int
-    retry_delay: float
+    def on_resolved(self) -> None:
+        if not self.url:
+            raise DirectoSettingsError("missing setting sources.directo.url (env SOURCES__DIRECTO__URL): the company "
+                                       "database's .../xmlcore.asp address")
+        if "key=" in self.url.lower():
+            raise DirectoSettingsError("SOURCES__DIRECTO__URL must not hold the key: put it in the secret "
+                                       "SOURCES__DIRECTO__KEY (the loader adds get, what, key and ts itself)")
+        if not self.key:
+            raise DirectoSettingsError("missing secret sources.directo.key (env SOURCES__DIRECTO__KEY)")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise DirectoSettingsError(f"SOURCES__DIRECTO__TIMEZONE {self.timezone!r} is not a time zone name") from None
+        if self.overlap_days < 0:
+            raise DirectoSettingsError("SOURCES__DIRECTO__OVERLAP_DAYS must be 0 or more")
+        self.max_attempts = max(1, self.max_attempts)
 
     def __repr__(self) -> str:
-        return f"DirectoSettings({self.url})"
+        return f"DirectoSourceConfiguration({self.url})"
 
 
-def load_settings() -> DirectoSettings:
-    config = resolve_configuration(DirectoConfiguration(), sections=("sources", "directo"), accept_partial=True)
-    if not config.url:
-        raise DirectoSettingsError("missing setting sources.directo.url (env SOURCES__DIRECTO__URL): the company "
-                                   "database's .../xmlcore.asp address")
-    if "key=" in config.url.lower():
-        raise DirectoSettingsError("SOURCES__DIRECTO__URL must not hold the key: put it in the secret "
-                                   "SOURCES__DIRECTO__KEY (the loader adds get, what, key and ts itself)")
-    if not config.key:
-        raise DirectoSettingsError("missing secret sources.directo.key (env SOURCES__DIRECTO__KEY)")
-    try:
-        ZoneInfo(config.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise DirectoSettingsError(f"SOURCES__DIRECTO__TIMEZONE {config.timezone!r} is not a time zone name") from None
-    if int(config.overlap_days) < 0:
-        raise DirectoSettingsError("SOURCES__DIRECTO__OVERLAP_DAYS must be 0 or more")
-    return DirectoSettings(config.url, str(config.key), config.optin_datafield, config.timezone,
-                           int(config.overlap_days), float(config.timeout_seconds), max(1, int(config.max_attempts)),
-                           float(config.retry_delay_seconds))
-
-
-def redact(text: str, settings: DirectoSettings) -> str:
-    return text.replace(settings.key, "***") if settings.key else text
+def redact(text: str, config: DirectoSourceConfiguration) -> str:
+    return text.replace(config.key, "***") if config.key else text
 
 
 # --- reading the answer -------------------------------------------------------------------------------
@@ -149,7 +125,7 @@ ROOT_TAG = re.compile(rb"<([A-Za-z_][\w.-]*)")
 ERROR_ROOTS = ("result", "err", "error")
 
 
-def _error_answer(element, settings: DirectoSettings) -> DirectoError | None:
+def _error_answer(element) -> DirectoError | None:
     tag = element.tag
     if tag == "result":
         kind, desc = element.get("type", ""), element.get("desc", "")
@@ -168,6 +144,8 @@ def _error_answer(element, settings: DirectoSettings) -> DirectoError | None:
 
 @dataclass
 class SyncSummary:
+    """What one sync read (the source counts customers, datafields, flags) and changed in the warehouse (new,
+    changed, unchanged and deleted, counted after the load by whoever loads it)."""
     customers: int = 0
     datafields: int = 0
     new: int = 0
@@ -205,29 +183,28 @@ class _Typing:
     rule: a time in the spring-forward gap moves forward by the gap, a time in the repeated autumn hour is
     read as the later (standard-time) one."""
 
-    def __init__(self, settings: DirectoSettings) -> None:
+    def __init__(self, config: DirectoSourceConfiguration) -> None:
         self.con = duckdb.connect()
         self.con.execute("set TimeZone = 'UTC'; set threads = 1")
-        self.settings = settings
-        true_values = ", ".join(sql_literal(v) for v in OPTIN_TRUE)
-        false_values = ", ".join(sql_literal(v) for v in OPTIN_FALSE)
+        self.params = {"zone": config.timezone, "true_values": sorted(OPTIN_TRUE), "false_values": sorted(OPTIN_FALSE),
+                       "known_values": sorted(OPTIN_TRUE | OPTIN_FALSE)}
         numbers = ", ".join([f"try_cast(nullif(trim({n}), '') as bigint) as {n}" for n in INT_ATTRIBUTES]
                             + [f"try_cast(nullif(replace(trim({n}), ',', '.'), '') as decimal(18, 4)) as {n}"
                                for n in DECIMAL_ATTRIBUTES])
         self.customers_sql = f"""
             select {", ".join(f'"{n}"' for n in STRING_ATTRIBUTES)}, {numbers},
-                   timezone({sql_literal(settings.timezone)},
+                   timezone($zone,
                             try_strptime(replace(left(ts, 19), ' ', 'T'), '%Y-%m-%dT%H:%M:%S')) as ts,
                    ts as ts_local,
-                   case when lower(trim(optin_raw)) in ({true_values}) then true
-                        when lower(trim(optin_raw)) in ({false_values}) then false end as optin,
+                   case when list_contains($true_values, lower(trim(optin_raw))) then true
+                        when list_contains($false_values, lower(trim(optin_raw))) then false end as optin,
                    optin_raw,
                    coalesce(try_strptime(trim(optin_param), '%d.%m.%Y'), try_strptime(trim(optin_param), '%Y-%m-%d'),
                             try_strptime(trim(optin_param), '%d.%m.%Y %H:%M:%S'))::date as optin_date,
-                   optin_raw is not null and lower(trim(optin_raw)) not in ({true_values}, {false_values})
+                   optin_raw is not null and not list_contains($known_values, lower(trim(optin_raw)))
                        as optin_flagged,
                    datafield_count,
-                   timestamptz '{{loaded_at}}' as loaded_at, null::timestamptz as deleted_at
+                   $loaded_at::timestamptz as loaded_at, null::timestamptz as deleted_at
             from raw
         """
         self.unreadable_sql = " + ".join(
@@ -244,7 +221,7 @@ class _Typing:
                           schema=DATAFIELD_SCHEMA)
         self.con.register("raw", raw)
         try:
-            customers = self.con.sql(self.customers_sql.replace("{loaded_at}", loaded_at.isoformat())).to_arrow_table()
+            customers = self.con.sql(self.customers_sql, params={**self.params, "loaded_at": loaded_at}).to_arrow_table()
             summary.unreadable_numbers += self.con.sql(f"select {self.unreadable_sql} from raw").fetchall()[0][0]
         finally:
             self.con.unregister("raw")
@@ -257,24 +234,24 @@ class _Typing:
         self.con.close()
 
 
-def read_customers(stream, settings: DirectoSettings, summary: SyncSummary, loaded_at: dt.datetime):
+def read_customers(stream, config: DirectoSourceConfiguration, summary: SyncSummary, loaded_at: dt.datetime):
     """Parse the answer incrementally; yield (customers, datafields) Arrow tables per batch."""
     source = _RefuseDoctype(stream)
     context = etree.iterparse(source, events=("end",), tag=("customer", *ERROR_ROOTS), resolve_entities=False,
                               no_network=True, load_dtd=False, huge_tree=False, remove_comments=True)
-    typing = _Typing(settings)
+    typing = _Typing(config)
     # The parse makes tens of millions of small acyclic objects; the cyclic garbage collector would walk
     # the growing batch again and again (a third of the parse time) and finds nothing to free.
     collecting = gc.isenabled()
     gc.disable()
-    optin_code = settings.optin_datafield.upper()
+    optin_code = config.optin_datafield.upper()
     rows: list[tuple] = []
     fields = {"customer_code": [], "datafield_code": [], "content": [], "param": [], "position": []}
     try:
         for _, element in context:
             if element.tag != "customer":
                 if source.root in ERROR_ROOTS and element.getparent() is None:
-                    raise _error_answer(element, settings)
+                    raise _error_answer(element)
                 continue
             # The schema's attributes in a fixed order (others are not part of Directo's customer output).
             record = tuple(map(element.get, RAW_SCHEMA_NAMES))
@@ -316,152 +293,87 @@ def read_customers(stream, settings: DirectoSettings, summary: SyncSummary, load
 
 # --- fetching ---------------------------------------------------------------------------------------
 
-def fetch(settings: DirectoSettings, since: dt.date | None) -> requests.Response:
-    form = {"get": "1", "what": "customer", "key": settings.key}
+class _Transient(Exception):
+    """A failure worth another attempt: no connection, a timeout, a 5xx."""
+
+
+def fetch(config: DirectoSourceConfiguration, since: dt.date | None) -> requests.Response:
+    """POST the request (the key in the form body, never in a URL); the answer streamed."""
+    form = {"get": "1", "what": "customer", "key": config.key}
     if since is not None:
         form["ts"] = since.strftime("%d.%m.%Y")
-    for attempt in range(1, settings.max_attempts + 1):
+
+    def attempt() -> requests.Response:
         try:
-            response = requests.post(settings.url, data=form, stream=True, timeout=settings.timeout)
+            response = requests.post(config.url, data=form, stream=True, timeout=config.timeout_seconds)
         except requests.RequestException as error:
-            failure = f"{type(error).__name__}"
-        else:
-            if response.status_code == 200:
-                response.raw.decode_content = True
-                return response
-            failure = f"HTTP {response.status_code}"
-            response.close()
-            if response.status_code in (401, 403, 404):
-                raise DirectoError(f"Directo answered {failure} at {settings.url}: check SOURCES__DIRECTO__URL")
-        if attempt == settings.max_attempts:
-            raise DirectoError(f"Directo at {settings.url} failed after {attempt} attempts ({failure})")
-        time.sleep(settings.retry_delay * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
-
-
-# --- the dlt source and the run ----------------------------------------------------------------------
-
-def make_pipeline(warehouse: Path) -> dlt.Pipeline:
-    return warehouse_settings.make_pipeline(PIPELINE_NAME, DATASET, warehouse, memory_limit=LOAD_MEMORY_LIMIT)
-
-
-# The latest version of a customer wins: delete-insert on its code. One answer holds each customer once,
-# so no de-duplication pass (over a million rows it would cost more than the whole parse).
-CUSTOMER_HINTS = dlt.mark.make_hints(
-    table_name="customers", write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-    merge_key="code")
-# A customer's datafields are replaced with it: delete-insert on the customer's code.
-DATAFIELD_HINTS = dlt.mark.make_hints(
-    table_name="datafields", write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-    merge_key="customer_code")
-
-
-def directo_items(response, settings: DirectoSettings, summary: SyncSummary, loaded_at: dt.datetime,
-                  run_day: dt.date):
-    try:
-        for customers, datafields in read_customers(response.raw, settings, summary, loaded_at):
-            yield dlt.mark.with_hints(customers, CUSTOMER_HINTS, create_table_variant=True)
-            if datafields.num_rows:
-                yield dlt.mark.with_hints(datafields, DATAFIELD_HINTS, create_table_variant=True)
-    finally:
+            raise _Transient(type(error).__name__) from None
+        if response.status_code == 200:
+            response.raw.decode_content = True
+            return response
         response.close()
-    # Committed with the load, so a failed run leaves the cursor where it was.
-    dlt.current.resource_state()["last_sync_day"] = run_day.isoformat()
-
-
-def _content_hashes(con) -> str:
-    """A query of (code, content_hash): a customer's attributes and its datafields, as loaded."""
-    columns = ", ".join(f"c.{name}" for name in (*[f'"{n}"' for n in STRING_ATTRIBUTES], *INT_ATTRIBUTES,
-                                                 *DECIMAL_ATTRIBUTES, "ts", "optin_raw", "optin_date"))
-    has_fields = con.execute("select count(*) from information_schema.tables where table_schema = $s and "
-                             "table_name = 'datafields'", {"s": DATASET}).fetchone()[0]
-    # bit_xor of each datafield's hash (its position included): a fixed-size aggregate, where a list of
-    # every customer's datafields would hold them all in memory.
-    fields = (f"""left join (select customer_code as code, bit_xor(hash(position, datafield_code, content, param))
-                                                                  as fields_hash
-                            from {DATASET}.datafields group by 1) f using (code)""" if has_fields
-              else "left join (select null as code, null as fields_hash) f using (code)")
-    return f"select c.code, c.loaded_at, hash(row({columns}), f.fields_hash) as content_hash from {DATASET}.customers c {fields}"
-
-
-def _tables_present(con) -> set[str]:
-    return {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = $s",
-                                      {"s": DATASET}).fetchall()}
-
-
-def _connect(warehouse: Path):
-    """The warehouse, held to the load's memory bound (DuckDB spills beyond it)."""
-    con = warehouse_settings.connect(warehouse)
-    con.execute(f"set memory_limit = {sql_literal(LOAD_MEMORY_LIMIT)}; set preserve_insertion_order = false")
-    return con
-
-
-def _snapshot(warehouse: Path) -> bool:
-    """Remember each customer's content before the load, to tell new, changed and unchanged apart after it."""
-    con = _connect(warehouse)
+        if response.status_code >= 500:
+            raise _Transient(f"HTTP {response.status_code}")
+        raise DirectoError(f"Directo answered HTTP {response.status_code} at {config.url}: check SOURCES__DIRECTO__URL")
     try:
-        if "customers" not in _tables_present(con):
-            return False
-        con.execute(f"create or replace table {DATASET}._before_sync as select code, content_hash "
-                    f"from ({_content_hashes(con)})")
-        return True
-    finally:
-        con.close()
+        return call_with_retries(attempt, attempts=config.max_attempts, first_delay=config.retry_delay_seconds,
+                                 is_transient=lambda error: isinstance(error, _Transient))
+    except _Transient as last:
+        raise DirectoError(f"Directo at {config.url} failed after {config.max_attempts} attempts ({last})") from None
 
 
-def _after_load(warehouse: Path, summary: SyncSummary, loaded_at: dt.datetime, had_snapshot: bool, full: bool) -> None:
-    con = _connect(warehouse)
-    try:
-        tables = _tables_present(con)
-        if "customers" not in tables:
-            return
-        if "datafields" in tables:  # a customer that now has no datafields keeps none of its old ones
-            con.execute(f"""delete from {DATASET}.datafields d using {DATASET}.customers c
-                            where d.customer_code = c.code and d.customer_loaded_at <> c.loaded_at""")
-        stamp = {"at": loaded_at}
-        if had_snapshot:
-            summary.new, summary.changed, summary.unchanged = con.execute(f"""
-                select count(*) filter (where b.code is null),
-                       count(*) filter (where b.code is not null and b.content_hash <> n.content_hash),
-                       count(*) filter (where b.code is not null and b.content_hash = n.content_hash)
-                from ({_content_hashes(con)}) n left join {DATASET}._before_sync b using (code)
-                where n.loaded_at = $at""", stamp).fetchone()
-            con.execute(f"drop table {DATASET}._before_sync")
-        else:
-            summary.new = con.execute(f"select count(*) from {DATASET}.customers where loaded_at = $at", stamp).fetchone()[0]
-        if full:
-            summary.deleted = con.execute(f"""
-                update {DATASET}.customers set deleted_at = $at
-                where loaded_at < $at and deleted_at is null""", stamp).fetchone()[0]
-    finally:
-        con.close()
+# --- the dlt source ----------------------------------------------------------------------------------
+
+@dataclass
+class CustomerBatch:
+    """One batch of the answer: its customers and their datafields, bound for two tables."""
+    customers: pa.Table
+    datafields: pa.Table
 
 
-def run(*, full: bool = False, stream=sys.stderr) -> SyncSummary:
-    settings = load_settings()
-    warehouse = warehouse_settings.warehouse_path()
-    pipeline = make_pipeline(warehouse)
-    warehouse_settings.finish_pending_load(pipeline, stream)
-    state = pipeline.state.get("sources", {}).get(PIPELINE_NAME, {}).get("resources", {}).get("customers", {})
-    zone = ZoneInfo(settings.timezone)
-    run_day = dt.datetime.now(zone).date()
-    last = state.get("last_sync_day")
-    since = None if full or not last else dt.date.fromisoformat(last) - dt.timedelta(days=settings.overlap_days)
-    summary = SyncSummary(since=since.strftime("%d.%m.%Y") if since else None)
-    loaded_at = dt.datetime.now(dt.UTC)
-    print(f"directo: asking {settings.url} for " + (f"customers changed since {summary.since}" if since
-                                                     else "all customers"), file=stream, flush=True)
-    started = time.monotonic()
-    had_snapshot = _snapshot(warehouse) if warehouse.exists() else False
-    response = fetch(settings, since)
-    resource = dlt.resource(directo_items(response, settings, summary, loaded_at, run_day), name="customers")
-    try:
-        pipeline.run(resource)
-    except PipelineStepFailed as failure:
-        error = warehouse_settings.unwrap(failure, DirectoError)
-        if not isinstance(error, DirectoError):
-            error = DirectoError(redact(f"loading Directo customers failed: {failure}", settings))
-        raise error from None
-    _after_load(warehouse, summary, loaded_at, had_snapshot, full)
-    summary.seconds = time.monotonic() - started
-    return summary
+@dlt.source(name="directo", section="directo", spec=DirectoSourceConfiguration)
+def directo_source(config: DirectoSourceConfiguration = None, full: bool = False,
+                   loaded_at: dt.datetime | None = None, summary: SyncSummary | None = None,
+                   log: Callable[[str], None] = lambda message: None):
+    """Directo's customers and their datafields.
+
+    The first run (and `full`) asks for every customer, later runs for those changed since the last sync day
+    minus `overlap_days`; the day is kept in dlt state with the load. `loaded_at` stamps the rows of this
+    sync (default now); `summary` collects what was read.
+    """
+    summary = summary if summary is not None else SyncSummary()
+    stamp = loaded_at or dt.datetime.now(dt.UTC)
+
+    @dlt.resource(name="customer_answer", selected=False)
+    def customer_answer():
+        """Directo's answer, parsed as it streams in; feeds the two tables below."""
+        state = dlt.current.resource_state()
+        run_day = dt.datetime.now(ZoneInfo(config.timezone)).date()
+        last = state.get("last_sync_day")
+        since = None if full or not last else dt.date.fromisoformat(last) - dt.timedelta(days=config.overlap_days)
+        summary.since = since.strftime("%d.%m.%Y") if since else None
+        log(f"directo: asking {config.url} for " + (f"customers changed since {summary.since}" if since
+                                                     else "all customers"))
+        response = fetch(config, since)
+        try:
+            for customers, datafields in read_customers(response.raw, config, summary, stamp):
+                yield CustomerBatch(customers, datafields)
+        finally:
+            response.close()
+        state["last_sync_day"] = run_day.isoformat()  # committed with the load: a failed run leaves it
+
+    # The latest version of a customer wins: delete-insert on its code. One answer holds each customer once,
+    # so no de-duplication pass (over a million rows it would cost more than the whole parse).
+    @dlt.transformer(data_from=customer_answer, name="customers", merge_key="code",
+                     write_disposition={"disposition": "merge", "strategy": "delete-insert"})
+    def customers(batch: CustomerBatch):
+        yield batch.customers
+
+    # A customer's datafields are replaced with it: delete-insert on the customer's code.
+    @dlt.transformer(data_from=customer_answer, name="datafields", merge_key="customer_code",
+                     write_disposition={"disposition": "merge", "strategy": "delete-insert"})
+    def datafields(batch: CustomerBatch):
+        if batch.datafields.num_rows:
+            yield batch.datafields
+
+    return customer_answer, customers, datafields

@@ -282,14 +282,12 @@ def _steps_line(steps) -> str:
 
 
 def cmd_load_directo(args) -> int:
-    from loaders import directo
+    from loaders.directo import DirectoError
+    from mail_warehouse.loads import load_directo
 
     try:
-        summary = directo.run(full=args.full)
-    except directo.DirectoSettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except directo.DirectoError as error:
+        summary = load_directo(full=args.full)
+    except DirectoError as error:
         print(f"error: directo: {error}", file=sys.stderr)
         return 1
     print(summary.line())
@@ -297,22 +295,31 @@ def cmd_load_directo(args) -> int:
 
 
 def cmd_load_spotler(args) -> int:
-    from loaders import spotler
+    from loaders.spotler import SpotlerError
+    from mail_warehouse.loads import load_spotler
 
     contacts = args.contacts
     if contacts is not None and not contacts.is_file():
         print(f"error: --contacts {contacts}: no such file", file=sys.stderr)
         return 2
     try:
-        summary = spotler.run(contacts_file=contacts)
-    except spotler.SpotlerSettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except spotler.SpotlerError as error:
+        report = load_spotler(contacts_file=contacts)
+    except SpotlerError as error:
         print(f"error: spotler: {error}", file=sys.stderr)
         return 1
-    print("\n".join(summary.lines()))
+    print("\n".join(report.lines()))
     return 0
+
+
+def _is_wrong_setting(error: BaseException) -> bool:
+    """A setting missing or malformed (dlt's configuration errors, a loader's own settings errors), as
+    opposed to a bug, which must surface as a traceback."""
+    from dlt.common.configuration.exceptions import ConfigurationException
+
+    from loaders.directo import DirectoSettingsError
+    from loaders.spotler import SpotlerSettingsError
+
+    return isinstance(error, (ConfigurationException, SpotlerSettingsError, DirectoSettingsError))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except ValueError as error:
+    except Exception as error:
+        if not _is_wrong_setting(error):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
 

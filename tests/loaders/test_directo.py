@@ -10,6 +10,7 @@ import pytest
 
 from loaders import directo
 from mail_warehouse import settings
+from mail_warehouse.loads import load_directo
 from mail_warehouse_demo.standins.directo import DEMO_KEY
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -47,7 +48,7 @@ def query(sql):
 
 
 def quiet(**kwargs):
-    return directo.run(stream=open(os.devnull, "w"), **kwargs)
+    return load_directo(stream=open(os.devnull, "w"), **kwargs)
 
 
 def test_full_then_incremental_with_the_ts_overlap(directo_env, world_dir):

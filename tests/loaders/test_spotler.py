@@ -12,6 +12,7 @@ import pytest
 
 from loaders import spotler
 from mail_warehouse import settings
+from mail_warehouse.loads import load_spotler
 from mail_warehouse_demo.standins.http import Fault
 from mail_warehouse_demo.standins.spotler import DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET
 
@@ -30,7 +31,7 @@ def spotler_env(spotler_standin, tmp_path, monkeypatch):
 
 def sync(api, **kwargs):
     """One run with the loader's clock on the stand-in's."""
-    return spotler.run(stream=open(os.devnull, "w"), now=api.now, **kwargs)
+    return load_spotler(stream=open(os.devnull, "w"), now=api.now, **kwargs)
 
 
 def warehouse(sql):
@@ -132,6 +133,16 @@ def test_paging_is_complete_at_any_page_size(spotler_env, world_dir, monkeypatch
     pages = server.calls["GET /mailing-interaction/opened"]
     opens = truth(world_dir, "spotler", "'open'")
     assert pages == max(1, -(-opens // int(page_size)))
+
+
+def test_a_relative_next_link_is_followed_without_doubling_the_base_path(spotler_env, world_dir, monkeypatch):
+    server, api = spotler_env
+    api.relative_next = True
+    monkeypatch.setenv("SOURCES__SPOTLER__PAGE_SIZE", "50")
+    sync(api)
+    opens = truth(world_dir, "spotler", "'open'")
+    assert server.calls["GET /mailing-interaction/opened"] == -(-opens // 50) > 1
+    assert warehouse("select count(*) from raw_spotler.opens")[0][0] == opens
 
 
 def test_a_page_ending_exactly_at_the_last_record_stops_there(spotler_env, world_dir, monkeypatch):

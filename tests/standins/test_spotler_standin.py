@@ -100,6 +100,24 @@ def test_both_base_paths_serve_the_same_answer(spotler_standin):
     assert old.json() == new.json() and len(new.json()) > 0
 
 
+def test_one_trailing_slash_is_served_as_without_it(spotler_standin):
+    server, _ = spotler_standin
+    bare = _get(server, "/mailing", YEAR)
+    slashed = _get(server, "/mailing/", YEAR)
+    assert bare.status_code == slashed.status_code == 200 and bare.json() == slashed.json()
+    assert server.calls["GET /mailing"] == 2
+    assert _get(server, "/mailing//", YEAR).status_code == 404
+
+
+def test_next_may_be_a_path_without_scheme_and_host(spotler_standin, ids):
+    server, api = spotler_standin
+    api.relative_next = True
+    body = _get(server, f"/mailing/{ids['encryptedMailingId']}/recipients", {"pageSize": 3}).json()
+    following = body["paging"]["next"]
+    assert following.startswith("/integrationservice-1.1.0/mailing/")
+    assert signed_get(server.url + following, DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET).status_code == 200
+
+
 @pytest.mark.parametrize("tamper", ["wrong secret", "wrong key", "changed query", "no signature", "old timestamp",
                                     "plaintext method"])
 def test_requests_without_a_valid_signature_get_401(spotler_standin, tamper):

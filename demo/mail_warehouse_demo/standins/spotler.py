@@ -110,8 +110,8 @@ def _contact(row: dict) -> dict:
     return {"externalId": row["external_id"], "encryptedId": row["encrypted_id"]}
 
 
-class SpotlerApi:
-    """The application: answers signed requests from world.duckdb as of `self.now`."""
+class _SignedPagedApi:
+    """The plumbing: the world's connection and clock, routing, OAuth signatures, parameters, paging."""
 
     def __init__(self, world_dir: Path, consumer_key: str = DEMO_CONSUMER_KEY,
                  consumer_secret: str = DEMO_CONSUMER_SECRET, now: dt.datetime | None = None) -> None:
@@ -124,8 +124,9 @@ class SpotlerApi:
         self._con = connect(self.world_dir / "world.duckdb", read_only=True)
         self._con_lock = threading.Lock()
         self._seen_nonces: set[tuple[str, str]] = set()
+        # True: `paging.next` as a path without scheme and host, as the real server may send it
+        self.relative_next = False
 
-    # --- plumbing -------------------------------------------------------------------------------
 
     def endpoint_name(self, request: Request) -> str:
         """Calls are counted per spec path (`GET /mailing/{encryptedMailingId}/opens`)."""
@@ -135,9 +136,12 @@ class SpotlerApi:
 
     @staticmethod
     def _strip_base(path: str) -> str | None:
+        """The path under a base path; one trailing slash is accepted (`/mailing/`), as the real (Java)
+        server most likely serves it and a published client asks for it."""
         for base in BASE_PATHS:
             if path.startswith(base + "/"):
-                return path[len(base):]
+                path = path[len(base):]
+                return path[:-1] if path.endswith("/") and len(path) > 1 else path
         return None
 
     def close(self) -> None:
@@ -236,10 +240,13 @@ class SpotlerApi:
         if after + len(rows) < total:
             following = [(k, v) for k, v in request.query if k not in ("after",) and not k.startswith("oauth_")]
             following.append(("after", str(after + len(rows))))
-            paging = {"next": f"{request.url}?{urlencode(following)}", "after": after + len(rows)}
+            link = request.path if self.relative_next else request.url
+            paging = {"next": f"{link}?{urlencode(following)}", "after": after + len(rows)}
         return {"paging": paging, item_key: [to_item(r) for r in rows]}
 
-    # --- mailings ---------------------------------------------------------------------------------
+
+class _Mailings:
+    """Mailings: lists, details, statistics and the per-mailing event lists."""
 
     def _mailing(self, encryptedMailingId: str, system: str) -> dict:
         rows = self.query("""
@@ -381,7 +388,9 @@ class SpotlerApi:
                                     lambda r: {"contactIdentifier": _contact(r), "bounceDate": iso_utc_millis(r["event_at"]),
                                                "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE"}, **p)
 
-    # --- account-wide interaction feeds -------------------------------------------------------------
+
+class _InteractionFeeds:
+    """The account-wide interaction feeds, filtered on change date, and trend reports."""
 
     def _interactions(self, request, event_types, to_item, *, fromDate=None, toDate=None, fromChangeDate=None,
                       toChangeDate=None, after=None, pageSize=None, **_):
@@ -430,7 +439,9 @@ class SpotlerApi:
             "id": r["id"], "name": r["name"], "enabled": True, "target": "B2C", "contentType": "MARKETING",
             "reportingEnabled": True, "mailingCount": r["mailings"]}, after=after, pageSize=pageSize, order_by="id")
 
-    # --- campaigns ------------------------------------------------------------------------------------
+
+class _Campaigns:
+    """Campaigns, their mailings and each campaign mailing's event lists."""
 
     def campaigns(self, request, operation, **_):
         rows = self.query("select * from campaigns order by campaign_index")
@@ -481,7 +492,9 @@ class SpotlerApi:
                                         "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE",
                                         "campaignSubscriptionId": r["subscription_id"]}, **p)
 
-    # --- forms ---------------------------------------------------------------------------------------
+
+class _Forms:
+    """Forms and their results."""
 
     @staticmethod
     def _form(form_id: int) -> dict:
@@ -525,7 +538,9 @@ class SpotlerApi:
             raise ApiError(404, "FORMRESULT_NOT_FOUND", "Form result not found")
         return self._form_result(rows[0])
 
-    # --- contacts -------------------------------------------------------------------------------------
+
+class _Contacts:
+    """Contacts, their mail, campaign and form histories, and bounced contacts."""
 
     def _person(self, external_id: str) -> dict:
         rows = self.query("select * from people where directo_code = $id and joined_at <= $now", {"id": external_id})
@@ -608,6 +623,11 @@ class SpotlerApi:
             "date": epoch_millis(r["event_at"]), "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE",
             "contact": self._contact_object(r), "encryptedActId": r["source_id"]},
             after=after, pageSize=pageSize, order_by="event_at, event_seq")
+
+
+class SpotlerApi(_Mailings, _InteractionFeeds, _Campaigns, _Forms, _Contacts, _SignedPagedApi):
+    """The application: answers signed requests from world.duckdb as of `self.now`; each part above
+    serves one group of the spec's operations (ROUTES names the method for each path)."""
 
 
 def serve(world_dir: Path, *, port: int = 0, consumer_key: str = DEMO_CONSUMER_KEY,

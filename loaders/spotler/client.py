@@ -1,0 +1,121 @@
+"""The Spotler Mail+ HTTP client: OAuth 1.0a signed GETs, retries through the loaders' one retry policy,
+calls counted per endpoint, and the per-run call budget (the API is paid in calls)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from urllib.parse import urlencode, urlsplit
+
+import requests
+from oauthlib.oauth1 import Client as OAuthClient
+
+from loaders.retry import call_with_retries
+from loaders.spotler.config import SpotlerError, SpotlerSourceConfiguration
+
+
+class CallBudgetReached(Exception):
+    """max_calls_per_run is spent: the step stops cleanly, what it fetched is kept."""
+
+
+class _Transient(Exception):
+    """A failure worth another attempt: 429, 5xx, a timeout, a dropped connection, a cut-off body."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem, self.retry_after = problem, retry_after
+
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError)
+
+
+class SpotlerClient:
+    """`get(endpoint, path)`: `endpoint` names the call in counts and errors
+    (`GET /mailing/{encryptedMailingId}/opens`); `path` is relative to base_url, or a `next` link."""
+
+    def __init__(self, config: SpotlerSourceConfiguration, log: Callable[[str], None] = lambda m: None) -> None:
+        self.config = config
+        self.calls: Counter[str] = Counter()
+        self.log = log
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        base = urlsplit(config.base_url)
+        self._origin, self._base_path = f"{base.scheme}://{base.netloc}", base.path.rstrip("/")
+
+    def url_for(self, path_or_url: str) -> str:
+        """A path under base_url, a `next` link as an absolute URL, or as a path that already holds the base
+        path (the real server may send either): never the base path twice."""
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        if self._base_path and (path_or_url == self._base_path or path_or_url.startswith(self._base_path + "/")):
+            return self._origin + path_or_url
+        return self._origin + self._base_path + "/" + path_or_url.lstrip("/")
+
+    def get(self, endpoint: str, path_or_url: str, params: dict | None = None):
+        url = self.url_for(path_or_url)
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        try:
+            return call_with_retries(
+                lambda: self._attempt(endpoint, url), attempts=self.config.max_attempts,
+                first_delay=self.config.retry_delay_seconds, is_transient=lambda e: isinstance(e, _Transient),
+                delay_hint=lambda e: getattr(e, "retry_after", None),
+                on_retry=lambda attempt, e, delay: self.log(f"  {endpoint}: {e}, retrying in {delay:.1f} s"))
+        except _Transient as last:
+            raise SpotlerError(f"{endpoint}: failed after {self.config.max_attempts} attempts (last: {last.problem}); "
+                               "nothing of this run was loaded and the cursors are where they were") from None
+
+    def pages(self, endpoint: str, path: str, item_key: str, params: dict | None = None) -> Iterator[list[dict]]:
+        """Every page of a paged list, following `next` (signed anew) until the last page."""
+        body = self.get(endpoint, path, {**(params or {}), "pageSize": self.config.page_size})
+        while True:
+            yield body.get(item_key) or []
+            following = (body.get("paging") or {}).get("next")
+            if not following:
+                return
+            body = self.get(endpoint, following)
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def _charge(self, endpoint: str) -> None:
+        with self._lock:
+            if self.config.max_calls_per_run and sum(self.calls.values()) >= self.config.max_calls_per_run:
+                raise CallBudgetReached(endpoint)
+            self.calls[endpoint] += 1
+
+    def _attempt(self, endpoint: str, url: str):
+        self._charge(endpoint)
+        signed_url, headers, _ = OAuthClient(self.config.consumer_key, client_secret=self.config.consumer_secret,
+                                             signature_method="HMAC-SHA1").sign(url)
+        headers["Accept"] = "application/json"
+        try:
+            response = self._session().get(signed_url, headers=headers, timeout=self.config.timeout_seconds)
+            if response.status_code == 200:
+                return response.json()
+        except TRANSIENT_ERRORS as error:
+            raise _Transient(type(error).__name__) from None
+        except ValueError:  # a body cut off mid-JSON
+            raise _Transient("an incomplete JSON body") from None
+        status = response.status_code
+        if status in (401, 403):
+            raise SpotlerError(f"{endpoint}: Spotler refused the credentials (HTTP {status}): check the secrets "
+                               "SOURCES__SPOTLER__CONSUMER_KEY and SOURCES__SPOTLER__CONSUMER_SECRET")
+        if status not in RETRY_STATUSES:
+            raise SpotlerError(f"{endpoint}: HTTP {status} {_error_text(response)}")
+        retry_after = response.headers.get("Retry-After", "").strip()
+        hint = min(float(retry_after), self.config.max_retry_after_seconds) if status == 429 and retry_after.isdigit() else None
+        raise _Transient(f"HTTP {status}", hint)
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        body = response.json()
+        return f"{body.get('errorType', '')}: {body.get('message', '')}"
+    except ValueError:
+        return response.text[:200]

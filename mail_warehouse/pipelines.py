@@ -1,0 +1,61 @@
+"""The one way the application builds a dlt pipeline: into a dataset of the warehouse's DuckDB file, sessions
+in UTC, DuckDB's memory bounded (it spills beyond the limit), dlt's working folders beside the warehouse.
+
+The loaders only declare dlt sources; this module and `mail_warehouse.loads` run them into the warehouse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mail_warehouse.settings import SESSION_TIME_ZONE, warehouse_path
+
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+
+def dlt_destination(warehouse: Path | None = None, *, memory_limit: str = DEFAULT_MEMORY_LIMIT):
+    """dlt's DuckDB destination for the warehouse: sessions in UTC, DuckDB's memory bounded (it spills)."""
+    import dlt
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    credentials = DuckDbCredentials(str(warehouse or warehouse_path()))
+    credentials.session_timezone = SESSION_TIME_ZONE
+    credentials.global_config = {"memory_limit": memory_limit}
+    return dlt.destinations.duckdb(credentials=credentials)
+
+
+def pipelines_dir(warehouse: Path | None = None) -> Path:
+    """dlt's working folders (state, pending load packages) live beside the warehouse they load into."""
+    target = warehouse or warehouse_path()
+    return target.parent / ".dlt_pipelines" / target.stem
+
+
+def make_pipeline(name: str, dataset: str, warehouse: Path | None = None, *,
+                  memory_limit: str = DEFAULT_MEMORY_LIMIT):
+    """A dlt pipeline named `name` into `dataset` of the warehouse; its state lives beside the warehouse."""
+    import dlt
+
+    target = warehouse or warehouse_path()
+    return dlt.pipeline(pipeline_name=name, destination=dlt_destination(target, memory_limit=memory_limit),
+                        dataset_name=dataset, pipelines_dir=str(pipelines_dir(target)))
+
+
+def finish_pending_load(pipeline, stream) -> bool:
+    """Load what an earlier, interrupted run of this pipeline left extracted; True if there was any."""
+    if not pipeline.has_pending_data:
+        return False
+    print(f"{pipeline.pipeline_name}: finishing the load an earlier run left pending", file=stream, flush=True)
+    pipeline.normalize()
+    pipeline.load()
+    return True
+
+
+def unwrap(failure: BaseException, error_type: type[Exception]) -> BaseException:
+    """dlt wraps what a resource raised in its own step error; our own errors already say what failed and
+    what to do, so the first `error_type` in the chain is returned, else `failure` itself."""
+    seen = failure
+    while seen is not None:
+        if isinstance(seen, error_type):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return failure
