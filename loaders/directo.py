@@ -30,6 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import requests
+from dlt.common.configuration.exceptions import ConfigurationValueError
 from dlt.common.configuration.specs import BaseConfiguration, configspec
 from dlt.common.typing import TSecretStrValue
 from lxml import etree
@@ -55,8 +56,9 @@ class DirectoError(RuntimeError):
     """A failed sync; the message says what and what to check, and never holds the key."""
 
 
-class DirectoSettingsError(DirectoError, ValueError):
-    """A setting is missing or wrong; the message names it by its environment variable."""
+class DirectoSettingsError(ConfigurationValueError):
+    """A setting is missing or wrong; the message names it by its environment variable (a dlt configuration
+    error, as dlt's own: exit code 2)."""
 
 
 @configspec

@@ -312,14 +312,11 @@ def cmd_load_spotler(args) -> int:
 
 
 def _is_wrong_setting(error: BaseException) -> bool:
-    """A setting missing or malformed (dlt's configuration errors, a loader's own settings errors), as
-    opposed to a bug, which must surface as a traceback."""
+    """A setting missing or malformed: dlt's configuration errors, which the loaders' own settings errors
+    extend. Anything else is a bug and must surface as a traceback."""
     from dlt.common.configuration.exceptions import ConfigurationException
 
-    from loaders.directo import DirectoSettingsError
-    from loaders.spotler import SpotlerSettingsError
-
-    return isinstance(error, (ConfigurationException, SpotlerSettingsError, DirectoSettingsError))
+    return isinstance(error, ConfigurationException)
 
 
 def main(argv: list[str] | None = None) -> int:

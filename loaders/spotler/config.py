@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dlt.common.configuration.exceptions import ConfigurationValueError
 from dlt.common.configuration.specs import BaseConfiguration, configspec
 from dlt.common.typing import TSecretStrValue
 
@@ -17,8 +18,9 @@ class SpotlerError(RuntimeError):
     """A failed run; names the endpoint and the setting to check, never a secret."""
 
 
-class SpotlerSettingsError(SpotlerError, ValueError):
-    """A setting is missing or wrong; the message names it by its environment variable."""
+class SpotlerSettingsError(ConfigurationValueError):
+    """A setting is missing or wrong; the message names it by its environment variable (a dlt configuration
+    error, as dlt's own: exit code 2)."""
 
 
 @configspec

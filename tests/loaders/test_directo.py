@@ -205,3 +205,13 @@ def test_an_unreachable_server_fails_after_retries(directo_env, monkeypatch):
     monkeypatch.setenv("SOURCES__DIRECTO__URL", "http://127.0.0.1:9/xmlcore/x/xmlcore.asp")
     with pytest.raises(directo.DirectoError, match="failed after 4 attempts"):
         quiet()
+
+
+@pytest.mark.parametrize("name,value", [("OVERLAP_DAYS", "-1"), ("OVERLAP_DAYS", "two"), ("TIMEZONE", "Mars/Olympus")])
+def test_a_wrong_setting_exits_2_naming_it_without_a_traceback(directo_env, monkeypatch, name, value):
+    monkeypatch.setenv(f"SOURCES__DIRECTO__{name}", value)
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "directo"], capture_output=True, text=True,
+                            env=os.environ.copy(), timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert name.lower() in result.stderr.lower() and "Traceback" not in result.stderr
+    assert directo_env.requests == []

@@ -238,3 +238,12 @@ def test_contact_histories_on_demand(spotler_env, world_dir, tmp_path):
 ])
 def test_times_in_every_form_land_as_utc(text, expected):
     assert spotler.parse_time(text).isoformat() == expected
+
+
+def test_a_wrong_setting_exits_2_naming_it_without_a_traceback(spotler_env, monkeypatch):
+    server, api = spotler_env
+    monkeypatch.setenv("SOURCES__SPOTLER__PAGE_SIZE", "0")
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "spotler"], capture_output=True, text=True,
+                            env=os.environ.copy(), timeout=300)
+    assert result.returncode == 2 and "SOURCES__SPOTLER__PAGE_SIZE" in result.stderr
+    assert "Traceback" not in result.stderr and server.total_calls() == 0
