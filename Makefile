@@ -6,12 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench clean dashboard
 
 $(INSTALLED): pyproject.toml demo/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[demo,dev]' -e ./demo
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[demo,dev,dashboard]' -e ./demo
 	touch $(INSTALLED)
 
 setup: $(INSTALLED)
@@ -21,6 +21,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The dashboard on analytics.duckdb (after `make run`): http://127.0.0.1:8501/
+dashboard: setup
+	$(BIN)/warehouse dashboard
 
 bench: setup
 	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

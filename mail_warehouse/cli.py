@@ -6,6 +6,7 @@
     warehouse load directo [--full]  # Directo customers XML into raw_directo
     warehouse build [-- DBT_ARGS]  # dbt build on the warehouse (models, seeds, tests)
     warehouse publish              # marts and segments to analytics.duckdb for BI
+    warehouse dashboard [--port P] # the BI dashboard on analytics.duckdb, on localhost (Streamlit)
     warehouse export [SEGMENT ...] [--force] [--dry-run] [--status]   # segments to Deployteq CSV triggers
     warehouse run [--wait S]       # the scheduled job: load, build, publish, export
     warehouse demo                 # a small demo world, its stand-ins, every pipeline step, a summary
@@ -122,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy marts and segments to analytics.duckdb beside the warehouse, under a temporary name then "
                     "renamed in one step; only after a dbt build whose models and tests passed.")
     publish.set_defaults(handler=cmd_publish)
+
+    dashboard = commands.add_parser(
+        "dashboard", help="serve the dashboard on analytics.duckdb on localhost and print its URL",
+        description="A Streamlit dashboard (mailings, one mailing, contacts, segments and exports, settling mailings) "
+                    "on the published copy, opened read-only for each page view: it never blocks a load, and a "
+                    "newly published copy shows on refresh. Needs the `dashboard` extra. Ctrl-C stops it.")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
+    dashboard.add_argument("--port", type=_positive, default=8501, help="port (default 8501)")
+    dashboard.set_defaults(handler=cmd_dashboard)
 
     run = commands.add_parser(
         "run", help="the scheduled job: load every configured source, build, publish, export",
@@ -262,6 +272,26 @@ def cmd_publish(args) -> int:
         return 1
     print(f"published {len(counts)} tables ({sum(counts.values()):,} rows) to {target}; open it read-only")
     return 0
+
+
+def cmd_dashboard(args) -> int:
+    from mail_warehouse.dashboard import DashboardError, start, url
+    from mail_warehouse.publish import analytics_path
+
+    try:
+        server = start(args.host, args.port)
+    except DashboardError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    copy = analytics_path()
+    print(f"Dashboard on {url(args.host, args.port)} reading {copy} read-only"
+          + ("" if copy.exists() else " (nothing published yet: run `warehouse publish`)") + "; Ctrl-C stops it",
+          flush=True)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:  # Streamlit got the same Ctrl-C and stops on its own
+        server.wait()
+        return 0
 
 
 def cmd_run(args) -> int:

@@ -1,0 +1,247 @@
+"""The dashboard in a real browser: Streamlit on loopback against a published test world, driven by Debian's
+chromium through Playwright. Every page renders without an error, its headline numbers equal SQL on the
+marts, a filter changes them, a newly published copy shows on refresh, and each page's screenshot is kept
+in the test's tmp folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mail_warehouse import settings
+from mail_warehouse.dashboard import start
+from mail_warehouse.dashboard.data import number, percent
+from tests.conftest import warehouse_cli
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+PAGES = {"mailings": "", "one mailing": "mailing", "contacts": "contacts", "segments and exports": "segments",
+         "settling mailings": "projections"}
+
+
+def test_numbers_are_written_for_dutch_and_estonian_readers():
+    assert number(1234567) == "1.234.567"
+    assert number(1234.5, 1, "et") == "1\u00a0234,5"
+    assert number(1234.5, 1, "en") == "1,234.5"
+    assert percent(0.23456) == "23,5\u00a0%"
+    assert percent(None) == "–"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _serve(warehouse: Path, log: Path):
+    """The dashboard as `warehouse dashboard` starts it, on a free loopback port; waits until it answers."""
+    port = _free_port()
+    output = log.open("w")
+    server = start("127.0.0.1", port, env={"WAREHOUSE_PATH": str(warehouse)}, stdout=output, stderr=output)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
+                if answer.read() == b"ok":
+                    return server, f"http://127.0.0.1:{port}/", output
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"the dashboard did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.3)
+
+
+def _stop(server, output) -> None:
+    server.terminate()
+    server.wait(timeout=20)
+    output.close()
+
+
+@pytest.fixture(scope="module")
+def published_world(built_warehouse, tmp_path_factory):
+    """A copy of the built test world with one export recorded, published beside it."""
+    env, database, stack = built_warehouse
+    folder = tmp_path_factory.mktemp("dashboard")
+    copy = folder / "warehouse.duckdb"
+    shutil.copyfile(database, copy)
+    env = {**env, "WAREHOUSE_PATH": str(copy), "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(folder / "exports")}
+    exported = warehouse_cli("export", "--force", env=env)
+    assert exported.returncode == 0, exported.stderr
+    published = warehouse_cli("publish", env=env)
+    assert published.returncode == 0, published.stderr
+    return env, copy, copy.with_name("analytics.duckdb")
+
+
+@pytest.fixture(scope="module")
+def dashboard(published_world, tmp_path_factory):
+    _, warehouse, _ = published_world
+    server, url, output = _serve(warehouse, tmp_path_factory.mktemp("streamlit") / "streamlit.log")
+    yield url, server
+    _stop(server, output)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but /usr/bin/chromium is missing: .ci/run must install chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); CI runs these")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+def open_page(page, url: str) -> None:
+    """Load a page and wait until Streamlit has drawn its numbers (the HTML itself is empty: it comes over a
+    websocket) and finished running the script."""
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stMetric"], [data-testid="stAlert"], [data-testid="stException"]',
+                           timeout=60_000)
+    settle(page)
+
+
+def settle(page) -> None:
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')"
+                           " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+                           timeout=30_000)
+    page.wait_for_timeout(500)
+
+
+def read_metrics(page) -> dict[str, str]:
+    found = {}
+    for metric in page.locator('[data-testid="stMetric"]').all():
+        label = metric.locator('[data-testid="stMetricLabel"]').inner_text().strip()
+        found[label] = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+    return found
+
+
+def wait_for_metrics(page, expected: dict[str, str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = read_metrics(page)
+        if all(shown.get(label) == value for label, value in expected.items()):
+            return
+        if time.monotonic() > deadline:
+            assert {label: shown.get(label) for label in expected} == expected
+        page.wait_for_timeout(300)
+
+
+def errors_on(page) -> list[str]:
+    return page.locator('[data-testid="stException"]').all_inner_texts() + \
+        page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+
+
+def sql(analytics: Path, query: str, params: dict | None = None):
+    con = settings.connect(analytics, read_only=True)
+    try:
+        return con.execute(query, params or {}).fetchone()
+    finally:
+        con.close()
+
+
+def expected_mailing_headline(analytics: Path, platform: str | None = None) -> dict[str, str]:
+    mailings, sent, delivered, opens, clicks = sql(analytics, """
+        select count(*), sum(sent_count), sum(delivered_count), sum(unique_open_count), sum(unique_click_count)
+        from marts.mailing_statistics where $platform is null or source_system = $platform""", {"platform": platform})
+    return {"Mailings": number(mailings), "Sent": number(sent), "Open rate": percent(opens / delivered),
+            "Click rate": percent(clicks / delivered)}
+
+
+@pytest.mark.slow
+def test_every_page_renders_without_an_error_and_is_photographed(dashboard, page, tmp_path):
+    url, _ = dashboard
+    for name, path in PAGES.items():
+        open_page(page, url + path)
+        assert page.locator('[data-testid="stMetric"]').count() > 0, f"{name}: no headline numbers"
+        assert errors_on(page) == [], f"{name}: {errors_on(page)}"
+        assert "Page not found" not in page.content()
+        screenshot = tmp_path / f"{path or 'mailings'}.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        assert screenshot.stat().st_size > 20_000, f"{name}: the screenshot looks blank"
+
+
+@pytest.mark.slow
+def test_headline_numbers_equal_sql_on_the_marts_and_a_filter_changes_them(dashboard, published_world, page):
+    url, _ = dashboard
+    _, _, analytics = published_world
+    open_page(page, url)
+    everything = expected_mailing_headline(analytics)
+    wait_for_metrics(page, everything)
+
+    page.get_by_test_id("stRadio").get_by_text("Spotler Mail+").click()
+    only_spotler = expected_mailing_headline(analytics, "spotler")
+    assert only_spotler["Mailings"] != everything["Mailings"]
+    wait_for_metrics(page, only_spotler)
+
+    open_page(page, url + "contacts")
+    contacts, mailable, shared = sql(analytics, "select count(*), count(*) filter (where is_mailable), "
+                                                "count(*) filter (where is_shared_email) from marts.contacts")
+    wait_for_metrics(page, {"Contacts": number(contacts), "Mailable": number(mailable),
+                            "Shared addresses": number(shared)})
+
+    open_page(page, url + "segments")
+    triggers, left_out = sql(analytics, "select count(*), sum(excluded_by_consent) from exports.csv_trigger_log")
+    in_segment = sql(analytics, "select count(*) from segments.reactivation")[0]
+    assert triggers >= 1
+    wait_for_metrics(page, {"CSV triggers": number(triggers), "In segments now": number(in_segment),
+                            "Left out (consent)": number(left_out)})
+
+    open_page(page, url + "projections")
+    so_far, projected = sql(analytics, "select open_rate, projected_open_rate from marts.mailing_rate_projections "
+                                       "order by sent_at desc limit 1")
+    wait_for_metrics(page, {"Open rate so far": percent(so_far), "Projected open rate": percent(projected)})
+
+
+@pytest.mark.slow
+def test_a_newly_published_copy_shows_on_refresh_and_the_file_is_never_held_open(dashboard, published_world, page):
+    url, server = dashboard
+    env, warehouse, analytics = published_world
+    open_page(page, url)
+    before = expected_mailing_headline(analytics)
+    wait_for_metrics(page, before)
+    # between page views the server holds no handle on the copy, so publish can replace it at any time
+    held = [os.readlink(f"/proc/{server.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{server.pid}/fd")]
+    assert not [target for target in held if "analytics.duckdb" in target]
+
+    con = settings.connect(warehouse)
+    con.execute("delete from marts.mailing_statistics where source_system = 'clang'")
+    con.close()
+    again = warehouse_cli("publish", env=env)
+    assert again.returncode == 0, again.stderr
+    after = expected_mailing_headline(analytics)
+    assert after["Mailings"] != before["Mailings"]
+    page.reload()
+    settle(page)
+    wait_for_metrics(page, after)
+
+
+@pytest.mark.slow
+def test_nothing_published_shows_a_clear_page_instead_of_a_traceback(browser, tmp_path):
+    server, url, output = _serve(tmp_path / "warehouse.duckdb", tmp_path / "streamlit.log")
+    try:
+        page = browser.new_page()
+        open_page(page, url)
+        assert page.get_by_text("Nothing published yet").count() == 1
+        assert "warehouse publish" in page.locator('[data-testid="stAlert"]').inner_text()
+        assert errors_on(page) == []
+        page.screenshot(path=str(tmp_path / "nothing-published.png"), full_page=True)
+    finally:
+        _stop(server, output)

@@ -1,0 +1,100 @@
+"""The BI copy: every DuckDB reader opens it, a 1.x as well as ours.
+
+BI tools bundle their own DuckDB (JDBC for Metabase and DBeaver, Node for Evidence, duckdb-engine for
+Superset), often a 1.x; the published file is read here by DuckDB 1.0 in an environment of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from mail_warehouse import settings
+from tests.conftest import warehouse_cli
+
+pytestmark = pytest.mark.slow
+
+# The oldest 1.x: if it reads the copy, every later 1.x reader does. pytz: DuckDB 1.0 needs it for timestamptz.
+OLD_READER_REQUIREMENTS = ["duckdb==1.0.0", "pytz==2026.6"]
+
+READ_EVERY_TABLE = """
+import json, sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+tables = con.execute("select table_schema, table_name from information_schema.tables order by 1, 2").fetchall()
+rows = {f"{schema}.{table}": len(con.execute(f'select * from {schema}."{table}"').fetchall()) for schema, table in tables}
+print(json.dumps({"version": duckdb.__version__, "rows": rows}))
+"""
+
+
+@pytest.fixture(scope="session")
+def old_duckdb_reader() -> Path:
+    """A Python with DuckDB 1.0 and nothing of ours, made once and kept beside the test environment."""
+    home = Path(sys.prefix) / "duckdb-1.0-reader"
+    python = home / "bin" / "python"
+    marker = home / ".installed"
+    if marker.exists() and marker.read_text() == " ".join(OLD_READER_REQUIREMENTS):
+        return python
+    venv.create(home, with_pip=True, clear=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *OLD_READER_REQUIREMENTS],
+                   check=True, capture_output=True, text=True, timeout=600)
+    marker.write_text(" ".join(OLD_READER_REQUIREMENTS))
+    return python
+
+
+def read_with(python: Path, database: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([python, "-c", READ_EVERY_TABLE, str(database)], capture_output=True, text=True, timeout=300)
+
+
+def published_counts(analytics: Path) -> dict[str, int]:
+    con = settings.connect(analytics, read_only=True)
+    try:
+        tables = con.execute("select table_schema, table_name from information_schema.tables order by 1, 2").fetchall()
+        return {f"{s}.{t}": con.execute(f'select count(*) from {s}."{t}"').fetchone()[0] for s, t in tables}
+    finally:
+        con.close()
+
+
+def test_duckdb_1_reads_every_mart_of_the_published_copy(warehouse_copy, old_duckdb_reader):
+    env, database, stack = warehouse_copy
+    exported = warehouse_cli("export", env=env)
+    assert exported.returncode == 0, exported.stderr
+    result = warehouse_cli("publish", env=env)
+    assert result.returncode == 0, result.stderr
+    analytics = database.with_name("analytics.duckdb")
+
+    read = read_with(old_duckdb_reader, analytics)
+    assert read.returncode == 0, read.stderr[-2000:]
+    answer = json.loads(read.stdout)
+    assert answer["version"].startswith("1.0")
+    expected = published_counts(analytics)
+    assert answer["rows"] == expected
+    marts = {name for name in expected if name.startswith("marts.")}
+    assert {"marts.mailing_statistics", "marts.contacts", "marts.mailing_rate_projections"} <= marts
+    assert expected["exports.csv_trigger_log"] >= 1 and "exports.csv_trigger_contacts" not in expected
+    # the copy holds every row of the warehouse's marts
+    con = settings.connect(database, read_only=True)
+    try:
+        for name in marts:
+            assert con.execute(f"select count(*) from {name}").fetchone()[0] == expected[name], name
+    finally:
+        con.close()
+
+
+def test_the_storage_version_is_a_setting_and_decides_who_can_read(warehouse_copy, old_duckdb_reader):
+    env, database, _ = warehouse_copy
+    analytics = database.with_name("analytics.duckdb")
+    newest = warehouse_cli("publish", env={**env, "PUBLISH__STORAGE_COMPATIBILITY_VERSION": "latest"})
+    assert newest.returncode == 0, newest.stderr
+    refused = read_with(old_duckdb_reader, analytics)
+    assert refused.returncode != 0 and "version" in refused.stderr.lower()
+
+    wrong = warehouse_cli("publish", env={**env, "PUBLISH__STORAGE_COMPATIBILITY_VERSION": "1.0"})
+    assert wrong.returncode == 1
+    assert "publish.storage_compatibility_version" in wrong.stderr and "v1.0.0" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
