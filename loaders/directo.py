@@ -1,4 +1,6 @@
-"""Directo customers XML into `raw_directo` (`warehouse load directo [--full]`).
+"""Directo customers XML as a dlt source, `directo_source()` (`warehouse load directo [--full]` into
+`raw_directo`): the parsed answer (`customer_answer`, not a table) feeds two transformers, `customers`
+and `datafields`; settings from `[sources.directo]`; the last sync day in dlt state.
 
 - The request is a form POST to the configured `.../xmlcore.asp` with `get=1&what=customer&key=...` and,
   after the first run, `ts=DD.MM.YYYY`: the day of the last sync minus `overlap_days` (Directo filters by
@@ -9,10 +11,11 @@
 - Hostile or broken input: a DOCTYPE is refused before parsing (no DTD, no entities, no billion laughs);
   malformed XML fails the run before anything is loaded (dlt commits nothing of a failed extract);
   Directo's error answers (`<result type=.../>`, `<err>`, `<error desc code/>`) become clear errors.
-- `customers` merge on `code` (the latest version wins); `datafields` follow their customer (rows of
-  an older version of a customer are removed). OPTIN values are read in English, Estonian and as
-  booleans; anything else is kept raw and flagged. `--full` also marks customers missing from the answer
-  as deleted, with the time it was noticed.
+- `customers` merge on `code` (the latest version wins); `datafields` follow their customer. OPTIN values
+  are read in English, Estonian and as booleans; anything else is kept raw and flagged.
+- What only the warehouse can tell (new, changed and unchanged customers; with `--full`, customers missing
+  from the answer marked deleted; datafields of a customer's older version removed) is done after the load
+  by `mail_warehouse.loads`, which runs this source into the warehouse.
 """
 
 from __future__ import annotations
