@@ -1,13 +1,30 @@
-"""`warehouse build`: dbt build on the warehouse, run from the repo with the same WAREHOUSE_PATH."""
+"""`warehouse build`: dbt build on the warehouse, run from the repo with the same WAREHOUSE_PATH, then
+`dbt source freshness` on the sources that have been loaded, reported in one line per stale source.
+
+Freshness measures loads (dlt's load log of each raw schema), not mail activity. A stale source is a
+warning; with `fail_on_stale_sources = true` under `[build]` in `.dlt/config.toml` (environment:
+BUILD__FAIL_ON_STALE_SOURCES=true) a source past its error_after fails the build, so nothing stale is
+published or exported.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from mail_warehouse.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, warehouse_path
+import duckdb
+
+from mail_warehouse.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, connect, warehouse_path
+
+# The dbt source of each loader and the raw schema it loads into (models/staging/<source>/_<source>__sources.yml).
+LOADED_SOURCES = {"clang": "raw_clang", "spotler": "raw_spotler", "directo": "raw_directo"}
+FRESHNESS_TABLE = "loads"  # dlt's _dlt_loads, declared in each source's yml
+DIRECTO_TIMEZONE_ENV = "SOURCES__DIRECTO__TIMEZONE"
+DIRECTO_DEFAULT_TIMEZONE = "Europe/Tallinn"  # the Directo loader's default
 
 
 def dbt_executable() -> str:
@@ -15,9 +32,145 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else "dbt"
 
 
-def dbt_build(extra: list[str] | None = None) -> int:
-    """Run `dbt build`; its own output goes straight to the terminal. Returns dbt's exit code."""
+def dbt_target_path() -> Path:
+    configured = Path(os.environ.get("DBT_TARGET_PATH") or "target")
+    return configured if configured.is_absolute() else PROJECT_DIR / configured
+
+
+def _dlt_setting(key: str):
+    import dlt
+
+    from mail_warehouse.settings import use_project_dlt_settings
+
+    use_project_dlt_settings()
+    return dlt.config.get(key)
+
+
+def dbt_environment() -> dict[str, str]:
+    """dbt's environment: the warehouse file, and Directo's time zone (its OPTIN dates are days in that zone)
+    from the loader's own setting, so the models compare days as the loader reads them."""
     env = {**os.environ, WAREHOUSE_PATH_ENV: str(warehouse_path())}
-    command = [dbt_executable(), "build", "--profiles-dir", str(PROJECT_DIR), "--project-dir", str(PROJECT_DIR),
-               *(extra or [])]
-    return subprocess.run(command, cwd=PROJECT_DIR, env=env).returncode
+    if not env.get(DIRECTO_TIMEZONE_ENV):
+        env[DIRECTO_TIMEZONE_ENV] = str(_dlt_setting("sources.directo.timezone") or DIRECTO_DEFAULT_TIMEZONE)
+    return env
+
+
+def _dbt(command: list[str]) -> int:
+    return subprocess.run([dbt_executable(), *command, "--profiles-dir", str(PROJECT_DIR), "--project-dir",
+                           str(PROJECT_DIR)], cwd=PROJECT_DIR, env=dbt_environment()).returncode
+
+
+@dataclass
+class SourceFreshness:
+    source: str
+    status: str                      # pass | warn | error | runtime error | not loaded
+    hours_since_load: float | None = None
+    warn_after: str = ""
+    error_after: str = ""
+
+    @property
+    def is_stale(self) -> bool:
+        return self.status in ("warn", "error")
+
+    def line(self) -> str:
+        if self.status == "not loaded":
+            return f"{self.source}: never loaded"
+        if self.hours_since_load is None:
+            return f"{self.source}: freshness could not be checked ({self.status}; see dbt's output above)"
+        age = f"{self.hours_since_load:.0f} h" if self.hours_since_load < 48 else f"{self.hours_since_load / 24:.1f} days"
+        if self.status == "pass":
+            return f"{self.source}: last loaded {age} ago"
+        limit = self.error_after if self.status == "error" else self.warn_after
+        return f"{self.source}: STALE, last loaded {age} ago (more than {limit}); check its loader and schedule"
+
+
+def loaded_sources(warehouse: Path | None = None) -> list[str]:
+    """The sources whose raw schema holds a load log: they have been loaded at least once."""
+    target = warehouse or warehouse_path()
+    if not target.is_file():
+        return []
+    con = connect(target, read_only=True)
+    try:
+        schemas = {schema for (schema,) in con.execute(
+            "select table_schema from information_schema.tables where table_name = '_dlt_loads'").fetchall()}
+    finally:
+        con.close()
+    return [source for source, schema in LOADED_SOURCES.items() if schema in schemas]
+
+
+def _period(criterion: dict | None) -> str:
+    if not criterion or criterion.get("count") is None:
+        return ""
+    return f"{criterion['count']} {criterion['period']}{'s' if criterion['count'] != 1 else ''}"
+
+
+def read_freshness(report: Path) -> list[SourceFreshness]:
+    """dbt's sources.json, one entry per source (its `loads` table)."""
+    results = json.loads(report.read_text())["results"]
+    found = []
+    for result in results:
+        source = result["unique_id"].split(".")[2]
+        criteria = result.get("criteria") or {}
+        seconds = result.get("max_loaded_at_time_ago_in_s")
+        found.append(SourceFreshness(source, result["status"], seconds / 3600 if seconds is not None else None,
+                                     _period(criteria.get("warn_after")), _period(criteria.get("error_after"))))
+    return found
+
+
+def freshness_report_path() -> Path:
+    """Where `dbt source freshness` writes its answer: sources.json in dbt's target path."""
+    return dbt_target_path() / "sources.json"
+
+
+def check_freshness(stream=sys.stderr) -> list[SourceFreshness]:
+    """`dbt source freshness` on every loaded source; one line per source on `stream`."""
+    report = freshness_report_path()
+    report.unlink(missing_ok=True)  # never read an earlier run's answer
+    try:
+        loaded = loaded_sources()
+    except duckdb.Error as error:
+        print(f"source freshness: not checked, {warehouse_path()} could not be read ({error})", file=stream, flush=True)
+        return []
+    checked: list[SourceFreshness] = []
+    if loaded:
+        _dbt(["source", "freshness", "--select", *(f"source:{source}.{FRESHNESS_TABLE}" for source in loaded)])
+        if report.exists():
+            checked = read_freshness(report)
+        else:
+            checked = [SourceFreshness(source, "runtime error") for source in loaded]
+    checked += [SourceFreshness(source, "not loaded") for source in LOADED_SOURCES if source not in loaded]
+    print("source freshness: " + "; ".join(entry.line() for entry in checked), file=stream, flush=True)
+    return checked
+
+
+def fail_on_stale_sources() -> bool:
+    setting = _dlt_setting("build.fail_on_stale_sources")
+    return str(setting).strip().lower() in ("true", "1", "yes")
+
+
+def dbt_build(extra: list[str] | None = None) -> int:
+    """Run `dbt build` (its own output goes straight to the terminal), then check the sources' freshness.
+    Returns dbt's exit code; 1 when a source is past its error_after and fail_on_stale_sources is set."""
+    code = _dbt(["build", *(extra or [])])
+    freshness = check_freshness()
+    if code == 0 and fail_on_stale_sources() and any(entry.status == "error" for entry in freshness):
+        print("error: a source is past its error_after and build.fail_on_stale_sources is set: load it, then "
+              "build again", file=sys.stderr)
+        return 1
+    return code
+
+
+def freshness_summary(since: float) -> tuple[str, str]:
+    """For `warehouse run`'s summary, from the report its build step wrote after `since` (a time.time()):
+    ("ok" | "stale" | "unknown", the stale sources or why there is no answer)."""
+    report = freshness_report_path()
+    if not report.exists() or report.stat().st_mtime < since:
+        try:
+            loaded = loaded_sources()
+        except duckdb.Error as error:
+            return "unknown", f"the warehouse could not be read ({error})"
+        return ("ok", "no source loaded yet") if not loaded else ("unknown", "the build wrote no freshness report")
+    stale = [entry for entry in read_freshness(report) if entry.is_stale or entry.hours_since_load is None]
+    if not stale:
+        return "ok", ""
+    return "stale", "; ".join(entry.line() for entry in stale)

@@ -98,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser(
         "build", help="run dbt build (models, seeds, tests) on the warehouse",
-        description="dbt build in the repo on WAREHOUSE_PATH: seeds, models and every test. Arguments after -- go "
-                    "to dbt (for example: warehouse build -- --select marts --full-refresh).")
+        description="dbt build in the repo on WAREHOUSE_PATH: seeds, models and every test, then the freshness of "
+                    "every loaded source (a stale one warns; [build] fail_on_stale_sources = true fails). Arguments "
+                    "after -- go to dbt (for example: warehouse build -- --select marts --full-refresh).")
     build.add_argument("dbt_args", nargs="*", help="extra arguments for dbt build, after --")
     build.set_defaults(handler=cmd_build)
 

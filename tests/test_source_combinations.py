@@ -1,0 +1,185 @@
+"""A company has one mail platform or two, with or without Directo: every combination runs the scheduled
+job end to end (`warehouse run`: the real loaders against the stand-ins, dbt build with every data and
+unit test, source freshness, publish, export), and the marts hold each present source's events and the
+counts the demo generator knows. Only the present sources' settings are given, as a company would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mail_warehouse import settings
+from mail_warehouse_demo.standins.stack import StandinStack
+from mail_warehouse_demo.world import WorldSpec, simulate
+from mail_warehouse_demo.writers import write_world
+from tests.conftest import warehouse_cli
+
+pytestmark = pytest.mark.slow
+
+# Small, so five scheduled runs stay quick; ends yesterday because `warehouse run` builds as of today.
+COMBINATION_WORLD = dict(contacts=200, mailings=8, days=40, seed=11)
+SETTING_PREFIXES = {"clang": "SOURCES__CLANG__", "spotler": "SOURCES__SPOTLER__", "directo": "SOURCES__DIRECTO__"}
+MAILING_PREFIX = {"clang": "clang:", "spotler": "spotler:", "spotler_campaign": "spotler:"}
+
+
+@pytest.fixture(scope="module")
+def combination_stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("combinations")
+    world = root / "world"
+    spec = WorldSpec(**COMBINATION_WORLD, end=dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1))
+    write_world(simulate(spec), world)
+    with StandinStack(world, root / "standins") as stack:
+        yield world, stack
+
+
+@pytest.fixture(scope="module")
+def combination_run(combination_stack, tmp_path_factory):
+    """`warehouse run` of a combination of sources, once per module: (environment, warehouse file)."""
+    done: dict[tuple[str, ...], tuple[dict, Path]] = {}
+
+    def run(sources: tuple[str, ...]) -> tuple[dict, Path]:
+        if sources not in done:
+            done[sources] = _run_with(sources, combination_stack[1], tmp_path_factory.mktemp("+".join(sources)))
+        return done[sources]
+    return run
+
+
+def _private_copy(run: tuple[dict, Path], folder: Path) -> tuple[dict, Path]:
+    env, database = run
+    copy = folder / "warehouse.duckdb"
+    shutil.copyfile(database, copy)
+    return {**env, "WAREHOUSE_PATH": str(copy), "DBT_TARGET_PATH": str(folder / "target"),
+            "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(folder / "exports")}, copy
+
+
+def _run_with(sources: tuple[str, ...], stack: StandinStack, folder: Path) -> tuple[dict, Path]:
+    """`warehouse run` with the settings of `sources` only (and none the test process may carry)."""
+    ours = tuple(SETTING_PREFIXES.values())
+    env = {key: value for key, value in os.environ.items() if not key.startswith(ours)}
+    env.update({key: value for key, value in stack.environment().items()
+                if not key.startswith(ours) or any(key.startswith(SETTING_PREFIXES[s]) for s in sources)})
+    database = folder / "warehouse.duckdb"
+    env.update({"WAREHOUSE_PATH": str(database), "DBT_TARGET_PATH": str(folder / "target"),
+                "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(folder / "exports")})
+    if "spotler" in sources:
+        env["SOURCES__SPOTLER__START_DATE"] = "2025-01-01"
+    result = warehouse_cli("run", env=env)
+    summary = result.stdout + result.stderr
+    assert result.returncode == 0, summary[-6000:]
+    for source in SETTING_PREFIXES:
+        expected = "ok" if source in sources else "skipped (not configured)"
+        assert f"load {source} {expected}" in summary, summary[-3000:]
+    for step in ("build ok", "source freshness ok", "publish ok", "export ok"):
+        assert step in summary, summary[-3000:]
+    return env, database
+
+
+def _query(database: Path, sql: str, world: Path | None = None):
+    con = settings.connect(database, read_only=True)
+    try:
+        if world is not None:
+            con.execute(f"attach '{world / 'world.duckdb'}' as world (read_only)")
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("sources", [
+    ("clang", "directo"),
+    ("spotler",),
+    ("clang",),
+    ("spotler", "directo"),
+    ("clang", "spotler", "directo"),
+], ids="+".join)
+def test_every_combination_of_sources_runs_end_to_end(sources, combination_stack, combination_run):
+    world, _ = combination_stack
+    env, database = combination_run(sources)
+
+    platforms = {source for source in sources if source != "directo"}
+    systems = {system for (system,) in _query(database, "select distinct source_system from marts.customer_activity")}
+    assert systems == platforms
+
+    # every mailing of a present platform, with the counts the generator knows
+    rows = _query(database, """
+        select t.system, t.source_id, t.sent, s.sent_count, t.delivered, s.delivered_count, t.unique_opens,
+               s.unique_open_count, t.hard_bounces, s.hard_bounce_count, t.soft_bounces, s.soft_bounce_count
+        from world.truth_mailing_counts t
+        left join marts.mailing_statistics s
+            on s.mailing_key = case when t.system = 'clang' then 'clang:' else 'spotler:' end || t.source_id
+        where t.sent > 0
+    """, world)
+    present = [row for row in rows if row[0].split("_")[0] in platforms]
+    assert present and all(row[3] is None for row in rows if row[0].split("_")[0] not in platforms)
+    for system, mailing, *pairs in present:
+        assert pairs[0::2] == pairs[1::2], (system, mailing, pairs)
+
+    # the segment uses the one definition of "may be mailed"
+    (unmailable_in_segment,) = _query(database, """select count(*) from segments.reactivation r
+                                                   join marts.contacts c using (contact_key) where not c.is_mailable""")[0]
+    assert unmailable_in_segment == 0
+    assert (Path(env["WAREHOUSE_PATH"]).with_name("analytics.duckdb")).exists()
+
+    consent_sources = {source for (source,) in _query(database, "select distinct consent_source from marts.contacts")}
+    if "directo" in sources:
+        assert "directo_optin" in consent_sources and "implied_by_mailing" not in consent_sources
+        (contacts,) = _query(database, "select count(distinct lower(trim(email))) from world.customers", world)[0]
+        assert _query(database, "select count(*) from marts.contacts")[0][0] == contacts
+    elif "clang" in sources:
+        # no ERP: a contact the platform mailed is opted in until an unsubscribe, complaint or hard bounce
+        assert "implied_by_mailing" in consent_sources and "directo_optin" not in consent_sources
+        wrong = _query(database, """
+            select c.email, c.is_mailable, c.not_mailable_reason
+            from marts.contacts c
+            join (select email, bool_or(event_type = 'sent') as mailed,
+                         bool_or(event_type in ('unsubscribe', 'complaint', 'hard_bounce')) as said_no
+                  from marts.customer_activity where email is not null group by email) e using (email)
+            where c.is_mailable <> (e.mailed and not e.said_no)""")
+        assert not wrong, wrong[:5]
+    else:
+        # Spotler's events name an external id only: without Directo or Clang no address is known
+        assert _query(database, "select count(*) from marts.customer_activity where email is not null")[0][0] == 0
+
+
+def test_stale_sources_warn_unless_configured_to_fail(combination_run, tmp_path):
+    """Freshness measures loads: a Directo load 3 days ago warns, 8 days ago fails only when configured."""
+    env, database = _private_copy(combination_run(("clang", "directo")), tmp_path)
+
+    def age_directo_loads(days: int) -> None:
+        con = settings.connect(database)
+        try:
+            con.execute(f"update raw_directo._dlt_loads set inserted_at = now() - interval {days} day")
+        finally:
+            con.close()
+
+    only_the_seed = ["--", "--select", "clang_activity_types"]  # quick: freshness is checked after any build
+    age_directo_loads(3)
+    result = warehouse_cli("build", *only_the_seed, env=env)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "directo: STALE, last loaded 3.0 days ago (more than 2 days)" in result.stderr
+    assert "clang: last loaded" in result.stderr and "spotler: never loaded" in result.stderr
+
+    age_directo_loads(8)
+    result = warehouse_cli("build", *only_the_seed, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = warehouse_cli("build", *only_the_seed, env={**env, "BUILD__FAIL_ON_STALE_SOURCES": "true"})
+    assert result.returncode == 1
+    assert "directo: STALE, last loaded 8.0 days ago (more than 7 days)" in result.stderr
+    assert "fail_on_stale_sources" in result.stderr
+
+
+def test_a_plain_dbt_build_works_on_any_subset(combination_run, tmp_path):
+    """An analyst's own `dbt build`, without the CLI, on a warehouse that has only Clang's tables."""
+    env, _ = _private_copy(combination_run(("clang",)), tmp_path)
+    dbt = Path(sys.executable).with_name("dbt")
+    result = subprocess.run([str(dbt), "build", "--profiles-dir", str(settings.PROJECT_DIR), "--project-dir",
+                             str(settings.PROJECT_DIR)], capture_output=True, text=True, env=env,
+                            cwd=settings.PROJECT_DIR, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "ERROR=0" in result.stdout and "SKIP=0" in result.stdout
