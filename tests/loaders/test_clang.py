@@ -10,10 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
 
 from loaders import clang
-from mail_warehouse import settings
 from loaders.sftp import SftpError
+from mail_warehouse import settings
+from mail_warehouse.pipelines import make_pipeline, unwrap
 from mail_warehouse_demo.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, OpenSshSftpServer, SshKeys
 from tests.conftest import _require_sshd
 
@@ -81,8 +83,12 @@ def query(sql: str):
         con.close()
 
 
-def quiet_run():
-    return clang.run(clang.Reporter(stream=open(os.devnull, "w")))
+def quiet_run() -> clang.RunSummary:
+    """`warehouse load clang` in this process, without progress; what the source raised comes unwrapped."""
+    try:
+        return clang.run(make_pipeline(clang.PIPELINE_NAME, clang.DATASET), clang.RunReport())
+    except PipelineStepFailed as failure:
+        raise unwrap(failure, SftpError) from None
 
 
 def test_loads_activities_and_broadcasts_with_file_and_line(remote):
@@ -300,7 +306,7 @@ def test_a_killed_run_is_completed_by_the_next_with_nothing_lost_or_doubled(asyn
         asyncssh_remote.read_delay = 0.01  # slow enough to be mid-download when killed
         marker = "new or changed"
     else:
-        marker = "4 of 4 files fetched"
+        marker = "clang: loading"
     process = subprocess.Popen([sys.executable, "-m", "mail_warehouse", "load", "clang"], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
     for line in process.stdout:
@@ -316,3 +322,70 @@ def test_a_killed_run_is_completed_by_the_next_with_nothing_lost_or_doubled(asyn
     assert query("select count(*) from raw_clang.loaded_files") == [(4,)]
     again = quiet_run()
     assert again.loaded == 0 and query("select count(*) from raw_clang.activities") == [(120_000,)]
+
+
+def test_which_file_versions_were_loaded_is_kept_in_dlt_state(asyncssh_remote):
+    write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(3))
+    quiet_run()
+    state = make_pipeline(clang.PIPELINE_NAME, clang.DATASET).state["sources"]["clang"]["loaded_files"]
+    assert set(state) == {"activiteiten_20261101.csv"} and state["activiteiten_20261101.csv"]["data_rows"] == 3
+    con = settings.connect()
+    con.execute("drop table raw_clang.loaded_files")  # the destination's record is not what decides
+    con.close()
+    again = quiet_run()
+    assert (again.unchanged, again.loaded, again.bytes_downloaded) == (1, 0, 0)
+
+
+def test_rejects_of_several_files_read_in_one_pass_keep_their_own_lines(asyncssh_remote):
+    write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(2)
+          + "20001;1;2;a@example.nl;OPEN\n" + activity_rows(2, start=10))           # line 4: too few fields
+    write(asyncssh_remote.folder, "activiteiten_20261102.csv", HEADER + "\n" + activity_rows(3, start=20))
+    write(asyncssh_remote.folder, "activiteiten_20261103.csv", HEADER + "\n" + activity_rows(1, start=30)
+          + "20001;1;2;b@example.nl;OPEN;gisteren;\n"                                 # line 3: unparseable date
+          + "20001;1;2;d@example.nl;OPEN;2026-11-02 10:00:00;;extra\n"                # line 4: too many fields
+          + activity_rows(2, start=40))
+    summary = quiet_run()
+    assert (summary.activity_rows, summary.rejected_rows) == (10, 3)
+    lines = query("select source_file, list(source_line order by source_line) from raw_clang.activities group by 1 order by 1")
+    assert lines == [("activiteiten_20261101.csv", [2, 3, 5, 6]), ("activiteiten_20261102.csv", [2, 3, 4]),
+                     ("activiteiten_20261103.csv", [2, 5, 6])]
+    assert query("select customerid from raw_clang.activities where source_file = 'activiteiten_20261103.csv' "
+                 "and source_line = 5") == [("500040",)]
+    assert query("select source_file, source_line from raw_clang.rejected_rows order by 1, 2") == [
+        ("activiteiten_20261101.csv", 4), ("activiteiten_20261103.csv", 3), ("activiteiten_20261103.csv", 4)]
+    assert query("select source_file, data_rows, rejected_rows from raw_clang.loaded_files order by 1") == [
+        ("activiteiten_20261101.csv", 4, 1), ("activiteiten_20261102.csv", 3, 0), ("activiteiten_20261103.csv", 3, 2)]
+
+
+def test_a_file_duckdb_cannot_read_fails_alone(asyncssh_remote, monkeypatch):
+    monkeypatch.setenv("SOURCES__CLANG__ENCODING", "utf-16")
+    write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(2), encoding="utf-16")
+    broken = write(asyncssh_remote.folder, "activiteiten_20261102.csv", HEADER + "\n" + activity_rows(2), encoding="utf-16")
+    broken.write_bytes(broken.read_bytes() + b"\x00")  # half a UTF-16 character at the end
+    summary = quiet_run()
+    assert summary.activity_rows == 2 and len(summary.failed) == 1
+    assert summary.failed[0].startswith("activiteiten_20261102.csv: DuckDB cannot read it")
+    assert query("select distinct source_file from raw_clang.activities") == [("activiteiten_20261101.csv",)]
+    assert query("select source_file from raw_clang.loaded_files") == [("activiteiten_20261101.csv",)]
+
+
+def test_into_an_append_only_destination_each_row_names_its_file_version(asyncssh_remote, tmp_path):
+    """dlt's filesystem destination appends: a reader keeps each file's rows of its latest `loaded_at`."""
+    import dlt
+
+    lake = tmp_path / "lake"
+    pipeline = dlt.pipeline(pipeline_name="clang_lake", destination=dlt.destinations.filesystem(bucket_url=lake.as_uri()),
+                            dataset_name="clang", pipelines_dir=str(tmp_path / "pipelines"))
+    write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(5))
+    pipeline.run(clang.clang_source(), loader_file_format="parquet")
+    write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(2, start=50))
+    pipeline.run(clang.clang_source(), loader_file_format="parquet")
+    con = settings.connect(tmp_path / "read.duckdb")
+    activities, files = (f"read_parquet('{lake / 'clang' / table}/*.parquet')" for table in ("activities", "loaded_files"))
+    assert con.execute(f"select count(*) from {activities}").fetchone() == (7,)  # both versions are there
+    latest = con.execute(f"""
+        with latest as (select source_file, max(loaded_at) as loaded_at from {files} group by 1)
+        select count(*), min(customerid) from {activities} a join latest l
+            on a.source_file = l.source_file and a.file_loaded_at = l.loaded_at""").fetchone()
+    con.close()
+    assert latest == (2, "500050")

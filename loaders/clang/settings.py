@@ -1,0 +1,80 @@
+"""`[sources.clang]`: the settings of the Clang source, declared once and checked where they are declared.
+
+Without `from __future__ import annotations`: dlt reads the field types of a configspec.
+"""
+
+from typing import List, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dlt.common.configuration.exceptions import ConfigurationValueError
+from dlt.common.configuration.specs import configspec
+
+from loaders.sftp import SftpSettings
+from loaders.sftp_config import SftpConfiguration
+
+SETTING_PREFIX = "SOURCES__CLANG__"
+ACTIVITY_COLUMNS = ["Broadcastid", "Customerid", "Extern klantnummer", "E-mailadres", "Activiteit",
+                    "Activiteitdatum", "Beschrijving activiteit"]
+BROADCAST_COLUMNS = ["Broadcastid", "Broadcast type", "Beschrijving", "Onderwerp", "Verzonden op"]
+DATE_COLUMNS = {"activity": "Activiteitdatum", "broadcast": "Verzonden op"}  # the date of each kind of file
+KINDS = ("activity", "broadcast")
+
+
+class ClangSettingsError(ConfigurationValueError):
+    """A setting of `[sources.clang]` is wrong; the message names it (a dlt configuration error: exit code 2)."""
+
+
+@configspec
+class ClangConfiguration(SftpConfiguration):
+    """`[sources.clang]` in .dlt/config.toml, or SOURCES__CLANG__<NAME> environment variables."""
+    remote_dir: str = "."
+    activity_glob: str = "**/activiteiten_*.csv"
+    broadcast_glob: str = "**/broadcasts_*.csv"
+    delimiter: str = ";"
+    has_header: bool = True
+    encoding: str = "utf-8"
+    activity_columns: Optional[List[str]] = None
+    broadcast_columns: Optional[List[str]] = None
+    timezone: str = "Europe/Amsterdam"
+    download_sessions: int = 4
+
+    def on_resolved(self) -> None:
+        for required in ("host", "username"):
+            if not getattr(self, required):
+                raise ClangSettingsError(f"missing setting sources.clang.{required} "
+                                         f"(env {SETTING_PREFIX}{required.upper()})")
+        self.remote_dir = self.remote_dir or "."
+        self.delimiter = "\t" if self.delimiter in ("\\t", "\t", "tab") else self.delimiter
+        if len(self.delimiter) != 1:
+            raise ClangSettingsError(f"{SETTING_PREFIX}DELIMITER takes one character (\\t for tab), got {self.delimiter!r}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ClangSettingsError(f"{SETTING_PREFIX}TIMEZONE {self.timezone!r} is not a time zone name") from None
+        try:
+            "".encode(self.encoding)
+        except LookupError:
+            raise ClangSettingsError(f"{SETTING_PREFIX}ENCODING {self.encoding!r} is not an encoding Python knows") from None
+        self.encoding = self.encoding.lower()
+        if int(self.download_sessions) < 1:
+            raise ClangSettingsError(f"{SETTING_PREFIX}DOWNLOAD_SESSIONS must be at least 1, got {self.download_sessions}")
+        for kind, default in (("activity", ACTIVITY_COLUMNS), ("broadcast", BROADCAST_COLUMNS)):
+            name = f"{kind}_columns"
+            columns = getattr(self, name)
+            if columns is None:
+                columns = list(default)
+            if not isinstance(columns, list) or not columns or not all(isinstance(c, str) and c for c in columns):
+                raise ClangSettingsError(f"{SETTING_PREFIX}{name.upper()} must be a non-empty JSON list of column names")
+            missing = [c for c in ("Broadcastid", DATE_COLUMNS[kind]) if c not in columns]
+            if missing:
+                raise ClangSettingsError(f"{SETTING_PREFIX}{name.upper()} lacks {missing}")
+            setattr(self, name, columns)
+
+    def columns(self, kind: str) -> List[str]:
+        return self.activity_columns if kind == "activity" else self.broadcast_columns
+
+    def glob(self, kind: str) -> str:
+        return self.activity_glob if kind == "activity" else self.broadcast_glob
+
+    def sftp(self) -> SftpSettings:
+        return self.sftp_settings(SETTING_PREFIX)
