@@ -158,9 +158,11 @@ def sql(analytics: Path, query: str, params: dict | None = None):
 
 
 def expected_mailing_headline(analytics: Path, platform: str | None = None) -> dict[str, str]:
+    """The Mailings page's headline as it opens: every period and type but SMS (no opens or clicks)."""
     mailings, sent, delivered, opens, clicks = sql(analytics, """
         select count(*), sum(sent_count), sum(delivered_count), sum(unique_open_count), sum(unique_click_count)
-        from marts.mailing_statistics where $platform is null or source_system = $platform""", {"platform": platform})
+        from marts.mailing_statistics
+        where ($platform is null or source_system = $platform) and mailing_type <> 'SMS'""", {"platform": platform})
     return {"Mailings": number(mailings), "Sent": number(sent), "Open rate": percent(opens / delivered),
             "Click rate": percent(clicks / delivered)}
 

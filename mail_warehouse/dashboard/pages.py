@@ -10,18 +10,32 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from mail_warehouse.dashboard.data import Published, number, percent
+from mail_warehouse.dashboard.data import NUMBER_FORMATS, Published, number, percent
 
 PLATFORMS = {"all": "All platforms", "clang": "Clang / Deployteq", "spotler": "Spotler Mail+"}
 RATE_AXIS = alt.Axis(format="%", title=None)
 # One colour per kind of response on every page: opens blue, clicks orange, bounces red, unsubscribes grey.
-RESPONSE_COLOURS = alt.Scale(domain=["open", "click", "bounce", "unsubscribe", "unique opens", "unique clicks"],
-                             range=["#4c78a8", "#f58518", "#e45756", "#79706e", "#4c78a8", "#f58518"])
+COLOURS = {"open": "#4c78a8", "click": "#f58518", "bounce": "#e45756", "unsubscribe": "#79706e",
+           "unique opens": "#4c78a8", "unique clicks": "#f58518"}
+
+
+def colours(*names: str) -> alt.Scale:
+    """The colour scale of a chart that shows these responses (its legend lists only them)."""
+    return alt.Scale(domain=list(names), range=[COLOURS[name] for name in names])
 LABEL_LIMIT = 320
+TEXT_MESSAGE_TYPES = {"SMS"}
 
 
 def style() -> str:
     return st.session_state.get("number_format", "nl")
+
+
+def draw(target, chart) -> None:
+    """A chart whose axes and tooltips write numbers as the numbers above them (Vega-Lite's own locale)."""
+    marks = NUMBER_FORMATS[style()]
+    locale = {"number": {"decimal": marks["decimal"], "thousands": marks["thousands"], "grouping": [3],
+                         "currency": ["€\u00a0", ""]}}
+    target.altair_chart(chart.configure(locale=locale))
 
 
 def show_query(sql: str, params: dict | None = None) -> None:
@@ -75,11 +89,13 @@ def mailings(db: Published) -> None:
     if pd.isna(first_day):
         st.info("No mailings in the published copy yet.")
         return
-    period_column, platform_column, type_column = st.columns([2, 3, 3])
+    period_column, platform_column = st.columns([1, 2])
     period = period_column.date_input("Period (send date)", (first_day, last_day), min_value=first_day,
                                       max_value=last_day, format="DD-MM-YYYY")
     platform = platform_column.radio("Platform", list(PLATFORMS), format_func=PLATFORMS.get, horizontal=True)
-    mailing_types = type_column.pills("Mailing type", all_types, default=all_types, selection_mode="multi")
+    # SMS has no opens or clicks: left out by default so it does not pull the e-mail rates down
+    mailing_types = st.pills("Mailing type", all_types, default=[t for t in all_types if t not in TEXT_MESSAGE_TYPES],
+                             selection_mode="multi")
     if not isinstance(period, (tuple, list)) or len(period) != 2:
         st.info("Pick the last day of the period.")
         return
@@ -106,18 +122,19 @@ def mailings(db: Published) -> None:
                             value_vars=["open_rate", "click_rate", "bounce_rate", "unsubscribe_rate"],
                             var_name="rate", value_name="share")
     long["rate"] = long.rate.str.replace("_rate", "").str.replace("_", " ")
-    base = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("sent_at:T", title="Sent"),
-        y=alt.Y("share:Q", axis=RATE_AXIS),
-        color=alt.Color("rate:N", title=None, scale=RESPONSE_COLOURS),
-        strokeDash=alt.StrokeDash("source_system:N", title="Platform"),
-        tooltip=["mailing_name", "source_system", "mailing_type", alt.Tooltip("sent_at:T", format="%d-%m-%Y %H:%M"),
-                 "rate", alt.Tooltip("share:Q", format=".2%")])
+    def rates_chart(title: str, *rates: str):
+        return alt.Chart(long[long.rate.isin(rates)]).mark_line(point=True).encode(
+            x=alt.X("sent_at:T", title="Sent"),
+            y=alt.Y("share:Q", axis=RATE_AXIS),
+            color=alt.Color("rate:N", title=None, scale=colours(*rates)),
+            strokeDash=alt.StrokeDash("source_system:N", title="Platform"),
+            tooltip=["mailing_name", "source_system", "mailing_type",
+                     alt.Tooltip("sent_at:T", format="%d-%m-%Y %H:%M"), "rate", alt.Tooltip("share:Q", format=".2%")]
+        ).properties(title=title, height=280)
+
     left, right = st.columns(2)
-    left.altair_chart(base.transform_filter(alt.FieldOneOfPredicate("rate", ["open", "click"]))
-                      .properties(title="Opens and clicks", height=280), use_container_width=True)
-    right.altair_chart(base.transform_filter(alt.FieldOneOfPredicate("rate", ["bounce", "unsubscribe"]))
-                       .properties(title="Bounces and unsubscribes", height=280), use_container_width=True)
+    draw(left, rates_chart("Opens and clicks", "open", "click"))
+    draw(right, rates_chart("Bounces and unsubscribes", "bounce", "unsubscribe"))
 
     st.subheader("Every mailing, with Spotler's own figures beside ours")
     st.caption("Spotler's columns come from its statistics API (latest fetch); the difference is ours minus "
@@ -218,14 +235,14 @@ def one_mailing(db: Published) -> None:
         chart = alt.Chart(curve).mark_line(interpolate="step-after").encode(
             x=alt.X("hour:Q", title="Hours since the send", scale=alt.Scale(domain=[0, horizon])),
             y=alt.Y("cumulative:Q", title="Contacts (cumulative)"),
-            color=alt.Color("response:N", title="From our events", scale=RESPONSE_COLOURS))
+            color=alt.Color("response:N", title="From our events", scale=colours("unique opens", "unique clicks")))
         if not snapshots.empty:
             points = snapshots.melt(id_vars=["hour"], value_vars=["unique opens", "unique clicks"],
                                     var_name="response", value_name="cumulative")
             chart += alt.Chart(points).mark_point(filled=True, size=70, shape="diamond").encode(
-                x="hour:Q", y="cumulative:Q", color=alt.Color("response:N", scale=RESPONSE_COLOURS),
+                x="hour:Q", y="cumulative:Q", color=alt.Color("response:N", scale=colours("unique opens", "unique clicks")),
                 tooltip=["response", "hour", "cumulative"])
-        st.altair_chart(chart.properties(height=300), use_container_width=True)
+        draw(st, chart.properties(height=300))
         st.caption("Lines: contacts who opened (or clicked) and who clicked, by hours since their send, from the "
                    "events. Diamonds: Spotler's own statistics at each fetch while the mailing settled."
                    if not snapshots.empty else
@@ -240,12 +257,11 @@ def one_mailing(db: Published) -> None:
         st.info("No clicks on any link.")
     else:
         left, right = st.columns([3, 2])
-        left.altair_chart(alt.Chart(links.head(15)).mark_bar().encode(
+        draw(left, alt.Chart(links.head(15)).mark_bar().encode(
             x=alt.X("unique_click_count:Q", title="Contacts who clicked"),
             y=alt.Y("link:N", sort="-x", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
             color=alt.Color("link_type:N", title="Link type"),
-            tooltip=["url", "link_type", "unique_click_count", "total_click_count"]).properties(height=300),
-            use_container_width=True)
+            tooltip=["url", "link_type", "unique_click_count", "total_click_count"]).properties(height=300))
         right.dataframe(links, hide_index=True, use_container_width=True, column_config={
             "link": "Link", "url": st.column_config.LinkColumn("Url"), "link_type": "Type",
             "unique_click_count": "Clickers", "total_click_count": "Clicks"})
@@ -265,7 +281,10 @@ select
 from marts.contacts"""
 
 ENGAGEMENT = """
-select engagement_status, count(*) as contacts from marts.contacts group by all order by contacts desc"""
+select replace(engagement_status, '_', ' ') as engagement_status, count(*) as contacts
+from marts.contacts
+group by all
+order by contacts desc"""
 
 NOT_MAILABLE = """
 select replace(not_mailable_reason, '_', ' ') as reason, count(*) as contacts
@@ -322,16 +341,16 @@ def contacts(db: Published) -> None:
     with left:
         st.subheader("Engagement")
         engagement = db.frame(ENGAGEMENT)
-        st.altair_chart(alt.Chart(engagement).mark_bar().encode(
+        draw(st, alt.Chart(engagement).mark_bar().encode(
             x=alt.X("contacts:Q", title="Contacts"), y=alt.Y("engagement_status:N", sort="-x", title=None),
-            tooltip=["engagement_status", "contacts"]).properties(height=200), use_container_width=True)
+            tooltip=["engagement_status", "contacts"]).properties(height=200))
         show_query(ENGAGEMENT)
     with right:
         st.subheader("Why not mailable")
         reasons = db.frame(NOT_MAILABLE)
-        st.altair_chart(alt.Chart(reasons).mark_bar(color="#c44e52").encode(
+        draw(st, alt.Chart(reasons).mark_bar(color="#c44e52").encode(
             x=alt.X("contacts:Q", title="Contacts"), y=alt.Y("reason:N", sort="-x", title=None),
-            tooltip=["reason", "contacts"]).properties(height=200), use_container_width=True)
+            tooltip=["reason", "contacts"]).properties(height=200))
         st.caption("The first reason that applies, in this order: hard bounced, complained, unsubscribed, "
                    "closed in Directo, deleted in Directo, not opted in.")
         show_query(NOT_MAILABLE)
@@ -343,20 +362,19 @@ def contacts(db: Published) -> None:
         bars = alt.Chart(growth).mark_bar(opacity=0.5).encode(
             x=alt.X("yearmonth(month):T", title="Month of the first mail"), y=alt.Y("new_contacts:Q", title="New"))
         line = alt.Chart(growth).mark_line(point=True).encode(
-            x="yearmonth(month):T", y=alt.Y("contacts_mailed:Q", title="Contacts mailed so far"))
-        st.altair_chart(alt.layer(bars, line).resolve_scale(y="independent").properties(height=240),
-                        use_container_width=True)
+            x="yearmonth(month):T", y=alt.Y("contacts_mailed:Q", title="Mailed so far"))
+        draw(st, alt.layer(bars, line).resolve_scale(y="independent").properties(height=240))
         show_query(GROWTH)
     with right:
         st.subheader("Bounces per month")
         bounces = db.frame(BOUNCES).melt(id_vars=["month"], var_name="bounce", value_name="count")
-        st.altair_chart(alt.Chart(bounces).mark_bar().encode(
+        draw(st, alt.Chart(bounces).mark_bar().encode(
             x=alt.X("yearmonth(month):T", title="Month sent"), y=alt.Y("count:Q", title="Bounces"),
-            color=alt.Color("bounce:N", title=None)).properties(height=240), use_container_width=True)
+            color=alt.Color("bounce:N", title=None)).properties(height=240))
         show_query(BOUNCES)
 
     st.subheader("Shared addresses")
-    st.dataframe(db.frame(SHARED), hide_index=True, use_container_width=True)
+    st.dataframe(db.frame(SHARED), hide_index=True)
     show_query(SHARED)
 
 
@@ -397,12 +415,12 @@ def segments_and_exports(db: Published) -> None:
     sizes = current.assign(at=published_at, measured="now")
     if has_log:
         sizes = pd.concat([db.frame(SEGMENT_SIZE_AT_EXPORTS), sizes], ignore_index=True)
-    st.altair_chart(alt.Chart(sizes).mark_line(point=True).encode(
-        x=alt.X("at:T", title=None, axis=alt.Axis(format="%d-%m-%Y", tickCount="day")),
+    draw(st, alt.Chart(sizes).mark_line(point=True).encode(
+        x=alt.X("at:T", title=None, axis=alt.Axis(format="%d-%m-%Y %H:%M", tickCount=4, labelAngle=0)),
         y=alt.Y("contacts:Q", title="Contacts"), color=alt.Color("segment:N"),
         shape=alt.Shape("measured:N", title=None),
         tooltip=["segment", alt.Tooltip("at:T", format="%d-%m-%Y %H:%M"), "contacts", "measured"]
-    ).properties(height=260), use_container_width=True)
+    ).properties(height=260))
     st.caption("Each export records the segment's size (sent plus left out by the consent guard); "
                "the last point is the segment as published now.")
     show_query(SEGMENT_SIZE_AT_EXPORTS)
@@ -433,7 +451,7 @@ order by sent_at desc"""
 
 
 def projections(db: Published) -> None:
-    st.title("Where will this week's mailings end up?")
+    st.title("Where will our settling mailings end up?")
     if not db.has_table("marts", "mailing_rate_projections"):
         st.info("This copy has no projections yet; the next `warehouse build` and `warehouse publish` add them.")
         return
@@ -470,9 +488,9 @@ def projections(db: Published) -> None:
         so_far = alt.Chart(rows).mark_point(filled=True, size=80, color="#e45756").encode(
             y=alt.Y("label:N", sort=None), x=f"{response}_rate:Q",
             tooltip=["mailing_name", alt.Tooltip(f"{response}_rate:Q", format=".1%")])
-        st.altair_chart(alt.layer(bars, expected, so_far).properties(
+        draw(st, alt.layer(bars, expected, so_far).properties(
             title=f"Unique {response} rate: so far (red dot) and projected (blue tick, spread)",
-            height=40 + 28 * len(rows)), use_container_width=True)
+            height=40 + 28 * len(rows)))
     table = projected.drop(columns=["mailing_key"]).copy()
     for column in [c for c in table.columns if c.endswith("_rate") or "_rate_" in c]:
         table[column] = table[column] * 100
