@@ -227,13 +227,17 @@ def one_mailing(db: Published) -> None:
     horizon = st.select_slider("Hours after the send", [24, 72, 168, 336, 720], value=168)
     curve = db.frame(RESPONSE_CURVE, params)
     curve = curve[curve.hour <= horizon]
+    # each line runs on to the mailing's age (or the chart's edge): no new responses is a flat line, not an end
+    age = min(horizon, int(stats.days_since_send or 0) * 24)
+    ends = curve.groupby("response", as_index=False).agg(hour=("hour", "max"), cumulative=("cumulative", "max"))
+    curve = pd.concat([curve, ends[ends.hour < age].assign(hour=age)], ignore_index=True)
     snapshots = db.frame(SNAPSHOTS, params)
     snapshots = snapshots[snapshots.hour <= horizon]
     if curve.empty:
         st.info("No opens or clicks yet.")
     else:
         chart = alt.Chart(curve).mark_line(interpolate="step-after").encode(
-            x=alt.X("hour:Q", title="Hours since the send", scale=alt.Scale(domain=[0, horizon])),
+            x=alt.X("hour:Q", title="Hours since the send", scale=alt.Scale(domain=[0, horizon], nice=False)),
             y=alt.Y("cumulative:Q", title="Contacts (cumulative)"),
             color=alt.Color("response:N", title="From our events", scale=colours("unique opens", "unique clicks")))
         if not snapshots.empty:
