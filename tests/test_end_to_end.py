@@ -81,11 +81,39 @@ def test_consent_follows_the_latest_statement(built, world_dir):
 def test_reactivation_candidates_meet_every_rule(built):
     _, database = built
     rows = _query(database, """
-        select r.days_inactive, c.is_opted_in, c.is_hard_bounced, c.has_complained, c.is_closed_in_directo
+        select r.days_inactive, c.is_mailable, c.not_mailable_reason, c.is_opted_in, c.is_hard_bounced,
+               c.has_complained, c.is_unsubscribed, c.is_closed_in_directo, c.is_deleted_in_directo
         from segments.reactivation r join marts.contacts c using (contact_key)""")
     assert rows
-    assert all(days >= 90 and opted and not hard and not complained and not closed
-               for days, opted, hard, complained, closed in rows)
+    assert all(days >= 90 and mailable and reason is None and opted and not any(blocks)
+               for days, mailable, reason, opted, *blocks in rows)
+
+
+def test_mailable_means_every_rule_and_the_reason_names_the_first_that_fails(built):
+    _, database = built
+    rows = _query(database, """
+        select not_mailable_reason, count(*),
+               count(*) filter (where is_mailable <> (is_opted_in and not is_hard_bounced and not has_complained
+                                                      and not is_unsubscribed and not is_closed_in_directo
+                                                      and not is_deleted_in_directo))
+        from marts.contacts group by all""")
+    reasons = {reason for reason, _, _ in rows}
+    assert None in reasons and {"hard_bounced", "unsubscribed", "not_opted_in"} <= reasons, rows
+    assert all(disagreeing == 0 for _, _, disagreeing in rows), rows
+
+
+def test_an_unsubscribe_click_is_no_engagement(built):
+    _, database = built
+    clicks_on_unsubscribe_links, unsubscribes_with_link = _query(database, """
+        select count(*) filter (where event_type = 'click' and link_type = 'unsubscribe'),
+               count(*) filter (where event_type = 'unsubscribe' and link_type = 'unsubscribe')
+        from marts.customer_activity""")[0]
+    assert clicks_on_unsubscribe_links == 0 and unsubscribes_with_link > 0
+    (engaged_by_unsubscribing,) = _query(database, """
+        select count(*) from marts.contacts c
+        where c.last_clicked_at is not null and not exists (
+            select 1 from marts.customer_activity a where a.email = c.email and a.event_type = 'click')""")[0]
+    assert engaged_by_unsubscribing == 0
 
 
 # Where the last days of each source sit in the raw tables, to hold them back and bring them in later.
@@ -105,9 +133,10 @@ def _hold_back_the_last_days(database: Path) -> None:
     con = settings.connect(database)
     try:
         con.execute("create schema held_back")
+        # the newest days' files (one load may stamp every file with the same time: their names hold the day)
         con.execute(f"""create table held_back.clang_files as
                         select source_file from raw_clang.loaded_files where file_kind = 'activity'
-                        order by loaded_at desc limit {HELD_BACK_CLANG_FILES}""")
+                        order by loaded_at desc, source_file desc limit {HELD_BACK_CLANG_FILES}""")
         con.execute("""create table held_back.activities as select * from raw_clang.activities
                        where source_file in (select source_file from held_back.clang_files)""")
         con.execute("delete from raw_clang.activities where source_file in (select source_file from held_back.clang_files)")
@@ -124,7 +153,10 @@ def _hold_back_the_last_days(database: Path) -> None:
 def _bring_in_the_held_back_days(database: Path) -> None:
     con = settings.connect(database)
     try:
-        con.execute("insert into raw_clang.activities select * from held_back.activities")
+        # as a later load would: the held-back files arrive now
+        con.execute("insert into raw_clang.activities select * replace (now() as file_loaded_at) from held_back.activities")
+        con.execute("""update raw_clang.loaded_files set loaded_at = now()
+                       where source_file in (select source_file from held_back.clang_files)""")
         for table in HELD_BACK_SPOTLER:
             con.execute(f"insert into raw_spotler.{table} select * from held_back.{table}")
         con.execute("drop schema held_back cascade")
