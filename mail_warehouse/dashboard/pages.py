@@ -425,8 +425,9 @@ def segments_and_exports(db: Published) -> None:
         shape=alt.Shape("measured:N", title=None),
         tooltip=["segment", alt.Tooltip("at:T", format="%d-%m-%Y %H:%M"), "contacts", "measured"]
     ).properties(height=260))
-    st.caption("Each export records the segment's size (sent plus left out by the consent guard); "
-               "the last point is the segment as published now.")
+    st.caption("Each export records the segment's size (sent plus left out by the consent guard); the last "
+               "point is the segment as published now. A segment shrinks after an export while the contacts it "
+               "sent wait out the segment's cooldown.")
     show_query(SEGMENT_SIZE_AT_EXPORTS)
 
     st.subheader("Every CSV trigger")
