@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from mail_warehouse.pipelines import finish_pending_load, make_pipeline, unwrap
+from mail_warehouse.pipelines import finish_pending_load, make_pipeline, run_in_steps, unwrap
 from mail_warehouse.settings import connect, sql_literal, warehouse_path
 
 SPOTLER_MEMORY_LIMIT = "1GB"
@@ -61,7 +61,7 @@ def load_directo(*, full: bool = False, stream=sys.stderr):
     started = time.monotonic()
     had_snapshot = _snapshot_customers(warehouse) if warehouse.exists() else False
     try:
-        pipeline.run(source)
+        run_in_steps(pipeline, source)
     except PipelineStepFailed as failure:
         error = unwrap(failure, directo.DirectoError)
         if not isinstance(error, directo.DirectoError):
