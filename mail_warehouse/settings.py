@@ -43,52 +43,6 @@ def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckd
     return con
 
 
-def dlt_destination(warehouse: Path | None = None, *, memory_limit: str = "1GB"):
-    """dlt's DuckDB destination for the warehouse: sessions in UTC, DuckDB's memory bounded (it spills)."""
-    import dlt
-    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-
-    credentials = DuckDbCredentials(str(warehouse or warehouse_path()))
-    credentials.session_timezone = SESSION_TIME_ZONE
-    credentials.global_config = {"memory_limit": memory_limit}
-    return dlt.destinations.duckdb(credentials=credentials)
-
-
-def pipelines_dir(warehouse: Path | None = None) -> Path:
-    """dlt's working folders (state, pending load packages) live beside the warehouse they load into."""
-    target = warehouse or warehouse_path()
-    return target.parent / ".dlt_pipelines" / target.stem
-
-
 def use_project_dlt_settings() -> None:
     """Point dlt at the repo's `.dlt/` folder whatever the working directory, unless the user chose one."""
     os.environ.setdefault("DLT_PROJECT_DIR", str(PROJECT_DIR))
-
-
-def make_pipeline(name: str, dataset: str, warehouse: Path | None = None, *, memory_limit: str = "1GB"):
-    """A loader's dlt pipeline into `dataset` of the warehouse; its state lives beside the warehouse."""
-    import dlt
-
-    target = warehouse or warehouse_path()
-    return dlt.pipeline(pipeline_name=name, destination=dlt_destination(target, memory_limit=memory_limit),
-                        dataset_name=dataset, pipelines_dir=str(pipelines_dir(target)))
-
-
-def finish_pending_load(pipeline, stream) -> bool:
-    """Load what an earlier, interrupted run of this pipeline left extracted; True if there was any."""
-    if not pipeline.has_pending_data:
-        return False
-    print(f"{pipeline.pipeline_name}: finishing the load an earlier run left pending", file=stream, flush=True)
-    pipeline.normalize()
-    pipeline.load()
-    return True
-
-
-def unwrap(failure: BaseException, error_type: type[Exception]) -> BaseException:
-    """dlt wraps what a resource raised; our own errors already say what failed and what to do."""
-    seen = failure
-    while seen is not None:
-        if isinstance(seen, error_type):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return failure
