@@ -291,6 +291,8 @@ def cmd_dashboard(args) -> int:
     print(f"Dashboard on {url(args.host, args.port)} reading {copy} read-only"
           + ("" if copy.exists() else " (nothing published yet: run `warehouse publish`)") + "; Ctrl-C stops it",
           flush=True)
+    # a service manager's stop (SIGTERM) reaches only this process: pass it on, or Streamlit outlives us
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     try:
         return server.wait()
     except KeyboardInterrupt:  # Streamlit got the same Ctrl-C and stops on its own

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from mail_warehouse import settings
-from mail_warehouse.dashboard import start
 from mail_warehouse.dashboard.data import number, percent
 from tests.conftest import warehouse_cli
 
@@ -41,28 +42,36 @@ def _free_port() -> int:
 
 
 def _serve(warehouse: Path, log: Path):
-    """The dashboard as `warehouse dashboard` starts it, on a free loopback port; waits until it answers."""
+    """`warehouse dashboard` on a free loopback port; waits until it prints its URL and Streamlit answers."""
     port = _free_port()
     output = log.open("w")
-    server = start("127.0.0.1", port, env={"WAREHOUSE_PATH": str(warehouse)}, stdout=output, stderr=output)
+    server = subprocess.Popen([sys.executable, "-m", "mail_warehouse", "dashboard", "--port", str(port)],
+                              env={**os.environ, "WAREHOUSE_PATH": str(warehouse)}, stdout=output, stderr=output)
+    url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as answer:
+            with urllib.request.urlopen(f"{url}_stcore/health", timeout=2) as answer:
                 if answer.read() == b"ok":
-                    return server, f"http://127.0.0.1:{port}/", output
+                    break
         except OSError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
             pytest.fail(f"the dashboard did not start: {log.read_text()[-2000:]}")
         time.sleep(0.3)
+    assert f"Dashboard on {url}" in log.read_text()
+    return server, url, output
 
 
 def _stop(server, output) -> None:
+    """Stop it as a service manager would (SIGTERM to `warehouse`): Streamlit must stop with it."""
+    url = [word for word in open(output.name).read().split() if word.startswith("http://")][0]
     server.terminate()
     server.wait(timeout=20)
     output.close()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{url}_stcore/health", timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -216,11 +225,12 @@ def test_headline_numbers_equal_sql_on_the_marts_and_a_filter_changes_them(dashb
 def test_a_newly_published_copy_shows_on_refresh_and_the_file_is_never_held_open(dashboard, published_world, page):
     url, server = dashboard
     env, warehouse, analytics = published_world
+    streamlit = int(open(f"/proc/{server.pid}/task/{server.pid}/children").read().split()[0])
     open_page(page, url)
     before = expected_mailing_headline(analytics)
     wait_for_metrics(page, before)
     # between page views the server holds no handle on the copy, so publish can replace it at any time
-    held = [os.readlink(f"/proc/{server.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{server.pid}/fd")]
+    held = [os.readlink(f"/proc/{streamlit}/fd/{fd}") for fd in os.listdir(f"/proc/{streamlit}/fd")]
     assert not [target for target in held if "analytics.duckdb" in target]
 
     con = settings.connect(warehouse)
