@@ -106,14 +106,14 @@ class SpotlerSync:
                     done_in_cycle.append(key(item))
         return done
 
-    def once(self, name: str, fetch: Callable[[], object]):
-        """The result of `fetch`, fetched on first use in this run; [] when the budget is spent before."""
+    def once(self, name: str, fetch: Callable[[], object], nothing: object = ()):
+        """The result of `fetch`, fetched on first use in this run; `nothing` when the budget ran out first."""
         if name not in self._fetched:
             try:
                 self._fetched[name] = fetch()
             except CallBudgetReached:
                 self.budget_reached()
-                self._fetched[name] = []
+                self._fetched[name] = nothing
         return self._fetched[name]
 
     def since(self, cursors: dict, name: str) -> dt.datetime:
@@ -129,7 +129,7 @@ class SpotlerSync:
 
     def mailings(self) -> tuple[list[dict], list[tuple[dict, dict]]]:
         """(every mailing listed since the last sync, (mailing, details) of the new ones)."""
-        return self.once("mailings", self._fetch_mailings)
+        return self.once("mailings", self._fetch_mailings, nothing=((), ()))
 
     def _fetch_mailings(self):
         state = dlt.current.source_state()

@@ -247,3 +247,11 @@ def test_a_wrong_setting_exits_2_naming_it_without_a_traceback(spotler_env, monk
                             env=os.environ.copy(), timeout=300)
     assert result.returncode == 2 and "SOURCES__SPOTLER__PAGE_SIZE" in result.stderr
     assert "Traceback" not in result.stderr and server.total_calls() == 0
+
+
+@pytest.mark.parametrize("budget", ["1", "2", "3"])
+def test_a_budget_smaller_than_the_calls_every_run_makes_stops_cleanly(spotler_env, monkeypatch, budget):
+    server, api = spotler_env
+    monkeypatch.setenv("SOURCES__SPOTLER__MAX_CALLS_PER_RUN", budget)
+    summary = sync(api)
+    assert summary.budget_reached and server.total_calls() == sum(summary.calls.values()) == int(budget)
