@@ -40,7 +40,7 @@ import yaml
 
 from mail_warehouse import settings as warehouse_settings
 from mail_warehouse.export_config import SETTING_PREFIX, ExportError, ExportSettings, load_settings
-from mail_warehouse.run import RunLock
+from mail_warehouse.lock import WarehouseLock
 from mail_warehouse.settings import sql_literal
 from loaders.sftp import RETRYABLE, ReconnectingSftp, SftpError, SftpSession
 
@@ -339,7 +339,7 @@ def reconcile(con, deployteq: Deployteq, segment: str | None = None) -> list[Exp
         if found is not None:
             odd = "" if found.size == size else f" (it has {found.size} bytes, the intent {size})"
             note = f"found in {found.folder}/ by a later run{odd}"
-            _record_outcome(con, export_id, found.status, note)
+            _record_outcome(con, export_id, found.status, note, found_later=True)
             results.append(ExportResult(intent_segment, "reconciled", file_name, message=(
                 f"an earlier run was interrupted after sending it; found in {found.folder}/{odd}, recorded as "
                 f"{found.status}, not sent again{scratch}")))
@@ -355,11 +355,14 @@ def reconcile(con, deployteq: Deployteq, segment: str | None = None) -> list[Exp
     return results
 
 
-def _record_outcome(con, export_id: str, status: str, note: str | None = None) -> None:
+def _record_outcome(con, export_id: str, status: str, note: str | None = None, *, found_later: bool = False) -> None:
+    """`found_later`: the delivery was seen by a later run, so its time is taken as the intent's (the upload
+    began within seconds of it), not the moment it was found."""
     con.execute(f"""update {LOG_SCHEMA}.csv_trigger_log
-                    set status = $status, uploaded_at = coalesce(uploaded_at, now()), note = coalesce($note, note),
+                    set status = $status, note = coalesce($note, note),
+                        uploaded_at = coalesce(uploaded_at, case when $found_later then recorded_at end, now()),
                         status_checked_at = case when $status in ('done', 'failed') then now() end
-                    where export_id = $id""", {"status": status, "note": note, "id": export_id})
+                    where export_id = $id""", {"status": status, "note": note, "id": export_id, "found_later": found_later})
 
 
 def _stage_contacts(con, guard: ConsentGuard, trigger: Trigger, export_id: str) -> None:
@@ -395,7 +398,7 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
     if unknown:
         raise ExportError(f"no csv_trigger declared for {unknown}; segments with one: {sorted(triggers)}")
     today = today or dt.datetime.now(dt.UTC).date()
-    with RunLock(warehouse_settings.warehouse_path(), wait_seconds, command="export"):
+    with WarehouseLock(warehouse_settings.warehouse_path(), wait_seconds, command="export"):
         con = warehouse_settings.connect()
         # Beside the main thread: reading the settings (dlt's configuration machinery) and the SSH handshake
         # while DuckDB writes the guarded CSV; recording the exported contacts while the file is hashed.
@@ -495,7 +498,7 @@ def check_status(*, wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS, stream=sys.
     """Reconcile interrupted exports, then read Deployteq's Done and Failed folders; record and report what
     became of earlier exports."""
     settings = load_settings()
-    with RunLock(warehouse_settings.warehouse_path(), wait_seconds, command="export"):
+    with WarehouseLock(warehouse_settings.warehouse_path(), wait_seconds, command="export"):
         con = warehouse_settings.connect()
         deployteq = Deployteq(settings)
         try:

@@ -8,7 +8,6 @@ nothing. The exit code is non-zero when any step failed, after a summary of ever
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mail_warehouse.build import freshness_summary
+from mail_warehouse.lock import LockBusy, WarehouseLock  # noqa: F401  (LockBusy: the CLI catches it)
 from mail_warehouse.settings import PROJECT_DIR, warehouse_path
 
 SOURCE_SETTINGS = {  # a source is configured when its first setting is present
@@ -26,53 +25,10 @@ SOURCE_SETTINGS = {  # a source is configured when its first setting is present
 }
 
 
-class LockBusy(RuntimeError):
-    pass
-
-
-class RunLock:
-    """One `warehouse <command>` at a time per warehouse: an flock on a file beside it, released by the kernel
-    when the holder dies (even by SIGKILL). `run` and `export` take different locks, so the export that
-    `warehouse run` starts as a child does not wait for its own parent, while two exports still exclude each
-    other however they were started."""
-
-    def __init__(self, warehouse: Path, wait_seconds: float, command: str = "run") -> None:
-        self.path = warehouse.with_name(f".{warehouse.name}.lock" if command == "run"
-                                        else f".{warehouse.name}.{command}.lock")
-        self.command = command
-        self.wait = wait_seconds
-        self.handle = None
-
-    def __enter__(self) -> "RunLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = self.path.open("a+")
-        deadline = time.monotonic() + self.wait
-        while True:
-            try:
-                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.handle.seek(0)
-                self.handle.truncate()
-                self.handle.write(f"{os.getpid()}\n")
-                self.handle.flush()
-                return self
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    self.handle.seek(0)
-                    holder = self.handle.read().strip() or "another process"
-                    self.handle.close()
-                    raise LockBusy(f"another `warehouse {self.command}` (pid {holder}) holds {self.path}; gave up "
-                                   f"after {self.wait:.0f} s (--wait sets how long to wait)") from None
-                time.sleep(0.5)
-
-    def __exit__(self, *exc) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
-
-
 @dataclass
 class StepResult:
     name: str
-    status: str       # ok | failed | skipped (source freshness: ok | stale | unknown)
+    status: str       # ok | failed | skipped
     seconds: float = 0.0
     note: str = ""
 
@@ -98,19 +54,15 @@ def _step(name: str, args: list[str], stream) -> StepResult:
 def run_steps(wait_seconds: float, full_refresh: bool = False, stream=sys.stderr) -> tuple[int, list[StepResult]]:
     warehouse = warehouse_path()
     steps: list[StepResult] = []
-    with RunLock(warehouse, wait_seconds):
+    with WarehouseLock(warehouse, wait_seconds):
         sources = configured_sources()
         for source in SOURCE_SETTINGS:
             if source in sources:
                 steps.append(_step(f"load {source}", ["load", source], stream))
             else:
                 steps.append(StepResult(f"load {source}", "skipped", note="not configured"))
-        build_started = time.time()
         build = _step("build", ["build", "--", "--full-refresh"] if full_refresh else ["build"], stream)
         steps.append(build)
-        # the build step checked the loaded sources' freshness; a stale source warns here (see build.py)
-        freshness, stale = freshness_summary(since=build_started)
-        steps.append(StepResult("source freshness", freshness, note=stale))
         if build.status == "ok":
             steps.append(_step("publish", ["publish"], stream))
             steps.append(_step("export", ["export"], stream))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mail_warehouse import export, settings
-from mail_warehouse.run import RunLock
+from mail_warehouse.lock import WarehouseLock
 from tests.conftest import warehouse_cli
 
 pytestmark = pytest.mark.slow
@@ -196,7 +196,7 @@ def test_two_exports_at_once_deliver_one_trigger(warehouse_copy):
 
 def test_an_export_waits_for_another_then_gives_up_clearly(warehouse_copy):
     env, database, stack = warehouse_copy
-    with RunLock(database, 0, command="export"):
+    with WarehouseLock(database, 0, command="export"):
         result = warehouse_cli("export", "--wait", "1", env=env)
     assert result.returncode == 75 and "another `warehouse export`" in result.stderr
     assert uploaded(stack) == []
@@ -254,7 +254,7 @@ def test_publish_only_after_a_passing_build_and_never_disturbs_a_reader(warehous
 
 def test_an_overlapping_run_waits_then_gives_up_clearly(warehouse_copy):
     env, database, _ = warehouse_copy
-    with RunLock(database, 0):
+    with WarehouseLock(database, 0):
         started = time.monotonic()
         result = warehouse_cli("run", "--wait", "1", env=env)
     assert result.returncode == 75 and "another `warehouse run`" in result.stderr
@@ -285,3 +285,19 @@ def test_the_weekly_run_rebuilds_every_incremental_model(warehouse_copy, tmp_pat
     for table in ("marts.customer_activity", "marts.contact_mail_history", "intermediate.int_contact_event_summary"):
         stamps = query(database, f"select count(distinct built_at), min(built_at) from {table}")[0]
         assert stamps[0] == 1 and stamps[1] > before, (table, stamps, before)
+
+
+def test_remote_folders_are_kept_as_written():
+    from mail_warehouse.export_config import remote_folder
+
+    assert [remote_folder(v) for v in ("Upload", "Upload/", "/Upload", "/csv upload/brand/Upload/", "", ".", "/")] == \
+        ["Upload", "Upload", "/Upload", "/csv upload/brand/Upload", ".", ".", "/"]
+
+
+def test_a_trigger_file_name_must_carry_the_date(tmp_path):
+    (tmp_path / "winback.yml").write_text("""models:
+  - name: winback
+    config: {meta: {csv_trigger: {file_name: winback.csv, columns: {email: emailadres}}}}
+""")
+    with pytest.raises(export.ExportError, match=r"winback.*must carry the date"):
+        export.declared_triggers(tmp_path)

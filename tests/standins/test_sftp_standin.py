@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 
 import paramiko
 import pytest
 
-from mail_warehouse_demo.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, SshKeys
+from mail_warehouse_demo.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, SftpFault, SshKeys
+from mail_warehouse_demo.standins.stack import DeployteqWatcher
 
 
 def _client(server, keys, *, known_hosts=None, password=None, key=True) -> paramiko.SSHClient:
@@ -68,3 +71,61 @@ def test_dropped_connection_fault_cuts_a_download_midway(world_dir, ssh_keys, tm
         retry.open_sftp().get(f"clang/{biggest.name}", str(tmp_path / "y"))
         retry.close()
         assert (tmp_path / "y").read_bytes() == biggest.read_bytes()
+
+
+def test_a_held_reply_waits_for_release_and_an_after_fault_lets_the_request_happen_first(ssh_keys, tmp_path):
+    root = tmp_path / "root"
+    (root / "Upload").mkdir(parents=True)
+    (root / "Upload" / ".t.csv.part").write_bytes(b"x")
+    with AsyncsshSftpServer(root, ssh_keys) as server:
+        fault = SftpFault("posix_rename", r"\.part$", after=True)
+        server.inject(fault)
+        client = _client(server, ssh_keys)
+        sftp = client.open_sftp()
+        renaming = threading.Thread(target=sftp.posix_rename, args=("Upload/.t.csv.part", "Upload/t.csv"))
+        renaming.start()
+        assert fault.wait_reached(10)
+        time.sleep(0.2)
+        assert renaming.is_alive()  # the reply is held ...
+        assert (root / "Upload" / "t.csv").exists()  # ... though the rename was carried out
+        fault.release()
+        renaming.join(10)
+        assert not renaming.is_alive()
+        client.close()
+
+
+def test_a_request_held_before_is_not_carried_out_when_its_client_is_gone(ssh_keys, tmp_path):
+    root = tmp_path / "root"
+    (root / "Upload").mkdir(parents=True)
+    (root / "Upload" / ".t.csv.part").write_bytes(b"x")
+    with AsyncsshSftpServer(root, ssh_keys) as server:
+        fault = SftpFault("posix_rename", r"\.part$")
+        server.inject(fault)
+        client = _client(server, ssh_keys)
+        sftp = client.open_sftp()
+
+        def rename_and_lose_the_connection():
+            with pytest.raises(paramiko.SSHException):
+                sftp.posix_rename("Upload/.t.csv.part", "Upload/t.csv")
+        threading.Thread(target=rename_and_lose_the_connection, daemon=True).start()
+        assert fault.wait_reached(10)
+        client.close()
+        time.sleep(0.3)
+        fault.release()
+        time.sleep(0.3)
+    assert sorted(p.name for p in (root / "Upload").iterdir()) == [".t.csv.part"]
+
+
+def test_the_deployteq_watcher_takes_triggers_from_upload_to_active_then_done(tmp_path):
+    for folder in ("Upload", "Active", "Done", "Failed"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "Upload" / "a.csv").write_bytes(b"a")
+    (tmp_path / "Upload" / ".b.csv.part").write_bytes(b"half")
+    watcher = DeployteqWatcher(tmp_path)
+    watcher.process()
+    assert [p.name for p in (tmp_path / "Active").iterdir()] == ["a.csv"]
+    (tmp_path / "Upload" / "a.csv").write_bytes(b"a")  # the same trigger again: a second campaign
+    watcher.process()
+    assert [p.name for p in (tmp_path / "Done").iterdir()] == ["a.csv"]
+    assert [c.file_name for c in watcher.started] == ["a.csv", "a.csv"]
+    assert [p.name for p in (tmp_path / "Upload").iterdir()] == [".b.csv.part"]  # scratch files are ignored

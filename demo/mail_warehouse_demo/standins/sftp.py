@@ -92,8 +92,9 @@ class SftpFault:
     file's name).
 
     `action`: "hold" keeps the reply back until `release()` (the test kills the client meanwhile), "drop" cuts
-    the connection instead of replying. `after`: act once the server has carried the request out (a rename
-    done whose reply never arrives) rather than before."""
+    the connection instead of replying, "deny" answers permission denied. `after`: act once the server has carried the request out (a rename
+    done whose reply never arrives) rather than before; a request held before and whose client is gone by
+    the release is not carried out."""
     operation: str
     path: str = ""
     nth: int = 1
@@ -145,8 +146,12 @@ class _MisbehavingSFTPServer(asyncssh.SFTPServer):
         if fault.action == "drop":
             self.channel.get_connection().abort()
             raise asyncssh.SFTPConnectionLost("dropped by an injected fault")
+        if fault.action == "deny":
+            raise asyncssh.SFTPPermissionDenied("permission denied (an injected fault)")
         while not fault.released.is_set():  # the reply waits; the connection stays up
             await asyncio.sleep(0.01)
+        if self.channel.is_closing():
+            raise asyncssh.SFTPConnectionLost("the client went away while its request was held")
 
     def _name(self, file_obj) -> str:
         return self._names.get(id(file_obj), _text(file_obj))
