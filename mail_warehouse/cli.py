@@ -6,6 +6,7 @@
     warehouse load directo [--full]  # Directo customers XML into raw_directo
     warehouse build [-- DBT_ARGS]  # dbt build on the warehouse (models, seeds, tests)
     warehouse publish              # marts and segments to analytics.duckdb for BI
+    warehouse dashboard [--port P] # the BI dashboard on analytics.duckdb, on localhost (Streamlit)
     warehouse export [SEGMENT ...] [--force] [--dry-run] [--status]   # segments to Deployteq CSV triggers
     warehouse run [--wait S]       # the scheduled job: load, build, publish, export
     warehouse demo                 # a small demo world, its stand-ins, every pipeline step, a summary
@@ -97,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser(
         "build", help="run dbt build (models, seeds, tests) on the warehouse",
-        description="dbt build in the repo on WAREHOUSE_PATH: seeds, models and every test. Arguments after -- go "
-                    "to dbt (for example: warehouse build -- --select marts --full-refresh).")
+        description="dbt build in the repo on WAREHOUSE_PATH: seeds, models and every test, then the freshness of "
+                    "every loaded source (a stale one warns; [build] fail_on_stale_sources = true fails). Arguments "
+                    "after -- go to dbt (for example: warehouse build -- --select marts --full-refresh).")
     build.add_argument("dbt_args", nargs="*", help="extra arguments for dbt build, after --")
     build.set_defaults(handler=cmd_build)
 
@@ -122,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy marts and segments to analytics.duckdb beside the warehouse, under a temporary name then "
                     "renamed in one step; only after a dbt build whose models and tests passed.")
     publish.set_defaults(handler=cmd_publish)
+
+    dashboard = commands.add_parser(
+        "dashboard", help="serve the dashboard on analytics.duckdb on localhost and print its URL",
+        description="A Streamlit dashboard (mailings, one mailing, contacts, segments and exports, settling mailings) "
+                    "on the published copy, opened read-only for each page view: it never blocks a load, and a "
+                    "newly published copy shows on refresh. Needs the `dashboard` extra. Ctrl-C stops it.")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
+    dashboard.add_argument("--port", type=_positive, default=8501, help="port (default 8501)")
+    dashboard.set_defaults(handler=cmd_dashboard)
 
     run = commands.add_parser(
         "run", help="the scheduled job: load every configured source, build, publish, export",
@@ -207,15 +218,18 @@ def cmd_demo(args) -> int:
 
 
 def cmd_load_clang(args) -> int:
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
     from loaders import clang
     from loaders.sftp import SftpError
+    from mail_warehouse.pipelines import make_pipeline, unwrap
 
     try:
-        summary = clang.run()
-    except clang.ClangSettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except SftpError as error:
+        summary = clang.run(make_pipeline(clang.PIPELINE_NAME, clang.DATASET), clang.RunReport(sys.stderr))
+    except PipelineStepFailed as failure:
+        error = unwrap(failure, SftpError)
+        if error is failure:
+            raise
         print(f"error: clang: {error}", file=sys.stderr)
         return 1
     print(summary.line())
@@ -264,6 +278,28 @@ def cmd_publish(args) -> int:
     return 0
 
 
+def cmd_dashboard(args) -> int:
+    from mail_warehouse.dashboard import DashboardError, start, url
+    from mail_warehouse.publish import analytics_path
+
+    try:
+        server = start(args.host, args.port)
+    except DashboardError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    copy = analytics_path()
+    print(f"Dashboard on {url(args.host, args.port)} reading {copy} read-only"
+          + ("" if copy.exists() else " (nothing published yet: run `warehouse publish`)") + "; Ctrl-C stops it",
+          flush=True)
+    # a service manager's stop (SIGTERM) reaches only this process: pass it on, or Streamlit outlives us
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+    try:
+        return server.wait()
+    except KeyboardInterrupt:  # Streamlit got the same Ctrl-C and stops on its own
+        server.wait()
+        return 0
+
+
 def cmd_run(args) -> int:
     from mail_warehouse.run import LockBusy, run_steps
 
@@ -282,14 +318,12 @@ def _steps_line(steps) -> str:
 
 
 def cmd_load_directo(args) -> int:
-    from loaders import directo
+    from loaders.directo import DirectoError
+    from mail_warehouse.loads import load_directo
 
     try:
-        summary = directo.run(full=args.full)
-    except directo.DirectoSettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except directo.DirectoError as error:
+        summary = load_directo(full=args.full)
+    except DirectoError as error:
         print(f"error: directo: {error}", file=sys.stderr)
         return 1
     print(summary.line())
@@ -297,22 +331,28 @@ def cmd_load_directo(args) -> int:
 
 
 def cmd_load_spotler(args) -> int:
-    from loaders import spotler
+    from loaders.spotler import SpotlerError
+    from mail_warehouse.loads import load_spotler
 
     contacts = args.contacts
     if contacts is not None and not contacts.is_file():
         print(f"error: --contacts {contacts}: no such file", file=sys.stderr)
         return 2
     try:
-        summary = spotler.run(contacts_file=contacts)
-    except spotler.SpotlerSettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except spotler.SpotlerError as error:
+        report = load_spotler(contacts_file=contacts)
+    except SpotlerError as error:
         print(f"error: spotler: {error}", file=sys.stderr)
         return 1
-    print("\n".join(summary.lines()))
+    print("\n".join(report.lines()))
     return 0
+
+
+def _is_wrong_setting(error: BaseException) -> bool:
+    """A setting missing or malformed: dlt's configuration errors, which the loaders' own settings errors
+    extend. Anything else is a bug and must surface as a traceback."""
+    from dlt.common.configuration.exceptions import ConfigurationException
+
+    return isinstance(error, ConfigurationException)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except ValueError as error:
+    except Exception as error:
+        if not _is_wrong_setting(error):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
 

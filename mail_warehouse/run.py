@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mail_warehouse.build import freshness_summary
 from mail_warehouse.lock import LockBusy, WarehouseLock  # noqa: F401  (LockBusy: the CLI catches it)
 from mail_warehouse.settings import PROJECT_DIR, warehouse_path
 
@@ -28,7 +29,7 @@ SOURCE_SETTINGS = {  # a source is configured when its first setting is present
 @dataclass
 class StepResult:
     name: str
-    status: str       # ok | failed | skipped
+    status: str       # ok | failed | skipped (source freshness: ok | stale | unknown)
     seconds: float = 0.0
     note: str = ""
 
@@ -61,8 +62,12 @@ def run_steps(wait_seconds: float, full_refresh: bool = False, stream=sys.stderr
                 steps.append(_step(f"load {source}", ["load", source], stream))
             else:
                 steps.append(StepResult(f"load {source}", "skipped", note="not configured"))
+        build_started = time.time()
         build = _step("build", ["build", "--", "--full-refresh"] if full_refresh else ["build"], stream)
         steps.append(build)
+        # the build step checked the loaded sources' freshness; a stale source warns here (see build.py)
+        freshness, stale = freshness_summary(since=build_started)
+        steps.append(StepResult("source freshness", freshness, note=stale))
         if build.status == "ok":
             steps.append(_step("publish", ["publish"], stream))
             steps.append(_step("export", ["export"], stream))
