@@ -122,7 +122,17 @@ def freshness_report_path() -> Path:
     return dbt_target_path() / "sources.json"
 
 
-def check_freshness(stream=sys.stderr) -> list[SourceFreshness]:
+def _vars_arguments(dbt_args: list[str]) -> list[str]:
+    """The `--vars` of a dbt command line: given to the freshness check too, dbt re-uses the build's parse."""
+    for index, argument in enumerate(dbt_args):
+        if argument == "--vars" and index + 1 < len(dbt_args):
+            return ["--vars", dbt_args[index + 1]]
+        if argument.startswith("--vars="):
+            return [argument]
+    return []
+
+
+def check_freshness(stream=sys.stderr, dbt_vars: list[str] | None = None) -> list[SourceFreshness]:
     """`dbt source freshness` on every loaded source; one line per source on `stream`."""
     report = freshness_report_path()
     report.unlink(missing_ok=True)  # never read an earlier run's answer
@@ -133,7 +143,8 @@ def check_freshness(stream=sys.stderr) -> list[SourceFreshness]:
         return []
     checked: list[SourceFreshness] = []
     if loaded:
-        _dbt(["source", "freshness", "--select", *(f"source:{source}.{FRESHNESS_TABLE}" for source in loaded)])
+        _dbt(["source", "freshness", *(dbt_vars or []),
+              "--select", *(f"source:{source}.{FRESHNESS_TABLE}" for source in loaded)])
         if report.exists():
             checked = read_freshness(report)
         else:
@@ -152,7 +163,7 @@ def dbt_build(extra: list[str] | None = None) -> int:
     """Run `dbt build` (its own output goes straight to the terminal), then check the sources' freshness.
     Returns dbt's exit code; 1 when a source is past its error_after and fail_on_stale_sources is set."""
     code = _dbt(["build", *(extra or [])])
-    freshness = check_freshness()
+    freshness = check_freshness(dbt_vars=_vars_arguments(extra or []))
     if code == 0 and fail_on_stale_sources() and any(entry.status == "error" for entry in freshness):
         print("error: a source is past its error_after and build.fail_on_stale_sources is set: load it, then "
               "build again", file=sys.stderr)

@@ -73,6 +73,19 @@ def warehouse_cli(*args, env, timeout=900):
                           timeout=timeout)
 
 
+def query_warehouse(database: Path, sql: str, world_dir: Path | None = None) -> list[tuple]:
+    """Rows of `sql` on a warehouse file (read-only), with the demo world's truth attached as `world`."""
+    from mail_warehouse import settings
+
+    con = settings.connect(database, read_only=True)
+    try:
+        if world_dir is not None:
+            con.execute(f"attach '{world_dir / 'world.duckdb'}' as world (read_only)")
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 @pytest.fixture(scope="session")
 def built_warehouse(world_dir, tmp_path_factory):
     """The test world loaded by the real loaders from the stand-ins and built by dbt, once per session.

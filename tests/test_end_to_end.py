@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mail_warehouse import settings
-from tests.conftest import warehouse_cli
+from tests.conftest import query_warehouse, warehouse_cli
 
 pytestmark = pytest.mark.slow
 
@@ -22,19 +22,9 @@ def built(built_warehouse):
     return env, database
 
 
-def _query(database: Path, sql: str, world_dir: Path | None = None):
-    con = settings.connect(database, read_only=True)
-    try:
-        if world_dir is not None:
-            con.execute(f"attach '{world_dir / 'world.duckdb'}' as world (read_only)")
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_every_mailing_has_the_counts_the_generator_knows(built, world_dir):
     _, database = built
-    rows = _query(database, """
+    rows = query_warehouse(database, """
         select t.system, t.source_id, t.sent, s.sent_count, t.unique_opens, s.unique_open_count,
                t.hard_bounces, s.hard_bounce_count, t.soft_bounces, s.soft_bounce_count
         from world.truth_mailing_counts t
@@ -48,18 +38,18 @@ def test_every_mailing_has_the_counts_the_generator_knows(built, world_dir):
 
 def test_rates_are_shares_and_spotler_agrees_with_its_api(built):
     _, database = built
-    (bad,) = _query(database, """select count(*) from marts.mailing_statistics
+    (bad,) = query_warehouse(database, """select count(*) from marts.mailing_statistics
                                  where open_rate > 1 or click_rate > 1 or delivery_rate > 1""")[0]
     assert bad == 0
-    differences = _query(database, """select max(abs(unique_open_count_difference)), max(abs(unique_click_count_difference))
+    differences = query_warehouse(database, """select max(abs(unique_open_count_difference)), max(abs(unique_click_count_difference))
                                       from marts.mailing_statistics where source_system = 'spotler'""")[0]
     assert differences == (0, 0)
 
 
 def test_one_contact_per_address_with_every_source_id(built, world_dir):
     _, database = built
-    (addresses,) = _query(database, "select count(distinct lower(trim(email))) from world.customers", world_dir)[0]
-    contacts, shared, with_clang, with_spotler = _query(database, """
+    (addresses,) = query_warehouse(database, "select count(distinct lower(trim(email))) from world.customers", world_dir)[0]
+    contacts, shared, with_clang, with_spotler = query_warehouse(database, """
         select count(*), count(*) filter (where is_shared_email), count(clang_customer_id), count(spotler_external_id)
         from marts.contacts""")[0]
     assert contacts == addresses and shared > 0 and with_clang > 0 and with_spotler > 0
@@ -68,7 +58,7 @@ def test_one_contact_per_address_with_every_source_id(built, world_dir):
 def test_consent_follows_the_latest_statement(built, world_dir):
     _, database = built
     # people who unsubscribed and later opted in again in Directo are opted in; unsubscribers who did not are not
-    rows = _query(database, """
+    rows = query_warehouse(database, """
         select p.reoptin_at is not null and p.reoptin_at > p.unsubscribed_at as came_back, c.is_opted_in, c.consent_source
         from world.people p join marts.contacts c on c.email = p.email
         where p.unsubscribed_at is not null and not p.opted_out
@@ -80,7 +70,7 @@ def test_consent_follows_the_latest_statement(built, world_dir):
 
 def test_reactivation_candidates_meet_every_rule(built):
     _, database = built
-    rows = _query(database, """
+    rows = query_warehouse(database, """
         select r.days_inactive, c.is_mailable, c.not_mailable_reason, c.is_opted_in, c.is_hard_bounced,
                c.has_complained, c.is_unsubscribed, c.is_closed_in_directo, c.is_deleted_in_directo
         from segments.reactivation r join marts.contacts c using (contact_key)""")
@@ -91,7 +81,7 @@ def test_reactivation_candidates_meet_every_rule(built):
 
 def test_mailable_means_every_rule_and_the_reason_names_the_first_that_fails(built):
     _, database = built
-    rows = _query(database, """
+    rows = query_warehouse(database, """
         select not_mailable_reason, count(*),
                count(*) filter (where is_mailable <> (is_opted_in and not is_hard_bounced and not has_complained
                                                       and not is_unsubscribed and not is_closed_in_directo
@@ -104,12 +94,12 @@ def test_mailable_means_every_rule_and_the_reason_names_the_first_that_fails(bui
 
 def test_an_unsubscribe_click_is_no_engagement(built):
     _, database = built
-    clicks_on_unsubscribe_links, unsubscribes_with_link = _query(database, """
+    clicks_on_unsubscribe_links, unsubscribes_with_link = query_warehouse(database, """
         select count(*) filter (where event_type = 'click' and link_type = 'unsubscribe'),
                count(*) filter (where event_type = 'unsubscribe' and link_type = 'unsubscribe')
         from marts.customer_activity""")[0]
     assert clicks_on_unsubscribe_links == 0 and unsubscribes_with_link > 0
-    (engaged_by_unsubscribing,) = _query(database, """
+    (engaged_by_unsubscribing,) = query_warehouse(database, """
         select count(*) from marts.contacts c
         where c.last_clicked_at is not null and not exists (
             select 1 from marts.customer_activity a where a.email = c.email and a.event_type = 'click')""")[0]
@@ -191,13 +181,13 @@ def test_an_incremental_build_after_new_days_equals_a_full_refresh(warehouse_cop
     _hold_back_the_last_days(database)
     result = warehouse_cli("build", "--", "--full-refresh", "--vars", "{as_of_date: '2026-11-20'}", env=env)
     assert result.returncode == 0, result.stdout[-3000:]
-    before = _query(database, "select count(*) from marts.customer_activity")[0][0]
+    before = query_warehouse(database, "select count(*) from marts.customer_activity")[0][0]
     _bring_in_the_held_back_days(database)
     result = warehouse_cli("build", "--", "--vars", "{as_of_date: '2026-11-23'}", env=env)
     assert result.returncode == 0, result.stdout[-3000:]
-    written = _query(database, """select count(*) from marts.customer_activity
+    written = query_warehouse(database, """select count(*) from marts.customer_activity
                                   where built_at = (select max(built_at) from marts.customer_activity)""")[0][0]
-    after = _query(database, "select count(*) from marts.customer_activity")[0][0]
+    after = query_warehouse(database, "select count(*) from marts.customer_activity")[0][0]
     assert after > before and written < after / 4, (before, written, after)
 
     full = tmp_path / "full.duckdb"

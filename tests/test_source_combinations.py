@@ -19,7 +19,7 @@ from mail_warehouse import settings
 from mail_warehouse_demo.standins.stack import StandinStack
 from mail_warehouse_demo.world import WorldSpec, simulate
 from mail_warehouse_demo.writers import write_world
-from tests.conftest import warehouse_cli
+from tests.conftest import query_warehouse, warehouse_cli
 
 pytestmark = pytest.mark.slow
 
@@ -81,16 +81,6 @@ def _run_with(sources: tuple[str, ...], stack: StandinStack, folder: Path) -> tu
     return env, database
 
 
-def _query(database: Path, sql: str, world: Path | None = None):
-    con = settings.connect(database, read_only=True)
-    try:
-        if world is not None:
-            con.execute(f"attach '{world / 'world.duckdb'}' as world (read_only)")
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 @pytest.mark.parametrize("sources", [
     ("clang", "directo"),
     ("spotler",),
@@ -103,11 +93,11 @@ def test_every_combination_of_sources_runs_end_to_end(sources, combination_stack
     env, database = combination_run(sources)
 
     platforms = {source for source in sources if source != "directo"}
-    systems = {system for (system,) in _query(database, "select distinct source_system from marts.customer_activity")}
+    systems = {system for (system,) in query_warehouse(database, "select distinct source_system from marts.customer_activity")}
     assert systems == platforms
 
     # every mailing of a present platform, with the counts the generator knows
-    rows = _query(database, """
+    rows = query_warehouse(database, """
         select t.system, t.source_id, t.sent, s.sent_count, t.delivered, s.delivered_count, t.unique_opens,
                s.unique_open_count, t.hard_bounces, s.hard_bounce_count, t.soft_bounces, s.soft_bounce_count
         from world.truth_mailing_counts t
@@ -121,20 +111,20 @@ def test_every_combination_of_sources_runs_end_to_end(sources, combination_stack
         assert pairs[0::2] == pairs[1::2], (system, mailing, pairs)
 
     # the segment uses the one definition of "may be mailed"
-    (unmailable_in_segment,) = _query(database, """select count(*) from segments.reactivation r
+    (unmailable_in_segment,) = query_warehouse(database, """select count(*) from segments.reactivation r
                                                    join marts.contacts c using (contact_key) where not c.is_mailable""")[0]
     assert unmailable_in_segment == 0
     assert (Path(env["WAREHOUSE_PATH"]).with_name("analytics.duckdb")).exists()
 
-    consent_sources = {source for (source,) in _query(database, "select distinct consent_source from marts.contacts")}
+    consent_sources = {source for (source,) in query_warehouse(database, "select distinct consent_source from marts.contacts")}
     if "directo" in sources:
         assert "directo_optin" in consent_sources and "implied_by_mailing" not in consent_sources
-        (contacts,) = _query(database, "select count(distinct lower(trim(email))) from world.customers", world)[0]
-        assert _query(database, "select count(*) from marts.contacts")[0][0] == contacts
+        (contacts,) = query_warehouse(database, "select count(distinct lower(trim(email))) from world.customers", world)[0]
+        assert query_warehouse(database, "select count(*) from marts.contacts")[0][0] == contacts
     elif "clang" in sources:
         # no ERP: a contact the platform mailed is opted in until an unsubscribe, complaint or hard bounce
         assert "implied_by_mailing" in consent_sources and "directo_optin" not in consent_sources
-        wrong = _query(database, """
+        wrong = query_warehouse(database, """
             select c.email, c.is_mailable, c.not_mailable_reason
             from marts.contacts c
             join (select email, bool_or(event_type = 'sent') as mailed,
@@ -144,7 +134,7 @@ def test_every_combination_of_sources_runs_end_to_end(sources, combination_stack
         assert not wrong, wrong[:5]
     else:
         # Spotler's events name an external id only: without Directo or Clang no address is known
-        assert _query(database, "select count(*) from marts.customer_activity where email is not null")[0][0] == 0
+        assert query_warehouse(database, "select count(*) from marts.customer_activity where email is not null")[0][0] == 0
 
 
 def test_stale_sources_warn_unless_configured_to_fail(combination_run, tmp_path):
