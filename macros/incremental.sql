@@ -5,7 +5,7 @@
   writes. A model downstream rebuilds the keys of the rows stamped after its own newest stamp.
 #}
 {% macro built_at() -%}
-    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}+00' as timestamp with time zone)
+    {{ utc_timestamp_literal(run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f")) }}
 {%- endmacro %}
 
 {# The newest built_at of this model's own rows (epoch when it has none): the watermark of an incremental build. #}
@@ -15,5 +15,5 @@
 
 {# A time before any data: the watermark of a table that has none yet. #}
 {% macro epoch() -%}
-    cast('1970-01-01 00:00:00+00' as timestamp with time zone)
+    {{ utc_timestamp_literal('1970-01-01 00:00:00') }}
 {%- endmacro %}

@@ -55,7 +55,7 @@
         {%- endif -%}
         (select
         {%- for column in node.columns.values() %}
-            cast(null as {{ column.data_type }}) as {{ adapter.quote(column.name) }}{{ "," if not loop.last }}
+            cast(null as {{ engine_type(column.data_type) }}) as {{ adapter.quote(column.name) }}{{ "," if not loop.last }}
         {%- endfor %}
         where false)
     {%- endif -%}

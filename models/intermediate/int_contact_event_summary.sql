@@ -33,11 +33,11 @@ final as (
         bool_or(event_type = 'hard_bounce') as is_hard_bounced,
         bool_or(event_type = 'complaint') as has_complained,
         max(event_at) filter (where event_type = 'complaint') as last_complained_at,
-        arg_max(source_system, event_at) filter (where event_type = 'complaint') as last_complaint_source,
+        {{ value_of_max('source_system', 'event_at', "event_type = 'complaint'") }} as last_complaint_source,
         max(event_at) filter (where event_type = 'unsubscribe') as last_unsubscribed_at,
-        arg_max(source_system, event_at) filter (where event_type = 'unsubscribe') as last_unsubscribe_source,
-        arg_max(source_contact_id, event_at) filter (where source_system = 'clang') as clang_customer_id,
-        arg_max(external_customer_id, event_at) filter (where source_system = 'clang') as clang_external_customer_id,
+        {{ value_of_max('source_system', 'event_at', "event_type = 'unsubscribe'") }} as last_unsubscribe_source,
+        {{ value_of_max('source_contact_id', 'event_at', "source_system = 'clang'") }} as clang_customer_id,
+        {{ value_of_max('external_customer_id', 'event_at', "source_system = 'clang'") }} as clang_external_customer_id,
         min(external_customer_id) filter (where source_system = 'spotler') as spotler_external_id,
         {{ built_at() }} as built_at
     from events

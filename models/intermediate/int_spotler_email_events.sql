@@ -74,7 +74,7 @@ events as (
         cast(null as {{ dbt.type_string() }}) as source_activity_code,
         e.campaign_subscription_id,
         cast(null as {{ dbt.type_string() }}) as source_contact_id,
-        cast(null as timestamp with time zone) as loaded_at
+        cast(null as {{ type_timestamp_tz() }}) as loaded_at
     from with_links e
     left join addresses m on m.external_customer_id = e.external_contact_id
 )

@@ -45,10 +45,10 @@ window_mailings as (
 directo as (
     select
         email,
-        list(customer_code order by customer_code) as directo_customer_codes,
+        {{ ordered_array_agg('customer_code', 'customer_code') }} as directo_customer_codes,
         count(*) as directo_customer_count,
         -- the open customer changed last speaks for the person
-        arg_max(customer_code, struct_pack(open := not is_closed, changed := changed_at)) as primary_customer_code,
+        {{ value_of_max('customer_code', sort_key(['not is_closed', 'changed_at'])) }} as primary_customer_code,
         bool_and(is_closed) as is_closed_in_directo
     from live_customers
     group by email
@@ -71,8 +71,7 @@ primary_customer as (
 primary_datafields as (
     select
         customer_code,
-        to_json(map_from_entries(list(struct_pack(k := datafield_code, v := datafield_content)
-                                      order by datafield_position))) as directo_datafields
+        {{ json_object_agg('datafield_code', 'datafield_content', 'datafield_position') }} as directo_datafields
     from datafields
     group by customer_code
 ),
@@ -102,7 +101,7 @@ consent_statements as (
     {% if implied_consent %}
     union all
     -- no ERP: the platforms mail only opted-in contacts, so having been mailed is an (undated) opt-in
-    select email, cast(null as date), cast(null as timestamp with time zone), true, 'implied_by_mailing'
+    select email, cast(null as date), cast(null as {{ type_timestamp_tz() }}), true, 'implied_by_mailing'
     from summary
     where first_sent_at is not null
     {% endif %}

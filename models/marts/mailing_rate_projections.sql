@@ -21,7 +21,7 @@ mailings as (
 
 observed as (
     select least(
-        cast({{ as_of_date() }} as timestamp with time zone) + interval 1 day,
+        cast({{ as_of_date() }} as {{ type_timestamp_tz() }}) + interval 1 day,
         max(greatest(sent_at, coalesce(first_opened_at, sent_at), coalesce(first_clicked_at, sent_at)))
     ) as observed_until
     from history
@@ -32,9 +32,9 @@ responses as (
     select
         h.mailing_key,
         case when h.first_opened_at < o.observed_until
-             then {{ dbt.datediff('h.sent_at', 'h.first_opened_at', 'minute') }} // 60 end as open_hour,
+             then {{ integer_divide(dbt.datediff('h.sent_at', 'h.first_opened_at', 'minute'), 60) }} end as open_hour,
         case when h.first_clicked_at < o.observed_until
-             then {{ dbt.datediff('h.sent_at', 'h.first_clicked_at', 'minute') }} // 60 end as click_hour
+             then {{ integer_divide(dbt.datediff('h.sent_at', 'h.first_clicked_at', 'minute'), 60) }} end as click_hour
     from history h
     inner join mailings m using (mailing_key)
     cross join observed o
@@ -58,7 +58,7 @@ aged as (
     select
         m.*,
         o.observed_until,
-        {{ dbt.datediff('m.sent_at', 'o.observed_until', 'minute') }} // 60 as hours_since_send
+        {{ integer_divide(dbt.datediff('m.sent_at', 'o.observed_until', 'minute'), 60) }} as hours_since_send
     from mailings m
     cross join observed o
     where m.sent_at < o.observed_until

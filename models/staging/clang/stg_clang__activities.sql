@@ -10,7 +10,7 @@ files as (
 
 renamed as (
     select
-        {{ dbt.hash("activities.source_file || ':' || cast(activities.source_line as varchar)") }} as activity_id,
+        {{ dbt.hash("activities.source_file || ':' || cast(activities.source_line as " ~ dbt.type_string() ~ ")") }} as activity_id,
         activities.broadcastid as broadcast_id,
         activities.customerid as clang_customer_id,
         nullif(trim(activities.extern_klantnummer), '') as external_customer_id,

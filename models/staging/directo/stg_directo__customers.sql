@@ -11,7 +11,7 @@ renamed as (
         contact as contact_name,
         {{ normalize_email('email') }} as email,
         country as country_code,
-        "class" as customer_class,
+        {{ adapter.quote('class') }} as customer_class,
         phone,
         closed = 1 as is_closed,
         deleted_at is not null as is_deleted,

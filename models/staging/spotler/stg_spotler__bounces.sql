@@ -4,7 +4,7 @@ with
 regular as (
     select
         'mailing' as mailing_kind,
-        cast(interaction_id as varchar) as event_key,
+        cast(interaction_id as {{ dbt.type_string() }}) as event_key,
         mailing_id,
         cast(null as {{ dbt.type_bigint() }}) as campaign_subscription_id,
         external_contact_id,

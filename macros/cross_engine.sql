@@ -1,0 +1,138 @@
+{#
+  The SQL that differs between the engines the project runs on, each behind adapter.dispatch with a DuckDB
+  (default__) and a Spark (spark__) form. Models call these and stay free of engine-only SQL; the DuckDB
+  forms are what the models always said, the Spark forms give the same answers (see README, "Spark").
+#}
+
+{# The type of a UTC instant: DuckDB's timestamp with time zone; Spark's timestamp (its session is UTC). #}
+{% macro type_timestamp_tz() -%}
+    {{ return(adapter.dispatch('type_timestamp_tz')()) }}
+{%- endmacro %}
+
+{% macro default__type_timestamp_tz() -%} timestamp with time zone {%- endmacro %}
+
+{% macro spark__type_timestamp_tz() -%} timestamp {%- endmacro %}
+
+{#
+  A column type written in a yml (`data_type`, DuckDB's spelling) in the engine's spelling: what an absent
+  source's empty relation is cast to.
+#}
+{% macro engine_type(data_type) -%}
+    {{ return(adapter.dispatch('engine_type')(data_type)) }}
+{%- endmacro %}
+
+{% macro default__engine_type(data_type) -%} {{ return(data_type) }} {%- endmacro %}
+
+{% macro spark__engine_type(data_type) -%}
+    {%- set spelled = data_type | lower | trim -%}
+    {%- set spark_types = {
+        'varchar': 'string', 'text': 'string', 'json': 'string', 'varchar[]': 'array<string>',
+        'timestamp with time zone': 'timestamp', 'timestamptz': 'timestamp', 'timestamp': 'timestamp_ntz',
+        'hugeint': 'decimal(38, 0)', 'ubigint': 'decimal(20, 0)', 'integer': 'int'} -%}
+    {{ return(spark_types.get(spelled, spelled)) }}
+{%- endmacro %}
+
+{#
+  A UTC instant as the literal `instant_text` ('YYYY-MM-DD HH:MM:SS[.ffffff]', UTC), typed as an instant.
+#}
+{% macro utc_timestamp_literal(instant_text) -%}
+    {{ return(adapter.dispatch('utc_timestamp_literal')(instant_text)) }}
+{%- endmacro %}
+
+{% macro default__utc_timestamp_literal(instant_text) -%}
+    cast('{{ instant_text }}+00' as timestamp with time zone)
+{%- endmacro %}
+
+{% macro spark__utc_timestamp_literal(instant_text) -%}
+    to_utc_timestamp(timestamp_ntz '{{ instant_text }}', 'UTC')
+{%- endmacro %}
+
+{#
+  Aggregate: `value` of the row with the largest `ordering`, among the rows where `condition` holds (and
+  value and ordering are not null: DuckDB's arg_max skips a null value, Spark's max_by would return it).
+#}
+{% macro value_of_max(value, ordering, condition=none) -%}
+    {{ return(adapter.dispatch('value_of_max')(value, ordering, condition)) }}
+{%- endmacro %}
+
+{% macro default__value_of_max(value, ordering, condition) -%}
+    arg_max({{ value }}, {{ ordering }}){% if condition %} filter (where {{ condition }}){% endif %}
+{%- endmacro %}
+
+{% macro spark__value_of_max(value, ordering, condition) -%}
+    max_by({{ value }}, {{ ordering }}) filter (
+        where {{ value }} is not null and {{ ordering }} is not null{% if condition %} and ({{ condition }}){% endif %})
+{%- endmacro %}
+
+{#
+  Several expressions as one value that orders by the first, then the second, ... (a sort key for
+  value_of_max).
+#}
+{% macro sort_key(expressions) -%}
+    {{ return(adapter.dispatch('sort_key')(expressions)) }}
+{%- endmacro %}
+
+{% macro default__sort_key(expressions) -%}
+    struct_pack({% for expression in expressions %}k{{ loop.index }} := {{ expression }}{{ ', ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro spark__sort_key(expressions) -%}
+    struct({% for expression in expressions %}{{ expression }} as k{{ loop.index }}{{ ', ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{# Aggregate: the values of a group as an array, in the order of `order_by`. #}
+{% macro ordered_array_agg(value, order_by) -%}
+    {{ return(adapter.dispatch('ordered_array_agg')(value, order_by)) }}
+{%- endmacro %}
+
+{% macro default__ordered_array_agg(value, order_by) -%}
+    list({{ value }} order by {{ order_by }})
+{%- endmacro %}
+
+{% macro spark__ordered_array_agg(value, order_by) -%}
+    transform(array_sort(collect_list(struct({{ order_by }} as sort_by, {{ value }} as item))), entry -> entry.item)
+{%- endmacro %}
+
+{#
+  Aggregate: a JSON object of key -> value over a group, keys in the order of `order_by`
+  ({"A": "x", "B": null}); DuckDB's json type, a string on Spark.
+#}
+{% macro json_object_agg(key, value, order_by) -%}
+    {{ return(adapter.dispatch('json_object_agg')(key, value, order_by)) }}
+{%- endmacro %}
+
+{% macro default__json_object_agg(key, value, order_by) -%}
+    to_json(map_from_entries(list(struct_pack(k := {{ key }}, v := {{ value }}) order by {{ order_by }})))
+{%- endmacro %}
+
+{% macro spark__json_object_agg(key, value, order_by) -%}
+    to_json(map_from_entries(transform(
+        array_sort(collect_list(struct({{ order_by }} as sort_by, {{ key }} as k, {{ value }} as v))),
+        entry -> struct(entry.k, entry.v))))
+{%- endmacro %}
+
+{# Integer division, truncating towards zero. #}
+{% macro integer_divide(dividend, divisor) -%}
+    {{ return(adapter.dispatch('integer_divide')(dividend, divisor)) }}
+{%- endmacro %}
+
+{% macro default__integer_divide(dividend, divisor) -%} ({{ dividend }}) // ({{ divisor }}) {%- endmacro %}
+
+{% macro spark__integer_divide(dividend, divisor) -%} ({{ dividend }}) div ({{ divisor }}) {%- endmacro %}
+
+{#
+  dbt.datediff on Spark with DuckDB's meaning: the number of boundaries of `datepart` crossed from the first
+  to the second time (10:00:50 to 10:01:10 is one minute; dbt-spark's own form would round 20 seconds up),
+  null when either is null. Days are calendar days of the UTC session.
+#}
+{% macro spark__datediff(first_date, second_date, datepart) -%}
+    {%- set seconds = {'second': 1, 'minute': 60, 'hour': 3600} -%}
+    {%- if datepart == 'day' -%}
+        datediff(cast({{ second_date }} as date), cast({{ first_date }} as date))
+    {%- elif datepart in seconds -%}
+        (floor(unix_micros(cast({{ second_date }} as timestamp)) / {{ seconds[datepart] * 1000000 }})
+         - floor(unix_micros(cast({{ first_date }} as timestamp)) / {{ seconds[datepart] * 1000000 }}))
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("datediff by " ~ datepart ~ " has no Spark form in macros/cross_engine.sql: add one") }}
+    {%- endif -%}
+{%- endmacro %}

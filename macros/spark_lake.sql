@@ -1,0 +1,62 @@
+{#
+  The Spark target reads the sources from the lake: the parquet folders dlt's filesystem destination writes,
+  <bucket_url>/<dataset>/<table>/<load_id>.<file_id>.parquet (bucket_url: DESTINATION__FILESYSTEM__BUCKET_URL,
+  default var/lake; s3://... is read as s3a://). Before every run (on-run-start) each source table found in
+  the lake becomes a view <schema>.<table> over its folder, so the models read it as source() as on DuckDB.
+  The filesystem destination appends where the DuckDB load merges: a table whose yml meta names `latest_by`
+  keys shows only the rows of the latest load of each key (what dlt's merge keeps). A table the lake lacks
+  stays absent: its staging view is empty (see sources_present.sql). On DuckDB this does nothing.
+#}
+{% macro register_lake_sources() -%}
+    {{ return(adapter.dispatch('register_lake_sources')()) }}
+{%- endmacro %}
+
+{% macro default__register_lake_sources() -%}
+    select 1 as lake_not_used_on_this_engine
+{%- endmacro %}
+
+{% macro lake_url() -%}
+    {%- set url = env_var('DESTINATION__FILESYSTEM__BUCKET_URL', 'var/lake') | trim -%}
+    {%- if url.startswith('s3://') -%} {%- set url = 's3a://' ~ url[5:] -%} {%- endif -%}
+    {{ return(url.rstrip('/')) }}
+{%- endmacro %}
+
+{% macro spark__register_lake_sources() -%}
+    {%- if not execute -%} {{ return('select 1') }} {%- endif -%}
+    {%- set lake = lake_url() -%}
+    {#- only file names are read: binaryFile leaves the content unread when it is not selected -#}
+    {%- set folders_query -%}
+        select distinct
+            regexp_extract(path, '/([^/]+)/([^/]+)/[^/]+[.]parquet$', 1) as dataset_name,
+            regexp_extract(path, '/([^/]+)/([^/]+)/[^/]+[.]parquet$', 2) as table_name
+        from binaryFile.`{{ lake }}/*/*/*.parquet`
+    {%- endset -%}
+    {%- set folders = [] -%}
+    {%- for row in run_query(folders_query) -%}
+        {%- do folders.append(row[0] ~ '/' ~ row[1]) -%}
+    {%- endfor -%}
+    {%- for node in graph.sources.values() if node.package_name == project_name -%}
+        {%- if (node.schema ~ '/' ~ node.identifier) in folders -%}
+            {%- set folder = lake ~ '/' ~ node.schema ~ '/' ~ node.identifier -%}
+            {%- set latest_by = (node.config.meta or {}).get('latest_by') or (node.meta or {}).get('latest_by') or [] -%}
+            {%- set view = api.Relation.create(schema=node.schema, identifier=node.identifier, type='view') -%}
+            {%- do run_query('create database if not exists ' ~ node.schema) -%}
+            {%- set view_sql -%}
+                create or replace view {{ view }} as
+                select lake.*
+                from parquet.`{{ folder }}` lake
+                {%- if latest_by %}
+                left semi join (
+                    select {{ latest_by | join(', ') }}, max(_dlt_load_id) as _dlt_load_id
+                    from parquet.`{{ folder }}`
+                    group by {{ latest_by | join(', ') }}
+                ) latest
+                    on {% for key in latest_by %}lake.{{ key }} <=> latest.{{ key }} and {% endfor %}lake._dlt_load_id = latest._dlt_load_id
+                {%- endif %}
+            {%- endset -%}
+            {%- do run_query(view_sql) -%}
+            {%- do adapter.cache_added(view) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return('select 1') }}
+{%- endmacro %}
