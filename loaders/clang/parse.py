@@ -46,6 +46,7 @@ class Downloaded:
     source_file: str   # the path relative to remote_dir: the rows' source_file
     kind: str          # activity | broadcast
     local: Path        # a name we chose, never the remote name
+    records: int | None = None  # as counted by `count_records`, None where only DuckDB can tell
 
 
 @dataclass
@@ -92,7 +93,24 @@ def readable(file: Downloaded, settings: ClangConfiguration) -> Downloaded:
             target.open("w", encoding="utf-8", newline="") as out:
         shutil.copyfileobj(source, out, 1 << 20)
     file.local.unlink()
-    return Downloaded(file.source_file, file.kind, target)
+    return Downloaded(file.source_file, file.kind, target, file.records)
+
+
+def count_records(local: Path, settings: ClangConfiguration) -> int | None:
+    """The records of a file without a quote character, counted by its line ends (a few milliseconds for a file
+    DuckDB takes a quarter of a second to scan). None where only DuckDB can tell: a quoted field may hold a line
+    end, and a line end is not one byte in every encoding."""
+    if NATIVE_ENCODINGS.get(settings.encoding) not in ("utf-8", "latin-1"):
+        return None
+    line_ends, last = 0, b""
+    with local.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            if b'"' in chunk:
+                return None
+            line_ends += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines = line_ends + (1 if last not in (b"", b"\n") else 0)
+    return max(0, lines - (1 if settings.has_header else 0))
 
 
 def duckdb_encoding(settings: ClangConfiguration) -> str:
@@ -170,7 +188,27 @@ class _Pass:
         return f"(select *, {self.reject_reason} as reject_reason from (select *, {self.parsed_date} from {numbered}))"
 
     def to_parquet(self, parquet: Path) -> Parsed:
-        accepted = self._scan()
+        counted = {f.source_file: f.records for f in self.files}
+        if None not in counted.values():
+            # Every record count is known: DuckDB reads the files once, and the counts are checked afterwards.
+            self._files_table(counted)
+            self._keep_structural_rejects()  # none yet: the read has not run
+            parsed = self._write(parquet, counted)
+            if self._counts_hold(parsed):
+                return parsed
+            self.con.execute("drop table files; drop table structural_rejects")  # a count was wrong: ask DuckDB
+        return self._write(parquet, self._scan())
+
+    def _counts_hold(self, parsed: Parsed) -> bool:
+        """The counted records were DuckDB's: no line rejected for its shape, each file's rows as many as counted."""
+        if self._found_structural_rejects():
+            return False
+        written = dict(self.con.execute(f"select source_file, count(*) from read_parquet({_literal(str(parsed.parquet))}) "
+                                        "group by 1").fetchall()) if parsed.parquet else {}
+        return all(written.get(path, 0) == rows for path, rows in parsed.rows_per_file.items())
+
+    def _write(self, parquet: Path, accepted: dict[str, int]) -> Parsed:
+        """The valid rows to `parquet`, the invalid ones with their reasons; `accepted`: records per file."""
         checked = self._checked(self._numbered())
         output = self.settings.columns(self.kind)
         selected = ", ".join(f"{'parsed_date' if n == self.date_column else n} as {_identifier(normalized(output[i]))}"
@@ -209,30 +247,42 @@ class _Pass:
         by_path = {str(f.local): f.source_file for f in self.files}
         # fetchall, not fetchone: DuckDB writes the rejects table only once the scan has run to its end
         counted = dict(self.con.execute(f"select filename, count(*) from {self.read} group by filename").fetchall())
-        has_rejects = self.con.execute(
-            "select count(*) from duckdb_tables() where table_name = 'reject_errors'").fetchone()[0]
+        accepted = {f.source_file: counted.get(str(f.local), 0) for f in self.files}
+        self._files_table(accepted)
+        self._keep_structural_rejects()
+        return accepted
+
+    def _keep_structural_rejects(self) -> None:
+        self._found_structural_rejects()
+        self.con.execute("create temp table structural_rejects as select * from structural_rejects_found")
+        self.structural = self.con.execute("select count(*) from structural_rejects").fetchone()[0]
+
+    def _files_table(self, accepted: dict[str, int]) -> None:
+        """Each file's name as DuckDB reports it, its source_file, and how many records come before its first."""
         offsets, offset = [], 0
         for file in self.files:  # DuckDB reads the files in the order given, records in file order
-            accepted = counted.get(str(file.local), 0)
-            offsets.append((str(file.local), file.source_file, offset, accepted))
-            offset += accepted
+            offsets.append((str(file.local), file.source_file, offset, accepted[file.source_file]))
+            offset += accepted[file.source_file]
         self.con.execute("create temp table files (filename varchar, source_file varchar, record_offset bigint, "
                          "accepted bigint)")
         self.con.executemany("insert into files values (?, ?, ?, ?)", offsets)
+
+    def _found_structural_rejects(self) -> int:
+        """The lines the last read rejected for their shape, one row per line (as `structural_rejects_found`)."""
+        has_rejects = self.con.execute(
+            "select count(*) from duckdb_tables() where table_name = 'reject_errors'").fetchone()[0]
         errors = ("(select e.line, e.error_type, e.csv_line, e.error_message, s.file_path as filename "
                   "from reject_errors e join reject_scans s using (scan_id, file_id))" if has_rejects else
                   "(select null::bigint as line, null as error_type, null as csv_line, null as error_message, "
                   "null::varchar as filename where false)")
         self.con.execute(f"""
-            create temp table structural_rejects as
+            create or replace temp table structural_rejects_found as
             select f.source_file, e.filename, e.line, min(e.error_type)::varchar as error_type,
                    min(e.csv_line) as csv_line, min(e.error_message) as message
             from {errors} e join files f using (filename)
             group by all
         """)
-        self.structural = self.con.execute("select count(*) from structural_rejects").fetchone()[0]
-        return {by_path[path]: count for path, count in counted.items()} | {
-            f.source_file: 0 for f in self.files if str(f.local) not in counted}
+        return self.con.execute("select count(*) from structural_rejects_found").fetchone()[0]
 
     def _numbered(self) -> str:
         """The rows with their file and line. Without structural rejects the k-th record of a file is on line
@@ -259,14 +309,25 @@ class _Pass:
 
 
 def rejects_table(rejects: list[tuple], kind: str, loaded_at: dt.datetime) -> pa.Table:
-    return pa.table({
-        "source_file": pa.array([r[0] for r in rejects], pa.string()),
-        "source_line": pa.array([r[1] for r in rejects], pa.int64()),
-        "file_kind": pa.array([kind] * len(rejects), pa.string()),
-        "reason": pa.array([r[2] for r in rejects], pa.string()),
-        "raw_text": pa.array([r[3] for r in rejects], pa.string()),
-        "file_loaded_at": pa.array([loaded_at] * len(rejects), pa.timestamp("us", tz="UTC")),
-    }, schema=REJECTS_SCHEMA)
+    return arrow_table([(path, line, kind, reason, raw, loaded_at) for path, line, reason, raw in rejects],
+                       REJECTS_SCHEMA)
+
+
+def arrow_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    """Rows as an Arrow table, built by DuckDB: handed Python values, pyarrow first imports pandas to see whether
+    they are pandas objects (about a second, once per process)."""
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute("create table rows (" + ", ".join(f"{_identifier(f.name)} {_DUCKDB_TYPES[f.type]}" for f in schema) + ")")
+        if rows:
+            con.executemany(f"insert into rows values ({', '.join('?' * len(schema))})", rows)
+        return con.sql("select * from rows").to_arrow_table().cast(schema)
+    finally:
+        con.close()
+
+
+_DUCKDB_TYPES = {pa.string(): "varchar", pa.int64(): "bigint", pa.timestamp("us", tz="UTC"): "timestamptz"}
 
 
 def _literal(value: str) -> str:

@@ -35,8 +35,9 @@ def run(pipeline: dlt.Pipeline, report: RunReport | None = None) -> RunSummary:
     pipeline.extract(source)
     del source  # its downloads and Parquet files are in the load package now
     pipeline.normalize()
-    summary = report.summary
-    report.say(f"clang: loading {summary.activity_rows + summary.broadcast_rows:,} rows into {pipeline.dataset_name}")
+    rows = report.summary.activity_rows + report.summary.broadcast_rows
+    if rows:
+        report.say(f"clang: loading {rows:,} rows into {pipeline.dataset_name}")
     pipeline.load()
     remove_superseded_rows(pipeline, deduplicate=interrupted)
     return report.summary

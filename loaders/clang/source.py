@@ -24,8 +24,8 @@ import dlt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loaders.clang.parse import Downloaded, FileRejected, Parsed, check_header, normalized, parse_files, readable, \
-    rejects_table
+from loaders.clang.parse import Downloaded, FileRejected, Parsed, arrow_table, check_header, count_records, normalized, \
+    parse_files, readable, rejects_table
 from loaders.clang.settings import DATE_COLUMNS, KINDS, ClangConfiguration
 from loaders.sftp import ReconnectingSftp, SftpSession, glob_to_regex
 
@@ -122,13 +122,14 @@ def _remote_path(settings: ClangConfiguration, remote: RemoteFile) -> str:
 
 
 def download_all(first: ReconnectingSftp, settings: ClangConfiguration, todo: list[RemoteFile], workdir: Path,
-                 report: RunReport, on_retry) -> list[tuple[RemoteFile, Path, str]]:
+                 report: RunReport, on_retry) -> list[tuple[RemoteFile, Path, str, int | None]]:
     """Download `todo` over up to `download_sessions` sessions at once (small files wait mostly on round trips);
-    return (file, local copy, sha256) in the order of `todo`. The first failure stops every session."""
+    return (file, local copy, sha256, records counted) in the order of `todo`. The first failure stops every
+    session."""
     pending: queue.SimpleQueue = queue.SimpleQueue()
     for index, remote in enumerate(todo):
         pending.put((index, remote))
-    results: dict[int, tuple[RemoteFile, Path, str]] = {}
+    results: dict[int, tuple[RemoteFile, Path, str, int | None]] = {}
     stop = threading.Event()
     extra = [ReconnectingSftp(settings.sftp(), on_retry=on_retry)
              for _ in range(min(settings.download_sessions, len(todo)) - 1)]
@@ -147,7 +148,7 @@ def download_all(first: ReconnectingSftp, settings: ClangConfiguration, todo: li
             except BaseException:
                 stop.set()
                 raise
-            results[index] = (remote, local, sha256)
+            results[index] = (remote, local, sha256, count_records(local, settings))
             report.file_fetched(remote, len(results), len(todo))
 
     try:
@@ -198,7 +199,7 @@ class Delivery:
             downloads = download_all(sftp, settings, todo, workdir, report, self._on_retry) if todo else []
         loaded_at = dt.datetime.now(dt.UTC)  # the version of every file this run loads
         records, to_parse = [], {kind: [] for kind in KINDS}
-        for remote, local, sha256 in downloads:
+        for remote, local, sha256, counted in downloads:
             summary.bytes_downloaded += local.stat().st_size
             version = {"size": remote.size, "mtime": remote.mtime, "sha256": sha256}
             previous = loaded.get(remote.path)
@@ -209,7 +210,7 @@ class Delivery:
                 local.unlink()
                 continue
             try:
-                file = Downloaded(remote.path, remote.kind, local)
+                file = Downloaded(remote.path, remote.kind, local, counted)
                 check_header(file, settings)
                 to_parse[remote.kind].append((remote, version, readable(file, settings)))
             except FileRejected as error:
@@ -234,7 +235,8 @@ class Delivery:
             summary.rejected_rows += len(parsed[kind].rejects)
             setattr(summary, f"{kind}_rows", parsed[kind].rows)
         rejects = pa.concat_tables([rejects_table(parsed[k].rejects, k, loaded_at) for k in KINDS])
-        return Prepared(parsed, rejects, pa.Table.from_pylist(records, schema=FILE_RECORD_SCHEMA))
+        return Prepared(parsed, rejects, arrow_table([tuple(r[f] for f in FILE_RECORD_SCHEMA.names) for r in records],
+                                                     FILE_RECORD_SCHEMA))
 
     def rows(self, kind: str):
         parsed = self.prepared().parquet[kind]

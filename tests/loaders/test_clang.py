@@ -389,3 +389,17 @@ def test_into_an_append_only_destination_each_row_names_its_file_version(asyncss
             on a.source_file = l.source_file and a.file_loaded_at = l.loaded_at""").fetchone()
     con.close()
     assert latest == (2, "500050")
+
+
+def test_line_numbers_hold_whether_the_records_were_counted_or_scanned(asyncssh_remote):
+    """Files without quotes have their records counted as they arrive and are read once; a count DuckDB does not
+    confirm (here: line ends of a lone CR, which a count of LF misses) sends the files through DuckDB's scan."""
+    write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(3))
+    write(asyncssh_remote.folder, "activiteiten_20261102.csv", HEADER + "\n" + activity_rows(2, start=10), newline="\r")
+    write(asyncssh_remote.folder, "activiteiten_20261103.csv", HEADER + "\n" + activity_rows(2, start=20).rstrip("\n"))
+    assert quiet_run().activity_rows == 7
+    assert query("select source_file, list(customerid order by source_line), list(source_line order by source_line) "
+                 "from raw_clang.activities group by 1 order by 1") == [
+        ("activiteiten_20261101.csv", ["500000", "500001", "500002"], [2, 3, 4]),
+        ("activiteiten_20261102.csv", ["500010", "500011"], [2, 3]),
+        ("activiteiten_20261103.csv", ["500020", "500021"], [2, 3])]
