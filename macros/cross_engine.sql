@@ -64,22 +64,6 @@
         where {{ value }} is not null and {{ ordering }} is not null{% if condition %} and ({{ condition }}){% endif %})
 {%- endmacro %}
 
-{#
-  Several expressions as one value that orders by the first, then the second, ... (a sort key for
-  value_of_max).
-#}
-{% macro sort_key(expressions) -%}
-    {{ return(adapter.dispatch('sort_key')(expressions)) }}
-{%- endmacro %}
-
-{% macro default__sort_key(expressions) -%}
-    struct_pack({% for expression in expressions %}k{{ loop.index }} := {{ expression }}{{ ', ' if not loop.last }}{% endfor %})
-{%- endmacro %}
-
-{% macro spark__sort_key(expressions) -%}
-    struct({% for expression in expressions %}{{ expression }} as k{{ loop.index }}{{ ', ' if not loop.last }}{% endfor %})
-{%- endmacro %}
-
 {# Aggregate: the values of a group as an array, in the order of `order_by`. #}
 {% macro ordered_array_agg(value, order_by) -%}
     {{ return(adapter.dispatch('ordered_array_agg')(value, order_by)) }}

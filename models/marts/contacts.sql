@@ -42,15 +42,25 @@ window_mailings as (
     group by email, mailing_key
 ),
 
+ranked_customers as (
+    -- the open customer changed last speaks for the person; of customers changed at the same moment, the
+    -- lowest code (a total order, so every engine and every evaluation picks the same one)
+    select
+        *,
+        row_number() over (
+            partition by email order by is_closed, changed_at desc nulls last, customer_code
+        ) as customer_rank
+    from live_customers
+),
+
 directo as (
     select
         email,
         {{ ordered_array_agg('customer_code', 'customer_code') }} as directo_customer_codes,
         count(*) as directo_customer_count,
-        -- the open customer changed last speaks for the person
-        {{ value_of_max('customer_code', sort_key(['not is_closed', 'changed_at'])) }} as primary_customer_code,
+        min(case when customer_rank = 1 then customer_code end) as primary_customer_code,
         bool_and(is_closed) as is_closed_in_directo
-    from live_customers
+    from ranked_customers
     group by email
 ),
 
