@@ -142,23 +142,21 @@ class ExportResult:
 
 # --- the consent guard and the CSV --------------------------------------------------------------------
 
-@dataclass(frozen=True)
 class ConsentGuard:
-    """Who may be mailed, as `marts.contacts` says (`is_mailable`, the definition the segments use too), with
-    the reason for everyone else when the mart gives one."""
-    condition: str
-    reason: str | None
+    """Who may be mailed: `marts.contacts.is_mailable`, the one definition the segments use too, with
+    `not_mailable_reason` for everyone else. Checked again here whatever a segment's SQL says."""
+    condition = "c.is_mailable"
 
     @classmethod
     def of(cls, con) -> "ConsentGuard":
         columns = {row[0] for row in con.execute(
             "select column_name from information_schema.columns where table_schema = 'marts' "
             "and table_name = 'contacts'").fetchall()}
-        if "is_mailable" in columns:
-            return cls("c.is_mailable", "c.not_mailable_reason" if "not_mailable_reason" in columns else None)
-        # a warehouse built before marts.contacts had is_mailable: the same rule spelled out
-        return cls("""c.is_opted_in and not c.is_hard_bounced and not c.has_complained and not c.is_unsubscribed
-                      and not c.is_closed_in_directo""", None)
+        missing = {"is_mailable", "not_mailable_reason"} - columns
+        if missing:
+            raise ExportError(f"marts.contacts has no {', '.join(sorted(missing))} (built by an older version, or "
+                              "not built): run `warehouse build`, then export")
+        return cls()
 
     def rows(self, trigger: Trigger) -> str:
         """The segment's rows that pass the guard, with the contact they matched (alias `c`)."""
@@ -167,14 +165,12 @@ class ConsentGuard:
             where {self.condition}"""
 
     def left_out_by_reason(self, con, trigger: Trigger) -> dict[str, int]:
-        if self.reason is None:
-            return {}
-        found = con.execute(f"""select coalesce({self.reason}, 'not a known contact') as reason, count(*)
+        found = con.execute(f"""select coalesce(c.not_mailable_reason, 'not a known contact') as reason, count(*)
                                 from {SEGMENT_SCHEMA}.{trigger.segment} s
                                 left join marts.contacts c on c.email = lower(trim(s.email))
                                 where not coalesce({self.condition}, false)
                                 group by 1 order by 2 desc, 1""").fetchall()
-        return dict(found)
+        return {reason.replace("_", " "): count for reason, count in found}
 
 
 def _write_csv(con, trigger: Trigger, target: Path, guard: ConsentGuard | None = None) -> tuple[int, int]:
