@@ -164,7 +164,7 @@ def download_all(first: ReconnectingSftp, settings: ClangConfiguration, todo: li
 
 @dataclass
 class Prepared:
-    parquet: dict[str, Parsed]
+    parsed: dict[str, Parsed]   # per kind
     rejects: pa.Table
     records: pa.Table
 
@@ -239,7 +239,7 @@ class Delivery:
                                                      FILE_RECORD_SCHEMA))
 
     def rows(self, kind: str):
-        parsed = self.prepared().parquet[kind]
+        parsed = self.prepared().parsed[kind]
         if parsed.parquet is not None:
             yield dlt.mark.with_file_import(str(parsed.parquet), "parquet", parsed.rows,
                                             hints=dlt.mark.make_hints(columns=_columns_hint(kind, self.settings,
