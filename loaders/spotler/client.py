@@ -3,6 +3,7 @@ calls counted per endpoint, and the per-run call budget (the API is paid in call
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -41,7 +42,8 @@ class SpotlerClient:
         self.calls: Counter[str] = Counter()
         self.log = log
         self._lock = threading.Lock()
-        self._local = threading.local()
+        # idle sessions, so connections are kept alive across the calls of a run whichever thread makes them
+        self._sessions: queue.SimpleQueue[requests.Session] = queue.SimpleQueue()
         base = urlsplit(config.base_url)
         self._origin, self._base_path = f"{base.scheme}://{base.netloc}", base.path.rstrip("/")
 
@@ -78,11 +80,6 @@ class SpotlerClient:
                 return
             body = self.get(endpoint, following)
 
-    def _session(self) -> requests.Session:
-        if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
-        return self._local.session
-
     def _charge(self, endpoint: str) -> None:
         with self._lock:
             if self.config.max_calls_per_run and sum(self.calls.values()) >= self.config.max_calls_per_run:
@@ -95,13 +92,19 @@ class SpotlerClient:
                                              signature_method="HMAC-SHA1").sign(url)
         headers["Accept"] = "application/json"
         try:
-            response = self._session().get(signed_url, headers=headers, timeout=self.config.timeout_seconds)
+            session = self._sessions.get_nowait()
+        except queue.Empty:
+            session = requests.Session()
+        try:
+            response = session.get(signed_url, headers=headers, timeout=self.config.timeout_seconds)
             if response.status_code == 200:
                 return response.json()
         except TRANSIENT_ERRORS as error:
             raise _Transient(type(error).__name__) from None
         except ValueError:  # a body cut off mid-JSON
             raise _Transient("an incomplete JSON body") from None
+        finally:
+            self._sessions.put(session)
         status = response.status_code
         if status in (401, 403):
             raise SpotlerError(f"{endpoint}: Spotler refused the credentials (HTTP {status}): check the secrets "
