@@ -31,7 +31,6 @@ def load_spotler(*, contacts_file: Path | None = None, stream=sys.stderr, now: d
         print(f"spotler: fetching the histories of {len(ids)} contacts from {contacts_file}", file=stream, flush=True)
     else:
         source = spotler.spotler_source(**options)
-        print("spotler: syncing from the Spotler Mail+ API", file=stream, flush=True)
     try:
         pipeline.run(source)
     except PipelineStepFailed as failure:

@@ -309,12 +309,13 @@ def spotler_source(config: SpotlerSourceConfiguration = None, now: dt.datetime |
     """Every `raw_spotler` table, paying only for what is new and for mailings still settling.
 
     `now` is the sync's clock (default: now); `report` collects calls, rows and why the run stopped;
-    `log` is told about retries.
+    `log` is told where the sync goes and about retries.
     """
     report = report if report is not None else SyncReport()
     client = SpotlerClient(config, log)
     report.calls = client.calls
     sync = SpotlerSync(client, config, report, now or dt.datetime.now(dt.UTC))
+    log(f"spotler: syncing from {config.base_url}")
     return [*_mailing_resources(sync), *[_feed_resource(sync, feed, table) for feed, table in FEEDS.items()],
             *_campaign_resources(sync), *_form_resources(sync)]
 
