@@ -1,0 +1,115 @@
+"""The lake: the three sources loaded unchanged into dlt's `filesystem` destination as parquet, the input of
+the Spark target (`dbt build --target spark`, see macros/spark_lake.sql).
+
+The lake is `[destination.filesystem] bucket_url` (DESTINATION__FILESYSTEM__BUCKET_URL): a local folder
+(default var/lake in the repo) or any bucket dlt's filesystem destination writes (s3://..., with its
+credentials in dlt's secrets). Each source writes <bucket_url>/<dataset>/<table>/<load_id>.<file_id>.parquet;
+the destination appends, and the Spark target keeps the latest load of each key.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from mail_warehouse.pipelines import finish_pending_load, unwrap
+from mail_warehouse.settings import PROJECT_DIR
+
+BUCKET_URL_VARIABLE = "DESTINATION__FILESYSTEM__BUCKET_URL"
+DEFAULT_LAKE = PROJECT_DIR / "var" / "lake"
+
+
+def lake_url() -> str:
+    """The lake's bucket_url: the setting, a local folder made absolute (Spark and dlt then agree on it)."""
+    url = os.environ.get(BUCKET_URL_VARIABLE, "").strip() or str(DEFAULT_LAKE)
+    if "://" in url:
+        return url.rstrip("/")
+    return str(Path(url).expanduser().resolve())
+
+
+def lake_pipeline(name: str, dataset: str, bucket_url: str | None = None, pipelines_dir: Path | None = None):
+    """A dlt pipeline named `name` writing `dataset` as parquet into the lake; its state lives beside a local
+    lake (in .dlt_pipelines/lake under the repo for a bucket)."""
+    import dlt
+
+    url = bucket_url or lake_url()
+    # The lake appends: each row carries its load's id, by which the Spark target keeps a key's latest row
+    # (Arrow tables, as the loaders yield, get it only when asked).
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    if pipelines_dir is None:
+        pipelines_dir = (Path(url).parent if "://" not in url else PROJECT_DIR) / ".dlt_pipelines" / "lake"
+    return dlt.pipeline(pipeline_name=f"lake_{name}", destination=dlt.destinations.filesystem(bucket_url=url),
+                        dataset_name=dataset, pipelines_dir=str(pipelines_dir))
+
+
+def load_into_lake(systems: tuple[str, ...] = ("clang", "spotler", "directo"), *, bucket_url: str | None = None,
+                   pipelines_dir: Path | None = None, spotler_now=None, stream=sys.stderr) -> dict[str, int]:
+    """Run each system's dlt source into the lake; returns the rows written per system."""
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    from loaders import clang, directo, spotler
+
+    log = lambda message: print(message, file=stream, flush=True)  # noqa: E731
+    sources = {
+        "clang": (clang.DATASET, lambda: clang.clang_source(), Exception),
+        "spotler": (spotler.DATASET, lambda: spotler.spotler_source(now=spotler_now, log=log), spotler.SpotlerError),
+        "directo": (directo.DATASET, lambda: directo.directo_source(log=log), directo.DirectoError),
+    }
+    url = bucket_url or lake_url()
+    if "://" not in url:
+        Path(url).mkdir(parents=True, exist_ok=True)
+    written = {}
+    for system in systems:
+        dataset, make_source, error_type = sources[system]
+        pipeline = lake_pipeline(system, dataset, url, pipelines_dir)
+        finish_pending_load(pipeline, stream)
+        log(f"{system}: loading into the lake {url}/{dataset}")
+        try:
+            pipeline.run(make_source(), loader_file_format="parquet")
+        except PipelineStepFailed as failure:
+            raise unwrap(failure, error_type) from None
+        row_counts = pipeline.last_trace.last_normalize_info.row_counts
+        written[system] = sum(rows for table, rows in row_counts.items() if not table.startswith("_dlt"))
+    return written
+
+
+SPARK_HOME_VARIABLE = "SPARK_HOME_DIR"
+
+
+def spark_home() -> Path:
+    """Where the Spark target keeps its catalog (Derby metastore) and its tables: SPARK_HOME_DIR, default
+    var/spark in the repo (profiles.yml reads the same variable; a relative path is from the repo root)."""
+    configured = Path(os.environ.get(SPARK_HOME_VARIABLE) or "var/spark").expanduser()
+    return configured if configured.is_absolute() else PROJECT_DIR / configured
+
+
+def spark_table_files(schema: str, table: str, home: Path | None = None) -> str:
+    """The parquet files of a table the Spark target built (a managed table of its warehouse folder), as a
+    glob DuckDB's read_parquet takes: how publish and the tests read Spark's marts without a Spark session."""
+    return str((home or spark_home()) / "warehouse" / f"{schema}.db" / table / "*.parquet")
+
+
+def copy_spark_tables(database: Path, schemas: tuple[str, ...] = ("marts", "segments", "intermediate"),
+                      home: Path | None = None) -> dict[str, int]:
+    """Copy the tables the Spark target built in `schemas` into the DuckDB file `database` (same schema and
+    table names), read from their parquet files; returns the rows per schema.table."""
+    from mail_warehouse.settings import connect
+
+    warehouse = (home or spark_home()) / "warehouse"
+    copied = {}
+    con = connect(database)
+    try:
+        for schema in schemas:
+            schema_dir = warehouse / f"{schema}.db"
+            tables = sorted(p.name for p in schema_dir.iterdir() if p.is_dir() and any(p.glob("*.parquet"))) \
+                if schema_dir.is_dir() else []
+            if tables:
+                con.execute(f'create schema if not exists "{schema}"')
+            for table in tables:
+                files = spark_table_files(schema, table, home).replace("'", "''")
+                con.execute(f"""create or replace table "{schema}"."{table}" as select * from read_parquet('{files}')""")
+                copied[f"{schema}.{table}"] = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
+    finally:
+        con.close()
+    return copied

@@ -1,0 +1,127 @@
+"""The same sources and models on Apache Spark: the test world loaded by the real loaders into the lake (dlt's
+filesystem destination, parquet), `dbt build --target spark` (every model, seed, unit test and data test),
+each mailing's counts against the generator's truth, and an incremental build after new days against a full
+refresh of the same lake. Needs Java 17 and the `spark` extra: `make test-spark`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import tests.test_end_to_end as end_to_end
+from mail_warehouse.lake import copy_spark_tables, load_into_lake
+from mail_warehouse.settings import PROJECT_DIR
+from mail_warehouse_demo.standins.stack import StandinStack
+from tests.test_end_to_end import HELD_BACK_CLANG_FILES, HELD_BACK_SPOTLER, SPOTLER_HELD_FROM
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+WORLD_END = "2026-11-23"
+
+
+@pytest.fixture(scope="module")
+def lake(world_dir, tmp_path_factory) -> Path:
+    """The test world in the lake, as the loaders write it."""
+    root = tmp_path_factory.mktemp("spark")
+    with StandinStack(world_dir, root / "standins") as stack, pytest.MonkeyPatch.context() as patch:
+        for name, value in {**stack.environment(), "SOURCES__SPOTLER__START_DATE": "2025-01-01"}.items():
+            patch.setenv(name, value)
+        written = load_into_lake(bucket_url=str(root / "lake"), pipelines_dir=root / "pipelines",
+                                 spotler_now=stack.spotler_api.now)
+    assert all(rows > 0 for rows in written.values()), written
+    return root / "lake"
+
+
+def dbt_on_spark(lake: Path, spark_home: Path, *args: str) -> None:
+    env = {**os.environ, "DESTINATION__FILESYSTEM__BUCKET_URL": str(lake), "SPARK_HOME_DIR": str(spark_home),
+           "DBT_TARGET_PATH": str(spark_home / "target"), "DBT_LOG_PATH": str(spark_home / "logs"),
+           "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")}
+    dbt = Path(sys.executable).with_name("dbt")
+    result = subprocess.run([str(dbt), *args, "--target", "spark", "--profiles-dir", str(PROJECT_DIR),
+                             "--project-dir", str(PROJECT_DIR)], cwd=PROJECT_DIR, env=env, capture_output=True,
+                            text=True, timeout=1800)
+    summary = [line for line in result.stdout.splitlines() if " ERROR " in line or " FAIL " in line or "Done." in line]
+    assert result.returncode == 0, "\n".join(summary) + "\n" + result.stdout[-4000:]
+
+
+def hold_back_the_last_days(lake: Path, held: Path) -> None:
+    """Take the newest Clang files' rows and Spotler's events from SPOTLER_HELD_FROM on out of the lake."""
+    held.mkdir()
+    con = duckdb.connect()
+    con.execute(f"""create table held_files as
+                    select source_file from read_parquet('{lake}/raw_clang/loaded_files/*.parquet')
+                    where file_kind = 'activity' order by loaded_at desc, source_file desc
+                    limit {HELD_BACK_CLANG_FILES}""")
+    moves = {"raw_clang/activities": "source_file in (select source_file from held_files)",
+             **{f"raw_spotler/{table}": f"{column} >= '{SPOTLER_HELD_FROM}'" for table, column in HELD_BACK_SPOTLER.items()}}
+    for folder, held_rows in moves.items():
+        files = f"{lake}/{folder}/*.parquet"
+        name = folder.replace("/", ".")
+        con.execute(f"copy (select * from read_parquet('{files}') where {held_rows}) to '{held / name}.parquet'")
+        con.execute(f"copy (select * from read_parquet('{files}') where not ({held_rows})) to '{held / name}.kept.parquet'")
+        for file in (lake / folder).glob("*.parquet"):
+            file.unlink()
+        shutil.move(held / f"{name}.kept.parquet", lake / folder / "kept.parquet")
+    assert con.execute(f"select count(*) from '{held}/raw_clang.activities.parquet'").fetchone()[0] > 0
+    con.execute(f"copy held_files to '{held}/files.parquet'")
+
+
+def bring_in_the_held_back_days(lake: Path, held: Path) -> None:
+    """As a later load would: the held-back Clang files arrive now (a new version of their loaded_files rows,
+    a later load id), Spotler's events come in."""
+    con = duckdb.connect()
+    later_load = f"{time.time():.6f}"
+    con.execute(f"""copy (select * replace (now() as file_loaded_at) from '{held}/raw_clang.activities.parquet')
+                    to '{lake}/raw_clang/activities/later.parquet'""")
+    con.execute(f"""copy (select * replace (now() as loaded_at, '{later_load}' as _dlt_load_id)
+                          from read_parquet('{lake}/raw_clang/loaded_files/*.parquet')
+                          where source_file in (select source_file from '{held}/files.parquet'))
+                    to '{lake}/raw_clang/loaded_files/later.parquet'""")
+    for table in HELD_BACK_SPOTLER:
+        con.execute(f"copy (select * from '{held}/raw_spotler.{table}.parquet') to '{lake}/raw_spotler/{table}/later.parquet'")
+
+
+@pytest.fixture(scope="module")
+def builds(lake) -> tuple[Path, Path]:
+    """(incremental, full) as DuckDB files holding the tables Spark built: the lake without its last days
+    built in full, then with them incrementally; and a full refresh of the whole lake in a Spark home of its
+    own."""
+    root = lake.parent
+    hold_back_the_last_days(lake, root / "held")
+    incremental, full = root / "spark_incremental", root / "spark_full"
+    dbt_on_spark(lake, incremental, "build", "--resource-type", "seed", "--resource-type", "model", "--full-refresh",
+                 "--vars", "{as_of_date: '2026-11-20'}")
+    before = copy_spark_tables(root / "before.duckdb", ("marts",), incremental)["marts.customer_activity"]
+    bring_in_the_held_back_days(lake, root / "held")
+    dbt_on_spark(lake, incremental, "build", "--vars", f"{{as_of_date: '{WORLD_END}'}}")
+    dbt_on_spark(lake, full, "build", "--full-refresh", "--vars", f"{{as_of_date: '{WORLD_END}'}}")
+    databases = root / "incremental.duckdb", root / "full.duckdb"
+    for home, database in zip((incremental, full), databases):
+        copy_spark_tables(database, home=home)
+    after = end_to_end._query(databases[0], "select count(*) from marts.customer_activity")[0][0]
+    assert after > before
+    return databases
+
+
+def test_every_mailing_has_the_counts_the_generator_knows(builds, world_dir):
+    _, full = builds
+    end_to_end.test_every_mailing_has_the_counts_the_generator_knows((None, full), world_dir)
+
+
+def test_rates_are_shares_and_spotler_agrees_with_its_api(builds):
+    _, full = builds
+    end_to_end.test_rates_are_shares_and_spotler_agrees_with_its_api((None, full))
+
+
+def test_an_incremental_build_after_new_days_equals_a_full_refresh(builds):
+    incremental, full = builds
+    for table in end_to_end.INCREMENTAL_TABLES:
+        only_incremental, only_full, rows = end_to_end._differences(incremental, full, table)
+        assert rows > 0 and (only_incremental, only_full) == (0, 0), (table, only_incremental, only_full, rows)
