@@ -24,7 +24,8 @@ test: setup
 
 # The same sources and models on Apache Spark (the `spark` extra; Java 17, Debian's openjdk-17-jre-headless):
 # the test world through the lake and `dbt build --target spark`, its counts against the generator's truth,
-# an incremental build against a full refresh. SPARK_LOCAL_IP keeps Spark off an unresolvable host name.
+# an incremental build against a full refresh, `warehouse run` with the spark engine. SPARK_LOCAL_IP keeps
+# Spark off an unresolvable host name.
 SPARK_INSTALLED := $(VENV)/.installed-spark
 
 $(SPARK_INSTALLED): $(INSTALLED)

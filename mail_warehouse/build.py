@@ -162,7 +162,12 @@ def fail_on_stale_sources() -> bool:
 def dbt_build(extra: list[str] | None = None) -> int:
     """Run `dbt build` (its own output goes straight to the terminal), then check the sources' freshness.
     Returns dbt's exit code; 1 when a source is past its error_after and fail_on_stale_sources is set."""
-    code = _dbt(["build", *(extra or [])])
+    from mail_warehouse import engine
+
+    engine.before_build()
+    code = _dbt(["build", *engine.dbt_target_arguments(), *(extra or [])])
+    if code == 0:
+        engine.after_build()
     freshness = check_freshness(dbt_vars=_vars_arguments(extra or []))
     if code == 0 and fail_on_stale_sources() and any(entry.status == "error" for entry in freshness):
         print("error: a source is past its error_after and build.fail_on_stale_sources is set: load it, then "

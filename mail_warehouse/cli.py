@@ -360,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "load":
+            from mail_warehouse.engine import load_source_into_lake, warehouse_engine
+
+            if warehouse_engine() == "spark":  # the spark engine's sources live in the lake
+                return load_source_into_lake(args.source, args)
         return args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

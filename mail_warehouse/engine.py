@@ -1,0 +1,94 @@
+"""Which engine builds the warehouse: `[warehouse] engine` (env WAREHOUSE__ENGINE), `duckdb` (default) or
+`spark`.
+
+duckdb: the loaders load the warehouse file and dbt builds it (target dev).
+spark: `warehouse load` writes each source into the lake (mail_warehouse.lake), `warehouse build` runs
+`dbt build --target spark` on it, and then copies the marts and segments Spark built into the warehouse
+file, from which `publish` (analytics.duckdb, the dashboard, BI) and `export` (the segment's CSV trigger)
+work unchanged. The export's log, which the next build reads for the re-activation cooldown, goes into the
+lake before each Spark build. `warehouse run` composes these steps as always, so one setting chooses the
+engine for the whole job.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mail_warehouse.lake import copy_spark_tables, lake_url, load_into_lake
+from mail_warehouse.settings import connect, sql_literal, warehouse_path
+
+ENGINES = ("duckdb", "spark")
+# What Spark built that publish and the export read from the warehouse file.
+SPARK_BUILT_SCHEMAS = ("marts", "segments")
+EXPORT_LOG_TABLES = ("csv_trigger_log", "csv_trigger_contacts")
+
+
+def warehouse_engine() -> str:
+    """`[warehouse] engine`, read the dlt way; a wrong value is a configuration error naming the setting."""
+    from dlt.common.configuration.exceptions import ConfigurationValueError
+    from dlt.common.configuration.resolve import resolve_configuration
+    from dlt.common.configuration.specs import BaseConfiguration, configspec
+
+    @configspec
+    class WarehouseConfiguration(BaseConfiguration):
+        engine: str = "duckdb"
+
+        def on_resolved(self) -> None:
+            self.engine = self.engine.strip().lower()
+            if self.engine not in ENGINES:
+                raise ConfigurationValueError(f"warehouse.engine (WAREHOUSE__ENGINE) is {self.engine!r}: "
+                                              f"use {' or '.join(ENGINES)}")
+
+    return resolve_configuration(WarehouseConfiguration(), sections=("warehouse",)).engine
+
+
+def dbt_target_arguments() -> list[str]:
+    """The dbt target of the engine: dev (profiles.yml's default) or spark."""
+    return ["--target", "spark"] if warehouse_engine() == "spark" else []
+
+
+def load_source_into_lake(source: str, args, stream=sys.stderr) -> int:
+    """`warehouse load <source>` with the spark engine: the source's dlt source into the lake."""
+    if getattr(args, "full", False) or getattr(args, "contacts", None):
+        print(f"error: load {source}: --full and --contacts load the DuckDB warehouse; with warehouse.engine "
+              f"spark the lake keeps every load and the build takes the latest version of each row", file=stream)
+        return 2
+    written = load_into_lake((source,), stream=stream)
+    print(f"{source}: {written[source]:,} rows into the lake {lake_url()}")
+    return 0
+
+
+def export_log_into_lake() -> None:
+    """The export's log (in the warehouse file) as parquet in the lake's `exports` folder, replacing the copy
+    there, so the Spark build's cooldown sees every trigger sent so far."""
+    from pathlib import Path
+
+    warehouse = warehouse_path()
+    if not warehouse.exists():
+        return
+    con = connect(warehouse, read_only=True)
+    try:
+        present = {name for (name,) in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'exports'").fetchall()}
+        for table in EXPORT_LOG_TABLES:
+            if table not in present:
+                continue
+            folder = Path(lake_url()) / "exports" / table  # a local lake; a bucket takes the log through dlt
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / "log.parquet"
+            con.execute(f"copy (select * from exports.{table}) "
+                        f"to {sql_literal(str(target))} (format parquet)")
+    finally:
+        con.close()
+
+
+def before_build() -> None:
+    if warehouse_engine() == "spark" and "://" not in lake_url():
+        export_log_into_lake()
+
+
+def after_build() -> dict[str, int]:
+    """With the spark engine: the marts and segments Spark built, copied into the warehouse file."""
+    if warehouse_engine() != "spark":
+        return {}
+    return copy_spark_tables(warehouse_path(), SPARK_BUILT_SCHEMAS)
