@@ -40,6 +40,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                          "encrypted_contact_id", "bounced_at", "bounce_type"),
     "forms": ("form_id", "form_name", "form_sub_type", "form_state"),
     "form_results": ("form_id", "form_result_id", "submitted_at", "test_result", "completed", "answers"),
+    "contacts": ("external_id", "encrypted_id", "email", "email_opt_in", "sms_opt_in", "created_at", "last_changed_at",
+                 "test_group", "temporary", "properties"),
     "contact_mailing_history": ("history_key", "external_contact_id", "mailing_id", "mailing_name", "sent_at",
                                 "opened", "clicked", "bounce", "fetched_at"),
     "contact_campaign_mailing_history": ("history_key", "external_contact_id", "mailing_id", "mailing_name",
@@ -56,14 +58,15 @@ for _name, _columns in COLUMNS.items():
         elif _column.endswith("_count") or _column in ("link_id", "conversion_value", "form_id", "form_result_id",
                                                          "campaign_subscription_id", "trend_report_id", "interaction_id"):
             TYPES[_name][_column] = pa.int64()
-        elif _column in ("active", "test_result", "completed", "opened", "clicked"):
+        elif _column in ("active", "test_result", "completed", "opened", "clicked", "email_opt_in", "sms_opt_in",
+                         "test_group", "temporary"):
             TYPES[_name][_column] = pa.bool_()
 PRIMARY_KEYS = {
     "mailings": "encrypted_id", "mailing_links": "link_key", "recipients": "interaction_id", "opens": "interaction_id",
     "bounces": "interaction_id", "clicks": "click_key", "campaigns": "encrypted_id", "campaign_mailings": "encrypted_id",
     "campaign_recipients": "event_key", "campaign_opens": "event_key", "campaign_clicks": "event_key",
     "campaign_bounces": "event_key", "forms": "form_id", "form_results": ("form_id", "form_result_id"),
-    "contact_mailing_history": "history_key", "contact_campaign_mailing_history": "history_key",
+    "contacts": "external_id", "contact_mailing_history": "history_key", "contact_campaign_mailing_history": "history_key",
     "contact_form_history": "history_key",
 }
 
@@ -169,6 +172,21 @@ def form_result(form_id, item: dict, zone: ZoneInfo) -> dict:
     return {"form_id": form_id, "form_result_id": item["formResultId"],
             "submitted_at": parse_time(item.get("submittedAt"), zone), "test_result": item.get("testResult"),
             "completed": item.get("completed"), "answers": json.dumps(item.get("answers") or [], ensure_ascii=False)}
+
+
+EMAIL_PROPERTY = "email"   # the contact property holding the e-mail address (GET /contact/properties/list)
+
+
+def contact_record(item: dict, zone: ZoneInfo) -> dict:
+    """A Contact: its address and each channel's opt-in (EMAIL's value is Spotler's own consent); every
+    property kept as JSON."""
+    channels = {c.get("name"): c.get("value") for c in item.get("channels") or []}
+    properties = item.get("properties") or {}
+    return {"external_id": item["externalId"], "encrypted_id": item.get("encryptedId"),
+            "email": properties.get(EMAIL_PROPERTY), "email_opt_in": channels.get("EMAIL"),
+            "sms_opt_in": channels.get("SMS"), "created_at": parse_time(item.get("created"), zone),
+            "last_changed_at": parse_time(item.get("lastChanged"), zone), "test_group": item.get("testGroup"),
+            "temporary": item.get("temporary"), "properties": json.dumps(properties, ensure_ascii=False, default=str)}
 
 
 # --- the per-contact histories ------------------------------------------------------------------------

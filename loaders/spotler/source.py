@@ -8,7 +8,7 @@ the forms (their results). So any extract order of dlt's gives the same calls an
 
 State (dlt's, committed with the load it belongs to): in the source's state the known mailings, the
 mailing-list cursor and the budget cycle; in each resource's own state its per-item cursors; the three
-account-wide feeds are `dlt.sources.incremental` on their change date.
+account-wide feeds and the contacts are `dlt.sources.incremental` on their change date (contacts: lastChanged).
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from loaders.spotler.config import SpotlerSourceConfiguration, iso, parse_time
 FEEDS = {"sent": "recipients", "opened": "opens", "bounced": "bounces"}
 CAMPAIGN_LISTS = {"recipients": "campaign_recipients", "opens": "campaign_opens", "clicks": "campaign_clicks",
                   "bounces": "campaign_bounces"}
-CURSOR_OVERLAP = dt.timedelta(days=1)   # date filters are re-asked with a day's overlap; keys merge it away
+CURSOR_OVERLAP = dt.timedelta(days=1)
+# Contacts are asked from far back on the first sync, whatever start_date says: the address map and consent
+# need everyone, also those who last changed long ago.
+CONTACTS_FIRST_CHANGE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)   # date filters are re-asked with a day's overlap; keys merge it away
 
 
 @dataclass
@@ -245,6 +248,19 @@ def _feed_resource(sync: SpotlerSync, feed: str, table: str):
     return dlt.resource(interactions, **_merge(table))
 
 
+def _contacts_resource(sync: SpotlerSync):
+    """Every contact changed since the last sync (lastChanged within [cursor, now]): address, channels."""
+    @dlt.resource(**_merge("contacts"))
+    def contacts(last_changed_at=dlt.sources.incremental("last_changed_at", initial_value=CONTACTS_FIRST_CHANGE)):
+        try:
+            for page in sync.client.pages("GET /contact/updates/list", "/contact/updates/list", "contacts",
+                                          {"fromDate": iso(last_changed_at.start_value), "toDate": iso(sync.now)}):
+                yield from sync.emit("contacts", [rows.contact_record(item, sync.zone) for item in page])
+        except CallBudgetReached:
+            sync.budget_reached()  # the pages loaded so far move the cursor; the next run carries on
+    return contacts
+
+
 def _campaign_resources(sync: SpotlerSync) -> list:
     @dlt.resource(**_merge("campaigns"))
     def campaigns():
@@ -317,7 +333,7 @@ def spotler_source(config: SpotlerSourceConfiguration = None, now: dt.datetime |
     sync = SpotlerSync(client, config, report, now or dt.datetime.now(dt.UTC))
     log(f"spotler: syncing from {config.base_url}")
     return [*_mailing_resources(sync), *[_feed_resource(sync, feed, table) for feed, table in FEEDS.items()],
-            *_campaign_resources(sync), *_form_resources(sync)]
+            _contacts_resource(sync), *_campaign_resources(sync), *_form_resources(sync)]
 
 
 CONTACT_HISTORIES = {  # table: (endpoint suffix, item key, row builder)

@@ -88,10 +88,49 @@ def test_a_second_run_with_nothing_new_makes_only_the_settling_calls(spotler_env
     second = sync(api)
     campaigns = world(world_dir, "select count(*) from campaigns")[0][0]
     campaign_mailings = world(world_dir, "select count(*) from mailings where system = 'spotler_campaign'")[0][0]
-    expected = 1 + 2 * second.settling + 3 + (1 + campaigns + 4 * campaign_mailings) + (1 + 4)
+    # mailing list, statistics + clicks per settling mailing, 3 feeds, contacts (one page: nothing changed),
+    # campaigns, forms
+    expected = 1 + 2 * second.settling + 3 + 1 + (1 + campaigns + 4 * campaign_mailings) + (1 + 4)
     assert server.total_calls() == sum(second.calls.values()) == expected
     assert second.new_mailings == 0 and server.calls["GET /mailing/{encryptedMailingId}"] == 0
     assert warehouse("select count(*) from raw_spotler.opens")[0][0] == truth(world_dir, "spotler", "'open'")
+
+
+def subscribed_truth(world_dir, now):
+    """{directo code: (email, subscribed as of now)} of the people who have joined by now."""
+    return {code: (email, subscribed) for code, email, subscribed in world(world_dir, f"""
+        select directo_code, email, not opted_out and not (unsubscribed_at <= t and not coalesce(reoptin_at <= t, false))
+               is true
+        from people, (select timestamptz '{now.isoformat()}' as t) where joined_at <= t""")}
+
+
+def test_contacts_carry_address_and_email_opt_in_and_follow_their_cursor(spotler_env, world_dir, monkeypatch):
+    server, api = spotler_env
+    final = api.now
+    api.now = final - dt.timedelta(days=20)
+    monkeypatch.setenv("SOURCES__SPOTLER__PAGE_SIZE", "500")
+    first = sync(api)
+    expected = subscribed_truth(world_dir, api.now)
+    loaded = {code: (email, opt_in) for code, email, opt_in in warehouse(
+        "select external_id, email, email_opt_in from raw_spotler.contacts")}
+    assert loaded == expected and any(not opt_in for _, opt_in in loaded.values())
+    # the call cost: one call per page of contacts
+    assert first.calls["GET /contact/updates/list"] == server.calls["GET /contact/updates/list"] == -(-len(expected) // 500)
+    assert warehouse("select count(*) from raw_spotler.contacts where properties::json->>'email' = email")[0][0] == len(expected)
+
+    # twenty days later only who changed since the cursor (the latest lastChanged loaded) is asked for
+    cursor = warehouse("select max(last_changed_at) from raw_spotler.contacts")[0][0]
+    api.now = final
+    server.reset()
+    sync(api)
+    changed = world(world_dir, f"""select count(*) from people, (select timestamptz '{cursor.isoformat()}' as c,
+                                                                        timestamptz '{final.isoformat()}' as t)
+        where greatest(case when joined_at <= t then joined_at end, case when unsubscribed_at <= t then unsubscribed_at end,
+                       case when reoptin_at <= t then reoptin_at end) >= c""")[0][0]
+    assert 0 < changed < len(expected)
+    assert server.calls["GET /contact/updates/list"] == -(-changed // 500)
+    assert {code: (email, opt_in) for code, email, opt_in in warehouse(
+        "select external_id, email, email_opt_in from raw_spotler.contacts")} == subscribed_truth(world_dir, final)
 
 
 def test_settling_mailings_get_a_snapshot_every_run_and_older_ones_do_not(spotler_env, world_dir):

@@ -73,6 +73,7 @@ ROUTES = {
     "/contact/{externalId}/campaign-mailings": "contact_campaign_mailing_history",
     "/contact/{externalId}/forms": "contact_form_history",
     "/contact/bounces/list": "bounced_contacts",
+    "/contact/updates/list": "updated_contacts",
 }
 
 
@@ -561,6 +562,19 @@ class _Contacts:
                            "country": p["country"]},
             "channels": [{"name": "EMAIL", "value": subscribed}, {"name": "SMS", "value": False}],
         }
+
+    # When a person last changed as of `now`: joining, unsubscribing, coming back (as _contact_object says).
+    _LAST_CHANGED_SQL = """greatest(joined_at, case when unsubscribed_at <= $now then unsubscribed_at end,
+                                    case when reoptin_at <= $now then reoptin_at end)"""
+
+    def updated_contacts(self, request, operation, fromDate, toDate, after=None, pageSize=None, **_):
+        """Contacts whose lastChanged lies within [fromDate, toDate], oldest change first."""
+        sql = f"""
+            select * from (select p.*, {self._LAST_CHANGED_SQL} as last_changed from people p where joined_at <= $now)
+            where last_changed >= $from and last_changed <= $to
+        """
+        return self.page(request, sql, {"from": fromDate, "to": toDate}, "contacts", self._contact_object,
+                         after=after, pageSize=pageSize, order_by="last_changed, person_id")
 
     def contact(self, request, operation, externalId, **_):
         return self._contact_object(self._person(externalId))
