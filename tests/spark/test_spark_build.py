@@ -19,6 +19,7 @@ import tests.test_end_to_end as end_to_end
 from mail_warehouse.lake import copy_spark_tables, load_into_lake
 from mail_warehouse.settings import PROJECT_DIR
 from mail_warehouse_demo.standins.stack import StandinStack
+from tests.conftest import query_warehouse
 from tests.test_end_to_end import HELD_BACK_CLANG_FILES, HELD_BACK_SPOTLER, SPOTLER_HELD_FROM
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -105,7 +106,7 @@ def builds(lake) -> tuple[Path, Path]:
     databases = root / "incremental.duckdb", root / "full.duckdb"
     for home, database in zip((incremental, full), databases):
         copy_spark_tables(database, home=home)
-    after = end_to_end._query(databases[0], "select count(*) from marts.customer_activity")[0][0]
+    after = query_warehouse(databases[0], "select count(*) from marts.customer_activity")[0][0]
     assert after > before
     return databases
 
