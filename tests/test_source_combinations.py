@@ -7,6 +7,7 @@ counts the demo generator knows. Only the present sources' settings are given, a
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -88,7 +89,7 @@ def _run_with(sources: tuple[str, ...], stack: StandinStack, folder: Path) -> tu
     ("spotler", "directo"),
     ("clang", "spotler", "directo"),
 ], ids="+".join)
-def test_every_combination_of_sources_runs_end_to_end(sources, combination_stack, combination_run):
+def test_every_combination_of_sources_runs_end_to_end(sources, combination_stack, combination_run, tmp_path):
     world, _ = combination_stack
     env, database = combination_run(sources)
 
@@ -133,8 +134,46 @@ def test_every_combination_of_sources_runs_end_to_end(sources, combination_stack
             where c.is_mailable <> (e.mailed and not e.said_no)""")
         assert not wrong, wrong[:5]
     else:
-        # Spotler's events name an external id only: without Directo or Clang no address is known
-        assert query_warehouse(database, "select count(*) from marts.customer_activity where email is not null")[0][0] == 0
+        _assert_spotler_alone_gives_contacts_consent_and_segments(world, (env, database), consent_sources, tmp_path)
+
+
+def _assert_spotler_alone_gives_contacts_consent_and_segments(world: Path, run: tuple[dict, Path], consent_sources: set,
+                                                              folder: Path) -> None:
+    """Spotler's contacts give every person's address; a person is mailable when mailed (implied consent),
+    Spotler's EMAIL channel is on, and no unsubscribe, complaint or hard bounce is on record."""
+    database = run[1]
+    assert "implied_by_mailing" in consent_sources and "spotler_email_channel" in consent_sources
+    now = dt.datetime.fromtimestamp(json.loads((world / "world.json").read_text())["now"], dt.UTC)
+    people = f"""(select directo_code, lower(trim(email)) as email,
+                         not opted_out and not (unsubscribed_at <= t and not coalesce(reoptin_at <= t, false)) is true
+                             as channel_on
+                  from world.people, (select timestamptz '{now.isoformat()}' as t) where joined_at <= t)"""
+    missing = query_warehouse(database, f"""select p.directo_code, p.email from {people} p
+        left join marts.contacts c on c.spotler_external_id = p.directo_code and c.email = p.email
+        where c.email is null""", world)
+    assert not missing, missing[:5]
+    (people_count,) = query_warehouse(database, f"select count(*) from {people}", world)[0]
+    assert query_warehouse(database, "select count(*) from marts.contacts")[0][0] == people_count
+    wrong = query_warehouse(database, f"""
+        select c.email, c.is_mailable, c.not_mailable_reason
+        from marts.contacts c
+        join {people} p using (email)
+        left join (select email, bool_or(event_type = 'sent') as mailed,
+                          bool_or(event_type in ('unsubscribe', 'complaint', 'hard_bounce')) as said_no
+                   from marts.customer_activity where email is not null group by email) e using (email)
+        where c.is_mailable <> (coalesce(e.mailed, false) and not coalesce(e.said_no, false) and p.channel_on)""", world)
+    assert not wrong, wrong[:5]
+    assert query_warehouse(database, "select count(*) from marts.contacts where is_mailable")[0][0] > 0
+    assert query_warehouse(database, "select count(*) from marts.customer_activity where email is null")[0][0] == 0
+    assert query_warehouse(database, "select count(*) from marts.contact_mail_history")[0][0] > 0
+    # the world is 40 days long, shorter than the default 90 inactive days: the segment rebuilt on a copy with
+    # a window that fits it (its unit tests expect the default window, and ran in the scheduled build)
+    env, copy = _private_copy(run, folder)
+    result = warehouse_cli("build", "--", "--select", "reactivation", "--exclude-resource-type", "unit_test",
+                           "--vars", "{reactivation_inactive_days: 7, reactivation_min_mailings: 1}", env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    (segment_size,) = query_warehouse(copy, "select count(*) from segments.reactivation")[0]
+    assert segment_size > 0
 
 
 def test_stale_sources_warn_unless_configured_to_fail(combination_run, tmp_path):

@@ -1,7 +1,7 @@
 {{ config(materialized='incremental', unique_key='external_customer_id') }}
 -- Which e-mail address an external customer id (the ERP's customer code) stands for. Spotler's events
--- carry only that id; Directo knows the address, and so do Clang's activity rows. Directo wins, then the
--- address Clang saw last. Incremental: the previous answer competes with Directo and with the Clang rows
+-- carry only that id; Directo knows the address, and so do Clang's activity rows and Spotler's own contacts.
+-- Directo wins, then the address Clang saw last, then Spotler's contact record. Incremental: the previous answer competes with Directo and with the Clang rows
 -- of files loaded since (a table, because every build of customer_activity joins it).
 with
 
@@ -26,10 +26,19 @@ clang as (
     group by external_customer_id, email
 ),
 
+spotler as (
+    -- all of Spotler's contacts every build, as Directo's customers: the table holds each one's latest record
+    select external_contact_id as external_customer_id, email, 3 as preference, last_changed_at as seen_at
+    from {{ ref('stg_spotler__contacts') }}
+    where email is not null
+),
+
 candidates as (
     select * from directo
     union all
     select * from clang
+    union all
+    select * from spotler
     {% if is_incremental() %}
     union all
     select external_customer_id, email, preference, seen_at from {{ this }}

@@ -4,7 +4,8 @@
 -- calendar.
 --
 -- Consent (GDPR): the latest dated statement wins. Statements: Directo's OPTIN (yes or no, dated by day
--- in Directo's time zone), an unsubscribe or a complaint on either platform (dated to the second). Days
+-- in Directo's time zone), an unsubscribe or a complaint on either platform (dated to the second), Spotler's
+-- EMAIL channel off (dated by the contact's lastChanged; without that date it says nothing). Days
 -- are compared first: an unsubscribe and an OPTIN=yes on the same Directo day resolve to unsubscribed.
 -- An undated statement (an OPTIN without date; without Directo, having been mailed by a platform) counts
 -- only when no dated statement exists, so no guess ever re-subscribes anyone. A customer deleted from
@@ -108,6 +109,12 @@ consent_statements as (
            last_complaint_source || '_complaint'
     from summary
     where last_complained_at is not null
+    union all
+    -- Spotler's EMAIL channel off is an opt-out as of the contact's last change; on, it states no date of its
+    -- own (any change of the contact moves lastChanged), so it is no dated opt-in
+    select email, {{ directo_day('last_changed_at') }}, last_changed_at, false, 'spotler_email_channel'
+    from {{ ref('stg_spotler__contacts') }}
+    where email is not null and not email_opt_in and last_changed_at is not null
     {% if implied_consent %}
     union all
     -- no ERP: the platforms mail only opted-in contacts, so having been mailed is an (undated) opt-in
@@ -137,12 +144,22 @@ engagement_window as (
     group by email
 ),
 
+spotler_contacts as (
+    -- the address's Spotler contact changed last (a total order: the lowest id among equals)
+    select email, external_contact_id
+    from {{ ref('stg_spotler__contacts') }}
+    where email is not null
+    qualify row_number() over (partition by email order by last_changed_at desc nulls last, external_contact_id) = 1
+),
+
 addresses as (
     select email from directo
     union
     select email from deleted_from_directo
     union
     select email from summary
+    union
+    select email from spotler_contacts
 ),
 
 statuses as (
@@ -186,8 +203,9 @@ final as (
         coalesce(d.directo_customer_count, 0) > 1 as is_shared_email,
         e.clang_customer_id,
         e.clang_external_customer_id,
-        e.spotler_external_id,
-        coalesce(d.primary_customer_code, e.clang_external_customer_id, e.spotler_external_id) as external_customer_id,
+        coalesce(e.spotler_external_id, sc.external_contact_id) as spotler_external_id,
+        coalesce(d.primary_customer_code, e.clang_external_customer_id, e.spotler_external_id, sc.external_contact_id)
+            as external_customer_id,
         p.contact_name as first_name,
         p.customer_name as full_name,
         p.country_code,
@@ -226,6 +244,7 @@ final as (
     left join latest_consent l using (email)
     left join summary e using (email)
     left join engagement_window w using (email)
+    left join spotler_contacts sc using (email)
 )
 
 select * from final
