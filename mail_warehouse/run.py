@@ -63,7 +63,10 @@ def run_steps(wait_seconds: float, full_refresh: bool = False, stream=sys.stderr
             else:
                 steps.append(StepResult(f"load {source}", "skipped", note="not configured"))
         build_started = time.time()
-        build = _step("build", ["build", "--", "--full-refresh"] if full_refresh else ["build"], stream)
+        # dbt's unit tests check the models' logic on fixed inputs, not the day's data: `warehouse build` and
+        # the test suite run them; the daily job leaves them out (about 40 % of the build's node time).
+        build_args = ["--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
+        build = _step("build", ["build", "--", *build_args], stream)
         steps.append(build)
         # the build step checked the loaded sources' freshness; a stale source warns here (see build.py)
         freshness, stale = freshness_summary(since=build_started)
