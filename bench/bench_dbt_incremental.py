@@ -100,6 +100,7 @@ def main() -> None:
         print(f"dbt build after those days came in (incremental): {incremental:.1f} s")
         print(f"full build (--full-refresh) of the same data: {full:.1f} s")
         print(f"ratio incremental / full = {incremental / full:.2f} (target <= 0.1)")
+        print(f"RESULT dbt_incremental ratio={incremental / full:.2f} target=0.1")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -54,6 +54,7 @@ def main() -> None:
               f"Directo XML) in {generator_seconds:.1f} s")
         print(f"anchor: DuckDB COPY of {events:,} CSV rows in {anchor_seconds:.1f} s")
         print(f"ratio generator / anchor = {generator_seconds / anchor_seconds:.1f}; peak memory {peak_mb:,.0f} MB")
+        print(f"RESULT demo_data ratio={generator_seconds / anchor_seconds:.1f} target=none")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
