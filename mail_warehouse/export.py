@@ -362,8 +362,8 @@ def _record_outcome(con, export_id: str, status: str, note: str | None = None, *
 
 
 def _stage_contacts(con, guard: ConsentGuard, trigger: Trigger, export_id: str) -> None:
-    """The exported contacts, in an open transaction the intent joins (run beside the hashing and the look on
-    the server). Nothing else writes the warehouse while this connection holds it, so the guard gives the rows
+    """The exported contacts, in an open transaction the intent joins (run while the file is hashed and the
+    settings are read). Nothing else writes the warehouse while this connection holds it, so the guard gives the rows
     the CSV holds."""
     con.execute("begin")
     con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
@@ -397,8 +397,8 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
     with WarehouseLock(warehouse_settings.warehouse_path(), wait_seconds, command="export"):
         con = warehouse_settings.connect()
         # Beside the main thread: reading the settings (dlt's configuration machinery) and the SSH handshake
-        # while DuckDB writes the guarded CSV; recording the exported contacts while the file is hashed.
-        beside = ThreadPoolExecutor(1)
+        # while DuckDB writes the guarded CSV and records its contacts; on the second worker, the file's sha256.
+        beside = ThreadPoolExecutor(2)
         destination = beside.submit(_open_destination, dry_run)
         try:
             ensure_log(con)
@@ -428,37 +428,43 @@ def _export_one(con, beside, destination, guard: ConsentGuard, trigger: Trigger,
     if delivered_today and not force and not dry_run:
         return results + [ExportResult(name, "skipped", delivered_today[0][0],
                                        message="already uploaded today (--force uploads again)")]
-    # Written beside the warehouse file while the settings are still being read, then moved into local_dir (a
-    # rename when both are on one file system).
+    # Written beside the warehouse file while the settings are still being read and the SSH handshake runs, then
+    # moved into local_dir (a rename when both are on one file system). Before waiting for them, the file's sha256
+    # (on the second worker; hashlib lets go of the GIL) and its contacts (here, in the transaction the intent
+    # joins) are prepared, so the work the intent needs overlaps the settings instead of following them.
     scratch = warehouse_settings.warehouse_path().parent / f".{file_name}.{uuid.uuid4().hex}.writing"
-    try:
-        rows, excluded = _write_csv(con, trigger, scratch, guard)
-        settings, deployteq = destination.result()
-        local = settings.local_dir / file_name
-        local.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(scratch, local)
-    finally:
-        scratch.unlink(missing_ok=True)
-    by_reason = guard.left_out_by_reason(con, trigger) if excluded else {}
-    if dry_run:
-        return results + [ExportResult(name, "dry-run", file_name, rows, excluded,
-                                       f"written to {local}, would go to {settings.upload_dir}/{file_name}", by_reason)]
-    if rows == 0 and not settings.upload_empty:
-        return results + [ExportResult(name, "skipped", None, 0, excluded,
-                                       "the segment is empty (upload_empty uploads it anyway)", by_reason)]
-
     export_id = str(uuid.uuid4())
-    staging = beside.submit(_stage_contacts, con, guard, trigger, export_id)
+    staged = False
     try:
-        size, sha256 = local.stat().st_size, file_sha256(local)
+        try:
+            rows, excluded = _write_csv(con, trigger, scratch, guard)
+            hashing = None if dry_run else beside.submit(file_sha256, scratch)
+            if not dry_run:
+                staged = True
+                _stage_contacts(con, guard, trigger, export_id)
+            settings, deployteq = destination.result()
+            size, sha256 = scratch.stat().st_size, hashing.result() if hashing else None
+            local = settings.local_dir / file_name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(scratch, local)
+        finally:
+            scratch.unlink(missing_ok=True)
+        by_reason = guard.left_out_by_reason(con, trigger) if excluded else {}
+        if dry_run:
+            return results + [ExportResult(name, "dry-run", file_name, rows, excluded,
+                                           f"written to {local}, would go to {settings.upload_dir}/{file_name}",
+                                           by_reason)]
+        if rows == 0 and not settings.upload_empty:
+            con.execute("rollback")
+            return results + [ExportResult(name, "skipped", None, 0, excluded,
+                                           "the segment is empty (upload_empty uploads it anyway)", by_reason)]
         already = None if force else deployteq.locate(file_name)
         if already is not None and already.setting == "FAILED_DIR" and _known_rejected(con, file_name):
             already = None  # Deployteq rejected the earlier file (recorded by --status): today's may go again
     except BaseException:
-        staging.result()
-        con.execute("rollback")
+        if staged:
+            con.execute("rollback")
         raise
-    staging.result()
     if already is not None:
         con.execute("rollback")
         return results + [ExportResult(name, "skipped", file_name, rows, excluded, (
