@@ -1,0 +1,118 @@
+"""Benchmark: the daily `warehouse run` (load clang, spotler, directo, build, publish, export) after one new day,
+on worlds of about 1M, 10M and 30M e-mail events, and on the demo world of `make run`. The daily cost must not
+grow with the history: target ratio (largest world's daily run / smallest's) <= 1.5; the demo-size daily run
+under 10 s.
+
+Each world is served by the stand-ins with its newest day held back (that day's Clang files moved aside, the
+Spotler API's clock a day earlier); a first `warehouse run` loads and builds the history (not timed), then the
+day is released and the second `warehouse run` is timed. Generated worlds are kept in a cache folder
+(--cache, default /tmp/mail_warehouse_bench_worlds/, one folder per size; delete it to regenerate), since a
+30M-event world takes many minutes to generate; the warehouse is made afresh each time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mail_warehouse_demo.standins.stack import StandinStack
+from mail_warehouse_demo.world import WorldSpec, simulate
+from mail_warehouse_demo.writers import write_world
+
+END = dt.date(2026, 11, 23)
+# name: (contacts, mailings, days); the event counts scale with contacts x mailings
+SIZES = {
+    "demo": (2_000, 40, 180),
+    "1M": (15_000, 100, 365),
+    "10M": (150_000, 100, 365),
+    "30M": (450_000, 100, 365),
+}
+
+
+def cached_world(cache: Path, size: str) -> Path:
+    contacts, mailings, days = SIZES[size]
+    world_dir = cache / f"{size}-{contacts}-{mailings}-{days}-{END}" / "world"
+    if not (world_dir / ".complete").exists():
+        shutil.rmtree(world_dir, ignore_errors=True)
+        started = time.perf_counter()
+        world = simulate(WorldSpec(contacts=contacts, mailings=mailings, days=days, seed=7, end=END))
+        write_world(world, world_dir)
+        (world_dir / ".complete").write_text(f"{world.events.num_rows}\n")
+        print(f"{size}: generated {world.events.num_rows:,} events in {time.perf_counter() - started:.0f} s "
+              f"into {world_dir}", flush=True)
+    return world_dir
+
+
+def warehouse_run(env: dict) -> tuple[float, str]:
+    """`warehouse run`: its wall time and its summary line."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "run"], env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise SystemExit(f"warehouse run failed:\n{output[-4000:]}")
+    summary = re.findall(r"^warehouse run: .*$", output, re.MULTILINE)
+    return seconds, summary[-1] if summary else ""
+
+
+def daily_run(world_dir: Path, work: Path) -> tuple[float, str]:
+    """The timed `warehouse run` after the world's newest day arrives, on a warehouse of all days before it."""
+    clang_dir = world_dir / "clang"
+    newest_day = sorted(path.stem.split("_")[-1] for path in clang_dir.glob("activiteiten_*.csv"))[-1]
+    held_back = work / "held-back"
+    held_back.mkdir()
+    newest_files = list(clang_dir.glob(f"*_{newest_day}.csv"))
+    for path in newest_files:
+        path.rename(held_back / path.name)
+    try:
+        with StandinStack(world_dir, work / "state") as stack:
+            stack.spotler_api.now = stack.spotler_api.world_now - dt.timedelta(days=1)
+            env = {**os.environ, **stack.environment(), "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
+                   "DBT_TARGET_PATH": str(work / "target"), "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(work / "exports"),
+                   "SOURCES__SPOTLER__START_DATE": "2025-01-01", "SOURCES__SPOTLER__PAGE_SIZE": "10000"}
+            warehouse_run(env)  # the history
+            for path in newest_files:
+                (held_back / path.name).rename(path)
+            stack.spotler_api.now = stack.spotler_api.world_now
+            return warehouse_run(env)
+    finally:
+        for path in held_back.iterdir():  # the cached world stays whole
+            path.rename(clang_dir / path.name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", nargs="+", default=["demo", "1M", "10M", "30M"], choices=list(SIZES))
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mail_warehouse_bench_worlds")
+    args = parser.parse_args()
+    seconds: dict[str, float] = {}
+    for size in args.sizes:
+        world_dir = cached_world(args.cache, size)
+        events = int((world_dir / ".complete").read_text())
+        work = Path(tempfile.mkdtemp(prefix=f"bench-daily-{size}-"))
+        try:
+            seconds[size], summary = daily_run(world_dir, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"{size} ({events:,} events): daily warehouse run {seconds[size]:.1f} s; {summary}", flush=True)
+    if "demo" in seconds:
+        print(f"demo-size daily run: {seconds['demo']:.1f} s (target < 10 s)")
+    scaled = [size for size in args.sizes if size != "demo"]
+    if len(scaled) >= 2:
+        ratio = seconds[scaled[-1]] / seconds[scaled[0]]
+        print(f"ratio {scaled[-1]} / {scaled[0]} = {ratio:.2f} (target <= 1.5)")
+        print(f"RESULT daily_run ratio={ratio:.2f} target=1.5")
+    else:
+        print("RESULT daily_run ratio=none target=1.5  (give --sizes two of 1M, 10M, 30M for the ratio)")
+
+
+if __name__ == "__main__":
+    main()
