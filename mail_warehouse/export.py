@@ -11,10 +11,12 @@ goes out exactly once, whatever fails. For each segment model whose yml `meta.cs
 2. the segment's rows are read and checked again against `marts.contacts`: whatever the segment's SQL says, a
    contact that may not be mailed is never exported; the CSV is written by DuckDB in a fixed row order;
 3. if the file name is already on the server in one of those folders, nothing is sent (it went out before);
-4. the intent (export id, segment, file name, rows, size, sha256) and the exported contacts are committed;
+4. the intent (export id, segment, file name, rows, size, sha256) is committed;
 5. the file is uploaded under a dot-name ending in `.part` (which the watcher ignores), its remote size and
    sha256 checked by reading it back, and renamed into place in one step. A retry after a dropped connection
-   first looks for the final name: a rename the server carried out but whose reply was lost is not repeated;
+   first looks for the final name: a rename the server carried out but whose reply was lost is not repeated.
+   Beside the upload the exported contacts are recorded; if the run dies before they are, step 1 reads them
+   back from the copy kept in `local_dir` when it finds the file delivered;
 6. the outcome is committed.
 
 A run killed anywhere leaves either no intent (nothing was sent) or an intent that step 1 resolves from what
@@ -335,6 +337,8 @@ def reconcile(con, deployteq: Deployteq, segment: str | None = None) -> list[Exp
         if found is not None:
             odd = "" if found.size == size else f" (it has {found.size} bytes, the intent {size})"
             note = f"found in {found.folder}/ by a later run{odd}"
+            if not _recover_contacts(con, deployteq.settings, export_id, intent_segment, file_name):
+                note += "; its contacts were not recorded and its local copy is gone, so they are not counted"
             _record_outcome(con, export_id, found.status, note, found_later=True)
             results.append(ExportResult(intent_segment, "reconciled", file_name, message=(
                 f"an earlier run was interrupted after sending it; found in {found.folder}/{odd}, recorded as "
@@ -351,6 +355,25 @@ def reconcile(con, deployteq: Deployteq, segment: str | None = None) -> list[Exp
     return results
 
 
+def _recover_contacts(con, settings: ExportSettings, export_id: str, segment: str, file_name: str) -> bool:
+    """The contacts of a delivered file whose run died before recording them, read from the copy kept in local_dir
+    (the same bytes that went out); True when they are recorded."""
+    if con.execute(f"select count(*) from {LOG_SCHEMA}.csv_trigger_contacts where export_id = $id",
+                   {"id": export_id}).fetchone()[0]:
+        return True
+    local, trigger = settings.local_dir / file_name, declared_triggers().get(segment)
+    if trigger is None or not local.exists():
+        return False
+    email_header = trigger.columns["email"].replace('"', '""')
+    encoding = "" if trigger.is_utf8 else f", encoding = {sql_literal(trigger.encoding)}"
+    con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
+                    select $id, c.email, c.contact_key
+                    from read_csv({sql_literal(str(local))}, header = true, all_varchar = true,
+                                  delim = {sql_literal(trigger.delimiter)}{encoding}) f
+                    inner join marts.contacts c on c.email = lower(trim(f."{email_header}"))""", {"id": export_id})
+    return True
+
+
 def _record_outcome(con, export_id: str, status: str, note: str | None = None, *, found_later: bool = False) -> None:
     """`found_later`: the delivery was seen by a later run, so its time is taken as the intent's (the upload
     began within seconds of it), not the moment it was found."""
@@ -361,11 +384,9 @@ def _record_outcome(con, export_id: str, status: str, note: str | None = None, *
                     where export_id = $id""", {"status": status, "note": note, "id": export_id, "found_later": found_later})
 
 
-def _stage_contacts(con, guard: ConsentGuard, trigger: Trigger, export_id: str) -> None:
-    """The exported contacts, in an open transaction the intent joins (run while the file is hashed and the
-    settings are read). Nothing else writes the warehouse while this connection holds it, so the guard gives the rows
-    the CSV holds."""
-    con.execute("begin")
+def _record_contacts(con, guard: ConsentGuard, trigger: Trigger, export_id: str) -> None:
+    """The exported contacts of a recorded intent, in one statement (all or none), run beside the upload. Nothing
+    else writes the warehouse while this connection holds it, so the guard gives the rows the CSV holds."""
     con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
                     select $id, c.email, c.contact_key from {guard.rows(trigger)}""", {"id": export_id})
 
@@ -429,58 +450,49 @@ def _export_one(con, beside, destination, guard: ConsentGuard, trigger: Trigger,
         return results + [ExportResult(name, "skipped", delivered_today[0][0],
                                        message="already uploaded today (--force uploads again)")]
     # Written beside the warehouse file while the settings are still being read and the SSH handshake runs, then
-    # moved into local_dir (a rename when both are on one file system). Before waiting for them, the file's sha256
-    # (on the second worker; hashlib lets go of the GIL) and its contacts (here, in the transaction the intent
-    # joins) are prepared, so the work the intent needs overlaps the settings instead of following them.
+    # moved into local_dir (a rename when both are on one file system). The file's sha256 is taken on the second
+    # worker (hashlib lets go of the GIL) before waiting for them, so it overlaps the settings instead of following.
     scratch = warehouse_settings.warehouse_path().parent / f".{file_name}.{uuid.uuid4().hex}.writing"
-    export_id = str(uuid.uuid4())
-    staged = False
     try:
-        try:
-            rows, excluded = _write_csv(con, trigger, scratch, guard)
-            hashing = None if dry_run else beside.submit(file_sha256, scratch)
-            if not dry_run:
-                staged = True
-                _stage_contacts(con, guard, trigger, export_id)
-            settings, deployteq = destination.result()
-            size, sha256 = scratch.stat().st_size, hashing.result() if hashing else None
-            local = settings.local_dir / file_name
-            local.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(scratch, local)
-        finally:
-            scratch.unlink(missing_ok=True)
-        by_reason = guard.left_out_by_reason(con, trigger) if excluded else {}
-        if dry_run:
-            return results + [ExportResult(name, "dry-run", file_name, rows, excluded,
-                                           f"written to {local}, would go to {settings.upload_dir}/{file_name}",
-                                           by_reason)]
-        if rows == 0 and not settings.upload_empty:
-            con.execute("rollback")
-            return results + [ExportResult(name, "skipped", None, 0, excluded,
-                                           "the segment is empty (upload_empty uploads it anyway)", by_reason)]
-        already = None if force else deployteq.locate(file_name)
-        if already is not None and already.setting == "FAILED_DIR" and _known_rejected(con, file_name):
-            already = None  # Deployteq rejected the earlier file (recorded by --status): today's may go again
-    except BaseException:
-        if staged:
-            con.execute("rollback")
-        raise
+        rows, excluded = _write_csv(con, trigger, scratch, guard)
+        hashing = None if dry_run else beside.submit(file_sha256, scratch)
+        settings, deployteq = destination.result()
+        size, sha256 = scratch.stat().st_size, hashing.result() if hashing else None
+        local = settings.local_dir / file_name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(scratch, local)
+    finally:
+        scratch.unlink(missing_ok=True)
+    by_reason = guard.left_out_by_reason(con, trigger) if excluded else {}
+    if dry_run:
+        return results + [ExportResult(name, "dry-run", file_name, rows, excluded,
+                                       f"written to {local}, would go to {settings.upload_dir}/{file_name}", by_reason)]
+    if rows == 0 and not settings.upload_empty:
+        return results + [ExportResult(name, "skipped", None, 0, excluded,
+                                       "the segment is empty (upload_empty uploads it anyway)", by_reason)]
+    already = None if force else deployteq.locate(file_name)
+    if already is not None and already.setting == "FAILED_DIR" and _known_rejected(con, file_name):
+        already = None  # Deployteq rejected the earlier file (recorded by --status): today's may go again
     if already is not None:
-        con.execute("rollback")
         return results + [ExportResult(name, "skipped", file_name, rows, excluded, (
             f"{file_name} is already in {already.folder}/ on {settings.sftp.where}: it was delivered before, so it "
             "is not sent twice (--force sends it anyway)"), by_reason)]
+    export_id = str(uuid.uuid4())
     con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_log (export_id, segment, file_name, rows, excluded_by_consent,
                         sha256, uploaded_at, status, export_day, size, recorded_at)
                     values ($id, $s, $f, $r, $x, $h, null, 'intent', $d, $size, now())""",
                 {"id": export_id, "s": name, "f": file_name, "r": rows, "x": excluded, "h": sha256, "d": today,
                  "size": size})
-    con.execute("commit")  # the intent is durable before a byte goes out
-
+    # The intent is durable (autocommit) before a byte goes out. The contacts are recorded beside the upload: a
+    # run killed before they are is reconciled from the file kept in local_dir (_recover_contacts).
+    recording = beside.submit(_record_contacts, con, guard, trigger, export_id)
     print(f"export {name}: uploading {file_name} ({rows:,} contacts) to {settings.upload_dir} on "
           f"{settings.sftp.where}", file=stream, flush=True)
     try:
-        landed = deployteq.deliver(local, file_name, size, sha256, force=force)
+        try:
+            landed = deployteq.deliver(local, file_name, size, sha256, force=force)
+        finally:
+            recording.result()
     except (SftpError, ExportError) as error:
         return results + [ExportResult(name, "failed", file_name, rows, excluded, (
             f"{error}; the intent stays recorded: the next export looks for {file_name} on the server and records "
