@@ -5,8 +5,6 @@ trigger was delivered exactly once (an intent committed before the upload, recon
 the server, a fixed row order): those guarantees are not to cost more than the noise of the measurement.
 """
 
-TARGET_RATIO = 1.9
-
 from __future__ import annotations
 
 import argparse
@@ -21,6 +19,8 @@ from pathlib import Path
 
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
+
+TARGET_RATIO = 1.9
 
 
 def build_warehouse(path: Path, contacts: int) -> None:
