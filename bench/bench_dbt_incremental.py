@@ -18,10 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from mail_warehouse_demo.world import WorldSpec, simulate
-from mail_warehouse_demo.writers import write_world
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins.stack import StandinStack
+from worlds import END, add_world_arguments, write_benchmark_world
 
 
 def cli(*args, env) -> float:
@@ -56,19 +55,13 @@ def hold_back_newest_days(clang_dir: Path, held_back: Path, share: float) -> int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--contacts", type=int, default=150_000)
-    parser.add_argument("--mailings", type=int, default=100)
-    parser.add_argument("--days", type=int, default=365)
+    add_world_arguments(parser)
     parser.add_argument("--share", type=float, default=0.01, help="share of the events the new data holds (0.01)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-dbt-"))
     try:
-        end = dt.date(2026, 11, 23)
-        world = simulate(WorldSpec(contacts=args.contacts, mailings=args.mailings, days=args.days, seed=4, end=end,
-                                   clang_share=0.97))
-        events = world.events.num_rows
-        write_world(world, work / "world")
-        del world
+        end = END
+        events = write_benchmark_world(args, work / "world")
         held_back = work / "last-days"
         held_back.mkdir()
         days_back = hold_back_newest_days(work / "world" / "clang", held_back, args.share)

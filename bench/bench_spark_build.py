@@ -11,7 +11,6 @@ the set-up time, not the measurement). Needs Java 17 and the `spark` extra.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import shutil
 import subprocess
@@ -23,8 +22,7 @@ from pathlib import Path
 from mail_warehouse.lake import load_into_lake
 from mail_warehouse.settings import PROJECT_DIR
 from mail_warehouse_demo.standins.stack import StandinStack
-from mail_warehouse_demo.world import WorldSpec, simulate
-from mail_warehouse_demo.writers import write_world
+from worlds import END, add_world_arguments, write_benchmark_world
 
 
 def timed(command: list[str], env: dict[str, str], what: str) -> float:
@@ -37,18 +35,12 @@ def timed(command: list[str], env: dict[str, str], what: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--contacts", type=int, default=150_000)
-    parser.add_argument("--mailings", type=int, default=100)
-    parser.add_argument("--days", type=int, default=365)
+    add_world_arguments(parser)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-spark-"))
     try:
-        end = dt.date(2026, 11, 23)
-        world = simulate(WorldSpec(contacts=args.contacts, mailings=args.mailings, days=args.days, seed=4, end=end,
-                                   clang_share=0.97))
-        events = world.events.num_rows
-        write_world(world, work / "world")
-        del world
+        end = END
+        events = write_benchmark_world(args, work / "world")
         dbt = str(Path(sys.executable).with_name("dbt"))
         vars_ = ["--vars", f"{{as_of_date: '{end}'}}"]
         with StandinStack(work / "world", work / "state") as stack:
