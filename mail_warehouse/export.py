@@ -12,9 +12,10 @@ goes out exactly once, whatever fails. For each segment model whose yml `meta.cs
    contact that may not be mailed is never exported; the CSV is written by DuckDB in a fixed row order;
 3. if the file name is already on the server in one of those folders, nothing is sent (it went out before);
 4. the intent (export id, segment, file name, rows, size, sha256) is committed;
-5. the file is uploaded under a dot-name ending in `.part` (which the watcher ignores), its remote size and
-   sha256 checked by reading it back, and renamed into place in one step. A retry after a dropped connection
-   first looks for the final name: a rename the server carried out but whose reply was lost is not repeated.
+5. the file is uploaded under a dot-name ending in `.part` (which the watcher ignores; one per attempt), its
+   remote size and sha256 checked by reading it back, and renamed into place in one step. A retry after a
+   dropped connection first removes the scratch files, then looks for the final name: a rename the server
+   carried out but whose reply was lost is not repeated, and one it carries out late finds nothing to move.
    Beside the upload the exported contacts are recorded; if the run dies before they are, step 1 reads them
    back from the copy kept in `local_dir` when it finds the file delivered;
 6. the outcome is committed.
@@ -204,6 +205,7 @@ class Found:
     setting: str      # the folder's setting, UPLOAD_DIR ... FAILED_DIR
     folder: str
     size: int
+    mtime: float | None = None
 
     @property
     def status(self) -> str:
@@ -235,6 +237,15 @@ class Deployteq:
         self._folders_checked = True
 
     def _look(self, session: SftpSession, file_name: str, settings: tuple[str, ...] | None = None) -> Found | None:
+        for found in self._look_everywhere(session, file_name, settings):
+            return found
+        return None
+
+    def _look_everywhere(self, session: SftpSession, file_name: str,
+                         settings: tuple[str, ...] | None = None) -> list[Found]:
+        """Every folder (of `settings`, or all four) that holds a file of this name, in the order Deployteq
+        moves a trigger through them."""
+        found = []
         for setting, folder in self.settings.folders.items():
             if settings is not None and setting not in settings:
                 continue
@@ -242,49 +253,64 @@ class Deployteq:
                 attributes = session.sftp.stat(posixpath.join(folder, file_name))
             except FileNotFoundError:
                 continue
-            return Found(setting, folder, attributes.st_size)
-        return None
+            found.append(Found(setting, folder, attributes.st_size, attributes.st_mtime))
+        return found
 
     def locate(self, file_name: str) -> Found | None:
         """Where a file of this name is among Upload, Active, Done and Failed, if anywhere."""
         self._check_folders()
         return self.sftp.call(lambda session: self._look(session, file_name), f"looking for {file_name}")
 
+    def _remove_scratch_files(self, session: SftpSession, file_name: str) -> int:
+        removed = 0
+        for name in session.sftp.listdir(self.settings.upload_dir):
+            if _is_scratch_of(name, file_name):
+                try:
+                    session.sftp.remove(posixpath.join(self.settings.upload_dir, name))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
     def remove_scratch(self, file_name: str) -> bool:
-        """Remove the `.part` a dead run left in the upload folder; True if there was one."""
+        """Remove every `.part` of this file name that a dead run (or a dropped attempt) left in the upload
+        folder; True if there was one."""
         self._check_folders()
+        return bool(self.sftp.call(lambda session: self._remove_scratch_files(session, file_name),
+                                   f"removing the scratch files of {file_name}", remote=self.settings.upload_dir,
+                                   setting="UPLOAD_DIR"))
 
-        def remove(session: SftpSession) -> bool:
-            try:
-                session.sftp.remove(_scratch_name(self.settings, file_name))
-            except FileNotFoundError:
-                return False
-            return True
-        return self.sftp.call(remove, f"removing the scratch file of {file_name}", remote=self.settings.upload_dir,
-                              setting="UPLOAD_DIR")
-
-    def deliver(self, local: Path, file_name: str, size: int, sha256: str, *, force: bool) -> Found:
+    def deliver(self, local: Path, file_name: str, size: int, sha256: str, *, export_id: str, force: bool) -> Found:
         """Upload under a name the watcher ignores, check size and checksum, rename into place; return where the
-        file is. A retry (the connection dropped) first looks for the final name: if the earlier attempt's rename
-        was carried out and only its reply lost, the file is there (or Deployteq already moved it on) and is not
-        sent again."""
+        file is.
+
+        A retry (the connection dropped or timed out) may follow a rename the server carried out, or one the
+        server still has queued and carries out later. So a retry first removes the scratch files of this name
+        (a late rename then finds nothing to move), then looks for the final name: found, the file went out
+        and is not sent again. Each attempt uploads under a scratch name of its own, so a late request of an
+        earlier attempt never touches the file of a later one. With --force the name may be on the server from
+        an earlier delivery: only a file that was not there before this delivery, or changed since, counts."""
         self._check_folders()
-        scratch, final = _scratch_name(self.settings, file_name), posixpath.join(self.settings.upload_dir, file_name)
+        final = posixpath.join(self.settings.upload_dir, file_name)
         attempts = 0
-        # With --force the name may be in Done/ from before; only Upload/ and Active/ can show this delivery.
-        where_it_can_be = ("UPLOAD_DIR", "ACTIVE_DIR") if force else None
+        before: dict[str, float | None] = {}
 
         def send(session: SftpSession) -> Found:
-            nonlocal attempts
+            nonlocal attempts, before
             attempts += 1
+            if attempts == 1 and force:
+                before = {found.setting: found.mtime for found in self._look_everywhere(session, file_name)}
             if attempts > 1:
-                found = self._look(session, file_name, where_it_can_be)
-                if found is not None:
+                self._remove_scratch_files(session, file_name)
+                for found in self._look_everywhere(session, file_name):
+                    if found.setting in before and before[found.setting] == found.mtime:
+                        continue  # there before this delivery (--force)
                     if found.size != size:
                         raise ExportError(f"{found.folder}/{file_name} appeared on {self.settings.sftp.where} with "
                                           f"{found.size} bytes, not the {size} sent; not sending it again: check "
                                           "what wrote it")
                     return found
+            scratch = _scratch_name(self.settings, file_name, f"{export_id[:8]}-{attempts}")
             with local.open("rb") as source:
                 sent = session.upload(source, scratch)
             if sent != sha256:
@@ -311,8 +337,12 @@ class Deployteq:
                                   setting=setting))
 
 
-def _scratch_name(settings: ExportSettings, file_name: str) -> str:
-    return posixpath.join(settings.upload_dir, f".{file_name}.part")
+def _scratch_name(settings: ExportSettings, file_name: str, attempt: str) -> str:
+    return posixpath.join(settings.upload_dir, f".{file_name}.{attempt}.part")
+
+
+def _is_scratch_of(name: str, file_name: str) -> bool:
+    return name.startswith(f".{file_name}.") and name.endswith(".part")
 
 
 def file_sha256(path: Path) -> str:
@@ -331,8 +361,9 @@ def reconcile(con, deployteq: Deployteq, segment: str | None = None) -> list[Exp
                               order by recorded_at""", {"segment": segment}).fetchall()
     results = []
     for export_id, intent_segment, file_name, size in pending:
-        found = deployteq.locate(file_name)
+        # the scratch files first: a rename the dead run's server still had queued then has nothing to move
         scratch_removed = deployteq.remove_scratch(file_name)
+        found = deployteq.locate(file_name)
         scratch = "; its leftover scratch file was removed" if scratch_removed else ""
         if found is not None:
             odd = "" if found.size == size else f" (it has {found.size} bytes, the intent {size})"
@@ -490,7 +521,7 @@ def _export_one(con, beside, destination, guard: ConsentGuard, trigger: Trigger,
           f"{settings.sftp.where}", file=stream, flush=True)
     try:
         try:
-            landed = deployteq.deliver(local, file_name, size, sha256, force=force)
+            landed = deployteq.deliver(local, file_name, size, sha256, export_id=export_id, force=force)
         finally:
             recording.result()
     except (SftpError, ExportError) as error:

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,3 +409,43 @@ def test_a_connection_dropped_after_the_rename_is_not_followed_by_a_second_uploa
     assert "uploaded reactivatie_" in result.stdout
     assert watcher.started == started
     assert _exported(tmp_path / "warehouse.duckdb") == logged
+
+
+def test_a_rename_the_server_carries_out_late_is_not_a_second_delivery(built_warehouse, exported_reference,
+                                                                       tmp_path):
+    """No kill: the connection drops with the rename still queued on the server, which carries it out later,
+    while the export's retry is uploading again on a new connection. The retry removed the earlier scratch
+    file before looking and uploads under a scratch name of its own, so the late rename finds nothing to move:
+    one campaign."""
+    _, reference, stack = built_warehouse
+    started, logged = exported_reference
+    shutil.copyfile(reference, tmp_path / "warehouse.duckdb")
+    _fresh_deployteq(stack)
+    late_rename = SftpFault("posix_rename", r"\.part$", action="late")
+    # the scratch file's opens: the first attempt's upload and read-back, then the retry's upload
+    retry_upload = SftpFault("open", r"\.part$", nth=3)
+
+    def carry_out_the_rename_during_the_retry() -> None:
+        if retry_upload.wait_reached(120):
+            late_rename.release()
+            late_rename.carried_out.wait(30)
+        retry_upload.release()
+
+    with stack.deployteq_watcher() as watcher:
+        stack.deployteq.inject(late_rename)
+        stack.deployteq.inject(retry_upload)
+        choreography = threading.Thread(target=carry_out_the_rename_during_the_retry, daemon=True)
+        choreography.start()
+        try:
+            result = run_to_the_end(["export"], trial_environment(built_warehouse, tmp_path))
+        finally:
+            retry_upload.release()
+            late_rename.release()
+            choreography.join(30)
+            stack.deployteq.clear_faults()
+    FIGURES.triggers_doubled += max(0, len(watcher.started) - len(started))
+    assert late_rename.outcome.startswith("failed"), late_rename.outcome
+    assert "uploaded reactivatie_" in result.stdout
+    assert watcher.started == started
+    assert _exported(tmp_path / "warehouse.duckdb") == logged
+    assert not [p.name for p in (stack.deployteq_dir / "Upload").iterdir()], "a scratch file was left behind"

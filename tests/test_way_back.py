@@ -14,6 +14,7 @@ import pytest
 
 from mail_warehouse import export, settings
 from mail_warehouse.lock import WarehouseLock
+from mail_warehouse_demo.standins.sftp import SftpFault
 from tests.conftest import warehouse_cli
 
 pytestmark = pytest.mark.slow
@@ -180,6 +181,26 @@ def test_a_trigger_already_on_the_server_is_not_sent_again_even_without_a_record
     assert (f"export reactivation: skipped {name}" in again.stdout
             and f"{name} is already in Done/" in again.stdout and "not sent twice" in again.stdout), again.stdout
     assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 0
+
+
+def test_a_forced_trigger_taken_by_deployteq_before_the_retry_is_not_sent_again(warehouse_copy):
+    """--force sends a name already in Done/ (a deliberate second campaign). The connection drops right after the
+    server renamed the file into place, and Deployteq takes it on to Done/ during the retry's backoff: the
+    retry sees a file in Done/ that changed since this delivery began, so the second campaign starts once."""
+    env, database, stack = warehouse_copy
+    with stack.deployteq_watcher() as watcher:
+        assert warehouse_cli("export", env=env).returncode == 0
+        time.sleep(1.1)  # SFTP times are whole seconds: the second delivery is a second later
+        stack.deployteq.inject(SftpFault("posix_rename", r"\.part$", action="drop", after=True))
+        try:
+            forced = warehouse_cli("export", "--force", env={**env, "EXPORT__DEPLOYTEQ__RETRY_DELAY_SECONDS": "2"})
+        finally:
+            stack.deployteq.clear_faults()
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert len(watcher.started) == 2, watcher.started
+    statuses = query(database, "select status, note from exports.csv_trigger_log order by recorded_at")
+    assert [status for status, _ in statuses] == ["uploaded", "done"], statuses
+    assert "found in Done/ after a dropped connection" in statuses[1][1]
 
 
 def test_two_exports_at_once_deliver_one_trigger(warehouse_copy):

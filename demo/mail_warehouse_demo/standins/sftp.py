@@ -92,7 +92,8 @@ class SftpFault:
     file's name).
 
     `action`: "hold" keeps the reply back until `release()` (the test kills the client meanwhile), "drop" cuts
-    the connection instead of replying, "deny" answers permission denied. `after`: act once the server has carried the request out (a rename
+    the connection instead of replying, "deny" answers permission denied, "late" cuts the connection with the
+    request still queued and carries it out when the test releases it (`outcome` says how that went). `after`: act once the server has carried the request out (a rename
     done whose reply never arrives) rather than before; a request held before and whose client is gone by
     the release is not carried out."""
     operation: str
@@ -103,6 +104,8 @@ class SftpFault:
     seen: int = 0
     reached: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    carried_out: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    outcome: str = ""  # action "late": what became of the request carried out after the client had gone
 
     def hits(self, operation: str, path: str) -> bool:
         """Count a matching request; True for the one this fault acts on."""
@@ -132,6 +135,8 @@ class _MisbehavingSFTPServer(asyncssh.SFTPServer):
 
     async def _serve(self, operation: str, path: str, carry_out):
         fault = self._standin.take_fault(operation, path)
+        if fault is not None and fault.action == "late":
+            await self._carry_out_late(fault, carry_out)
         if fault is not None and not fault.after:
             await self._act(fault)
         result = carry_out()
@@ -152,6 +157,23 @@ class _MisbehavingSFTPServer(asyncssh.SFTPServer):
             await asyncio.sleep(0.01)
         if self.channel.is_closing():
             raise asyncssh.SFTPConnectionLost("the client went away while its request was held")
+
+    async def _carry_out_late(self, fault: SftpFault, carry_out) -> None:
+        """The connection drops with the request still queued; the server carries it out once the test
+        releases it, after the client has gone (as a real server working through its queue may)."""
+        fault.reached.set()
+        self.channel.get_connection().abort()
+        while not fault.released.is_set():
+            await asyncio.sleep(0.01)
+        try:
+            result = carry_out()
+            if inspect.isawaitable(result):
+                await result
+            fault.outcome = "carried out"
+        except (OSError, asyncssh.SFTPError) as error:
+            fault.outcome = f"failed: {error}"
+        fault.carried_out.set()
+        raise asyncssh.SFTPConnectionLost("dropped by an injected fault; the request was carried out late")
 
     def _name(self, file_obj) -> str:
         return self._names.get(id(file_obj), _text(file_obj))
