@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import yaml
 
-from mail_warehouse.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, connect, warehouse_path
+from mail_warehouse.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, configured_sources, connect, warehouse_path
 
 # The dbt source of each loader and the raw schema it loads into (models/staging/<source>/_<source>__sources.yml).
 LOADED_SOURCES = {"clang": "raw_clang", "spotler": "raw_spotler", "directo": "raw_directo"}
@@ -161,6 +162,36 @@ def _options(dbt_args: list[str], names: tuple[str, ...]) -> list[str]:
     return found
 
 
+def _without_options(dbt_args: list[str], names: tuple[str, ...]) -> list[str]:
+    """A dbt command line less the options `names` and their values."""
+    kept, skip = [], False
+    for argument in dbt_args:
+        if skip:
+            skip = False
+        elif argument in names:
+            skip = True
+        elif not argument.startswith(tuple(f"{name}=" for name in names)):
+            kept.append(argument)
+    return kept
+
+
+def with_configured_sources(dbt_args: list[str]) -> list[str]:
+    """The dbt command line with `<source>_enabled: true` for every configured source, unless the command line
+    says otherwise: a configured source must have been loaded (see macros/sources_present.sql), so a first load
+    that failed stops the build instead of letting the models treat the source as absent (without Directo,
+    consent is implied by mailing)."""
+    configured = configured_sources()
+    if not configured:
+        return dbt_args
+    given = _options(dbt_args, ("--vars",))
+    text = (given[1] if given[0] == "--vars" else given[0].split("=", 1)[1]) if given else ""
+    user_vars = yaml.safe_load(text) or {} if text else {}
+    if not isinstance(user_vars, dict):
+        return dbt_args  # not a mapping: dbt itself says what is wrong with it
+    merged = {f"{source}_enabled": True for source in configured} | user_vars
+    return [*_without_options(dbt_args, ("--vars",)), "--vars", json.dumps(merged, default=str)]
+
+
 def _vars_arguments(dbt_args: list[str]) -> list[str]:
     """The `--vars` of a dbt command line: given to the freshness check too, dbt re-uses the build's parse."""
     return _options(dbt_args, ("--vars",))
@@ -199,10 +230,11 @@ def dbt_build(extra: list[str] | None = None) -> int:
     from mail_warehouse import engine
 
     engine.before_build()
-    code = _dbt(["build", *engine.dbt_target_arguments(), *(extra or [])])
+    extra = with_configured_sources(extra or [])
+    code = _dbt(["build", *engine.dbt_target_arguments(), *extra])
     if code == 0:
         engine.after_build()
-    freshness = check_freshness(dbt_vars=_vars_arguments(extra or []))
+    freshness = check_freshness(dbt_vars=_vars_arguments(extra))
     if code == 0 and fail_on_stale_sources() and any(entry.status == "error" for entry in freshness):
         print("error: a source is past its error_after and build.fail_on_stale_sources is set: load it, then "
               "build again", file=sys.stderr)

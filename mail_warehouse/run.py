@@ -8,7 +8,6 @@ nothing. The exit code is non-zero when any step failed, after a summary of ever
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -17,13 +16,7 @@ from pathlib import Path
 
 from mail_warehouse.build import freshness_summary
 from mail_warehouse.lock import LockBusy, WarehouseLock  # noqa: F401  (LockBusy: the CLI catches it)
-from mail_warehouse.settings import PROJECT_DIR, warehouse_path
-
-SOURCE_SETTINGS = {  # a source is configured when its first setting is present
-    "clang": ("sources.clang.host", "SOURCES__CLANG__HOST"),
-    "spotler": ("sources.spotler.consumer_key", "SOURCES__SPOTLER__CONSUMER_KEY"),
-    "directo": ("sources.directo.url", "SOURCES__DIRECTO__URL"),
-}
+from mail_warehouse.settings import PROJECT_DIR, SOURCE_SETTINGS, configured_sources, warehouse_path
 
 
 @dataclass
@@ -32,16 +25,6 @@ class StepResult:
     status: str       # ok | failed | skipped (source freshness: ok | stale | unknown)
     seconds: float = 0.0
     note: str = ""
-
-
-def configured_sources() -> list[str]:
-    import dlt
-
-    found = []
-    for source, (key, env) in SOURCE_SETTINGS.items():
-        if os.environ.get(env) or dlt.config.get(key) or dlt.secrets.get(key):
-            found.append(source)
-    return found
 
 
 def _step(name: str, args: list[str], stream) -> StepResult:

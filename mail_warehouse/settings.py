@@ -15,6 +15,12 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 WAREHOUSE_PATH_ENV = "WAREHOUSE_PATH"
 DEFAULT_WAREHOUSE_FILE = "warehouse.duckdb"
 SESSION_TIME_ZONE = "UTC"
+# The source systems, and the setting whose presence makes each configured (dlt config, secrets or environment).
+SOURCE_SETTINGS = {
+    "clang": ("sources.clang.host", "SOURCES__CLANG__HOST"),
+    "spotler": ("sources.spotler.consumer_key", "SOURCES__SPOTLER__CONSUMER_KEY"),
+    "directo": ("sources.directo.url", "SOURCES__DIRECTO__URL"),
+}
 
 
 def sql_literal(value: str) -> str:
@@ -46,3 +52,15 @@ def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckd
 def use_project_dlt_settings() -> None:
     """Point dlt at the repo's `.dlt/` folder whatever the working directory, unless the user chose one."""
     os.environ.setdefault("DLT_PROJECT_DIR", str(PROJECT_DIR))
+
+
+def configured_sources() -> list[str]:
+    """The source systems this company has configured (their first setting is present), in a fixed order."""
+    import dlt
+
+    use_project_dlt_settings()
+    found = []
+    for source, (key, env) in SOURCE_SETTINGS.items():
+        if os.environ.get(env) or dlt.config.get(key) or dlt.secrets.get(key):
+            found.append(source)
+    return found

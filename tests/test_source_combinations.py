@@ -1,7 +1,9 @@
 """A company has one mail platform or two, with or without Directo: every combination runs the scheduled
-job end to end (`warehouse run`: the real loaders against the stand-ins, dbt build with every data and
-unit test, source freshness, publish, export), and the marts hold each present source's events and the
-counts the demo generator knows. Only the present sources' settings are given, as a company would.
+job end to end (`warehouse run`: the real loaders against the stand-ins, dbt build with every data test,
+source freshness, publish, export), and the marts hold each present source's events and the counts the
+demo generator knows. Only the present sources' settings are given, as a company would. An analyst's plain
+`dbt build` (every unit test too) works with one platform alone, and a configured source that was never
+loaded stops the build rather than count as absent.
 """
 
 from __future__ import annotations
@@ -203,12 +205,37 @@ def test_stale_sources_warn_unless_configured_to_fail(combination_run, tmp_path)
     assert "fail_on_stale_sources" in result.stderr
 
 
-def test_a_plain_dbt_build_works_on_any_subset(combination_run, tmp_path):
-    """An analyst's own `dbt build`, without the CLI, on a warehouse that has only Clang's tables."""
-    env, _ = _private_copy(combination_run(("clang",)), tmp_path)
+@pytest.mark.parametrize("sources", [("clang",), ("spotler",)], ids="+".join)
+def test_a_plain_dbt_build_works_on_any_subset(sources, combination_run, tmp_path):
+    """An analyst's own `dbt build`, without the CLI, every unit and data test, on a warehouse that has only
+    one platform's tables: the absent sources' models and unit tests build and pass."""
+    env, _ = _private_copy(combination_run(sources), tmp_path)
     dbt = Path(sys.executable).with_name("dbt")
     result = subprocess.run([str(dbt), "build", "--profiles-dir", str(settings.PROJECT_DIR), "--project-dir",
                              str(settings.PROJECT_DIR)], capture_output=True, text=True, env=env,
                             cwd=settings.PROJECT_DIR, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:]
     assert "ERROR=0" in result.stdout and "SKIP=0" in result.stdout
+
+
+def test_a_configured_source_whose_load_failed_stops_the_build(combination_stack, tmp_path):
+    """Directo is configured but its first load fails (a wrong key): the models must not take Directo for
+    absent (that would imply the consent of every mailed contact), so the build stops naming the loader to
+    run, and nothing is published or exported."""
+    _, stack = combination_stack
+    ours = tuple(SETTING_PREFIXES.values())
+    env = {key: value for key, value in os.environ.items() if not key.startswith(ours)}
+    env.update(stack.environment())
+    for key in [key for key in env if key.startswith(SETTING_PREFIXES["spotler"])]:
+        del env[key]
+    database = tmp_path / "warehouse.duckdb"
+    env.update({"WAREHOUSE_PATH": str(database), "DBT_TARGET_PATH": str(tmp_path / "target"),
+                "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(tmp_path / "exports"), "SOURCES__DIRECTO__KEY": "not-the-key"})
+    result = warehouse_cli("run", env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "load clang ok" in output and "load directo failed" in output, output[-3000:]
+    assert "source directo is configured (directo_enabled: true) but none of its tables is in the warehouse" in output
+    assert "build failed" in output and "publish skipped" in output and "export skipped" in output
+    assert not (tmp_path / "analytics.duckdb").exists()
+    assert not (tmp_path / "exports").exists() or not list((tmp_path / "exports").iterdir())
