@@ -23,6 +23,8 @@ def colours(*names: str) -> alt.Scale:
     """The colour scale of a chart that shows these responses (its legend lists only them)."""
     return alt.Scale(domain=list(names), range=[COLOURS[name] for name in names])
 LABEL_LIMIT = 320
+# how each platform's mailings are drawn in the rate charts: (stroke dash, point shape)
+PLATFORM_LINES = {"clang": ([1, 0], "circle"), "spotler": ([6, 3], "square")}
 TEXT_MESSAGE_TYPES = {"SMS"}
 
 
@@ -122,12 +124,17 @@ def mailings(db: Published) -> None:
                             value_vars=["open_rate", "click_rate", "bounce_rate", "unsubscribe_rate"],
                             var_name="rate", value_name="share")
     long["rate"] = long.rate.str.replace("_rate", "").str.replace("_", " ")
+
     def rates_chart(title: str, *rates: str):
         return alt.Chart(long[long.rate.isin(rates)]).mark_line(point=True).encode(
             x=alt.X("sent_at:T", title="Sent"),
             y=alt.Y("share:Q", axis=RATE_AXIS),
             color=alt.Color("rate:N", title=None, scale=colours(*rates)),
-            strokeDash=alt.StrokeDash("source_system:N", title="Platform"),
+            # a platform is a line style and a point shape; the legend shows the shapes, the caption the lines
+            strokeDash=alt.StrokeDash("source_system:N", legend=None, scale=alt.Scale(
+                domain=list(PLATFORM_LINES), range=[dash for dash, _ in PLATFORM_LINES.values()])),
+            shape=alt.Shape("source_system:N", title="Platform", scale=alt.Scale(
+                domain=list(PLATFORM_LINES), range=[shape for _, shape in PLATFORM_LINES.values()])),
             tooltip=["mailing_name", "source_system", "mailing_type",
                      alt.Tooltip("sent_at:T", format="%d-%m-%Y %H:%M"), "rate", alt.Tooltip("share:Q", format=".2%")]
         ).properties(title=title, height=280)
@@ -135,6 +142,7 @@ def mailings(db: Published) -> None:
     left, right = st.columns(2)
     draw(left, rates_chart("Opens and clicks", "open", "click"))
     draw(right, rates_chart("Bounces and unsubscribes", "bounce", "unsubscribe"))
+    st.caption("Solid lines and dots: Clang/Deployteq mailings; dashed lines and squares: Spotler Mail+.")
 
     st.subheader("Every mailing, with Spotler's own figures beside ours")
     st.caption("Spotler's columns come from its statistics API (latest fetch); the difference is ours minus "
@@ -479,23 +487,25 @@ def projections(db: Published) -> None:
                 "figures still grew after the age this one has now; the projection applies the median of "
                 "that growth to this mailing's rate so far, and the bar spans the 10th to 90th percentile of "
                 "the earlier mailings.")
+    rows = projected.assign(label=projected.mailing_name + " · " + projected.hours_since_send.astype(str) + " h")
+    # one y encoding for every layer: layers that spell their axes differently each draw their own, on top of
+    # each other; a step per mailing rather than a fixed height keeps one row per mailing however many settle
+    mailing_row = alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=LABEL_LIMIT))
     for response in ("open", "click"):
-        rows = projected.assign(label=projected.mailing_name + " · " + projected.hours_since_send.astype(str) + " h")
         bars = alt.Chart(rows).mark_rule(strokeWidth=8, opacity=0.35, color="#4c78a8").encode(
-            y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
-            x=alt.X(f"projected_{response}_rate_low:Q", axis=RATE_AXIS, scale=alt.Scale(zero=False)),
+            y=mailing_row, x=alt.X(f"projected_{response}_rate_low:Q", axis=RATE_AXIS, scale=alt.Scale(zero=False)),
             x2=f"projected_{response}_rate_high:Q")
         expected = alt.Chart(rows).mark_tick(thickness=3, size=20, color="#4c78a8").encode(
-            y=alt.Y("label:N", sort=None), x=f"projected_{response}_rate:Q",
+            y=mailing_row, x=f"projected_{response}_rate:Q",
             tooltip=["mailing_name", "hours_since_send", alt.Tooltip(f"projected_{response}_rate:Q", format=".1%"),
                      alt.Tooltip(f"projected_{response}_rate_low:Q", format=".1%"),
                      alt.Tooltip(f"projected_{response}_rate_high:Q", format=".1%")])
         so_far = alt.Chart(rows).mark_point(filled=True, size=80, color="#e45756").encode(
-            y=alt.Y("label:N", sort=None), x=f"{response}_rate:Q",
+            y=mailing_row, x=f"{response}_rate:Q",
             tooltip=["mailing_name", alt.Tooltip(f"{response}_rate:Q", format=".1%")])
         draw(st, alt.layer(bars, expected, so_far).properties(
             title=f"Unique {response} rate: so far (red dot) and projected (blue tick, spread)",
-            height=40 + 28 * len(rows)))
+            height=alt.Step(36)))
     table = projected.drop(columns=["mailing_key"]).copy()
     for column in [c for c in table.columns if c.endswith("_rate") or "_rate_" in c]:
         table[column] = table[column] * 100
