@@ -156,7 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class DemoNotInstalled(Exception):
+    """`warehouse demo` and `demo-data` need the demo package, which the runtime install does not carry."""
+
+
+def _demo_package():
+    try:
+        import mail_warehouse_demo
+    except ModuleNotFoundError as missing:
+        if missing.name != "mail_warehouse_demo":
+            raise
+        raise DemoNotInstalled("the demo world and stand-ins are not installed: `make setup` installs them, or "
+                               "`pip install -e './demo' '.[demo]'` from the repo") from None
+    return mail_warehouse_demo
+
+
 def _generate(args, out: Path, delimiter: str = ";") -> dict:
+    _demo_package()
     from mail_warehouse_demo.world import WorldSpec, simulate
     from mail_warehouse_demo.writers import write_world
 
@@ -187,6 +203,8 @@ def cmd_demo_data(args) -> int:
 def cmd_demo(args) -> int:
     from mail_warehouse.publish import analytics_path
     from mail_warehouse.run import LockBusy, run_steps
+
+    _demo_package()
     from mail_warehouse_demo.standins.stack import StandinStack
 
     world_dir = args.out / "world"
@@ -369,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except DemoNotInstalled as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except Exception as error:
         if not _is_wrong_setting(error):
             raise

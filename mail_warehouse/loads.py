@@ -62,10 +62,8 @@ def load_directo(*, full: bool = False, stream=sys.stderr):
     try:
         run_in_steps(pipeline, source)
     except PipelineStepFailed as failure:
-        error = unwrap(failure, directo.DirectoError)
-        if not isinstance(error, directo.DirectoError):
-            error = directo.DirectoError(f"loading Directo customers failed: {failure}")
-        raise error from None
+        # the source's own errors say what failed and what to check; anything else is a bug: its traceback
+        raise unwrap(failure, directo.DirectoError) from None
     _count_changes(warehouse, summary, loaded_at, had_snapshot, full)
     summary.seconds = time.monotonic() - started
     return summary

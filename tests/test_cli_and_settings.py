@@ -50,6 +50,19 @@ def test_bad_arguments_fail_with_a_clear_message(tmp_path):
     assert result.returncode == 2 and "one character" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["demo-data", "--out", "DIR"], ["demo", "--out", "DIR"]])
+def test_the_demo_commands_without_the_demo_package_say_how_to_install_it(command, tmp_path):
+    """The runtime wheel carries no demo world: as in such an install, the demo package cannot be imported."""
+    args = [str(tmp_path) if arg == "DIR" else arg for arg in command]
+    without_demo = ("import sys; sys.modules['mail_warehouse_demo'] = None; from mail_warehouse.cli import main; "
+                    f"sys.exit(main({args!r}))")
+    result = subprocess.run([sys.executable, "-c", without_demo], capture_output=True, text=True, cwd=PROJECT,
+                            timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "the demo world and stand-ins are not installed: `make setup` installs them" in result.stderr
+    assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
+
+
 def test_warehouse_path_defaults_to_the_repo_root_and_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("WAREHOUSE_PATH", raising=False)
     assert settings.warehouse_path() == PROJECT / "warehouse.duckdb"
