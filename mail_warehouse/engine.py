@@ -49,11 +49,11 @@ def dbt_target_arguments() -> list[str]:
 
 def load_source_into_lake(source: str, args, stream=sys.stderr) -> int:
     """`warehouse load <source>` with the spark engine: the source's dlt source into the lake."""
-    if getattr(args, "full", False) or getattr(args, "contacts", None):
-        print(f"error: load {source}: --full and --contacts load the DuckDB warehouse; with warehouse.engine "
-              f"spark the lake keeps every load and the build takes the latest version of each row", file=stream)
+    if getattr(args, "contacts", None):
+        print(f"error: load {source}: --contacts loads the DuckDB warehouse; with warehouse.engine spark the "
+              "build makes every contact's history from the per-mailing data", file=stream)
         return 2
-    written = load_into_lake((source,), stream=stream)
+    written = load_into_lake((source,), directo_full=bool(getattr(args, "full", False)), stream=stream)
     print(f"{source}: {written[source]:,} rows into the lake {lake_url()}")
     return 0
 

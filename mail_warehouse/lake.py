@@ -9,12 +9,13 @@ the destination appends, and the Spark target keeps the latest load of each key.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
 
 from mail_warehouse.pipelines import finish_pending_load, unwrap
-from mail_warehouse.settings import PROJECT_DIR
+from mail_warehouse.settings import PROJECT_DIR, sql_literal
 
 BUCKET_URL_VARIABLE = "DESTINATION__FILESYSTEM__BUCKET_URL"
 DEFAULT_LAKE = PROJECT_DIR / "var" / "lake"
@@ -44,17 +45,22 @@ def lake_pipeline(name: str, dataset: str, bucket_url: str | None = None, pipeli
 
 
 def load_into_lake(systems: tuple[str, ...] = ("clang", "spotler", "directo"), *, bucket_url: str | None = None,
-                   pipelines_dir: Path | None = None, spotler_now=None, stream=sys.stderr) -> dict[str, int]:
-    """Run each system's dlt source into the lake; returns the rows written per system."""
+                   pipelines_dir: Path | None = None, spotler_now=None, directo_full: bool = False,
+                   stream=sys.stderr) -> dict[str, int]:
+    """Run each system's dlt source into the lake; returns the rows written per system. `directo_full`: ask
+    Directo for every customer and mark those missing from the answer deleted (`warehouse load directo
+    --full`), as in the warehouse."""
     from dlt.pipeline.exceptions import PipelineStepFailed
 
     from loaders import clang, directo, spotler
 
     log = lambda message: print(message, file=stream, flush=True)  # noqa: E731
+    loaded_at = dt.datetime.now(dt.UTC)
     sources = {
         "clang": (clang.DATASET, lambda: clang.clang_source(), Exception),
         "spotler": (spotler.DATASET, lambda: spotler.spotler_source(now=spotler_now, log=log), spotler.SpotlerError),
-        "directo": (directo.DATASET, lambda: directo.directo_source(log=log), directo.DirectoError),
+        "directo": (directo.DATASET, lambda: directo.directo_source(full=directo_full, loaded_at=loaded_at, log=log),
+                    directo.DirectoError),
     }
     url = bucket_url or lake_url()
     if "://" not in url:
@@ -71,7 +77,42 @@ def load_into_lake(systems: tuple[str, ...] = ("clang", "spotler", "directo"), *
             raise unwrap(failure, error_type) from None
         row_counts = pipeline.last_trace.last_normalize_info.row_counts
         written[system] = sum(rows for table, rows in row_counts.items() if not table.startswith("_dlt"))
+        if system == "directo" and directo_full:
+            deleted = mark_missing_customers_deleted(pipeline, url, loaded_at)
+            log(f"directo: {deleted:,} customers no longer in Directo's answer marked deleted in the lake")
     return written
+
+
+def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -> int:
+    """After a full Directo load into the lake: every customer whose latest version is not of this load is gone
+    from Directo. The lake appends, so each gets a new version, its latest with `deleted_at` set, loaded after
+    the full answer (the Spark target reads the latest load of each code, as `latest_by` declares). The same
+    rule as the warehouse's `load directo --full`; returns how many were marked."""
+    import dlt
+    import duckdb
+
+    from loaders.directo import DATASET
+
+    (answer_load,) = pipeline.last_trace.last_normalize_info.loads_ids[-1:]
+    files = f"{url}/{DATASET}/customers/*.parquet"
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        deleted = con.execute(f"""
+            with loaded as (select * from read_parquet({sql_literal(files)}, union_by_name = true)),
+            latest as (
+                select * from loaded
+                qualify row_number() over (partition by code order by _dlt_load_id desc) = 1)
+            select * exclude (_dlt_load_id) replace (cast($at as timestamptz) as deleted_at)
+            from latest
+            where _dlt_load_id <> $answer and deleted_at is null""",
+            {"at": loaded_at, "answer": answer_load}).to_arrow_table()
+    finally:
+        con.close()
+    if deleted.num_rows:
+        pipeline.run(dlt.resource(deleted, name="customers", write_disposition="append"),
+                     loader_file_format="parquet")
+    return deleted.num_rows
 
 
 SPARK_HOME_VARIABLE = "SPARK_HOME_DIR"

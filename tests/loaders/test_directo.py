@@ -10,6 +10,7 @@ import pytest
 
 from loaders import directo
 from mail_warehouse import settings
+from mail_warehouse.lake import load_into_lake
 from mail_warehouse.loads import load_directo
 from mail_warehouse_demo.standins.directo import DEMO_KEY
 
@@ -131,6 +132,30 @@ def test_full_marks_missing_customers_deleted_and_a_return_undeletes(directo_env
     directo_env.serve_raw(transport(customer("1"), customer("2"), customer("3")))
     quiet(full=True)
     assert query("select count(*) from raw_directo.customers where deleted_at is not null") == [(0,)]
+
+
+def test_full_into_the_lake_marks_missing_customers_deleted_as_the_spark_target_reads_them(directo_env, tmp_path):
+    """The Spark engine's `load directo --full`: the lake appends, so a customer gone from Directo gets a newer
+    version with deleted_at set; read as the Spark target reads the lake (each code's latest load), the same
+    customers are deleted as in the warehouse, and one that returns is not."""
+    lake, pipelines = tmp_path / "lake", tmp_path / "pipelines"
+
+    def full_into_the_lake(*customers) -> list[tuple]:
+        directo_env.serve_raw(transport(*customers))
+        load_into_lake(("directo",), bucket_url=str(lake), pipelines_dir=pipelines, directo_full=True,
+                       stream=open(os.devnull, "w"))
+        con = settings.connect(read_only=False, path=tmp_path / "reader.duckdb")
+        try:
+            return con.execute(f"""
+                select code, deleted_at is not null from read_parquet('{lake}/raw_directo/customers/*.parquet')
+                qualify _dlt_load_id = max(_dlt_load_id) over (partition by code) order by code""").fetchall()
+        finally:
+            con.close()
+
+    assert full_into_the_lake(customer("1"), customer("2"), customer("3")) == [("1", False), ("2", False), ("3", False)]
+    assert full_into_the_lake(customer("1"), customer("3")) == [("1", False), ("2", True), ("3", False)]
+    assert full_into_the_lake(customer("1"), customer("3")) == [("1", False), ("2", True), ("3", False)]
+    assert full_into_the_lake(customer("1"), customer("2"), customer("3")) == [("1", False), ("2", False), ("3", False)]
 
 
 @pytest.mark.parametrize("answer,message", [
