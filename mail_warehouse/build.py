@@ -185,7 +185,7 @@ def with_configured_sources(dbt_args: list[str]) -> list[str]:
         return dbt_args
     given = _options(dbt_args, ("--vars",))
     text = (given[1] if given[0] == "--vars" else given[0].split("=", 1)[1]) if given else ""
-    user_vars = yaml.safe_load(text) or {} if text else {}
+    user_vars = (yaml.safe_load(text) or {}) if text else {}
     if not isinstance(user_vars, dict):
         return dbt_args  # not a mapping: dbt itself says what is wrong with it
     merged = {f"{source}_enabled": True for source in configured} | user_vars
