@@ -113,7 +113,9 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    # Streamlit scrolls an inner container, so a full-page screenshot is the viewport: a tall one shows the
+    # tables and charts below the headline numbers too
+    context = browser.new_context(viewport={"width": 1400, "height": 2800})
     yield context.new_page()
     context.close()
 
