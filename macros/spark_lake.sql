@@ -4,8 +4,9 @@
   default var/lake; s3://... is read as s3a://). Before every run (on-run-start) each source table found in
   the lake becomes a view <schema>.<table> over its folder, so the models read it as source() as on DuckDB.
   The filesystem destination appends where the DuckDB load merges: a table whose yml meta names `latest_by`
-  keys shows only the rows of the latest load of each key (what dlt's merge keeps). A table the lake lacks
-  stays absent: its staging view is empty (see sources_present.sql). On DuckDB this does nothing.
+  keys shows only the rows of the latest load of each key (what dlt's merge keeps). dlt's load log
+  (`_dlt_loads`, JSON lines) becomes a view too, for source freshness. A table the lake lacks stays
+  absent: its staging view is empty (see sources_present.sql). On DuckDB this does nothing.
 #}
 {% macro register_lake_sources() -%}
     {{ return(adapter.dispatch('register_lake_sources')()) }}
@@ -27,15 +28,27 @@
     {#- only file names are read: binaryFile leaves the content unread when it is not selected -#}
     {%- set folders_query -%}
         select distinct
-            regexp_extract(path, '/([^/]+)/([^/]+)/[^/]+[.]parquet$', 1) as dataset_name,
-            regexp_extract(path, '/([^/]+)/([^/]+)/[^/]+[.]parquet$', 2) as table_name
-        from binaryFile.`{{ lake }}/*/*/*.parquet`
+            regexp_extract(path, '/([^/]+)/([^/]+)/[^/]+[.](parquet|jsonl)$', 1) as dataset_name,
+            regexp_extract(path, '/([^/]+)/([^/]+)/[^/]+[.](parquet|jsonl)$', 2) as table_name
+        from binaryFile.`{{ lake }}/*/*/*`
+        where path rlike '[.](parquet|jsonl)$'
     {%- endset -%}
     {%- set folders = [] -%}
     {%- for row in run_query(folders_query) -%}
         {%- do folders.append(row[0] ~ '/' ~ row[1]) -%}
     {%- endfor -%}
-    {%- for node in graph.sources.values() if node.package_name == project_name -%}
+    {%- for node in graph.sources.values() if node.package_name == project_name and node.identifier == '_dlt_loads' -%}
+        {#- dlt's load log, which source freshness reads: JSON lines in the lake, its times ISO strings -#}
+        {%- if (node.schema ~ '/' ~ node.identifier) in folders -%}
+            {%- set view = api.Relation.create(schema=node.schema, identifier=node.identifier, type='view') -%}
+            {%- do run_query('create database if not exists ' ~ node.schema) -%}
+            {%- do run_query('create or replace view ' ~ view ~ ' as select load_id, schema_name, status, '
+                             ~ 'cast(inserted_at as timestamp) as inserted_at from json.`' ~ lake ~ '/'
+                             ~ node.schema ~ '/' ~ node.identifier ~ '`') -%}
+            {%- do adapter.cache_added(view) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for node in graph.sources.values() if node.package_name == project_name and node.identifier != '_dlt_loads' -%}
         {%- if (node.schema ~ '/' ~ node.identifier) in folders -%}
             {%- set folder = lake ~ '/' ~ node.schema ~ '/' ~ node.identifier -%}
             {%- set latest_by = (node.config.meta or {}).get('latest_by') or (node.meta or {}).get('latest_by') or [] -%}

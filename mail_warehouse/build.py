@@ -114,7 +114,12 @@ class SourceFreshness:
 
 
 def loaded_sources(warehouse: Path | None = None) -> list[str]:
-    """The sources whose raw schema holds a load log: they have been loaded at least once."""
+    """The sources whose raw schema holds a load log: they have been loaded at least once (with the spark
+    engine: into the lake)."""
+    from mail_warehouse import engine
+
+    if engine.warehouse_engine() == "spark":
+        return engine.sources_in_the_lake(LOADED_SOURCES)
     target = warehouse or warehouse_path()
     if not target.is_file():
         return []
@@ -208,7 +213,9 @@ def check_freshness(stream=sys.stderr, dbt_vars: list[str] | None = None) -> lis
         return []
     checked: list[SourceFreshness] = []
     if loaded:
-        _dbt(["source", "freshness", *(dbt_vars or []),
+        from mail_warehouse import engine
+
+        _dbt(["source", "freshness", *engine.dbt_target_arguments(), *(dbt_vars or []),
               "--select", *(f"source:{source}.{FRESHNESS_TABLE}" for source in loaded)])
         if report.exists():
             checked = read_freshness(report)

@@ -47,6 +47,19 @@ def dbt_target_arguments() -> list[str]:
     return ["--target", "spark"] if warehouse_engine() == "spark" else []
 
 
+def sources_in_the_lake(schemas: dict[str, str]) -> list[str]:
+    """Of `schemas` (source -> raw schema), the sources the lake holds a load log of. A bucket cannot be listed
+    from here: every configured source is taken as loaded, and dbt's freshness check says otherwise."""
+    from pathlib import Path
+
+    from mail_warehouse.settings import configured_sources
+
+    url = lake_url()
+    if "://" in url:
+        return [source for source in configured_sources() if source in schemas]
+    return [source for source, schema in schemas.items() if any((Path(url) / schema / "_dlt_loads").glob("*.jsonl"))]
+
+
 def load_source_into_lake(source: str, args, stream=sys.stderr) -> int:
     """`warehouse load <source>` with the spark engine: the source's dlt source into the lake."""
     if getattr(args, "contacts", None):

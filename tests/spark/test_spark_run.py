@@ -25,6 +25,11 @@ def test_warehouse_run_with_the_spark_engine(world_dir, tmp_path):
                "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")}
         result = warehouse_cli("run", env=env, timeout=1800)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # freshness reads the lake's load logs on Spark, as the warehouse's on DuckDB
+    output = result.stdout + result.stderr
+    for source in ("clang", "spotler", "directo"):
+        assert f"{source}: last loaded 0 h ago" in output, output[-3000:]
+    assert "source freshness ok" in output
     # every source went into the lake, none into the warehouse file
     for dataset, table in (("raw_clang", "activities"), ("raw_spotler", "opens"), ("raw_directo", "customers")):
         assert any((tmp_path / "lake" / dataset / table).glob("*.parquet")), (dataset, table)
