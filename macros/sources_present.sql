@@ -1,10 +1,10 @@
 {#
   Which sources a company has. A source is present when its raw tables are in the warehouse (a loader has
   loaded it), or when its variable says so: `clang_enabled`, `spotler_enabled`, `directo_enabled` take
-  auto (the default: look at the warehouse), true (it must have been loaded: none of its tables is an error;
-  `warehouse build` sets it for every configured source) or false (ignore it even when loaded). Staging reads a source table through source_or_empty(): an absent
-  source's staging views are empty, with the column types its yml declares, so everything downstream
-  builds for any subset of the three systems.
+  auto (the default: look at the warehouse), true (it must have been loaded: none of its tables is an
+  error; `warehouse build` sets it for every configured source) or false (ignore it even when loaded).
+  Staging reads a source table through source_or_empty(): an absent source's staging views are empty, with
+  the column types its yml declares, so everything downstream builds for any subset of the three systems.
 #}
 
 {# The source's variable as true, false or none (auto). #}

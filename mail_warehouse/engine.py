@@ -66,7 +66,13 @@ def load_source_into_lake(source: str, args, stream=sys.stderr) -> int:
         print(f"error: load {source}: --contacts loads the DuckDB warehouse; with warehouse.engine spark the "
               "build makes every contact's history from the per-mailing data", file=stream)
         return 2
-    written = load_into_lake((source,), directo_full=bool(getattr(args, "full", False)), stream=stream)
+    full = bool(getattr(args, "full", False))
+    if full and "://" in lake_url():
+        print(f"error: load {source} --full marks deleted customers by reading the lake's parquet files, which "
+              f"works on a local lake only ({lake_url()} is a bucket): run it where the lake is a folder",
+              file=stream)
+        return 2
+    written = load_into_lake((source,), directo_full=full, stream=stream)
     print(f"{source}: {written[source]:,} rows into the lake {lake_url()}")
     return 0
 

@@ -93,8 +93,11 @@ def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -
 
     from loaders.directo import DATASET
 
-    (answer_load,) = pipeline.last_trace.last_normalize_info.loads_ids[-1:]
-    files = f"{url}/{DATASET}/customers/*.parquet"
+    answer_loads = pipeline.last_trace.last_normalize_info.loads_ids  # none: the answer held no customer
+    folder = Path(url) / DATASET / "customers"
+    if not any(folder.glob("*.parquet")):
+        return 0
+    files = f"{folder}/*.parquet"
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
@@ -105,8 +108,8 @@ def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -
                 qualify row_number() over (partition by code order by _dlt_load_id desc) = 1)
             select * exclude (_dlt_load_id) replace (cast($at as timestamptz) as deleted_at)
             from latest
-            where _dlt_load_id <> $answer and deleted_at is null""",
-            {"at": loaded_at, "answer": answer_load}).to_arrow_table()
+            where deleted_at is null and ($answer is null or _dlt_load_id <> $answer)""",
+            {"at": loaded_at, "answer": answer_loads[-1] if answer_loads else None}).to_arrow_table()
     finally:
         con.close()
     if deleted.num_rows:
