@@ -101,7 +101,7 @@ def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
-        deleted = con.execute(f"""
+        deleted = con.sql(f"""
             with loaded as (select * from read_parquet({sql_literal(files)}, union_by_name = true)),
             latest as (
                 select * from loaded
@@ -109,7 +109,7 @@ def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -
             select * exclude (_dlt_load_id) replace (cast($at as timestamptz) as deleted_at)
             from latest
             where deleted_at is null and ($answer is null or _dlt_load_id <> $answer)""",
-            {"at": loaded_at, "answer": answer_loads[-1] if answer_loads else None}).to_arrow_table()
+            params={"at": loaded_at, "answer": answer_loads[-1] if answer_loads else None}).to_arrow_table()
     finally:
         con.close()
     if deleted.num_rows:
