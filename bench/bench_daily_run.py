@@ -28,22 +28,25 @@ from mail_warehouse_demo.world import WorldSpec, simulate
 from mail_warehouse_demo.writers import write_world
 
 END = dt.date(2026, 11, 23)
-# name: (contacts, mailings, days); the event counts scale with contacts x mailings
+# name: (contacts, mailings, days, share of mailings sent with Clang); the event counts scale with contacts x
+# mailings. The demo world is make run's; the large ones send mostly with Clang, as bench/worlds.py does: the
+# Spotler stand-in pages events with OFFSET, and the untimed first run of a 30M world would take hours.
 SIZES = {
-    "demo": (2_000, 40, 180),
-    "1M": (15_000, 100, 365),
-    "10M": (150_000, 100, 365),
-    "30M": (450_000, 100, 365),
+    "demo": (2_000, 40, 180, None),
+    "1M": (15_000, 100, 365, 0.97),
+    "10M": (150_000, 100, 365, 0.97),
+    "30M": (450_000, 100, 365, 0.97),
 }
 
 
 def cached_world(cache: Path, size: str) -> Path:
-    contacts, mailings, days = SIZES[size]
-    world_dir = cache / f"{size}-{contacts}-{mailings}-{days}-{END}" / "world"
+    contacts, mailings, days, clang_share = SIZES[size]
+    share = {} if clang_share is None else {"clang_share": clang_share}
+    world_dir = cache / f"{size}-{contacts}-{mailings}-{days}-{clang_share or 'default'}-{END}" / "world"
     if not (world_dir / ".complete").exists():
         shutil.rmtree(world_dir, ignore_errors=True)
         started = time.perf_counter()
-        world = simulate(WorldSpec(contacts=contacts, mailings=mailings, days=days, seed=7, end=END))
+        world = simulate(WorldSpec(contacts=contacts, mailings=mailings, days=days, seed=7, end=END, **share))
         write_world(world, world_dir)
         (world_dir / ".complete").write_text(f"{world.events.num_rows}\n")
         print(f"{size}: generated {world.events.num_rows:,} events in {time.perf_counter() - started:.0f} s "
