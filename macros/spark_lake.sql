@@ -37,18 +37,7 @@
     {%- for row in run_query(folders_query) -%}
         {%- do folders.append(row[0] ~ '/' ~ row[1]) -%}
     {%- endfor -%}
-    {%- for node in graph.sources.values() if node.package_name == project_name and node.identifier == '_dlt_loads' -%}
-        {#- dlt's load log, which source freshness reads: JSON lines in the lake, its times ISO strings -#}
-        {%- if (node.schema ~ '/' ~ node.identifier) in folders -%}
-            {%- set view = api.Relation.create(schema=node.schema, identifier=node.identifier, type='view') -%}
-            {%- do run_query('create database if not exists ' ~ node.schema) -%}
-            {%- do run_query('create or replace view ' ~ view ~ ' as select load_id, schema_name, status, '
-                             ~ 'cast(inserted_at as timestamp) as inserted_at from json.`' ~ lake ~ '/'
-                             ~ node.schema ~ '/' ~ node.identifier ~ '`') -%}
-            {%- do adapter.cache_added(view) -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {%- for node in graph.sources.values() if node.package_name == project_name and node.identifier != '_dlt_loads' -%}
+    {%- for node in graph.sources.values() if node.package_name == project_name -%}
         {%- if (node.schema ~ '/' ~ node.identifier) in folders -%}
             {%- set folder = lake ~ '/' ~ node.schema ~ '/' ~ node.identifier -%}
             {%- set latest_by = (node.config.meta or {}).get('latest_by') or (node.meta or {}).get('latest_by') or [] -%}
@@ -56,6 +45,11 @@
             {%- do run_query('create database if not exists ' ~ node.schema) -%}
             {%- set view_sql -%}
                 create or replace view {{ view }} as
+                {% if node.identifier == '_dlt_loads' -%}
+                {#- dlt's load log, which source freshness reads: JSON lines, its times ISO strings -#}
+                select load_id, schema_name, status, cast(inserted_at as timestamp) as inserted_at
+                from json.`{{ folder }}`
+                {%- else -%}
                 select lake.*
                 from parquet.`{{ folder }}` lake
                 {%- if latest_by %}
@@ -65,6 +59,7 @@
                     group by {{ latest_by | join(', ') }}
                 ) latest
                     on {% for key in latest_by %}lake.{{ key }} <=> latest.{{ key }} and {% endfor %}lake._dlt_load_id = latest._dlt_load_id
+                {%- endif %}
                 {%- endif %}
             {%- endset -%}
             {%- do run_query(view_sql) -%}

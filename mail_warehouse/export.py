@@ -35,6 +35,7 @@ import shutil
 import stat
 import sys
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,25 +237,17 @@ class Deployteq:
                                   f"{SETTING_PREFIX}{setting}")
         self._folders_checked = True
 
-    def _look(self, session: SftpSession, file_name: str, settings: tuple[str, ...] | None = None) -> Found | None:
-        for found in self._look_everywhere(session, file_name, settings):
-            return found
-        return None
+    def _look(self, session: SftpSession, file_name: str) -> Found | None:
+        return next(self._look_everywhere(session, file_name), None)
 
-    def _look_everywhere(self, session: SftpSession, file_name: str,
-                         settings: tuple[str, ...] | None = None) -> list[Found]:
-        """Every folder (of `settings`, or all four) that holds a file of this name, in the order Deployteq
-        moves a trigger through them."""
-        found = []
+    def _look_everywhere(self, session: SftpSession, file_name: str) -> Iterator[Found]:
+        """Every folder that holds a file of this name, in the order Deployteq moves a trigger through them."""
         for setting, folder in self.settings.folders.items():
-            if settings is not None and setting not in settings:
-                continue
             try:
                 attributes = session.sftp.stat(posixpath.join(folder, file_name))
             except FileNotFoundError:
                 continue
-            found.append(Found(setting, folder, attributes.st_size, attributes.st_mtime))
-        return found
+            yield Found(setting, folder, attributes.st_size, attributes.st_mtime)
 
     def locate(self, file_name: str) -> Found | None:
         """Where a file of this name is among Upload, Active, Done and Failed, if anywhere."""

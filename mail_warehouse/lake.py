@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from mail_warehouse.pipelines import finish_pending_load, unwrap
-from mail_warehouse.settings import PROJECT_DIR, sql_literal
+from mail_warehouse.settings import PROJECT_DIR, connect, sql_literal
 
 BUCKET_URL_VARIABLE = "DESTINATION__FILESYSTEM__BUCKET_URL"
 DEFAULT_LAKE = PROJECT_DIR / "var" / "lake"
@@ -89,7 +89,6 @@ def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -
     the full answer (the Spark target reads the latest load of each code, as `latest_by` declares). The same
     rule as the warehouse's `load directo --full`; returns how many were marked."""
     import dlt
-    import duckdb
 
     from loaders.directo import DATASET
 
@@ -98,9 +97,8 @@ def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -
     if not any(folder.glob("*.parquet")):
         return 0
     files = f"{folder}/*.parquet"
-    con = duckdb.connect()
+    con = connect(":memory:")
     try:
-        con.execute("set TimeZone = 'UTC'")
         deleted = con.sql(f"""
             with loaded as (select * from read_parquet({sql_literal(files)}, union_by_name = true)),
             latest as (
@@ -138,8 +136,6 @@ def copy_spark_tables(database: Path, schemas: tuple[str, ...] = ("marts", "segm
                       home: Path | None = None) -> dict[str, int]:
     """Copy the tables the Spark target built in `schemas` into the DuckDB file `database` (same schema and
     table names), read from their parquet files; returns the rows per schema.table."""
-    from mail_warehouse.settings import connect
-
     warehouse = (home or spark_home()) / "warehouse"
     copied = {}
     con = connect(database)

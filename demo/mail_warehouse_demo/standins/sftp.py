@@ -93,9 +93,9 @@ class SftpFault:
 
     `action`: "hold" keeps the reply back until `release()` (the test kills the client meanwhile), "drop" cuts
     the connection instead of replying, "deny" answers permission denied, "late" cuts the connection with the
-    request still queued and carries it out when the test releases it (`outcome` says how that went). `after`: act once the server has carried the request out (a rename
-    done whose reply never arrives) rather than before; a request held before and whose client is gone by
-    the release is not carried out."""
+    request still queued and carries it out when the test releases it (`outcome` says how that went).
+    `after`: act once the server has carried the request out (a rename done whose reply never arrives) rather
+    than before; a request held before and whose client is gone by the release is not carried out."""
     operation: str
     path: str = ""
     nth: int = 1
