@@ -238,12 +238,12 @@ def cmd_demo(args) -> int:
 def cmd_load_clang(args) -> int:
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from loaders import clang
     from loaders.sftp import SftpError
-    from mail_warehouse.pipelines import make_pipeline, unwrap
+    from mail_warehouse.loads import load_clang
+    from mail_warehouse.pipelines import unwrap
 
     try:
-        summary = clang.run(make_pipeline(clang.PIPELINE_NAME, clang.DATASET), clang.RunReport(sys.stderr))
+        summary = load_clang()
     except PipelineStepFailed as failure:
         error = unwrap(failure, SftpError)
         if error is failure:

@@ -1,5 +1,5 @@
-"""`warehouse load spotler|directo`: each loader's dlt source run into the warehouse through the one pipeline
-factory, an earlier interrupted load finished first, and the run's summary for the command line."""
+"""`warehouse load clang|spotler|directo`: each loader's dlt source run into the warehouse through the one
+pipeline factory, an earlier interrupted load finished first, and the run's summary for the command line."""
 
 from __future__ import annotations
 
@@ -14,6 +14,16 @@ from mail_warehouse.pipelines import finish_pending_load, make_pipeline, run_in_
 from mail_warehouse.settings import connect, sql_literal, warehouse_path
 
 SPOTLER_MEMORY_LIMIT = "1GB"
+
+
+def load_clang(*, stream=sys.stderr):
+    """Load Clang's new and changed export files into raw_clang, each file's rows exactly once; returns the
+    RunSummary. What the source raised comes wrapped in dlt's PipelineStepFailed."""
+    from loaders import clang
+
+    pipeline = make_pipeline(clang.PIPELINE_NAME, clang.DATASET, warehouse_path())
+    finish_pending_load(pipeline, stream)
+    return clang.run(pipeline, clang.RunReport(stream))
 
 
 def load_spotler(*, contacts_file: Path | None = None, stream=sys.stderr, now: dt.datetime | None = None):

@@ -46,14 +46,58 @@ def make_pipeline(name: str, dataset: str, warehouse: Path | None = None, *,
                         dataset_name=dataset, pipelines_dir=str(pipelines_dir(target)))
 
 
+RESUMED_LOAD_MARKER = "resumed_load_unchecked"
+
+
 def finish_pending_load(pipeline, stream) -> bool:
-    """Load what an earlier, interrupted run of this pipeline left extracted; True if there was any."""
-    if not pipeline.has_pending_data:
-        return False
-    print(f"{pipeline.pipeline_name}: finishing the load an earlier run left pending", file=stream, flush=True)
-    pipeline.normalize()
-    pipeline.load()
-    return True
+    """Load what an earlier, interrupted run of this pipeline left pending; True if there was any.
+
+    dlt records a load job as done a moment after the destination committed it: a run killed in between has
+    that job loaded again when its package is resumed. Every raw row of the warehouse is unique (a file and
+    line, a key, a fetch time), so after a resumed load the copies are removed. A marker beside dlt's state
+    stands until that is done: a run killed between the resumed load and the clean-up leaves it to the next.
+    (dlt's `filesystem` destination writes a job's file again under the same name: nothing to clean.)"""
+    unchecked = Path(pipeline.working_dir) / RESUMED_LOAD_MARKER
+    pending = pipeline.has_pending_data
+    if pending:
+        print(f"{pipeline.pipeline_name}: finishing the load an earlier run left pending", file=stream, flush=True)
+        if pipeline.list_normalized_load_packages() and _into_duckdb(pipeline):
+            unchecked.touch()  # a package dlt had started loading: one of its jobs may run a second time
+        pipeline.normalize()
+        pipeline.load()
+    if unchecked.exists():
+        removed = remove_rows_loaded_twice(pipeline)
+        if removed:
+            print(f"{pipeline.pipeline_name}: removed {removed:,} rows the interrupted load had committed twice",
+                  file=stream, flush=True)
+        unchecked.unlink()
+    return pending
+
+
+def _into_duckdb(pipeline) -> bool:
+    return pipeline.destination is not None and pipeline.destination.destination_type.endswith(".duckdb")
+
+
+def remove_rows_loaded_twice(pipeline) -> int:
+    """Remove every copy beyond the first of a row in the pipeline's tables (dlt's own tables aside); returns
+    how many were removed. Reads each table whole: for after a resumed load, not for every run."""
+    with pipeline.sql_client() as client:
+        columns: dict[str, list[str]] = {}
+        for table, column in client.execute_sql(
+                """select table_name, column_name from information_schema.columns
+                   where table_schema = %s and not starts_with(table_name, '_')
+                   order by table_name, ordinal_position""", pipeline.dataset_name):
+            columns.setdefault(table, []).append(client.escape_column_name(column))
+        removed = 0
+        for table, names in columns.items():
+            qualified = client.make_qualified_table_name(table)
+            result = client.execute_sql(f"""
+                delete from {qualified} where rowid in (
+                    select rowid from (
+                        select rowid, row_number() over (partition by {", ".join(names)} order by rowid) as copy
+                        from {qualified}) where copy > 1)""")
+            removed += result[0][0] if result else 0
+        return removed
 
 
 def unwrap(failure: BaseException, error_type: type[Exception]) -> BaseException:

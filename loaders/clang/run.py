@@ -8,8 +8,9 @@ warehouse, this run removes the other versions right after the load, so:
 - a file delivered again with the same content: downloaded, recognised by its checksum, nothing added;
 - a file delivered again with other content: its rows are replaced;
 - a file gone from the server: its rows stay;
-- a run killed mid-download or mid-load: the next run first finishes dlt's pending load (removing rows a killed
-  load may have committed twice), then fetches what dlt's state does not yet hold.
+- a run killed mid-download or mid-load: the next run loads what dlt left pending (the application first finishes
+  it, removing rows a killed load may have committed twice: `mail_warehouse.pipelines.finish_pending_load`), then
+  fetches what dlt's state does not yet hold.
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ def run(pipeline: dlt.Pipeline, report: RunReport | None = None) -> RunSummary:
     what failed) comes wrapped in dlt's `PipelineStepFailed`."""
     report = report or RunReport(sys.stderr)
     source = clang_source(report=report)  # resolves and checks [sources.clang] before anything else
-    interrupted = pipeline.has_pending_data
-    if interrupted:
-        report.say("clang: finishing the load an earlier run left pending")
     pipeline.extract(source)
     del source  # its downloads and Parquet files are in the load package now
     pipeline.normalize()
@@ -39,13 +37,12 @@ def run(pipeline: dlt.Pipeline, report: RunReport | None = None) -> RunSummary:
     if rows:
         report.say(f"clang: loading {rows:,} rows into {pipeline.dataset_name}")
     pipeline.load()
-    remove_superseded_rows(pipeline, deduplicate=interrupted)
+    remove_superseded_rows(pipeline)
     return report.summary
 
 
-def remove_superseded_rows(pipeline: dlt.Pipeline, *, deduplicate: bool = False) -> None:
-    """Keep only rows of the version of each file that `loaded_files` holds. With `deduplicate`, also drop rows
-    loaded twice (a load killed after DuckDB committed a job but before dlt marked it done runs it again)."""
+def remove_superseded_rows(pipeline: dlt.Pipeline) -> None:
+    """Keep only rows of the version of each file that `loaded_files` holds."""
     with pipeline.sql_client() as client:
         existing = {row[0] for row in client.execute_sql(
             "select table_name from information_schema.tables where table_schema = %s", pipeline.dataset_name)}
@@ -58,10 +55,3 @@ def remove_superseded_rows(pipeline: dlt.Pipeline, *, deduplicate: bool = False)
             rows = client.make_qualified_table_name(table)
             client.execute_sql(f"""delete from {rows} t using {files} f
                                    where t.source_file = f.source_file and t.file_loaded_at <> f.loaded_at""")
-            if deduplicate:
-                client.execute_sql(f"""
-                    delete from {rows} where rowid in (
-                        select rowid from (
-                            select rowid, row_number() over (partition by source_file, source_line, file_loaded_at
-                                                             order by rowid) as copy
-                            from {rows}) where copy > 1)""")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from loaders import clang
 from loaders.sftp import SftpError
 from mail_warehouse import settings
+from mail_warehouse.loads import load_clang
 from mail_warehouse.pipelines import make_pipeline, unwrap
 from mail_warehouse_demo.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, OpenSshSftpServer, SshKeys
 from tests.conftest import _require_sshd
@@ -86,7 +88,7 @@ def query(sql: str):
 def quiet_run() -> clang.RunSummary:
     """`warehouse load clang` in this process, without progress; what the source raised comes unwrapped."""
     try:
-        return clang.run(make_pipeline(clang.PIPELINE_NAME, clang.DATASET), clang.RunReport())
+        return load_clang(stream=io.StringIO())
     except PipelineStepFailed as failure:
         raise unwrap(failure, SftpError) from None
 
