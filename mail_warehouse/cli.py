@@ -288,11 +288,11 @@ def cmd_publish(args) -> int:
     from mail_warehouse.publish import PublishError, publish
 
     try:
-        target, counts = publish()
+        published = publish()
     except PublishError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"published {len(counts)} tables ({sum(counts.values()):,} rows) to {target}; open it read-only")
+    print(published.line())
     return 0
 
 

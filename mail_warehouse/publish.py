@@ -8,6 +8,13 @@ whose models and tests all passed is published: dbt's `target/run_results.json` 
 The copy is written in the storage format of `[publish] storage_compatibility_version` (default v1.0.0),
 not in the warehouse's own: the DuckDB that BI tools bundle (JDBC for Metabase and DBeaver, Node for
 Evidence, duckdb-engine for Superset) is often a 1.x, which refuses a file in DuckDB 2.0's format.
+
+A daily publish does not copy years of events again: it starts from the previous copy (when it has the same
+storage format) and brings each incremental model's table up to date in place. Such a model stamps every row
+it writes with its build's `built_at`, so the rows newer than the copy's newest replace theirs by the model's
+`unique_key` (from dbt's manifest). Row counts that then differ (a full refresh that dropped rows) and changed
+columns have the table copied whole, as are all other tables (small: one row per contact, mailing, segment
+member).
 """
 
 from __future__ import annotations
@@ -15,7 +22,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import duckdb
 
 from mail_warehouse.settings import PROJECT_DIR, connect, sql_literal, warehouse_path
 
@@ -33,9 +44,27 @@ class PublishError(RuntimeError):
     pass
 
 
+def dbt_target_path() -> Path:
+    """Where dbt writes its results and manifest: DBT_TARGET_PATH when set (dbt reads it too), else target/."""
+    return Path(os.environ.get("DBT_TARGET_PATH") or PROJECT_DIR / "target")
+
+
 def run_results_path() -> Path:
-    """Where dbt wrote its last results: DBT_TARGET_PATH when set (dbt reads it too), else target/."""
-    return Path(os.environ.get("DBT_TARGET_PATH") or PROJECT_DIR / "target") / "run_results.json"
+    return dbt_target_path() / "run_results.json"
+
+
+def incremental_keys(manifest: Path | None = None) -> dict[tuple[str, str], list[str]]:
+    """(schema, table) -> unique key columns of every incremental model in dbt's manifest."""
+    manifest = manifest or dbt_target_path() / "manifest.json"
+    if not manifest.exists():
+        return {}
+    keys = {}
+    for node in json.loads(manifest.read_text())["nodes"].values():
+        config = node.get("config", {})
+        if node.get("resource_type") == "model" and config.get("materialized") == "incremental" and config.get("unique_key"):
+            key = config["unique_key"]
+            keys[(node["schema"], node.get("alias") or node["name"])] = [key] if isinstance(key, str) else list(key)
+    return keys
 
 
 def analytics_path(warehouse: Path | None = None) -> Path:
@@ -71,8 +100,22 @@ def last_build_passed(run_results: Path | None = None) -> tuple[bool, str]:
     return True, "ok"
 
 
+@dataclass
+class Published:
+    """What a publish wrote: rows per table, and which tables were brought up to date in place."""
+    path: Path
+    rows: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)  # table -> rows written into the previous copy
+
+    def line(self) -> str:
+        updated = (f"; {len(self.updated)} brought up to date in place ({sum(self.updated.values()):,} rows written)"
+                   if self.updated else "")
+        return (f"published {len(self.rows)} tables ({sum(self.rows.values()):,} rows) to {self.path}{updated}; "
+                "open it read-only")
+
+
 def publish(warehouse: Path | None = None, *, check_build: bool = True,
-            storage_version: str | None = None) -> tuple[Path, dict[str, int]]:
+            storage_version: str | None = None) -> Published:
     warehouse = warehouse or warehouse_path()
     if check_build:
         passed, why = last_build_passed()
@@ -81,31 +124,92 @@ def publish(warehouse: Path | None = None, *, check_build: bool = True,
     storage_version = storage_version or storage_compatibility_version()
     target = analytics_path(warehouse)
     temporary = target.with_name(f".{target.name}.tmp")
-    temporary.unlink(missing_ok=True)
-    temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
+    published = Published(target)
     con = connect(":memory:")
-    counts = {}
     try:
         con.execute(f"attach {sql_literal(str(warehouse))} as warehouse (read_only)")
-        try:
-            con.execute(f"attach {sql_literal(str(temporary))} as analytics "
-                        f"(storage_version {sql_literal(storage_version)})")
-        except Exception as error:  # DuckDB names the versions it knows
-            raise PublishError(f"publish.storage_compatibility_version {storage_version!r}: {error}") from None
+        reusing = _start_the_copy(con, target, temporary, storage_version)
         extra = " or ".join(f"(table_schema = '{s}' and table_name = '{t}')" for s, t in PUBLISHED_EXTRA_TABLES)
         tables = con.execute(f"""select table_schema, table_name from information_schema.tables
                                  where table_catalog = 'warehouse' and table_type = 'BASE TABLE'
                                    and (table_schema in {PUBLISHED_SCHEMAS} or {extra})
                                  order by 1, 2""").fetchall()
+        previous = set(con.execute("""select table_schema, table_name from information_schema.tables
+                                      where table_catalog = 'analytics'""").fetchall())
         for schema in sorted({schema for schema, _ in tables} | set(PUBLISHED_SCHEMAS)):
-            con.execute(f"create schema analytics.{schema}")
+            con.execute(f"create schema if not exists analytics.{schema}")
+        for schema, table in previous - set(tables):
+            con.execute(f'drop table analytics.{schema}."{table}"')
+        keys = incremental_keys() if reusing else {}
         for schema, table in tables:
-            con.execute(f'create table analytics.{schema}."{table}" as select * from warehouse.{schema}."{table}"')
-            counts[f"{schema}.{table}"] = con.execute(f'select count(*) from analytics.{schema}."{table}"').fetchone()[0]
+            name = f'{schema}."{table}"'
+            written = None
+            if (schema, table) in previous and (schema, table) in keys:
+                written = _bring_up_to_date(con, name, keys[(schema, table)])
+            if written is None:
+                con.execute(f"create or replace table analytics.{name} as select * from warehouse.{name}")
+            else:
+                published.updated[f"{schema}.{table}"] = written
+            published.rows[f"{schema}.{table}"] = con.execute(f"select count(*) from analytics.{name}").fetchone()[0]
         con.execute("detach warehouse")
         con.execute("checkpoint analytics")
         con.execute("detach analytics")
     finally:
         con.close()
     os.replace(temporary, target)  # atomic: readers see the old file or the new one, never half of one
-    return target, counts
+    return published
+
+
+def _storage_tag(con, database: str) -> str | None:
+    """The storage format an attached database is written in, as DuckDB names it (e.g. `v1.0.0+`)."""
+    row = con.execute("select tags from duckdb_databases() where database_name = $name", {"name": database}).fetchone()
+    return (row[0] or {}).get("storage_version") if row else None
+
+
+def _start_the_copy(con, target: Path, temporary: Path, storage_version: str) -> bool:
+    """Attach `temporary` as `analytics`: the previous copy when there is one in the requested storage format
+    (True), else a new file in it (False)."""
+    for leftover in (temporary, temporary.with_name(temporary.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    try:
+        con.execute(f"attach {sql_literal(str(temporary))} as analytics (storage_version {sql_literal(storage_version)})")
+    except Exception as error:  # DuckDB names the versions it knows
+        raise PublishError(f"publish.storage_compatibility_version {storage_version!r}: {error}") from None
+    if not target.exists():
+        return False
+    wanted = _storage_tag(con, "analytics")
+    try:
+        con.execute(f"attach {sql_literal(str(target))} as previous (read_only)")
+    except duckdb.Error:  # not a DuckDB file we can read: it is simply replaced
+        return False
+    try:
+        if _storage_tag(con, "previous") != wanted:
+            return False
+    finally:
+        con.execute("detach previous")
+    con.execute("detach analytics")
+    temporary.unlink()
+    shutil.copyfile(target, temporary)
+    con.execute(f"attach {sql_literal(str(temporary))} as analytics")
+    return True
+
+
+def _bring_up_to_date(con, name: str, key: list[str]) -> int | None:
+    """Replace the rows of analytics.`name` that the warehouse has rebuilt since (by `key`); the rows written,
+    or None when the table must be copied whole (other columns, no stamps, or counts that then differ)."""
+    columns = """select list(column_name || ' ' || data_type order by ordinal_position) from information_schema.columns
+                 where table_catalog = $catalog and table_schema || '."' || table_name || '"' = $name"""
+    mine, theirs = (con.execute(columns, {"catalog": catalog, "name": name}).fetchone()[0]
+                    for catalog in ("analytics", "warehouse"))
+    if mine != theirs or not any(c.startswith("built_at ") for c in mine):
+        return None
+    since = con.execute(f"select max(built_at) from analytics.{name}").fetchone()[0]
+    if since is None:
+        return None
+    listed = ", ".join(f'"{column}"' for column in key)
+    rebuilt = f"from warehouse.{name} where built_at > $since"
+    con.execute(f"delete from analytics.{name} where ({listed}) in (select {listed} {rebuilt})", {"since": since})
+    written = con.execute(f"insert into analytics.{name} select * {rebuilt}", {"since": since}).fetchone()[0]
+    (mine,), (theirs,) = (con.execute(f"select count(*) from {catalog}.{name}").fetchone()
+                          for catalog in ("analytics", "warehouse"))
+    return written if mine == theirs else None

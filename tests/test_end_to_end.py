@@ -118,7 +118,7 @@ INCREMENTAL_TABLES = ["marts.customer_activity", "marts.contact_mail_history", "
                       "intermediate.int_contact_event_summary"]
 
 
-def _hold_back_the_last_days(database: Path) -> None:
+def hold_back_the_last_days(database: Path) -> None:
     """Move the newest Clang files' rows and Spotler's events from 20 November on into schema held_back."""
     con = settings.connect(database)
     try:
@@ -140,7 +140,7 @@ def _hold_back_the_last_days(database: Path) -> None:
         con.close()
 
 
-def _bring_in_the_held_back_days(database: Path) -> None:
+def bring_in_the_held_back_days(database: Path) -> None:
     con = settings.connect(database)
     try:
         # as a later load would: the held-back files arrive now
@@ -178,11 +178,11 @@ def test_an_incremental_build_after_new_days_equals_a_full_refresh(warehouse_cop
     """Build without the last days, bring them in, build incrementally (a later as_of), and compare every
     incremental table and everything built on them with a full refresh of the same data."""
     env, database, _ = warehouse_copy
-    _hold_back_the_last_days(database)
+    hold_back_the_last_days(database)
     result = warehouse_cli("build", "--", "--full-refresh", "--vars", "{as_of_date: '2026-11-20'}", env=env)
     assert result.returncode == 0, result.stdout[-3000:]
     before = query_warehouse(database, "select count(*) from marts.customer_activity")[0][0]
-    _bring_in_the_held_back_days(database)
+    bring_in_the_held_back_days(database)
     result = warehouse_cli("build", "--", "--vars", "{as_of_date: '2026-11-23'}", env=env)
     assert result.returncode == 0, result.stdout[-3000:]
     written = query_warehouse(database, """select count(*) from marts.customer_activity

@@ -7,6 +7,7 @@ Superset), often a 1.x; the published file is read here by DuckDB 1.0 in an envi
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import venv
@@ -16,6 +17,7 @@ import pytest
 
 from mail_warehouse import settings
 from tests.conftest import warehouse_cli
+from tests.test_end_to_end import bring_in_the_held_back_days, hold_back_the_last_days
 
 pytestmark = pytest.mark.slow
 
@@ -98,3 +100,57 @@ def test_the_storage_version_is_a_setting_and_decides_who_can_read(warehouse_cop
     assert wrong.returncode == 1
     assert "publish.storage_compatibility_version" in wrong.stderr and "v1.0.0" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+
+def differing_rows(analytics: Path, warehouse: Path) -> dict[str, tuple[int, int]]:
+    """Per published table: (rows only in the copy, rows only in the warehouse), every column compared."""
+    con = settings.connect(analytics, read_only=True)
+    try:
+        con.execute(f"attach {settings.sql_literal(str(warehouse))} as warehouse (read_only)")
+        tables = con.execute("""select table_schema, table_name from information_schema.tables
+                                where table_catalog = current_database()""").fetchall()
+        found = {}
+        for schema, table in tables:
+            name = f'{schema}."{table}"'
+            only_copy, only_warehouse = (
+                con.execute(f"select count(*) from (select * from {a}{name} except all select * from {b}{name})").fetchone()[0]
+                for a, b in (("", "warehouse."), ("warehouse.", "")))
+            found[f"{schema}.{table}"] = (only_copy, only_warehouse)
+        return found
+    finally:
+        con.close()
+
+
+def test_after_an_incremental_build_the_copy_is_brought_up_to_date_in_place(warehouse_copy, old_duckdb_reader):
+    """The daily publish starts from the previous copy and writes only the rows the build rebuilt; the copy
+    then equals the warehouse, a 1.x reader reads it, and a table whose rows went missing is copied whole."""
+    env, database, _ = warehouse_copy
+    analytics = database.with_name("analytics.duckdb")
+    hold_back_the_last_days(database)
+    built = warehouse_cli("build", "--", "--full-refresh", "--vars", "{as_of_date: '2026-11-20'}", env=env)
+    assert built.returncode == 0, built.stdout[-3000:]
+    first = warehouse_cli("publish", env=env)
+    assert first.returncode == 0 and "in place" not in first.stdout, first.stdout + first.stderr
+
+    bring_in_the_held_back_days(database)
+    built = warehouse_cli("build", "--", "--vars", "{as_of_date: '2026-11-23'}", env=env)
+    assert built.returncode == 0, built.stdout[-3000:]
+    daily = warehouse_cli("publish", env=env)
+    assert daily.returncode == 0, daily.stderr
+    written = re.search(r"(\d+) brought up to date in place \(([\d,]+) rows written\)", daily.stdout)
+    assert written and int(written[1]) >= 3 and int(written[2].replace(",", "")) > 0, daily.stdout
+    assert set(differing_rows(analytics, database).values()) == {(0, 0)}, differing_rows(analytics, database)
+
+    read = read_with(old_duckdb_reader, analytics)
+    assert read.returncode == 0, read.stderr[-2000:]
+    assert json.loads(read.stdout)["rows"] == published_counts(analytics)
+
+    # rows gone from the warehouse (as after a full refresh of fewer rows) are gone from the copy too
+    con = settings.connect(database)
+    con.execute("delete from marts.customer_activity where event_id in "
+                "(select event_id from marts.customer_activity order by event_id limit 10)")
+    con.close()
+    again = warehouse_cli("publish", env=env)
+    assert again.returncode == 0, again.stderr
+    assert set(differing_rows(analytics, database).values()) == {(0, 0)}, differing_rows(analytics, database)
