@@ -214,9 +214,9 @@ def cmd_demo(args) -> int:
         for line in stack.describe():
             print(f"  {line}")
         os.environ.update(stack.environment())
-        # the scheduled job itself, each step in its own process, against the stand-ins
+        # the scheduled job itself, against the stand-ins
         try:
-            code, steps = run_steps(wait_seconds=0)
+            code, steps = run_steps(wait_seconds=0, here=main)
         except LockBusy as error:
             print(f"error: {error}", file=sys.stderr)
             return 75
@@ -322,7 +322,7 @@ def cmd_run(args) -> int:
     from mail_warehouse.run import LockBusy, run_steps
 
     try:
-        code, steps = run_steps(args.wait, full_refresh=args.full_refresh)
+        code, steps = run_steps(args.wait, full_refresh=args.full_refresh, here=main)
     except LockBusy as error:
         print(f"error: {error}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again later
