@@ -216,7 +216,7 @@ def cmd_demo(args) -> int:
         os.environ.update(stack.environment())
         # the scheduled job itself, against the stand-ins
         try:
-            code, steps = run_steps(wait_seconds=0, here=main)
+            code, steps = run_steps(main, wait_seconds=0)
         except LockBusy as error:
             print(f"error: {error}", file=sys.stderr)
             return 75
@@ -322,7 +322,7 @@ def cmd_run(args) -> int:
     from mail_warehouse.run import LockBusy, run_steps
 
     try:
-        code, steps = run_steps(args.wait, full_refresh=args.full_refresh, here=main)
+        code, steps = run_steps(main, args.wait, full_refresh=args.full_refresh)
     except LockBusy as error:
         print(f"error: {error}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again later
