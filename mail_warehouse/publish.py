@@ -196,20 +196,22 @@ def _start_the_copy(con, target: Path, temporary: Path, storage_version: str) ->
 
 def _bring_up_to_date(con, name: str, key: list[str]) -> int | None:
     """Replace the rows of analytics.`name` that the warehouse has rebuilt since (by `key`); the rows written,
-    or None when the table must be copied whole (other columns, no stamps, or counts that then differ)."""
+    or None when the table must be copied whole (other columns, no stamps, a warehouse older than the copy, or
+    counts that then differ)."""
     columns = """select list(column_name || ' ' || data_type order by ordinal_position) from information_schema.columns
                  where table_catalog = $catalog and table_schema || '."' || table_name || '"' = $name"""
-    mine, theirs = (con.execute(columns, {"catalog": catalog, "name": name}).fetchone()[0]
-                    for catalog in ("analytics", "warehouse"))
-    if mine != theirs or not any(c.startswith("built_at ") for c in mine):
+    copy_columns, warehouse_columns = (con.execute(columns, {"catalog": catalog, "name": name}).fetchone()[0]
+                                       for catalog in ("analytics", "warehouse"))
+    if copy_columns != warehouse_columns or not any(c.startswith("built_at ") for c in copy_columns):
         return None
-    since = con.execute(f"select max(built_at) from analytics.{name}").fetchone()[0]
-    if since is None:
+    since, newest = (con.execute(f"select max(built_at) from {catalog}.{name}").fetchone()[0]
+                     for catalog in ("analytics", "warehouse"))
+    if since is None or newest is None or newest < since:  # a warehouse older than its copy (restored): copy whole
         return None
     listed = ", ".join(f'"{column}"' for column in key)
     rebuilt = f"from warehouse.{name} where built_at > $since"
     con.execute(f"delete from analytics.{name} where ({listed}) in (select {listed} {rebuilt})", {"since": since})
     written = con.execute(f"insert into analytics.{name} select * {rebuilt}", {"since": since}).fetchone()[0]
-    (mine,), (theirs,) = (con.execute(f"select count(*) from {catalog}.{name}").fetchone()
-                          for catalog in ("analytics", "warehouse"))
-    return written if mine == theirs else None
+    (copy_rows,), (warehouse_rows,) = (con.execute(f"select count(*) from {catalog}.{name}").fetchone()
+                                       for catalog in ("analytics", "warehouse"))
+    return written if copy_rows == warehouse_rows else None

@@ -23,6 +23,9 @@ from mail_warehouse.lock import LockBusy, WarehouseLock  # noqa: F401  (LockBusy
 from mail_warehouse.settings import SOURCE_SETTINGS, configured_sources, warehouse_path
 
 
+INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C
+
+
 @dataclass
 class StepResult:
     name: str
@@ -39,6 +42,8 @@ def _step(name: str, args: list[str], stream, command: Callable[[list[str]], int
     except Exception:  # a bug in a step run in this process: its traceback, and the other steps still run
         traceback.print_exc()
         code = 1
+    if code == INTERRUPTED:  # Ctrl-C stops the job, not only the step it landed in
+        raise KeyboardInterrupt
     for output in (sys.stdout, sys.stderr):
         output.flush()
     return StepResult(name, "ok" if code == 0 else "failed", time.monotonic() - started,
