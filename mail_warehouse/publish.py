@@ -28,7 +28,8 @@ from pathlib import Path
 
 import duckdb
 
-from mail_warehouse.settings import PROJECT_DIR, connect, sql_literal, warehouse_path
+from mail_warehouse.build import dbt_target_path
+from mail_warehouse.settings import connect, sql_literal, warehouse_path
 
 PUBLISHED_SCHEMAS = ("marts", "segments")
 # The export log tells the dashboard what went to Deployteq; the exported addresses themselves stay home.
@@ -44,12 +45,8 @@ class PublishError(RuntimeError):
     pass
 
 
-def dbt_target_path() -> Path:
-    """Where dbt writes its results and manifest: DBT_TARGET_PATH when set (dbt reads it too), else target/."""
-    return Path(os.environ.get("DBT_TARGET_PATH") or PROJECT_DIR / "target")
-
-
 def run_results_path() -> Path:
+    """Where dbt wrote its last results (DBT_TARGET_PATH, else target/, as the build ran dbt)."""
     return dbt_target_path() / "run_results.json"
 
 
