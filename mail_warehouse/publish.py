@@ -9,12 +9,15 @@ The copy is written in the storage format of `[publish] storage_compatibility_ve
 not in the warehouse's own: the DuckDB that BI tools bundle (JDBC for Metabase and DBeaver, Node for
 Evidence, duckdb-engine for Superset) is often a 1.x, which refuses a file in DuckDB 2.0's format.
 
-A daily publish does not copy years of events again: it starts from the previous copy (when it has the same
-storage format) and brings each incremental model's table up to date in place. Such a model stamps every row
-it writes with its build's `built_at`, so the rows newer than the copy's newest replace theirs by the model's
-`unique_key` (from dbt's manifest). Row counts that then differ (a full refresh that dropped rows) and changed
-columns have the table copied whole, as are all other tables (small: one row per contact, mailing, segment
-member).
+A daily publish does not copy years of events again: it brings an earlier copy up to date in place. Such a
+model stamps every row it writes with its build's `built_at`, so the rows newer than the copy's newest replace
+theirs by the model's `unique_key` (from dbt's manifest). Row counts that then differ (a full refresh that
+dropped rows) and changed columns have the table copied whole, as are all other tables (small: one row per
+contact, mailing, segment member). The earlier copy is the one the publish before last wrote, kept beside the
+published file as `.analytics.duckdb.standby` (the file readers had until the last publish, renamed, never
+rewritten while anyone has it open): writing that one needs no copy of the file first. Without a standby in
+the requested storage format, or when a reader still holds it open, the publish starts from a copy of the
+published file (the same format) or a new file.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ PUBLISHED_EXTRA_TABLES = (("exports", "csv_trigger_log"),)
 DEFAULT_STORAGE_COMPATIBILITY_VERSION = "v1.0.0"
 STORAGE_VERSION_PATTERN = re.compile(r"v\d+\.\d+\.\d+|latest")
 OK_STATUSES = {"success", "pass", "warn", "skipped", "no-op"}
+# What a publish starts from (Published.started_from).
+NEW_FILE, COPY_OF_PUBLISHED, STANDBY = "a new file", "a copy of the published file", "the standby"
 
 
 class PublishError(RuntimeError):
@@ -102,11 +107,12 @@ class Published:
     """What a publish wrote: rows per table, and which tables were brought up to date in place."""
     path: Path
     rows: dict[str, int] = field(default_factory=dict)
-    updated: dict[str, int] = field(default_factory=dict)  # table -> rows written into the previous copy
+    updated: dict[str, int] = field(default_factory=dict)  # table -> rows written into the earlier copy
+    started_from: str = ""   # NEW_FILE | COPY_OF_PUBLISHED | STANDBY
 
     def line(self) -> str:
-        updated = (f"; {len(self.updated)} brought up to date in place ({sum(self.updated.values()):,} rows written)"
-                   if self.updated else "")
+        updated = (f"; {len(self.updated)} brought up to date in place ({sum(self.updated.values()):,} rows written"
+                   f" into {self.started_from})" if self.updated else "")
         return (f"published {len(self.rows)} tables ({sum(self.rows.values()):,} rows) to {self.path}{updated}; "
                 "open it read-only")
 
@@ -120,12 +126,13 @@ def publish(warehouse: Path | None = None, *, check_build: bool = True,
             raise PublishError(f"not publishing: {why}")
     storage_version = storage_version or storage_compatibility_version()
     target = analytics_path(warehouse)
-    temporary = target.with_name(f".{target.name}.tmp")
+    temporary, standby = (target.with_name(f".{target.name}.{suffix}") for suffix in ("tmp", "standby"))
     published = Published(target)
     con = connect(":memory:")
     try:
         con.execute(f"attach {sql_literal(str(warehouse))} as warehouse (read_only)")
-        reusing = _start_the_copy(con, target, temporary, storage_version)
+        published.started_from = _start_the_copy(con, target, standby, temporary, storage_version)
+        reusing = published.started_from != NEW_FILE
         extra = " or ".join(f"(table_schema = '{s}' and table_name = '{t}')" for s, t in PUBLISHED_EXTRA_TABLES)
         tables = con.execute(f"""select table_schema, table_name from information_schema.tables
                                  where table_catalog = 'warehouse' and table_type = 'BASE TABLE'
@@ -153,8 +160,18 @@ def publish(warehouse: Path | None = None, *, check_build: bool = True,
         con.execute("detach analytics")
     finally:
         con.close()
+    if target.exists():  # the file readers have now: the next publish's starting point
+        os.replace(_linked(target), standby)
     os.replace(temporary, target)  # atomic: readers see the old file or the new one, never half of one
     return published
+
+
+def _linked(path: Path) -> Path:
+    """A second name for `path`'s file (a hard link), beside it."""
+    link = path.with_name(f".{path.name}.link")
+    link.unlink(missing_ok=True)
+    os.link(path, link)
+    return link
 
 
 def _storage_tag(con, database: str) -> str | None:
@@ -163,32 +180,45 @@ def _storage_tag(con, database: str) -> str | None:
     return (row[0] or {}).get("storage_version") if row else None
 
 
-def _start_the_copy(con, target: Path, temporary: Path, storage_version: str) -> bool:
-    """Attach `temporary` as `analytics`: the previous copy when there is one in the requested storage format
-    (True), else a new file in it (False)."""
+def _start_the_copy(con, target: Path, standby: Path, temporary: Path, storage_version: str) -> str:
+    """Attach `temporary` as `analytics` and say what it starts from: the standby (the copy the publish before
+    last wrote), else a copy of the published file, when either is in the requested storage format; else a
+    new file."""
     for leftover in (temporary, temporary.with_name(temporary.name + ".wal")):
         leftover.unlink(missing_ok=True)
     try:
         con.execute(f"attach {sql_literal(str(temporary))} as analytics (storage_version {sql_literal(storage_version)})")
     except Exception as error:  # DuckDB names the versions it knows
         raise PublishError(f"publish.storage_compatibility_version {storage_version!r}: {error}") from None
-    if not target.exists():
-        return False
     wanted = _storage_tag(con, "analytics")
-    try:
-        con.execute(f"attach {sql_literal(str(target))} as previous (read_only)")
-    except duckdb.Error:  # not a DuckDB file we can read: it is simply replaced
-        return False
-    try:
-        if _storage_tag(con, "previous") != wanted:
-            return False
-    finally:
-        con.execute("detach previous")
     con.execute("detach analytics")
     temporary.unlink()
-    shutil.copyfile(target, temporary)
-    con.execute(f"attach {sql_literal(str(temporary))} as analytics")
-    return True
+    if standby.exists() and not (target.exists() and os.path.samefile(standby, target)) \
+            and _storage_tag_of(con, standby) == wanted:
+        os.replace(standby, temporary)
+        try:  # writable only when no reader still holds it open (DuckDB's file lock)
+            con.execute(f"attach {sql_literal(str(temporary))} as analytics")
+            return STANDBY
+        except duckdb.Error:
+            temporary.unlink()
+    if target.exists() and _storage_tag_of(con, target) == wanted:
+        shutil.copyfile(target, temporary)
+        con.execute(f"attach {sql_literal(str(temporary))} as analytics")
+        return COPY_OF_PUBLISHED
+    con.execute(f"attach {sql_literal(str(temporary))} as analytics (storage_version {sql_literal(storage_version)})")
+    return NEW_FILE
+
+
+def _storage_tag_of(con, path: Path) -> str | None:
+    """The storage format of the DuckDB file `path`; None when it is not one this DuckDB can read."""
+    try:
+        con.execute(f"attach {sql_literal(str(path))} as previous (read_only)")
+    except duckdb.Error:
+        return None
+    try:
+        return _storage_tag(con, "previous")
+    finally:
+        con.execute("detach previous")
 
 
 def _bring_up_to_date(con, name: str, key: list[str]) -> int | None:

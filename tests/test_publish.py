@@ -34,6 +34,18 @@ print(json.dumps({"version": duckdb.__version__, "rows": rows}))
 """
 
 
+# A reader that opens the published file, counts the contacts, and keeps the file open until told to count again.
+HOLD_OPEN = """
+import sys
+import duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+count = "select count(*) from marts.contacts"
+print(con.execute(count).fetchone()[0], flush=True)
+sys.stdin.readline()
+print(con.execute(count).fetchone()[0], flush=True)
+"""
+
+
 @pytest.fixture(scope="session")
 def old_duckdb_reader() -> Path:
     """A Python with DuckDB 1.0 and nothing of ours, made once and kept beside the test environment."""
@@ -138,7 +150,8 @@ def test_after_an_incremental_build_the_copy_is_brought_up_to_date_in_place(ware
     assert built.returncode == 0, built.stdout[-3000:]
     daily = warehouse_cli("publish", env=env)
     assert daily.returncode == 0, daily.stderr
-    written = re.search(r"(\d+) brought up to date in place \(([\d,]+) rows written\)", daily.stdout)
+    written = re.search(r"(\d+) brought up to date in place \(([\d,]+) rows written into a copy of the published file\)",
+                        daily.stdout)
     assert written and int(written[1]) >= 3 and int(written[2].replace(",", "")) > 0, daily.stdout
     assert set(differing_rows(analytics, database).values()) == {(0, 0)}, differing_rows(analytics, database)
 
@@ -153,4 +166,36 @@ def test_after_an_incremental_build_the_copy_is_brought_up_to_date_in_place(ware
     con.close()
     again = warehouse_cli("publish", env=env)
     assert again.returncode == 0, again.stderr
+    # two builds behind, the copy of the publish before last catches up without a copy of the file first
+    assert "rows written into the standby" in again.stdout, again.stdout
     assert set(differing_rows(analytics, database).values()) == {(0, 0)}, differing_rows(analytics, database)
+
+
+def test_a_standby_a_reader_still_holds_open_is_left_alone(warehouse_copy):
+    """The standby is the file readers had until the last publish: while one of them still has it open, the
+    publish starts from a copy of the published file instead, and the reader keeps reading what it had."""
+    env, database, _ = warehouse_copy
+    analytics = database.with_name("analytics.duckdb")
+    standby = analytics.with_name(".analytics.duckdb.standby")
+    built = warehouse_cli("build", env=env)
+    assert built.returncode == 0, built.stdout[-3000:]
+    assert warehouse_cli("publish", env=env).returncode == 0
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLD_OPEN, str(analytics)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        held_rows = reader.stdout.readline().strip()  # the reader has the file open now
+        assert held_rows.isdigit(), held_rows
+        assert warehouse_cli("publish", env=env).returncode == 0  # the reader's file is the standby now
+        assert standby.exists()
+        published = warehouse_cli("publish", env=env)
+        assert published.returncode == 0, published.stderr
+        assert "rows written into a copy of the published file" in published.stdout, published.stdout
+        reader.stdin.write("again\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline().strip() == held_rows  # still readable, unchanged
+    finally:
+        reader.kill()
+        reader.wait()
+    assert set(differing_rows(analytics, database).values()) == {(0, 0)}, differing_rows(analytics, database)
+    again = warehouse_cli("publish", env=env)  # the reader is gone: the standby serves again
+    assert again.returncode == 0 and "rows written into the standby" in again.stdout, again.stdout
