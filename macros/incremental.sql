@@ -17,3 +17,51 @@
 {% macro epoch() -%}
     {{ utc_timestamp_literal('1970-01-01 00:00:00') }}
 {%- endmacro %}
+
+{#
+  counted_before(events): for an incremental model that adds the events customer_activity wrote since its
+  last build to what it holds, whether a written event (a row of `events`) may have been counted by it
+  already, in an earlier version: first written before this model's last build (a Clang file delivered again
+  with other content), or customer_activity rebuilt since (a full refresh of it alone). The keys of such
+  events are counted again from all their events; the keys of the others add the new events.
+#}
+{% macro counted_before(events) -%}
+    (first_built_at <= {{ last_built_at() }}
+     or (select min(first_built_at) from {{ events }}) > {{ last_built_at() }})
+{%- endmacro %}
+
+{#
+  The CTEs of a model that keeps figures that add up (counts, minimums, maximums, "any", latest-of) per `key`
+  of customer_activity's events, `keyed` being those events with the key (`select *, <key> from ...`):
+  - written: the events written since this model's last build;
+  - recounted_keys: the keys with an event it may have counted before in another version (counted_before);
+  - events: what to add up now: the new events of the other keys, and every event of the recounted keys.
+  A full build adds up all events. The model then adds to its `events` figures the rows it holds for
+  `written` keys that are not recounted (held_rows).
+#}
+{% macro events_to_add_up(events_model, key, keyed) -%}
+{% if is_incremental() %}
+written as (
+    select * from ({{ keyed }}) where built_at > {{ last_built_at() }}
+),
+
+recounted_keys as (
+    select distinct {{ key }} from written where {{ counted_before(events_model) }}
+),
+
+events as (
+    select * from written where {{ key }} not in (select {{ key }} from recounted_keys)
+    union all
+    select * from ({{ keyed }}) where {{ key }} in (select {{ key }} from recounted_keys)
+),
+{% else %}
+events as (
+    {{ keyed }}
+),
+{% endif %}
+{%- endmacro %}
+
+{# Which of the rows a model holds join its new figures: those of keys with new events, not recounted. #}
+{% macro held_rows_to_add(key) -%}
+    {{ key }} in (select {{ key }} from written) and {{ key }} not in (select {{ key }} from recounted_keys)
+{%- endmacro %}

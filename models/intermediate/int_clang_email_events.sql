@@ -28,7 +28,8 @@ events as (
         a.activity_code as source_activity_code,
         cast(null as {{ dbt.type_bigint() }}) as campaign_subscription_id,
         a.clang_customer_id as source_contact_id,
-        a.file_loaded_at as loaded_at
+        a.file_loaded_at as loaded_at,
+        a.source_file
     from activities a
     left join activity_types t using (activity_code)
 )

@@ -74,7 +74,8 @@ events as (
         cast(null as {{ dbt.type_string() }}) as source_activity_code,
         e.campaign_subscription_id,
         cast(null as {{ dbt.type_string() }}) as source_contact_id,
-        cast(null as {{ type_timestamp_tz() }}) as loaded_at
+        cast(null as {{ type_timestamp_tz() }}) as loaded_at,
+        cast(null as {{ dbt.type_string() }}) as source_file
     from with_links e
     left join addresses m on m.external_customer_id = e.external_contact_id
 )

@@ -1,27 +1,18 @@
 {{ config(materialized='incremental', unique_key='contact_mailing_key') }}
--- One row per contact per mailing: the "customer card" of what each person got and did. Incremental: the
--- contact-mailing pairs with events written since this table's last build are summed up again.
+-- One row per contact per mailing: the "customer card" of what each person got and did.
+-- Every figure is a count, minimum or "any", so a history of some events and a history of others add up to
+-- the history of all (`partials`). Incremental: the contact-mailing pairs with new events add them to what
+-- this table holds; a pair with an event counted before in another version is summed up again.
+{%- set events_model = ref('customer_activity') %}
+{%- set pair_key = dbt.hash("contact_key || '|' || mailing_key") %}
 with
 
-{% if is_incremental() %}
-changed_pairs as (
-    select distinct contact_key, mailing_key
-    from {{ ref('customer_activity') }}
-    where built_at > {{ last_built_at() }} and contact_key is not null
-),
-{% endif %}
+{{ events_to_add_up(events_model, 'contact_mailing_key',
+                    'select *, ' ~ pair_key ~ ' as contact_mailing_key from ' ~ events_model ~ ' where contact_key is not null') }}
 
-events as (
-    select e.*
-    from {{ ref('customer_activity') }} e
-    {% if is_incremental() %}
-    inner join changed_pairs using (contact_key, mailing_key)
-    {% endif %}
-    where e.contact_key is not null
-),
-
-per_contact_mailing as (
+partials as (
     select
+        contact_mailing_key,
         contact_key,
         mailing_key,
         min(email) as email,
@@ -37,12 +28,43 @@ per_contact_mailing as (
         count(*) filter (where event_type = 'open') as open_count,
         count(*) filter (where event_type = 'click') as click_count
     from events
-    group by contact_key, mailing_key
+    group by contact_mailing_key, contact_key, mailing_key
+    {% if is_incremental() %}
+    union all
+    -- what this table holds of the other pairs with new events
+    select
+        contact_mailing_key, contact_key, mailing_key, email, sent_at, was_opened, was_clicked,
+        bounce = 'hard', bounce = 'soft', was_unsubscribed, has_complained, first_opened_at, first_clicked_at,
+        open_count, click_count
+    from {{ this }}
+    where {{ held_rows_to_add('contact_mailing_key') }}
+    {% endif %}
+),
+
+per_contact_mailing as (
+    select
+        contact_mailing_key,
+        contact_key,
+        mailing_key,
+        min(email) as email,
+        min(sent_at) as sent_at,
+        bool_or(was_opened) as was_opened,
+        bool_or(was_clicked) as was_clicked,
+        bool_or(had_hard_bounce) as had_hard_bounce,
+        bool_or(had_soft_bounce) as had_soft_bounce,
+        bool_or(was_unsubscribed) as was_unsubscribed,
+        bool_or(has_complained) as has_complained,
+        min(first_opened_at) as first_opened_at,
+        min(first_clicked_at) as first_clicked_at,
+        cast(sum(open_count) as {{ dbt.type_bigint() }}) as open_count,
+        cast(sum(click_count) as {{ dbt.type_bigint() }}) as click_count
+    from partials
+    group by contact_mailing_key, contact_key, mailing_key
 ),
 
 final as (
     select
-        {{ dbt.hash("contact_key || '|' || mailing_key") }} as contact_mailing_key,
+        contact_mailing_key,
         contact_key,
         mailing_key,
         email,
@@ -54,7 +76,7 @@ final as (
         has_complained,
         first_opened_at,
         first_clicked_at,
-        {{ dbt.datediff('sent_at', 'first_opened_at', 'minute') }} as minutes_to_open,
+        {{ minutes_between('sent_at', 'first_opened_at') }} as minutes_to_open,
         open_count,
         click_count,
         {{ built_at() }} as built_at

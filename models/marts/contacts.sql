@@ -1,7 +1,6 @@
 -- One row per normalised e-mail address: every source id, names, consent, whether it may be mailed (and
 -- why not), and engagement. Rebuilt every run from small parts (Directo's customers, the per-address event
--- summary and the events of the engagement window), because the window and the statuses move with the
--- calendar.
+-- summary and engagement window), because the statuses move with the calendar.
 --
 -- Consent (GDPR): the latest dated statement wins. Statements: Directo's OPTIN (yes or no, dated by day
 -- in Directo's time zone), an unsubscribe or a complaint on either platform (dated to the second), Spotler's
@@ -30,17 +29,8 @@ summary as (
     select * from {{ ref('int_contact_event_summary') }}
 ),
 
-window_mailings as (
-    -- per address and mailing first, so mailings count once without a costly count(distinct)
-    select
-        email,
-        mailing_key,
-        bool_or(event_type = 'sent') as was_sent,
-        count(*) filter (where event_type = 'open') as opens,
-        count(*) filter (where event_type = 'click') as clicks
-    from {{ ref('customer_activity') }}
-    where event_at >= {{ window_start }} and email is not null
-    group by email, mailing_key
+engagement_window as (
+    select * from {{ ref('int_contact_engagement_window') }}
 ),
 
 ranked_customers as (
@@ -134,16 +124,6 @@ latest_consent as (
     ) = 1
 ),
 
-engagement_window as (
-    select
-        email,
-        count(*) filter (where was_sent) as mails_last_90_days,
-        cast(sum(opens) as {{ dbt.type_bigint() }}) as opens_last_90_days,
-        cast(sum(clicks) as {{ dbt.type_bigint() }}) as clicks_last_90_days
-    from window_mailings
-    group by email
-),
-
 spotler_contacts as (
     -- the address's Spotler contact changed last (a total order: the lowest id among equals)
     select email, external_contact_id
@@ -226,9 +206,9 @@ final as (
         e.last_opened_at,
         e.last_clicked_at,
         e.last_engaged_at,
-        coalesce(w.mails_last_90_days, 0) as mails_last_90_days,
-        coalesce(w.opens_last_90_days, 0) as opens_last_90_days,
-        coalesce(w.clicks_last_90_days, 0) as clicks_last_90_days,
+        coalesce(w.mails_in_window, 0) as mails_last_90_days,
+        coalesce(w.opens_in_window, 0) as opens_last_90_days,
+        coalesce(w.clicks_in_window, 0) as clicks_last_90_days,
         case
             when e.last_engaged_at >= {{ window_start }} then 'active'
             when e.last_engaged_at is not null then 'dormant'

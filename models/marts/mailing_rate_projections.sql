@@ -32,9 +32,9 @@ responses as (
     select
         h.mailing_key,
         case when h.first_opened_at < o.observed_until
-             then {{ integer_divide(dbt.datediff('h.sent_at', 'h.first_opened_at', 'minute'), 60) }} end as open_hour,
+             then {{ integer_divide(minutes_between('h.sent_at', 'h.first_opened_at'), 60) }} end as open_hour,
         case when h.first_clicked_at < o.observed_until
-             then {{ integer_divide(dbt.datediff('h.sent_at', 'h.first_clicked_at', 'minute'), 60) }} end as click_hour
+             then {{ integer_divide(minutes_between('h.sent_at', 'h.first_clicked_at'), 60) }} end as click_hour
     from history h
     inner join mailings m using (mailing_key)
     cross join observed o
@@ -58,7 +58,7 @@ aged as (
     select
         m.*,
         o.observed_until,
-        {{ integer_divide(dbt.datediff('m.sent_at', 'o.observed_until', 'minute'), 60) }} as hours_since_send
+        {{ integer_divide(minutes_between('m.sent_at', 'o.observed_until'), 60) }} as hours_since_send
     from mailings m
     cross join observed o
     where m.sent_at < o.observed_until

@@ -9,12 +9,6 @@ contacts as (
     select * from {{ ref('contacts') }}
 ),
 
-mailings_received as (
-    select contact_key, sent_at
-    from {{ ref('contact_mail_history') }}
-    where sent_at is not null
-),
-
 candidates as (
     select *
     from contacts
@@ -23,18 +17,15 @@ candidates as (
       and last_engaged_at < {{ inactive_since }}
 ),
 
-mailings_since_engagement as (
-    select c.contact_key, count(*) as mailings_since_engagement
+mailings_received as (
+    -- one pass over the mail history for both counts
+    select
+        c.contact_key,
+        count(*) filter (where r.sent_at > c.last_engaged_at) as mailings_since_engagement,
+        count(*) filter (where r.sent_at >= {{ inactive_since }}) as mailings_in_window
     from candidates c
-    inner join mailings_received r on r.contact_key = c.contact_key and r.sent_at > c.last_engaged_at
-    group by 1
-),
-
-mailings_in_window as (
-    select c.contact_key, count(*) as mailings_in_window
-    from candidates c
-    inner join mailings_received r on r.contact_key = c.contact_key
-        and r.sent_at >= {{ inactive_since }}
+    inner join {{ ref('contact_mail_history') }} r on r.contact_key = c.contact_key
+    where r.sent_at is not null
     group by 1
 ),
 
@@ -54,11 +45,11 @@ final as (
         c.full_name as name,
         c.last_engaged_at,
         {{ dbt.datediff('cast(c.last_engaged_at as date)', as_of_date(), 'day') }} as days_inactive,
-        coalesce(m.mailings_since_engagement, 0) as mailings_since_engagement
+        m.mailings_since_engagement
     from candidates c
-    inner join mailings_in_window w on w.contact_key = c.contact_key
-    left join mailings_since_engagement m on m.contact_key = c.contact_key
-    where w.mailings_in_window >= {{ var('reactivation_min_mailings') }}
+    inner join mailings_received m on m.contact_key = c.contact_key
+    -- at least one mailing in the window, and at least reactivation_min_mailings
+    where m.mailings_in_window >= {{ [var('reactivation_min_mailings'), 1] | max }}
       and c.contact_key not in (select contact_key from recently_exported where contact_key is not null)
 )
 
