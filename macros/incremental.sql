@@ -37,7 +37,7 @@
   - recounted_keys: the keys with an event it may have counted before in another version (counted_before);
   - events: what to add up now: the new events of the other keys, and every event of the recounted keys.
   A full build adds up all events. The model then adds to its `events` figures the rows it holds for
-  `written` keys that are not recounted (held_rows).
+  `written` keys that are not recounted (held_rows_to_add).
 #}
 {% macro events_to_add_up(events_model, key, keyed) -%}
 {% if is_incremental() %}
