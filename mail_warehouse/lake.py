@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from mail_warehouse.pipelines import finish_pending_load, unwrap
+from mail_warehouse.pipelines import finish_pending_load, remove_unfinished_schema_saves, unwrap
 from mail_warehouse.settings import PROJECT_DIR, connect, sql_literal
 
 BUCKET_URL_VARIABLE = "DESTINATION__FILESYSTEM__BUCKET_URL"
@@ -40,6 +40,7 @@ def lake_pipeline(name: str, dataset: str, bucket_url: str | None = None, pipeli
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     if pipelines_dir is None:
         pipelines_dir = (Path(url).parent if "://" not in url else PROJECT_DIR) / ".dlt_pipelines" / "lake"
+    remove_unfinished_schema_saves(pipelines_dir / f"lake_{name}")
     return dlt.pipeline(pipeline_name=f"lake_{name}", destination=dlt.destinations.filesystem(bucket_url=url),
                         dataset_name=dataset, pipelines_dir=str(pipelines_dir))
 

@@ -42,8 +42,18 @@ def make_pipeline(name: str, dataset: str, warehouse: Path | None = None, *,
     import dlt
 
     target = warehouse or warehouse_path()
+    remove_unfinished_schema_saves(pipelines_dir(target) / name)
     return dlt.pipeline(pipeline_name=name, destination=dlt_destination(target, memory_limit=memory_limit),
                         dataset_name=dataset, pipelines_dir=str(pipelines_dir(target)))
+
+
+def remove_unfinished_schema_saves(working_dir: Path) -> None:
+    """dlt saves a schema by writing a temporary file beside it (a random name without the `.schema.json`
+    ending) and renaming it; a run killed in between leaves that file, which dlt then takes for a schema with
+    an invalid name and refuses to run. Only whole saves are kept."""
+    for leftover in (working_dir / "schemas").glob("*"):
+        if leftover.is_file() and not leftover.name.endswith(".schema.json"):
+            leftover.unlink()
 
 
 RESUMED_LOAD_MARKER = "resumed_load_unchecked"

@@ -49,7 +49,7 @@ final as (
     from candidates c
     inner join mailings_received m on m.contact_key = c.contact_key
     -- at least one mailing in the window, and at least reactivation_min_mailings
-    where m.mailings_in_window >= {{ [var('reactivation_min_mailings'), 1] | max }}
+    where m.mailings_in_window >= greatest({{ var('reactivation_min_mailings') }}, 1)
       and c.contact_key not in (select contact_key from recently_exported where contact_key is not null)
 )
 
