@@ -32,6 +32,11 @@ def dbt_target_path() -> Path:
     return configured if configured.is_absolute() else PROJECT_DIR / configured
 
 
+def run_results_path() -> Path:
+    """dbt's account of its last command (publish reads it: only a passing build is published)."""
+    return dbt_target_path() / "run_results.json"
+
+
 def _dlt_setting(key: str):
     import dlt
 
@@ -238,6 +243,8 @@ def dbt_build(extra: list[str] | None = None) -> int:
 
     engine.before_build()
     extra = with_configured_sources(extra or [])
+    # dbt writes no results when the project fails to compile: an earlier build's must not speak for this one
+    run_results_path().unlink(missing_ok=True)
     code = _dbt(["build", *engine.dbt_target_arguments(), *extra])
     if code == 0:
         engine.after_build()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from mail_warehouse.build import dbt_target_path
+from mail_warehouse.build import dbt_target_path, run_results_path
 from mail_warehouse.settings import connect, sql_literal, warehouse_path
 
 PUBLISHED_SCHEMAS = ("marts", "segments")
@@ -48,11 +48,6 @@ NEW_FILE, COPY_OF_PUBLISHED, STANDBY = "a new file", "a copy of the published fi
 
 class PublishError(RuntimeError):
     pass
-
-
-def run_results_path() -> Path:
-    """Where dbt wrote its last results (DBT_TARGET_PATH, else target/, as the build ran dbt)."""
-    return dbt_target_path() / "run_results.json"
 
 
 def incremental_keys(manifest: Path | None = None) -> dict[tuple[str, str], list[str]]:

@@ -275,6 +275,12 @@ def test_publish_only_after_a_passing_build_and_never_disturbs_a_reader(warehous
     refused = warehouse_cli("publish", env=env)
     assert refused.returncode == 1 and "not publishing" in refused.stderr
     assert json.loads((tmp_path / "target" / "run_results.json").read_text())["args"]["which"] == "build"
+    assert warehouse_cli("build", "--", "--select", "mailings", env=env).returncode == 0
+    # a project that does not compile: dbt writes no results, and the passing build's before must not count
+    uncompiled = warehouse_cli("build", "--", "--vars", "{engagement_window_days: 'a month'}", env=env)
+    assert uncompiled.returncode != 0
+    refused = warehouse_cli("publish", env=env)
+    assert refused.returncode == 1 and "no dbt results" in refused.stderr
 
 
 def test_an_overlapping_run_waits_then_gives_up_clearly(warehouse_copy):
