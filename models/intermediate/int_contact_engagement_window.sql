@@ -3,7 +3,7 @@
 -- window (events from `engagement_window_days` days before as_of_date on); zero when none fall in it.
 -- Incremental: counted again for the addresses whose window changed since this table's last build: those
 -- with new events, and those with events on the days the window left (or took in) as it moved.
-{%- set window_start = 'cast(' ~ dbt.dateadd('day', -var('engagement_window_days'), as_of_date()) ~ ' as date)' %}
+{%- set window_start = engagement_window_start() %}
 {%- set events_model = ref('customer_activity') %}
 with
 

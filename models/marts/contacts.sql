@@ -9,7 +9,6 @@
 -- An undated statement (an OPTIN without date; without Directo, having been mailed by a platform) counts
 -- only when no dated statement exists, so no guess ever re-subscribes anyone. A customer deleted from
 -- Directo carries no consent and no closed status.
-{% set window_start = dbt.dateadd('day', -var('engagement_window_days'), as_of_date()) %}
 {% set implied_consent = var('implied_consent_without_directo') and not source_is_present('directo') %}
 with
 
@@ -210,7 +209,7 @@ final as (
         coalesce(w.opens_in_window, 0) as opens_last_90_days,
         coalesce(w.clicks_in_window, 0) as clicks_last_90_days,
         case
-            when e.last_engaged_at >= {{ window_start }} then 'active'
+            when e.last_engaged_at >= {{ engagement_window_start() }} then 'active'
             when e.last_engaged_at is not null then 'dormant'
             when e.first_sent_at is null or e.first_sent_at >= {{ dbt.dateadd('day', -30, as_of_date()) }} then 'new'
             else 'never_engaged'
