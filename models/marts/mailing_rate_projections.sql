@@ -7,11 +7,9 @@
 -- is the mailing's rate so far times the median factor, with the 10th and 90th percentiles as its spread.
 -- A projection above 1 (a mailing far ahead of the earlier ones) is capped at 1.
 -- Campaign mailings go out to each contact over time and have no one age: they are left out.
+{#- the mail history is read where it is used: DuckDB writes a CTE read twice out whole first (24M rows: 1.5 s) #}
+{%- set history = ref('contact_mail_history') %}
 with
-
-history as (
-    select * from {{ ref('contact_mail_history') }}
-),
 
 mailings as (
     select mailing_key, source_system, mailing_type, mailing_name, sent_at
@@ -24,7 +22,7 @@ observed as (
         cast({{ as_of_date() }} as {{ type_timestamp_tz() }}) + interval 1 day,
         max(greatest(sent_at, coalesce(first_opened_at, sent_at), coalesce(first_clicked_at, sent_at)))
     ) as observed_until
-    from history
+    from {{ history }}
 ),
 
 -- Each delivered send with the whole hours to its first open and first click (null: none seen in time).
@@ -35,7 +33,7 @@ responses as (
              then {{ integer_divide(minutes_between('h.sent_at', 'h.first_opened_at'), 60) }} end as open_hour,
         case when h.first_clicked_at < o.observed_until
              then {{ integer_divide(minutes_between('h.sent_at', 'h.first_clicked_at'), 60) }} end as click_hour
-    from history h
+    from {{ history }} h
     inner join mailings m using (mailing_key)
     cross join observed o
     where h.bounce = 'none' and h.sent_at < o.observed_until
