@@ -141,3 +141,25 @@
 {% macro spark__minutes_between(start, end) -%}
     {{ dbt.datediff(start, end, 'minute') }}
 {%- endmacro %}
+
+{#
+  A key a table looks its own rows up by, never shown to users: the md5 of `text` as DuckDB's 128-bit number
+  (md5_number; as unique as the md5 text, and found among 24M rows four to five times faster than the
+  32-character text); the md5 text on engines without such a number.
+#}
+{% macro lookup_hash(text) -%}
+    {{ return(adapter.dispatch('lookup_hash')(text)) }}
+{%- endmacro %}
+
+{% macro default__lookup_hash(text) -%} {{ dbt.hash(text) }} {%- endmacro %}
+
+{% macro duckdb__lookup_hash(text) -%} md5_number(cast({{ text }} as varchar)) {%- endmacro %}
+
+{# Whether lookup_hash gives text on this engine. #}
+{% macro lookup_hash_is_text() -%}
+    {{ return(adapter.dispatch('lookup_hash_is_text')()) }}
+{%- endmacro %}
+
+{% macro default__lookup_hash_is_text() -%} {{ return(true) }} {%- endmacro %}
+
+{% macro duckdb__lookup_hash_is_text() -%} {{ return(false) }} {%- endmacro %}

@@ -65,3 +65,17 @@ events as (
 {% macro held_rows_to_add(key) -%}
     {{ key }} in (select {{ key }} from written) and {{ key }} not in (select {{ key }} from recounted_keys)
 {%- endmacro %}
+
+{#
+  Stops an incremental build of a table whose lookup_hash `column` an earlier version wrote as other values
+  (its md5 text): the new keys would never meet the rows held, so the table needs a full refresh first.
+#}
+{% macro require_lookup_hashes_of_this_version(column) -%}
+    {%- if execute and is_incremental() -%}
+        {%- set held = adapter.get_columns_in_relation(this) | selectattr('name', 'equalto', column) | list -%}
+        {%- if held and held[0].is_string() != lookup_hash_is_text() -%}
+            {{ exceptions.raise_compiler_error(this ~ "." ~ column ~ " holds keys an earlier version wrote: rebuild "
+               ~ "it once with `warehouse build -- --full-refresh --select " ~ this.identifier ~ "+`") }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

@@ -7,7 +7,8 @@
 -- (`partials`). Incremental: the mailing-person pairs with new events add them to what this table holds; a
 -- pair with an event counted before in another version is counted again.
 {%- set events_model = ref('customer_activity') %}
-{%- set pair_key = dbt.hash("mailing_key || '|' || coalesce(" ~ person_key() ~ ", '')") %}
+{{- require_lookup_hashes_of_this_version('mailing_person_key') }}
+{%- set pair_key = lookup_hash("mailing_key || '|' || coalesce(" ~ person_key() ~ ", '')") %}
 with
 
 {{ events_to_add_up(events_model, 'mailing_person_key',
