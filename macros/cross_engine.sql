@@ -144,7 +144,7 @@
 
 {#
   A key a table looks its own rows up by, never shown to users: the md5 of `text` as DuckDB's 128-bit number
-  (md5_number; as unique as the md5 text, and found among 24M rows four to five times faster than the
+  (md5_number; as unique as the md5 text, and found among 24M rows three to five times faster than the
   32-character text); the md5 text on engines without such a number.
 #}
 {% macro lookup_hash(text) -%}
