@@ -155,11 +155,11 @@
 
 {% macro duckdb__lookup_hash(text) -%} md5_number(cast({{ text }} as varchar)) {%- endmacro %}
 
-{# Whether lookup_hash gives text on this engine. #}
-{% macro lookup_hash_is_text() -%}
-    {{ return(adapter.dispatch('lookup_hash_is_text')()) }}
+{# The type lookup_hash gives on this engine as the engine names it; none where it is the md5 text as before. #}
+{% macro lookup_hash_type() -%}
+    {{ return(adapter.dispatch('lookup_hash_type')()) }}
 {%- endmacro %}
 
-{% macro default__lookup_hash_is_text() -%} {{ return(true) }} {%- endmacro %}
+{% macro default__lookup_hash_type() -%} {{ return(none) }} {%- endmacro %}
 
-{% macro duckdb__lookup_hash_is_text() -%} {{ return(false) }} {%- endmacro %}
+{% macro duckdb__lookup_hash_type() -%} {{ return('UHUGEINT') }} {%- endmacro %}

@@ -71,9 +71,10 @@ events as (
   (its md5 text): the new keys would never meet the rows held, so the table needs a full refresh first.
 #}
 {% macro require_lookup_hashes_of_this_version(column) -%}
-    {%- if execute and is_incremental() -%}
+    {%- set expected = lookup_hash_type() -%}
+    {%- if expected and execute and is_incremental() -%}
         {%- set held = adapter.get_columns_in_relation(this) | selectattr('name', 'equalto', column) | list -%}
-        {%- if held and held[0].is_string() != lookup_hash_is_text() -%}
+        {%- if held and held[0].dtype | upper != expected -%}
             {{ exceptions.raise_compiler_error(this ~ "." ~ column ~ " holds keys an earlier version wrote: rebuild "
                ~ "it once with `warehouse build -- --full-refresh --select " ~ this.identifier ~ "+`") }}
         {%- endif -%}
