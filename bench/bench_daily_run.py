@@ -88,10 +88,9 @@ def daily_run(world_dir: Path, work: Path) -> tuple[float, str]:
                    "SOURCES__SPOTLER__START_DATE": "2025-01-01", "SOURCES__SPOTLER__PAGE_SIZE": "10000"}
             timed = None
             for released in range(HELD_BACK_DAYS + 1):  # the history, then one day at a time
-                for day in days[:released]:
-                    for path in held[day]:
-                        if (held_back / path.name).exists():
-                            (held_back / path.name).rename(path)
+                if released:
+                    for path in held[days[released - 1]]:
+                        (held_back / path.name).rename(path)
                 stack.spotler_api.now = stack.spotler_api.world_now - dt.timedelta(days=HELD_BACK_DAYS - released)
                 os.sync()  # a daily run starts a day after the one before, whose writes are long on disk by then
                 timed = warehouse_run(env)
