@@ -18,6 +18,13 @@
     ({{ event_type }} in ('open', 'click') or ({{ event_type }} = 'unsubscribe' and {{ link_type }} = 'unsubscribe'))
 {%- endmacro %}
 
+{# shows_a_human_open(): the same evidence from a person: their open or click (macros/machine_rules.sql), or an
+   unsubscribe through the link (the platform's unsubscribe page asks a person to confirm). #}
+{% macro shows_a_human_open(event_type='event_type', link_type='link_type', is_machine='is_machine') -%}
+    ({{ human_open(event_type, is_machine) }} or {{ human_click(event_type, is_machine) }}
+     or ({{ event_type }} = 'unsubscribe' and {{ link_type }} = 'unsubscribe'))
+{%- endmacro %}
+
 {#
   directo_day(ts): the calendar day of a UTC time in Directo's time zone (the loader's setting
   SOURCES__DIRECTO__TIMEZONE, passed on by `warehouse build`; default Europe/Tallinn). Directo dates its

@@ -25,6 +25,7 @@ LOADED_SOURCES = {"clang": "raw_clang", "spotler": "raw_spotler", "directo": "ra
 FRESHNESS_TABLE = "loads"  # dlt's _dlt_loads, declared in each source's yml
 DIRECTO_TIMEZONE_ENV = "SOURCES__DIRECTO__TIMEZONE"
 DIRECTO_DEFAULT_TIMEZONE = "Europe/Tallinn"  # the Directo loader's default
+CLANG_MACHINE_FLAG_ENV = "SOURCES__CLANG__MACHINE_FLAG_COLUMN"  # read by macros/machine_rules.sql
 
 
 def dbt_target_path() -> Path:
@@ -47,11 +48,14 @@ def _dlt_setting(key: str):
 
 
 def dbt_environment() -> dict[str, str]:
-    """dbt's environment: the warehouse file, and Directo's time zone (its OPTIN dates are days in that zone)
-    from the loader's own setting, so the models compare days as the loader reads them."""
+    """dbt's environment: the warehouse file, Directo's time zone (its OPTIN dates are days in that zone) and
+    the Clang field that flags machines, from the loaders' own settings, so the models read the data as the
+    loaders do."""
     env = {**os.environ, WAREHOUSE_PATH_ENV: str(warehouse_path())}
     if not env.get(DIRECTO_TIMEZONE_ENV):
         env[DIRECTO_TIMEZONE_ENV] = str(_dlt_setting("sources.directo.timezone") or DIRECTO_DEFAULT_TIMEZONE)
+    if not env.get(CLANG_MACHINE_FLAG_ENV):
+        env[CLANG_MACHINE_FLAG_ENV] = str(_dlt_setting("sources.clang.machine_flag_column") or "")
     return env
 
 

@@ -37,6 +37,9 @@ class ClangConfiguration(SftpConfiguration):
     broadcast_columns: Optional[List[str]] = None
     timezone: str = "Europe/Amsterdam"
     download_sessions: int = 4
+    # An additional field of the activities export that says whether a machine made the open or click
+    # (Deployteq's `machine_generated`): one of activity_columns; the models take it over their own rules.
+    machine_flag_column: Optional[str] = None
 
     def on_resolved(self) -> None:
         for required in ("host", "username"):
@@ -69,6 +72,9 @@ class ClangConfiguration(SftpConfiguration):
             if missing:
                 raise ClangSettingsError(f"{SETTING_PREFIX}{name.upper()} lacks {missing}")
             setattr(self, name, columns)
+        if self.machine_flag_column and self.machine_flag_column not in self.activity_columns:
+            raise ClangSettingsError(f"{SETTING_PREFIX}MACHINE_FLAG_COLUMN {self.machine_flag_column!r} is not one of "
+                                     f"{SETTING_PREFIX}ACTIVITY_COLUMNS {self.activity_columns}: add it there too")
 
     def columns(self, kind: str) -> List[str]:
         return self.activity_columns if kind == "activity" else self.broadcast_columns

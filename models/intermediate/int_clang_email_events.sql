@@ -29,7 +29,8 @@ events as (
         cast(null as {{ dbt.type_bigint() }}) as campaign_subscription_id,
         a.clang_customer_id as source_contact_id,
         a.file_loaded_at as loaded_at,
-        a.source_file
+        a.source_file,
+        a.machine_flag
     from activities a
     left join activity_types t using (activity_code)
 )

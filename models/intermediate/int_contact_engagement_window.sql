@@ -1,5 +1,6 @@
 {{ config(materialized='incremental', unique_key='email') }}
--- Per address with e-mail events: the mailings it received, and its opens and clicks, in the engagement
+-- Per address with e-mail events: the mailings it received, and its own opens and clicks (a machine's are
+-- no engagement, macros/machine_rules.sql), in the engagement
 -- window (events from `engagement_window_days` days before as_of_date on); zero when none fall in it.
 -- Incremental: counted again for the addresses whose window changed since this table's last build: those
 -- with new events, and those with events on the days the window left (or took in) as it moved.
@@ -47,8 +48,9 @@ window_mailings as (
         email,
         mailing_key,
         bool_or(event_type = 'sent') as was_sent,
-        count(*) filter (where event_type = 'open') as opens,
-        count(*) filter (where event_type = 'click') as clicks
+        count(*) filter (where {{ human_open() }}) as opens,
+        count(*) filter (where {{ human_click() }}) as clicks,
+        count(*) filter (where {{ machine_open() }}) as machine_opens
     from events
     group by email, mailing_key
 ),
@@ -58,7 +60,8 @@ window_counts as (
         email,
         count(*) filter (where was_sent) as mails,
         sum(opens) as opens,
-        sum(clicks) as clicks
+        sum(clicks) as clicks,
+        sum(machine_opens) as machine_opens
     from window_mailings
     group by email
 ),
@@ -70,6 +73,7 @@ final as (
         cast(coalesce(w.mails, 0) as {{ dbt.type_bigint() }}) as mails_in_window,
         cast(coalesce(w.opens, 0) as {{ dbt.type_bigint() }}) as opens_in_window,
         cast(coalesce(w.clicks, 0) as {{ dbt.type_bigint() }}) as clicks_in_window,
+        cast(coalesce(w.machine_opens, 0) as {{ dbt.type_bigint() }}) as machine_opens_in_window,
         {{ built_at() }} as built_at
     from changed_addresses a
     left join window_counts w using (email)

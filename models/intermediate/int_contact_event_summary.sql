@@ -1,6 +1,7 @@
 {{ config(materialized='incremental', unique_key='email') }}
--- Per address, what its e-mail events say whatever the day: first and last mails, opens and clicks (a
--- click on the unsubscribe link is an unsubscribe, no click), bounces, the latest complaint and
+-- Per address, what its e-mail events say whatever the day: first and last mails, a person's own opens and
+-- clicks (a machine's are no engagement, macros/machine_rules.sql; a click on the unsubscribe link is an
+-- unsubscribe, no click), bounces, the latest complaint and
 -- unsubscribe, and the ids the mail platforms know it by.
 -- Every figure is a minimum, maximum, "any" or latest-of, so a summary of some events and a summary of
 -- others add up to the summary of all (`partials`). Incremental: the addresses with new events add them to
@@ -15,9 +16,9 @@ partials as (
         email,
         min(event_at) filter (where event_type = 'sent') as first_sent_at,
         max(event_at) filter (where event_type = 'sent') as last_sent_at,
-        max(event_at) filter (where event_type = 'open') as last_opened_at,
-        max(event_at) filter (where event_type = 'click') as last_clicked_at,
-        max(event_at) filter (where event_type in ('open', 'click')) as last_engaged_at,
+        max(event_at) filter (where {{ human_open() }}) as last_opened_at,
+        max(event_at) filter (where {{ human_click() }}) as last_clicked_at,
+        max(event_at) filter (where {{ human_open() }} or {{ human_click() }}) as last_engaged_at,
         bool_or(event_type = 'hard_bounce') as is_hard_bounced,
         bool_or(event_type = 'complaint') as has_complained,
         max(event_at) filter (where event_type = 'complaint') as last_complained_at,

@@ -75,7 +75,9 @@ events as (
         e.campaign_subscription_id,
         cast(null as {{ dbt.type_string() }}) as source_contact_id,
         cast(null as {{ type_timestamp_tz() }}) as loaded_at,
-        cast(null as {{ dbt.type_string() }}) as source_file
+        cast(null as {{ dbt.type_string() }}) as source_file,
+        -- Spotler's feeds carry no machine flag: its opens and clicks are judged by the rules alone
+        cast(null as boolean) as machine_flag
     from with_links e
     left join addresses m on m.external_customer_id = e.external_contact_id
 )

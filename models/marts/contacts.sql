@@ -208,6 +208,7 @@ final as (
         coalesce(w.mails_in_window, 0) as mails_last_90_days,
         coalesce(w.opens_in_window, 0) as opens_last_90_days,
         coalesce(w.clicks_in_window, 0) as clicks_last_90_days,
+        coalesce(w.machine_opens_in_window, 0) as machine_opens_last_90_days,
         case
             when e.last_engaged_at >= {{ engagement_window_start() }} then 'active'
             when e.last_engaged_at is not null then 'dormant'

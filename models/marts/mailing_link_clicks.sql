@@ -1,7 +1,7 @@
 {{ config(materialized='incremental', unique_key='link_click_key') }}
 -- Clicks per link of each mailing: Spotler's links by their id (with name, url and type), Clang's by url
 -- (its export names no link id). Clicks on the unsubscribe link are unsubscribes, not clicks, and do not
--- show here. Unique clicks count people (person_key); a click without any contact identity counts in the
+-- show here. The human_* counts leave out link scanners' clicks (macros/machine_rules.sql). Unique clicks count people (person_key); a click without any contact identity counts in the
 -- total only. Incremental: the mailings with clicks written since this table's last build are counted again.
 with
 
@@ -13,7 +13,8 @@ clicks as (
         link_name,
         link_type,
         coalesce('id:' || cast(link_id as {{ dbt.type_string() }}), 'url:' || url, '(unknown link)') as link_ref,
-        {{ person_key() }} as person_key
+        {{ person_key() }} as person_key,
+        is_machine
     from {{ ref('customer_activity') }}
     where event_type = 'click'
     {% if is_incremental() %}
@@ -35,6 +36,8 @@ final as (
         max(link_type) as link_type,
         count(*) as total_click_count,
         count(distinct person_key) as unique_click_count,
+        count(*) filter (where not coalesce(is_machine, false)) as human_click_count,
+        count(distinct case when not coalesce(is_machine, false) then person_key end) as unique_human_click_count,
         {{ built_at() }} as built_at
     from clicks
     group by mailing_key, link_ref

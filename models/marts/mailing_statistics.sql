@@ -1,5 +1,8 @@
 -- One row per mailing: our counts (int_mailing_event_counts), rates, and for Spotler the API's own figures.
--- A small table rebuilt every run: days_since_send and is_settling move with the calendar.
+-- A small table rebuilt every run: days_since_send and is_settling move with the calendar. The raw counts
+-- are the vendors' (they match their screens and Spotler's API); the human_* counts and rates count what
+-- people did themselves, the machine_* counts the people only a privacy proxy or link scanner opened or
+-- clicked for (macros/machine_rules.sql).
 with
 
 counts as (
@@ -29,6 +32,10 @@ joined as (
         coalesce(c.total_open_count, 0) as total_open_count,
         coalesce(c.unique_click_count, 0) as unique_click_count,
         coalesce(c.total_click_count, 0) as total_click_count,
+        coalesce(c.unique_human_open_count, 0) as unique_human_open_count,
+        coalesce(c.unique_human_click_count, 0) as unique_human_click_count,
+        coalesce(c.unique_machine_open_count, 0) as unique_machine_open_count,
+        coalesce(c.unique_machine_click_count, 0) as unique_machine_click_count,
         coalesce(c.hard_bounce_count, 0) as hard_bounce_count,
         coalesce(c.soft_bounce_count, 0) as soft_bounce_count,
         coalesce(c.complaint_count, 0) as complaint_count,
@@ -60,6 +67,10 @@ final as (
         total_open_count,
         unique_click_count,
         total_click_count,
+        unique_human_open_count,
+        unique_human_click_count,
+        unique_machine_open_count,
+        unique_machine_click_count,
         hard_bounce_count,
         soft_bounce_count,
         complaint_count,
@@ -73,6 +84,8 @@ final as (
         {{ safe_rate('unique_open_count', 'delivered_count') }} as open_rate,
         {{ safe_rate('unique_click_count', 'delivered_count') }} as click_rate,
         {{ safe_rate('unique_click_count', 'unique_open_count') }} as click_to_open_rate,
+        {{ safe_rate('unique_human_open_count', 'delivered_count') }} as human_open_rate,
+        {{ safe_rate('unique_human_click_count', 'delivered_count') }} as human_click_rate,
         {{ safe_rate('sent_count - delivered_count', 'sent_count') }} as bounce_rate,
         {{ safe_rate('unsubscribe_count', 'delivered_count') }} as unsubscribe_rate,
         {{ safe_rate('complaint_count', 'delivered_count') }} as complaint_rate,

@@ -20,7 +20,8 @@ renamed as (
         {{ local_to_utc('activities.activiteitdatum', 'files.source_timezone') }} as activity_at,
         activities.source_file,
         activities.source_line,
-        activities.file_loaded_at
+        activities.file_loaded_at,
+        {{ clang_machine_flag('activities') }} as machine_flag
     from activities
     inner join files using (source_file)
 )
