@@ -73,6 +73,19 @@ def warehouse_cli(*args, env, timeout=900):
                           timeout=timeout)
 
 
+SETTING_PREFIXES = {"clang": "SOURCES__CLANG__", "spotler": "SOURCES__SPOTLER__", "directo": "SOURCES__DIRECTO__"}
+
+
+def company_environment(stack: StandinStack, sources: tuple[str, ...]) -> dict[str, str]:
+    """The environment of a company with `sources` only: their settings from the stand-ins, and none of the
+    others' (nor any the test process may carry)."""
+    ours = tuple(SETTING_PREFIXES.values())
+    env = {key: value for key, value in os.environ.items() if not key.startswith(ours)}
+    env.update({key: value for key, value in stack.environment().items()
+                if not key.startswith(ours) or any(key.startswith(SETTING_PREFIXES[s]) for s in sources)})
+    return env
+
+
 def query_warehouse(database: Path, sql: str, world_dir: Path | None = None) -> list[tuple]:
     """Rows of `sql` on a warehouse file (read-only), with the demo world's truth attached as `world`."""
     from mail_warehouse import settings

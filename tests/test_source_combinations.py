@@ -22,13 +22,12 @@ from mail_warehouse import settings
 from mail_warehouse_demo.standins.stack import StandinStack
 from mail_warehouse_demo.world import WorldSpec, simulate
 from mail_warehouse_demo.writers import write_world
-from tests.conftest import query_warehouse, warehouse_cli
+from tests.conftest import SETTING_PREFIXES, company_environment, query_warehouse, warehouse_cli
 
 pytestmark = pytest.mark.slow
 
 # Small, so five scheduled runs stay quick; ends yesterday because `warehouse run` builds as of today.
 COMBINATION_WORLD = dict(contacts=200, mailings=8, days=40, seed=11)
-SETTING_PREFIXES = {"clang": "SOURCES__CLANG__", "spotler": "SOURCES__SPOTLER__", "directo": "SOURCES__DIRECTO__"}
 MAILING_PREFIX = {"clang": "clang:", "spotler": "spotler:", "spotler_campaign": "spotler:"}
 
 
@@ -64,10 +63,7 @@ def _private_copy(run: tuple[dict, Path], folder: Path) -> tuple[dict, Path]:
 
 def _run_with(sources: tuple[str, ...], stack: StandinStack, folder: Path) -> tuple[dict, Path]:
     """`warehouse run` with the settings of `sources` only (and none the test process may carry)."""
-    ours = tuple(SETTING_PREFIXES.values())
-    env = {key: value for key, value in os.environ.items() if not key.startswith(ours)}
-    env.update({key: value for key, value in stack.environment().items()
-                if not key.startswith(ours) or any(key.startswith(SETTING_PREFIXES[s]) for s in sources)})
+    env = company_environment(stack, sources)
     database = folder / "warehouse.duckdb"
     env.update({"WAREHOUSE_PATH": str(database), "DBT_TARGET_PATH": str(folder / "target"),
                 "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(folder / "exports")})

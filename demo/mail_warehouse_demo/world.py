@@ -13,6 +13,18 @@ The behaviour model, per send, in time order so that earlier sends shape later o
 - some clickers block images, so their click is the only trace of the open;
 - a quarter of engaged contacts go quiet at some day and stop responding (re-activation candidates);
 - unsubscribes 0.2 %, complaints 0.02 % of delivered; a quarter of unsubscribers opt in again later.
+
+Machines open and click too, drawn from a random stream of their own (a seed's people act as without them):
+- Apple Mail users (`apple_mail_share`): Apple's privacy proxy fetches the images of nearly every delivered
+  mail (an open) a log-normal delay after delivery (median `proxy_delay_minutes`, minutes to hours), whether
+  or not the person reads it; the person's own opens are then invisible, their clicks are not;
+- addresses behind a scanning corporate gateway (`scanned_share`): every link but the unsubscribe link is
+  followed within two seconds of each other, a log-normal delay after the send (median
+  `scanner_delay_seconds`, seconds to minutes), most often with an image fetch at the same moment; the
+  person behind the address behaves as anyone else.
+Every event says which machine made it (`machine`; null for a person), and each person when they last
+opened (seen or not) or clicked themselves (`last_engaged_at`): the truth the warehouse's rules are measured
+against.
 """
 
 from __future__ import annotations
@@ -43,6 +55,13 @@ CLANG_SHARE_OF_MAILINGS = 0.55
 SPOTLER_SMS_SHARE = 0.05
 CART_TRIGGER_SHARE = 0.03
 SECOND_CUSTOMER_CODES = 50_000_000  # codes of the extra customers that share an address
+APPLE_MAIL_SHARE = 0.35
+SCANNED_SHARE = 0.05
+PROXY_FETCH_SHARE = 0.97     # of the mails delivered to an Apple Mail user, those the proxy fetches
+SCANNER_OPEN_SHARE = 0.7     # of the mails a gateway scans, those whose images it fetches too
+OTHER_CLIENT, APPLE_MAIL, SCANNED_GATEWAY = range(3)
+MAIL_CLIENTS = ("other", "apple_mail", "scanned_gateway")
+MACHINES = (None, "apple_privacy_proxy", "link_scanner")
 
 EVENT_TYPES = ("sent", "hard_bounce", "soft_bounce", "open", "click", "unsubscribe", "complaint")
 SENT, HARD, SOFT, OPEN, CLICK, UNSUB, COMPLAINT = range(len(EVENT_TYPES))
@@ -57,6 +76,10 @@ class WorldSpec:
     seed: int = 42
     end: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
     clang_share: float = CLANG_SHARE_OF_MAILINGS   # share of newsletters sent by Clang, the rest by Spotler
+    apple_mail_share: float = APPLE_MAIL_SHARE      # people reading in Apple Mail (privacy proxy opens)
+    scanned_share: float = SCANNED_SHARE            # addresses behind a link-scanning corporate gateway
+    proxy_delay_minutes: float = 20.0               # median of the proxy's fetch after delivery
+    scanner_delay_seconds: float = 20.0             # median of the gateway's scan after the send
 
     def __post_init__(self) -> None:
         if self.contacts < 10:
@@ -67,6 +90,11 @@ class WorldSpec:
             raise ValueError("--days must be at least 7")
         if not 0 <= self.clang_share <= 1:
             raise ValueError("clang_share must be between 0 and 1")
+        if not (0 <= self.apple_mail_share and 0 <= self.scanned_share
+                and self.apple_mail_share + self.scanned_share <= 1):
+            raise ValueError("apple_mail_share and scanned_share must be shares that add up to at most 1")
+        if self.proxy_delay_minutes <= 0 or self.scanner_delay_seconds <= 0:
+            raise ValueError("proxy_delay_minutes and scanner_delay_seconds must be positive")
 
     @property
     def end_ts(self) -> int:
@@ -109,10 +137,11 @@ class _EventLog:
 
     def __init__(self) -> None:
         self.columns: dict[str, list[np.ndarray]] = {k: [] for k in (
-            "mailing_index", "person_id", "event_type", "event_ts", "link_id", "reason_index", "subscription_id")}
+            "mailing_index", "person_id", "event_type", "event_ts", "link_id", "reason_index", "subscription_id",
+            "machine")}
 
     def add(self, mailing_index, person_id, event_type, event_ts, link_id=None, reason_index=None,
-            subscription_id=None) -> None:
+            subscription_id=None, machine=0) -> None:
         n = len(person_id)
         if n == 0:
             return
@@ -124,6 +153,7 @@ class _EventLog:
         self.columns["link_id"].append(fill(link_id, -1))
         self.columns["reason_index"].append(fill(reason_index, -1))
         self.columns["subscription_id"].append(fill(subscription_id, -1))
+        self.columns["machine"].append(np.full(n, machine, "int8"))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: (np.concatenate(v) if v else np.empty(0, "int64")) for k, v in self.columns.items()}
@@ -131,7 +161,12 @@ class _EventLog:
 
 def simulate(spec: WorldSpec) -> World:
     rng = np.random.default_rng(spec.seed)
+    machine_rng = np.random.default_rng([spec.seed, 2021])  # the machines' own stream
     people = _draw_people(rng, spec)
+    client_roll = machine_rng.random(spec.contacts)
+    people["mail_client"] = np.where(client_roll < spec.apple_mail_share, APPLE_MAIL,
+                                     np.where(client_roll < spec.apple_mail_share + spec.scanned_share,
+                                              SCANNED_GATEWAY, OTHER_CLIENT))
     mailing_rows, link_rows = _draw_mailings(rng, spec)
     campaign_rows, subscriptions = _draw_campaign_triggers(rng, spec, people, mailing_rows, link_rows)
     state = _ContactState(people)
@@ -140,8 +175,10 @@ def simulate(spec: WorldSpec) -> World:
     conversions: list[tuple[int, int, bool, int]] = []
     links_by_mailing = _links_by_mailing(link_rows)
     for batch in _send_batches(spec, mailing_rows, subscriptions):
-        _simulate_batch(rng, spec, batch, people, state, mailing_rows, links_by_mailing, log, sends_log,
-                        conversions)
+        delivered = _simulate_batch(rng, spec, batch, people, state, mailing_rows, links_by_mailing, log, sends_log,
+                                    conversions)
+        if delivered is not None:
+            _machines_of_batch(machine_rng, spec, batch[1], people, links_by_mailing, log, *delivered)
     reoptins = state.reopt_ins
     return _assemble(rng, spec, people, state, reoptins, mailing_rows, link_rows, campaign_rows, log,
                      sends_log, conversions)
@@ -192,6 +229,11 @@ class _ContactState:
         self.reoptin_at = np.full(n, self.NEVER, "int64")
         self.reopt_ins: list[tuple[int, int]] = []
         self.unsubscribers = 0
+        self.last_engaged_at = np.full(n, -1, "int64")   # a person's own last open (seen or not) or click
+
+    def engaged(self, person_id: np.ndarray, at: np.ndarray, end_ts: int) -> None:
+        seen = at < end_ts
+        np.maximum.at(self.last_engaged_at, person_id[seen], at[seen])
 
     def mailable(self, person_id: np.ndarray, at: np.ndarray) -> np.ndarray:
         unsubscribed = (self.unsubscribed_at[person_id] <= at) & ~(self.reoptin_at[person_id] <= at)
@@ -333,7 +375,8 @@ def _send_batches(spec, mailings: list[_Mailing], subscriptions):
 
 
 def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, links_by_mailing, log: _EventLog,
-                    sends_log: _EventLog, conversions) -> None:
+                    sends_log: _EventLog, conversions):
+    """A batch's sends and what people did with them; returns the delivered sends (who, when, subscription)."""
     _, mailing_index, who, send_at, subscription_ids = batch
     mailing: _Mailing = mailings[mailing_index]
     if who is None:  # a regular mailing: its target group, sent over the first minutes
@@ -347,11 +390,11 @@ def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, li
         subscription_ids = subscription_ids[mailable]
     n = len(who)
     if n == 0:
-        return
+        return None
     sends_log.add(mailing_index, who, SENT, send_at, subscription_id=subscription_ids)
     log.add(mailing_index, who, SENT, send_at, subscription_id=subscription_ids)
     if mailing.mailing_type == "SMS":
-        return
+        return None
 
     def sub(mask):
         return None if subscription_ids is None else subscription_ids[mask]
@@ -377,8 +420,11 @@ def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, li
     rows = np.repeat(np.arange(n), open_counts)
     first_of_row = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.empty(0, bool)
     later = np.where(first_of_row, 0, rng.lognormal(np.log(DAY), 1.3, len(rows)).astype("int64"))
-    log.add(mailing_index, who[rows], OPEN, first_open[rows] + later,
-            subscription_id=None if subscription_ids is None else subscription_ids[rows])
+    state.engaged(who[opened], first_open[opened], spec.end_ts)
+    # an Apple Mail user's own opens come from the proxy's cache: never seen
+    seen = people["mail_client"][who[rows]] != APPLE_MAIL
+    log.add(mailing_index, who[rows][seen], OPEN, (first_open[rows] + later)[seen],
+            subscription_id=None if subscription_ids is None else subscription_ids[rows][seen])
 
     link_info = links_by_mailing[mailing_index]
     first_click = first_open + rng.exponential(90, n).astype("int64") + 5
@@ -389,6 +435,7 @@ def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, li
     link_ids = rng.choice(link_info["ids"], len(rows), p=link_info["p"])
     log.add(mailing_index, who[rows], CLICK, first_click[rows] + later, link_id=link_ids,
             subscription_id=None if subscription_ids is None else subscription_ids[rows])
+    state.engaged(who[rows], first_click[rows] + later, spec.end_ts)
     if mailing.system != "clang":
         webshop_ids = link_info["ids"][np.isin(link_info["types"], ("webshop", "conversion"))]
         shoppers = np.unique(rows[np.isin(link_ids, webshop_ids)])
@@ -422,6 +469,33 @@ def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, li
     back = comes_back & (back_at < spec.end_ts)
     state.reoptin_at[newly[back]] = back_at[back]
     state.reopt_ins.extend(zip(newly[back].tolist(), back_at[back].tolist()))
+    return who[delivered], send_at[delivered], None if subscription_ids is None else subscription_ids[delivered]
+
+
+def _machines_of_batch(rng, spec: WorldSpec, mailing_index: int, people, links_by_mailing, log: _EventLog,
+                       who: np.ndarray, send_at: np.ndarray, subscription_ids) -> None:
+    """The opens and clicks machines make of a batch's delivered mails (see the module's docstring)."""
+    client = people["mail_client"][who]
+    sub = (lambda mask: None) if subscription_ids is None else (lambda mask: subscription_ids[mask])
+
+    fetched = (client == APPLE_MAIL) & (rng.random(len(who)) < PROXY_FETCH_SHARE)
+    delay = np.clip(rng.lognormal(np.log(spec.proxy_delay_minutes * 60), 1.0, len(who)), 30, 12 * HOUR)
+    log.add(mailing_index, who[fetched], OPEN, (send_at + delay.astype("int64"))[fetched],
+            subscription_id=sub(fetched), machine=1)
+
+    scanned = np.flatnonzero(client == SCANNED_GATEWAY)
+    if not len(scanned):
+        return
+    link_info = links_by_mailing[mailing_index]
+    followed = link_info["ids"][link_info["types"] != "unsubscribe"]
+    scan_at = send_at[scanned] + np.clip(rng.lognormal(np.log(spec.scanner_delay_seconds), 0.8, len(scanned)),
+                                         2, 15 * 60).astype("int64")
+    for link_id in followed:
+        log.add(mailing_index, who[scanned], CLICK, scan_at + rng.integers(0, 3, len(scanned)), link_id=link_id,
+                subscription_id=sub(scanned), machine=2)
+    images = scanned[rng.random(len(scanned)) < SCANNER_OPEN_SHARE]
+    log.add(mailing_index, who[images], OPEN, scan_at[np.isin(scanned, images)], subscription_id=sub(images),
+            machine=2)
 
 
 # --- assembling the tables ----------------------------------------------------------------------------
@@ -469,6 +543,7 @@ def _assemble(rng, spec, people, state, reoptins, mailings, link_rows, campaign_
         "link_id": pa.array(events["link_id"], mask=events["link_id"] < 0),
         "reason": pa.array(reason_text.tolist(), pa.string()),
         "subscription_id": pa.array(events["subscription_id"], mask=events["subscription_id"] < 0),
+        "machine": pa.array(np.array(MACHINES, dtype=object)[events["machine"]].tolist(), pa.string()),
     })
     send_table = pa.table({
         "mailing_index": sends["mailing_index"], "person_id": sends["person_id"],
@@ -515,6 +590,8 @@ def _people_table(spec, people, state) -> pa.Table:
         "spotler_encrypted_id": [f"{v:016x}" for v in people["encrypted"].tolist()],
         "joined_at": _ts(people["joined"]),
         "opted_out": people["opted_out"],
+        "mail_client": [MAIL_CLIENTS[c] for c in people["mail_client"]],
+        "last_engaged_at": opt(np.where(state.last_engaged_at < 0, never, state.last_engaged_at)),
         "open_propensity": people["open_p"],
         "quiet_since": opt(people["quiet_at"]),
         "hard_bounced_at": opt(state.hard_bounced_at),

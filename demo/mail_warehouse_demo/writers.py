@@ -35,7 +35,10 @@ WORLD_TABLES = ("people", "customers", "datafields", "mailings", "links", "sends
                 "campaigns", "form_results")
 
 
-def write_world(world: World, out: Path, *, clang_delimiter: str = ";") -> dict:
+def write_world(world: World, out: Path, *, clang_delimiter: str = ";", clang_machine_column: str | None = None) -> dict:
+    """The world's tables (world.duckdb, with truth views) and its exports. `clang_machine_column`: the
+    activities files carry that additional field, 1 for an event a machine made, else 0 (as Deployteq's
+    `machine_generated`)."""
     out.mkdir(parents=True, exist_ok=True)
     database = out / "world.duckdb"
     database.unlink(missing_ok=True)
@@ -46,7 +49,8 @@ def write_world(world: World, out: Path, *, clang_delimiter: str = ";") -> dict:
             con.execute(f"create table {name} as select * from arrow_{name}")
             con.unregister(f"arrow_{name}")
         _create_truth_views(con)
-        files = write_clang_exports(con, out / "clang", world.spec, delimiter=clang_delimiter)
+        files = write_clang_exports(con, out / "clang", world.spec, delimiter=clang_delimiter,
+                                    machine_column=clang_machine_column)
     finally:
         con.close()
     write_directo_export(database, out / "directo" / "customers.xml")
@@ -84,7 +88,7 @@ def _create_truth_views(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def write_clang_exports(con: duckdb.DuckDBPyConnection, folder: Path, spec: WorldSpec, *,
-                        delimiter: str = ";") -> int:
+                        delimiter: str = ";", machine_column: str | None = None) -> int:
     """Per local day an activities file and a broadcasts file, as Clang's nightly export writes them.
 
     The broadcasts file repeats a broadcast on every day it had activity, as the real export does; a day
@@ -107,6 +111,7 @@ def write_clang_exports(con: duckdb.DuckDBPyConnection, folder: Path, spec: Worl
             case e.event_type {codes} end as "Activiteit",
             strftime(timezone('{CLANG_TIME_ZONE}', e.event_at), '%Y-%m-%d %H:%M:%S') as "Activiteitdatum",
             case when e.event_type = 'click' then l.url else e.reason end as "Beschrijving activiteit",
+            {f'case when e.machine is not null then 1 else 0 end as "{machine_column}",' if machine_column else ''}
             strftime(timezone('{CLANG_TIME_ZONE}', e.event_at), '%Y%m%d') as file_day,
             e.event_seq
         from events e
@@ -139,7 +144,8 @@ def write_clang_exports(con: duckdb.DuckDBPyConnection, folder: Path, spec: Worl
     """)
     export_days = [spec.end - dt.timedelta(days=n) for n in range(spec.days, 0, -1)]
     written = 0
-    for kind, prefix, header in (("activities", "activiteiten", CLANG_ACTIVITY_HEADER),
+    activity_header = CLANG_ACTIVITY_HEADER + ((machine_column,) if machine_column else ())
+    for kind, prefix, header in (("activities", "activiteiten", activity_header),
                                  ("broadcasts", "broadcasts", CLANG_BROADCAST_HEADER)):
         for day in export_days:
             target = folder / f"{prefix}_{day:%Y%m%d}.csv"
