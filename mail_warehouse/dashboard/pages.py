@@ -15,8 +15,12 @@ from mail_warehouse.dashboard.data import NUMBER_FORMATS, Published, number, per
 PLATFORMS = {"all": "All platforms", "clang": "Clang / Deployteq", "spotler": "Spotler Mail+"}
 RATE_AXIS = alt.Axis(format="%", title=None)
 # One colour per kind of response on every page: opens blue, clicks orange, bounces red, unsubscribes grey.
-COLOURS = {"open": "#4c78a8", "click": "#f58518", "bounce": "#e45756", "unsubscribe": "#79706e",
-           "unique opens": "#4c78a8", "unique clicks": "#f58518"}
+# A person's own opens and clicks in the darker shade of the same colour.
+COLOURS = {"open": "#9ecae9", "click": "#ffbf79", "human open": "#4c78a8", "human click": "#f58518",
+           "bounce": "#e45756", "unsubscribe": "#79706e", "unique opens": "#4c78a8", "unique clicks": "#f58518"}
+MACHINES_LINE = ("Machines open and click too: Apple's privacy proxy opens every mail delivered to an Apple Mail "
+                 "user, and corporate link scanners follow every link. Human rates count what people did "
+                 "themselves; the raw rates match the platforms' own screens.")
 
 
 def colours(*names: str) -> alt.Scale:
@@ -69,14 +73,17 @@ select
     sum(delivered_count) / nullif(sum(sent_count), 0) as delivery_rate,
     sum(unique_open_count) / nullif(sum(delivered_count), 0) as open_rate,
     sum(unique_click_count) / nullif(sum(delivered_count), 0) as click_rate,
+    sum(unique_human_open_count) / nullif(sum(delivered_count), 0) as human_open_rate,
+    sum(unique_human_click_count) / nullif(sum(delivered_count), 0) as human_click_rate,
+    sum(unique_machine_open_count) / nullif(sum(unique_open_count), 0) as machine_open_share,
     sum(hard_bounce_count + soft_bounce_count) / nullif(sum(sent_count), 0) as bounce_rate,
     sum(unsubscribe_count) / nullif(sum(delivered_count), 0) as unsubscribe_rate""" + MAILINGS_FILTER
 
 MAILINGS_PER_MAILING = """
 select
     mailing_name, source_system, mailing_type, sent_at, sent_count, delivered_count,
-    open_rate, click_rate, bounce_rate, unsubscribe_rate,
-    unique_open_count, api_unique_open_count, unique_open_count_difference,
+    open_rate, human_open_rate, click_rate, human_click_rate, bounce_rate, unsubscribe_rate,
+    unique_open_count, unique_human_open_count, api_unique_open_count, unique_open_count_difference,
     unique_click_count, api_unique_click_count, unique_click_count_difference,
     is_settling, mailing_key""" + MAILINGS_FILTER + """
 order by sent_at desc"""
@@ -108,11 +115,19 @@ def mailings(db: Published) -> None:
         ("Mailings", number(headline.mailings, style=style()), None),
         ("Sent", number(headline.sent, style=style()), None),
         ("Delivery rate", percent(headline.delivery_rate, style=style()), "delivered / sent"),
-        ("Open rate", percent(headline.open_rate, style=style()), "unique opens / delivered; a click counts as an open"),
-        ("Click rate", percent(headline.click_rate, style=style()), "unique clicks / delivered (unsubscribe links not counted)"),
         ("Bounce rate", percent(headline.bounce_rate, 2, style=style()), "hard + soft bounces / sent"),
+        ("Open rate (raw)", percent(headline.open_rate, style=style()),
+         "unique opens / delivered, machines' opens included; a click counts as an open"),
+        ("Human open rate", percent(headline.human_open_rate, style=style()),
+         "people who opened or clicked themselves / delivered"),
+        ("Click rate (raw)", percent(headline.click_rate, style=style()),
+         "unique clicks / delivered, link scanners included (unsubscribe links not counted)"),
+        ("Human click rate", percent(headline.human_click_rate, style=style()),
+         "people who clicked themselves / delivered"),
         ("Unsubscribe rate", percent(headline.unsubscribe_rate, 2, style=style()), "unsubscribes / delivered"),
     ])
+    st.caption(f"{percent(headline.machine_open_share, style=style())} of the people counted as opening were only "
+               f"opened for by a machine. {MACHINES_LINE}")
     show_query(MAILINGS_HEADLINE, params)
 
     per_mailing = db.frame(MAILINGS_PER_MAILING, params)
@@ -121,7 +136,8 @@ def mailings(db: Published) -> None:
         return
     st.subheader("Rates per mailing, over time")
     long = per_mailing.melt(id_vars=["mailing_name", "sent_at", "source_system", "mailing_type"],
-                            value_vars=["open_rate", "click_rate", "bounce_rate", "unsubscribe_rate"],
+                            value_vars=["open_rate", "human_open_rate", "click_rate", "human_click_rate",
+                                        "bounce_rate", "unsubscribe_rate"],
                             var_name="rate", value_name="share")
     long["rate"] = long.rate.str.replace("_rate", "").str.replace("_", " ")
 
@@ -140,7 +156,7 @@ def mailings(db: Published) -> None:
         ).properties(title=title, height=280)
 
     left, right = st.columns(2)
-    draw(left, rates_chart("Opens and clicks", "open", "click"))
+    draw(left, rates_chart("Opens and clicks: raw and by people", "open", "human open", "click", "human click"))
     draw(right, rates_chart("Bounces and unsubscribes", "bounce", "unsubscribe"))
     st.caption("Solid lines and dots: Clang/Deployteq mailings; dashed lines and squares: Spotler Mail+.")
 
@@ -148,14 +164,17 @@ def mailings(db: Published) -> None:
     st.caption("Spotler's columns come from its statistics API (latest fetch); the difference is ours minus "
                "Spotler's. A mailing sent in the last days is still settling: its figures still grow.")
     table = per_mailing.drop(columns=["mailing_key"])
-    for rate in ["open_rate", "click_rate", "bounce_rate", "unsubscribe_rate"]:
+    for rate in ["open_rate", "human_open_rate", "click_rate", "human_click_rate", "bounce_rate", "unsubscribe_rate"]:
         table[rate] = table[rate] * 100
     st.dataframe(table, hide_index=True, use_container_width=True, column_config={
         "mailing_name": "Mailing", "source_system": "Platform", "mailing_type": "Type",
         "sent_at": st.column_config.DatetimeColumn("Sent (UTC)", format="DD-MM-YYYY HH:mm"),
         "sent_count": "Sent", "delivered_count": "Delivered",
-        "open_rate": st.column_config.NumberColumn("Open %", format="%.1f"),
-        "click_rate": st.column_config.NumberColumn("Click %", format="%.1f"),
+        "open_rate": st.column_config.NumberColumn("Open % (raw)", format="%.1f"),
+        "human_open_rate": st.column_config.NumberColumn("Human open %", format="%.1f"),
+        "click_rate": st.column_config.NumberColumn("Click % (raw)", format="%.1f"),
+        "human_click_rate": st.column_config.NumberColumn("Human click %", format="%.1f"),
+        "unique_human_open_count": "Human opens",
         "bounce_rate": st.column_config.NumberColumn("Bounce %", format="%.2f"),
         "unsubscribe_rate": st.column_config.NumberColumn("Unsub. %", format="%.2f"),
         "unique_open_count": "Unique opens", "api_unique_open_count": "Opens (Spotler)",
@@ -194,10 +213,11 @@ where mailing_key = $mailing_key
 order by fetched_at"""
 
 LINKS = """
-select coalesce(link_name, url) as link, url, link_type, unique_click_count, total_click_count
+select coalesce(link_name, url) as link, url, link_type, unique_human_click_count, unique_click_count,
+       total_click_count
 from marts.mailing_link_clicks
 where mailing_key = $mailing_key
-order by unique_click_count desc, total_click_count desc"""
+order by unique_human_click_count desc, unique_click_count desc, total_click_count desc"""
 
 
 def one_mailing(db: Published) -> None:
@@ -219,13 +239,19 @@ def one_mailing(db: Published) -> None:
     metrics([
         ("Sent", number(stats.sent_count, style=style()), None),
         ("Delivered", number(stats.delivered_count, style=style()), None),
-        ("Unique opens", number(stats.unique_open_count, style=style()), None),
-        ("Open rate", percent(stats.open_rate, style=style()), "unique opens / delivered"),
-        ("Unique clicks", number(stats.unique_click_count, style=style()), None),
-        ("Click rate", percent(stats.click_rate, style=style()), "unique clicks / delivered"),
+        ("Open rate (raw)", percent(stats.open_rate, style=style()),
+         f"{number(stats.unique_open_count, style=style())} unique opens / delivered, machines included"),
+        ("Human open rate", percent(stats.human_open_rate, style=style()),
+         f"{number(stats.unique_human_open_count, style=style())} people who opened or clicked themselves / delivered"),
+        ("Click rate (raw)", percent(stats.click_rate, style=style()),
+         f"{number(stats.unique_click_count, style=style())} unique clicks / delivered, link scanners included"),
+        ("Human click rate", percent(stats.human_click_rate, style=style()),
+         f"{number(stats.unique_human_click_count, style=style())} people who clicked themselves / delivered"),
         ("Bounces", number(stats.hard_bounce_count + stats.soft_bounce_count, style=style()), "hard + soft"),
         ("Unsubscribes", number(stats.unsubscribe_count, style=style()), None),
     ])
+    st.caption(f"A machine alone opened for {number(stats.unique_machine_open_count, style=style())} people and "
+               f"clicked for {number(stats.unique_machine_click_count, style=style())}. {MACHINES_LINE}")
     if stats.is_settling:
         st.caption(f"Sent {stats.days_since_send} days ago: still settling, its figures still grow "
                    "(see Settling mailings for where they will end up).")
@@ -270,13 +296,15 @@ def one_mailing(db: Published) -> None:
     else:
         left, right = st.columns([3, 2])
         draw(left, alt.Chart(links.head(15)).mark_bar().encode(
-            x=alt.X("unique_click_count:Q", title="Contacts who clicked"),
+            x=alt.X("unique_human_click_count:Q", title="People who clicked themselves"),
             y=alt.Y("link:N", sort="-x", title=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
             color=alt.Color("link_type:N", title="Link type"),
-            tooltip=["url", "link_type", "unique_click_count", "total_click_count"]).properties(height=300))
+            tooltip=["url", "link_type", "unique_human_click_count", "unique_click_count",
+                     "total_click_count"]).properties(height=300))
         right.dataframe(links, hide_index=True, use_container_width=True, column_config={
             "link": "Link", "url": st.column_config.LinkColumn("Url"), "link_type": "Type",
-            "unique_click_count": "Clickers", "total_click_count": "Clicks"})
+            "unique_human_click_count": "People who clicked", "unique_click_count": "Clickers (raw)",
+            "total_click_count": "Clicks (raw)"})
     show_query(LINKS, params)
 
 
