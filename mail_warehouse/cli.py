@@ -49,6 +49,32 @@ def _add_world_options(parser: argparse.ArgumentParser, *, contacts: int, mailin
     parser.add_argument("--seed", type=int, default=42, help="random seed: one seed, one world (default 42)")
     parser.add_argument("--end", type=_date, default=None,
                         help="the day the world ends, YYYY-MM-DD (default today, UTC); only shifts the calendar")
+    machines = parser.add_argument_group("machines that open and click (see README, Human engagement)")
+    machines.add_argument("--apple-mail-share", type=_share, default=None,
+                          help="share of people reading in Apple Mail, whose privacy proxy opens every mail (default 0.35)")
+    machines.add_argument("--scanned-share", type=_share, default=None,
+                          help="share of addresses behind a link-scanning corporate gateway (default 0.05)")
+    machines.add_argument("--proxy-delay-minutes", type=_positive_number, default=None,
+                          help="median minutes from delivery to the proxy's open (default 20)")
+    machines.add_argument("--scanner-delay-seconds", type=_positive_number, default=None,
+                          help="median seconds from the send to the scanner's clicks (default 20)")
+
+
+_MACHINE_OPTIONS = ("apple_mail_share", "scanned_share", "proxy_delay_minutes", "scanner_delay_seconds")
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share between 0 and 1")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,8 +202,12 @@ def _generate(args, out: Path, delimiter: str = ";") -> dict:
     from mail_warehouse_demo.world import WorldSpec, simulate
     from mail_warehouse_demo.writers import write_world
 
-    spec = WorldSpec(contacts=args.contacts, mailings=args.mailings, days=args.days, seed=args.seed,
-                     **({"end": args.end} if args.end else {}))
+    machines = {name: getattr(args, name) for name in _MACHINE_OPTIONS if getattr(args, name, None) is not None}
+    try:
+        spec = WorldSpec(contacts=args.contacts, mailings=args.mailings, days=args.days, seed=args.seed,
+                         **({"end": args.end} if args.end else {}), **machines)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     started = time.monotonic()
     print(f"Simulating {spec.contacts:,} contacts, {spec.mailings} mailings over {spec.days} days "
           f"(seed {spec.seed}, ending {spec.end})...", flush=True)

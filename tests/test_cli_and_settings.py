@@ -31,6 +31,26 @@ def test_console_script_is_the_same_command():
     assert result.returncode == 0 and "demo-data" in result.stdout
 
 
+def test_demo_data_makes_the_machines_asked_for(tmp_path):
+    import duckdb
+
+    def machines(*options) -> dict:
+        out = tmp_path / "-".join(options or ("default",))
+        result = _run("demo-data", "--contacts", "200", "--mailings", "4", "--days", "20", "--out", str(out), *options)
+        assert result.returncode == 0, result.stderr
+        con = duckdb.connect(str(out / "world.duckdb"), read_only=True)
+        try:
+            return dict(con.execute("select machine, count(*) from events where machine is not null group by 1").fetchall())
+        finally:
+            con.close()
+
+    assert set(machines()) == {"apple_privacy_proxy", "link_scanner"}
+    assert machines("--apple-mail-share", "0", "--scanned-share", "0") == {}
+    assert set(machines("--apple-mail-share", "0", "--scanned-share", "0.5")) == {"link_scanner"}
+    refused = _run("demo-data", "--out", str(tmp_path / "x"), "--apple-mail-share", "0.8", "--scanned-share", "0.4")
+    assert refused.returncode != 0 and "add up to at most 1" in refused.stderr
+
+
 def test_demo_data_writes_a_world_and_summarises(tmp_path):
     result = _run("demo-data", "--contacts", "80", "--mailings", "3", "--days", "20", "--seed", "3",
                   "--end", "2026-05-01", "--out", str(tmp_path / "w"), "--clang-delimiter", "\\t")

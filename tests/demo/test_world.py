@@ -98,13 +98,26 @@ def test_directo_has_shared_addresses_closed_customers_classes_and_optin_dates(w
 
 def test_rates_are_in_the_range_real_senders_see(world_dir):
     opens, clicks, hard, soft, unsub = _sql(world_dir, """
-        select sum(unique_opens) / sum(delivered), sum(unique_clicks) / sum(delivered),
+        with people_only as (
+            select m.mailing_index,
+                   count(distinct e.person_id) filter (where e.event_type in ('open', 'click')) as unique_opens,
+                   count(distinct e.person_id) filter (where e.event_type = 'click') as unique_clicks
+            from mailings m join events e using (mailing_index)
+            where e.machine is null
+            group by all
+        )
+        select sum(p.unique_opens) / sum(delivered), sum(p.unique_clicks) / sum(delivered),
                sum(hard_bounces) / sum(sent), sum(soft_bounces) / sum(sent), sum(unsubscribes) / sum(delivered)
-        from truth_mailing_counts where mailing_type = 'EMAIL' or system = 'clang'""")[0]
+        from truth_mailing_counts t join people_only p using (mailing_index)
+        where mailing_type = 'EMAIL' or system = 'clang'""")[0]
     assert 0.15 <= opens <= 0.35
     assert 0.02 <= clicks <= 0.06
     assert 0.002 <= hard <= 0.01 and 0.005 <= soft <= 0.02
     assert 0.0005 <= unsub <= 0.005
+    # with Apple's proxy and the scanners, the open rate senders see since 2021
+    (raw_opens,) = _sql(world_dir, """select sum(unique_opens) / sum(delivered) from truth_mailing_counts
+                                      where mailing_type = 'EMAIL' or system = 'clang'""")[0]
+    assert 0.35 <= raw_opens <= 0.7
 
 
 def test_responses_spread_over_days_and_weeks(world_dir):
@@ -112,8 +125,39 @@ def test_responses_spread_over_days_and_weeks(world_dir):
         select quantile_cont(epoch(e.event_at - s.sent_at) / 3600, [0.5, 0.95])
         from events e join sends s on s.mailing_index = e.mailing_index and s.person_id = e.person_id
                                     and s.subscription_id is not distinct from e.subscription_id
-        where e.event_type = 'open'""")[0][0]
+        where e.event_type = 'open' and e.machine is null""")[0][0]
     assert delays[0] < 24 and delays[1] > 72
+
+
+def test_machines_open_and_click_as_documented(world_dir):
+    """Apple's proxy opens nearly every mail delivered to an Apple Mail user within hours, and their own opens
+    are never seen; a scanning gateway follows every link of a mail within seconds of each other."""
+    proxy_share, own_opens, proxy_hours = _sql(world_dir, """
+        with delivered as (
+            select s.mailing_index, s.person_id, s.subscription_id, s.sent_at
+            from sends s join people p using (person_id) join mailings m using (mailing_index)
+            where p.mail_client = 'apple_mail' and m.mailing_type <> 'SMS'
+              and not exists (select 1 from events b where b.mailing_index = s.mailing_index
+                              and b.person_id = s.person_id and b.event_type in ('hard_bounce', 'soft_bounce'))
+              and s.sent_at < (select max(event_at) from events) - interval 1 day
+        )
+        select
+            avg(case when exists (select 1 from events e where e.mailing_index = d.mailing_index
+                                  and e.person_id = d.person_id and e.machine = 'apple_privacy_proxy') then 1 else 0 end),
+            (select count(*) from events e join people p using (person_id)
+             where p.mail_client = 'apple_mail' and e.event_type = 'open' and e.machine is null),
+            (select max(epoch(e.event_at - s.sent_at)) / 3600 from events e
+             join sends s on s.mailing_index = e.mailing_index and s.person_id = e.person_id
+                         and s.subscription_id is not distinct from e.subscription_id
+             where e.machine = 'apple_privacy_proxy')
+        from delivered d""")[0]
+    assert proxy_share >= 0.9 and own_opens == 0 and proxy_hours <= 12.1
+    bursts = _sql(world_dir, """
+        select count(distinct e.link_id) as links, max(e.event_at) - min(e.event_at) as spread
+        from events e join people p using (person_id)
+        where e.machine = 'link_scanner' and e.event_type = 'click'
+        group by e.mailing_index, e.person_id, e.subscription_id""")
+    assert bursts and all(links >= 2 and spread.total_seconds() <= 2 for links, spread in bursts)
 
 
 def test_some_contacts_go_quiet_and_some_unsubscribers_opt_in_again(world_dir):

@@ -289,6 +289,10 @@ def test_settings_errors_name_the_setting(asyncssh_remote, monkeypatch):
     with pytest.raises(clang.ClangSettingsError, match="SOURCES__CLANG__DELIMITER"):
         quiet_run()
     monkeypatch.setenv("SOURCES__CLANG__DELIMITER", ";")
+    monkeypatch.setenv("SOURCES__CLANG__MACHINE_FLAG_COLUMN", "Machine generated")
+    with pytest.raises(clang.ClangSettingsError, match="MACHINE_FLAG_COLUMN 'Machine generated' is not one of"):
+        quiet_run()
+    monkeypatch.delenv("SOURCES__CLANG__MACHINE_FLAG_COLUMN")
     monkeypatch.setenv("SOURCES__CLANG__TIMEZONE", "Mars/Olympus")
     with pytest.raises(clang.ClangSettingsError, match="SOURCES__CLANG__TIMEZONE"):
         quiet_run()
