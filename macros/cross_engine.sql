@@ -163,3 +163,21 @@
 {% macro default__lookup_hash_type() -%} {{ return(none) }} {%- endmacro %}
 
 {% macro duckdb__lookup_hash_type() -%} {{ return('UHUGEINT') }} {%- endmacro %}
+
+{# Seconds since the epoch, a whole number. #}
+{% macro epoch_seconds(ts) -%}
+    {{ return(adapter.dispatch('epoch_seconds')(ts)) }}
+{%- endmacro %}
+
+{% macro default__epoch_seconds(ts) -%} (epoch_us({{ ts }}) // 1000000) {%- endmacro %}
+
+{% macro spark__epoch_seconds(ts) -%} unix_timestamp({{ ts }}) {%- endmacro %}
+
+{# The instant `seconds` (a whole number) before `ts`; null for null (dbt-spark's dateadd refuses a null). #}
+{% macro seconds_before(ts, seconds) -%}
+    {{ return(adapter.dispatch('seconds_before')(ts, seconds)) }}
+{%- endmacro %}
+
+{% macro default__seconds_before(ts, seconds) -%} ({{ ts }} - to_seconds({{ seconds }})) {%- endmacro %}
+
+{% macro spark__seconds_before(ts, seconds) -%} ({{ ts }} - make_dt_interval(0, 0, 0, {{ seconds }})) {%- endmacro %}

@@ -30,15 +30,6 @@
   human statistics and segments count people only.
 #}
 
-{# Seconds since the epoch, a whole number, on either engine. #}
-{% macro epoch_seconds(ts) -%}
-    {{ return(adapter.dispatch('epoch_seconds')(ts)) }}
-{%- endmacro %}
-
-{% macro default__epoch_seconds(ts) -%} (epoch_us({{ ts }}) // 1000000) {%- endmacro %}
-
-{% macro spark__epoch_seconds(ts) -%} unix_timestamp({{ ts }}) {%- endmacro %}
-
 {# An open or click made by a person (an event that is no open or click is neither). #}
 {% macro human_open(event_type='event_type', is_machine='is_machine') -%}
     ({{ event_type }} = 'open' and not coalesce({{ is_machine }}, false))
@@ -191,10 +182,10 @@ open_moments as (
 proxy_patterns as (
     select
         event_id,
-        sum(1 - is_open) over around as mails_around,
-        sum(opened_soon) over around as opened_soon_around
+        sum(1 - is_open) over nearby as mails_around,
+        sum(opened_soon) over nearby as opened_soon_around
     from open_moments
-    window around as (
+    window nearby as (
         partition by person_key order by moment
         range between {{ var('apple_proxy_window_days') * 86400 }} preceding
               and {{ var('apple_proxy_window_days') * 86400 }} following

@@ -122,9 +122,9 @@ held_newest as (
 classify_from as (
     -- the earliest moment whose classification the new events can change: the earliest event written, or
     -- the newest held (mails sent just before it count in a proxy pattern now that time went on)
-    select {{ dbt.dateadd('second', -machine_reclassify_seconds(), 'least(min(t.event_at), min(h.newest_at))') }}
+    select {{ seconds_before('least(min(t.event_at), min(h.newest_at))', machine_reclassify_seconds()) }}
                as reclassify_from,
-           {{ dbt.dateadd('second', -machine_context_seconds(), 'least(min(t.event_at), min(h.newest_at))') }}
+           {{ seconds_before('least(min(t.event_at), min(h.newest_at))', machine_context_seconds()) }}
                as context_from
     from held_newest h
     left join to_write t on true
@@ -145,7 +145,7 @@ touched_people as (
     from {{ this }} h
     cross join held_newest n
     where h.event_type = 'sent'
-      and h.event_at > {{ dbt.dateadd('hour', -var('apple_proxy_open_within_hours'), 'n.newest_at') }}
+      and h.event_at > {{ seconds_before('n.newest_at', var('apple_proxy_open_within_hours') * 3600) }}
 ),
 
 held_context as (
