@@ -231,11 +231,10 @@ machine_verdicts as (
     {%- set configured = env_var('SOURCES__CLANG__MACHINE_FLAG_COLUMN', '') | trim -%}
     {%- if configured and source_is_present('clang', 'activities') -%}
         {%- set column = modules.re.sub('[^a-z0-9]+', '_', configured | lower) | trim('_') -%}
+        {%- set value = 'lower(trim(' ~ field_or_null(activities, column) ~ '))' -%}
         case
-            when lower(trim(cast({{ activities }}.{{ column }} as {{ dbt.type_string() }})))
-                 in ('1', 'true', 'yes', 'ja', 'j', 'y') then true
-            when lower(trim(cast({{ activities }}.{{ column }} as {{ dbt.type_string() }})))
-                 in ('0', 'false', 'no', 'nee', 'n') then false
+            when {{ value }} in ('1', 'true', 'yes', 'ja', 'j', 'y') then true
+            when {{ value }} in ('0', 'false', 'no', 'nee', 'n') then false
         end
     {%- else -%}
         cast(null as boolean)

@@ -2,7 +2,7 @@
 
 A build with an earlier as_of_date replays that day (responses after it are not seen yet), so each mailing
 sent at least `settle_days` before the world's end is projected on the day it was sent and compared with
-its settled rates in mailing_statistics.
+its settled rates in mailing_statistics (people's own: the projections count people).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def test_a_first_day_projection_lands_near_the_settled_rate_and_beats_the_rate_s
         assert built.returncode == 0, built.stdout[-3000:]
         compared += rows(database, """
             select p.mailing_key, p.hours_since_send, p.reference_mailing_count,
-                   p.open_rate, p.projected_open_rate, s.open_rate,
-                   p.click_rate, p.projected_click_rate, s.click_rate
+                   p.open_rate, p.projected_open_rate, s.human_open_rate,
+                   p.click_rate, p.projected_click_rate, s.human_click_rate
             from marts.mailing_rate_projections p
             inner join marts.mailing_statistics s using (mailing_key)
             where cast(p.sent_at as date) = $day""", {"day": day})

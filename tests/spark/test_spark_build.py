@@ -155,3 +155,19 @@ def test_an_incremental_build_after_new_days_equals_a_full_refresh(builds):
     for table in end_to_end.INCREMENTAL_TABLES:
         only_incremental, only_full, rows = end_to_end._differences(incremental, full, table)
         assert rows > 0 and (only_incremental, only_full) == (0, 0), (table, only_incremental, only_full, rows)
+
+
+def test_machines_are_told_from_people_as_on_duckdb(builds, built_warehouse):
+    """The same world built by DuckDB and by Spark: every open and click gets the same verdict."""
+    _, full = builds
+    _, duckdb_warehouse, _ = built_warehouse
+    verdicts = ("select event_id, is_machine, machine_reason from marts.customer_activity "
+                "where event_type in ('open', 'click')")
+    on_duckdb = set(query_warehouse(duckdb_warehouse, verdicts))
+    on_spark = set(query_warehouse(full, verdicts))
+    reasons = {reason for _, _, reason in on_duckdb}
+    assert {"apple_privacy_proxy", "link_scanner", None} <= reasons, reasons
+    assert on_spark == on_duckdb, (len(on_spark - on_duckdb), len(on_duckdb - on_spark))
+    statistics = ("select mailing_key, unique_human_open_count, unique_human_click_count, unique_machine_open_count, "
+                  "unique_machine_click_count from marts.mailing_statistics")
+    assert set(query_warehouse(full, statistics)) == set(query_warehouse(duckdb_warehouse, statistics))
