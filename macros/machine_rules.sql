@@ -125,10 +125,11 @@ burst_clicks as (
 ),
 
 scanner_clicks as (
-    select event_id, person_key, mailing_key, event_second
-    from machine_clicks
-    where event_id in (select event_id from burst_clicks)
-       or event_second - sent_second <= {{ var('machine_click_max_seconds_after_send') }}
+    select c.event_id, c.person_key, c.mailing_key, c.event_second
+    from machine_clicks c
+    left join burst_clicks b on b.event_id = c.event_id
+    where b.event_id is not null
+       or c.event_second - c.sent_second <= {{ var('machine_click_max_seconds_after_send') }}
 ),
 
 scanner_opens as (
@@ -201,22 +202,23 @@ proxy_opens as (
 ),
 
 machine_verdicts as (
+    -- (joins, not `in (subquery)` inside a case: Spark accepts subqueries in filters only)
     select
         e.event_id,
         case
             when e.machine_flag is not null then e.machine_flag
-            when e.event_id in (select event_id from scanner_clicks) then true
-            when e.event_id in (select event_id from scanner_opens) then true
-            when e.event_id in (select event_id from proxy_opens) then true
+            when sc.event_id is not null or so.event_id is not null or po.event_id is not null then true
             else false
         end as is_machine,
         case
             when e.machine_flag is not null then case when e.machine_flag then 'vendor_flag' end
-            when e.event_id in (select event_id from scanner_clicks) then 'link_scanner'
-            when e.event_id in (select event_id from scanner_opens) then 'link_scanner'
-            when e.event_id in (select event_id from proxy_opens) then 'apple_privacy_proxy'
+            when sc.event_id is not null or so.event_id is not null then 'link_scanner'
+            when po.event_id is not null then 'apple_privacy_proxy'
         end as machine_reason
     from machine_timed e
+    left join scanner_clicks sc on sc.event_id = e.event_id
+    left join scanner_opens so on so.event_id = e.event_id
+    left join proxy_opens po on po.event_id = e.event_id
     where e.event_type in ('open', 'click')
 )
 {%- endmacro %}
