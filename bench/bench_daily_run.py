@@ -10,6 +10,10 @@ its parse), then the last day is released and the third `warehouse run` is timed
 is synced: the run before wrote gigabytes a real daily run would find long written. Generated worlds are kept
 in a cache folder (--cache, default /tmp/mail_warehouse_bench_worlds/, one folder per size; delete it to
 regenerate), since a 30M-event world takes many minutes to generate; the warehouse is made afresh each time.
+
+`--before REV` runs each size a second time with the project as it was at git revision REV (a worktree of it
+first on PYTHONPATH, so its package, loaders and dbt models run), on the same world, and prints the daily
+build's time beside this version's: what a change costs the daily run (the machine rules: at most 15 %).
 """
 
 from __future__ import annotations
@@ -57,10 +61,13 @@ def cached_world(cache: Path, size: str) -> Path:
     return world_dir
 
 
-def warehouse_run(env: dict) -> tuple[float, str]:
-    """`warehouse run`: its wall time and its summary line."""
+def warehouse_run(env: dict, project: Path | None = None) -> tuple[float, str]:
+    """`warehouse run` (of the project checked out at `project`, else this one): its wall time and summary."""
+    if project is not None:
+        env = {**env, "PYTHONPATH": str(project)}
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "run"], env=env, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "run"], env=env, capture_output=True, text=True,
+                            cwd=project)
     seconds = time.perf_counter() - started
     output = result.stdout + result.stderr
     if result.returncode != 0:
@@ -69,7 +76,20 @@ def warehouse_run(env: dict) -> tuple[float, str]:
     return seconds, summary[-1] if summary else ""
 
 
-def daily_run(world_dir: Path, work: Path) -> tuple[float, str]:
+def build_seconds(summary: str) -> float:
+    """The build step's seconds in a `warehouse run` summary line."""
+    found = re.search(r"build ok (\d+(?:\.\d+)?) s", summary)
+    return float(found.group(1)) if found else float("nan")
+
+
+def checkout(revision: str, folder: Path) -> Path:
+    """A worktree of the project at `revision` (removed with `git worktree prune` once its folder is gone)."""
+    subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], check=True, capture_output=True,
+                   cwd=Path(__file__).resolve().parent.parent)
+    return folder
+
+
+def daily_run(world_dir: Path, work: Path, project: Path | None = None) -> tuple[float, str]:
     """The timed `warehouse run` after the world's newest day arrives, on a warehouse that ran daily before:
     a first run over all days but the last two (the history), a daily run for the day before last (its
     publish keeps the standby copy, dbt keeps its parse), then the last day's run is timed."""
@@ -93,7 +113,7 @@ def daily_run(world_dir: Path, work: Path) -> tuple[float, str]:
                         (held_back / path.name).rename(path)
                 stack.spotler_api.now = stack.spotler_api.world_now - dt.timedelta(days=HELD_BACK_DAYS - released)
                 os.sync()  # a daily run starts a day after the one before, whose writes are long on disk by then
-                timed = warehouse_run(env)
+                timed = warehouse_run(env, project)
             return timed
     finally:
         for path in held_back.iterdir():  # the cached world stays whole
@@ -104,7 +124,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", nargs="+", default=["demo", "1M", "10M", "30M"], choices=list(SIZES))
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mail_warehouse_bench_worlds")
+    parser.add_argument("--before", metavar="REV", help="also run each size with the project at this git revision")
     args = parser.parse_args()
+    before = checkout(args.before, Path(tempfile.mkdtemp(prefix="bench-before-")) / "project") if args.before else None
     seconds: dict[str, float] = {}
     for size in args.sizes:
         world_dir = cached_world(args.cache, size)
@@ -115,6 +137,19 @@ def main() -> None:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         print(f"{size} ({events:,} events): daily warehouse run {seconds[size]:.1f} s; {summary}", flush=True)
+        if before is not None:
+            work = Path(tempfile.mkdtemp(prefix=f"bench-daily-{size}-before-"))
+            try:
+                before_seconds, before_summary = daily_run(world_dir, work, before)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            print(f"{size} at {args.before}: daily warehouse run {before_seconds:.1f} s; {before_summary}")
+            print(f"{size}: daily build {build_seconds(summary):.0f} s, at {args.before} "
+                  f"{build_seconds(before_summary):.0f} s: x{build_seconds(summary) / build_seconds(before_summary):.2f}"
+                  f"; whole run x{seconds[size] / before_seconds:.2f}", flush=True)
+    if before is not None:
+        shutil.rmtree(before.parent, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=Path(__file__).resolve().parent.parent)
     if "demo" in seconds:
         print(f"demo-size daily run: {seconds['demo']:.1f} s (target < 10 s)")
     scaled = [size for size in args.sizes if size != "demo"]
