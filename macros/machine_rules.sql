@@ -102,7 +102,7 @@ machine_sends as (
         bool_or(event_type in ('hard_bounce', 'soft_bounce')) as bounced
     from machine_timed
     where event_type in ('sent', 'hard_bounce', 'soft_bounce')
-      and mailing_key not in (select mailing_key from text_messages)
+      and mailing_key not in (select mailing_key from text_messages where mailing_key is not null)
     group by person_key, mailing_key
 ),
 
@@ -142,11 +142,18 @@ scanner_opens as (
     where o.event_type = 'open'
 ),
 
+people_opens as (
+    -- the opens no scanner made (an anti join: Spark plans `not in` as a nested loop)
+    select o.*
+    from machine_timed o
+    left join scanner_opens s on s.event_id = o.event_id
+    where o.event_type = 'open' and s.event_id is null
+),
+
 first_opens as (
     -- per mail, its first open that no scanner made
     select person_key, mailing_key, min(event_second) as opened_second
-    from machine_timed
-    where event_type = 'open' and event_id not in (select event_id from scanner_opens)
+    from people_opens
     group by person_key, mailing_key
 ),
 
@@ -173,8 +180,7 @@ delivered_mails as (
 open_moments as (
     -- every open no scanner made, beside the person's delivered mails (a sent_second of null), in time order
     select person_key, event_id, event_second as moment, 0 as opened_soon, 1 as is_open
-    from machine_timed
-    where event_type = 'open' and event_id not in (select event_id from scanner_opens)
+    from people_opens
     union all
     select person_key, cast(null as {{ dbt.type_string() }}), sent_second, opened_soon, 0
     from delivered_mails

@@ -150,13 +150,15 @@ touched_people as (
 
 held_context as (
     -- what this table holds of those people, as far back as the rules look
+    -- (an anti join for the events written again: Spark plans `not in` as a nested loop)
     select h.*
     from {{ this }} h
     cross join classify_from c
+    left join to_write w on w.event_id = h.event_id
     where h.event_at >= c.context_from
       and h.event_type in ('sent', 'open', 'click', 'hard_bounce', 'soft_bounce')
       and {{ person_key('h.contact_key', 'h.external_customer_id') }} in (select person_key from touched_people)
-      and h.event_id not in (select event_id from to_write)
+      and w.event_id is null
 ),
 
 rule_input as (
