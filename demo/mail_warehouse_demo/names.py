@@ -82,6 +82,11 @@ CAMPAIGNS = (
     ("Verlaten winkelwagen", (("Vergeten af te rekenen?", "EMAIL", 0.05),
                               ("Je winkelwagen wacht", "SMS", 1.0)), "cart"),
 )
+# Campaigns that only an external trigger starts (the warehouse's segments, `warehouse export`): they have
+# sent nothing in the world yet. (name, the external trigger's name)
+EXTERNALLY_TRIGGERED_CAMPAIGNS = (
+    ("Reactivatie", "reactivatie"),
+)
 FORMS = (
     # (form id, name, sub type, state)
     (101, "Nieuwsbrief aanmelding", "subscribe", "final"),

@@ -30,6 +30,7 @@ against.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -328,7 +329,7 @@ def _draw_campaign_triggers(rng, spec, people, mailings: list[_Mailing], links):
     n = spec.contacts
     for c, (campaign_name, steps, trigger) in enumerate(names.CAMPAIGNS):
         campaign_id = f"{int(rng.integers(0, 2**63)):016x}"
-        campaign_rows.append((c, campaign_id, campaign_name, True))
+        campaign_rows.append((c, campaign_id, campaign_name, True, f"Start {campaign_name}"))
         if trigger == "joined":
             who = np.flatnonzero(people["joined"] >= spec.start_ts)
             at = people["joined"][who] + 600
@@ -352,6 +353,10 @@ def _draw_campaign_triggers(rng, spec, people, mailings: list[_Mailing], links):
             send_at = at + int(offset_days * DAY)
             keep = send_at < spec.end_ts
             subscriptions.append((mailing.index, who[keep], send_at[keep], subscription_ids[keep]))
+    for campaign_name, trigger_name in names.EXTERNALLY_TRIGGERED_CAMPAIGNS:
+        # ids from the name, not the random stream: adding one leaves every other draw of the world as it was
+        campaign_id = hashlib.sha256(f"campaign {campaign_name}".encode()).hexdigest()[:16]
+        campaign_rows.append((len(campaign_rows), campaign_id, campaign_name, True, trigger_name))
     return campaign_rows, subscriptions
 
 
@@ -559,6 +564,7 @@ def _assemble(rng, spec, people, state, reoptins, mailings, link_rows, campaign_
     campaign_table = pa.table({
         "campaign_index": [c[0] for c in campaign_rows], "encrypted_id": [c[1] for c in campaign_rows],
         "campaign_name": [c[2] for c in campaign_rows], "active": [c[3] for c in campaign_rows],
+        "trigger_name": [c[4] for c in campaign_rows],
     })
     form_results = _form_results(rng, spec, people, state)
     return World(spec, people_table, customers, datafields, mailing_table, link_table, send_table, event_table,

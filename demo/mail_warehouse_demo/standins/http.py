@@ -2,8 +2,9 @@
 
 It counts calls per endpoint and injects faults that tests ask for: an HTTP status (429 with
 Retry-After, 5xx), a slow answer, a body cut off midway, a reply held back until released (the test kills
-the client meanwhile), or a connection dropped without a reply; `skip` lets that many matching requests
-through first, so a fault hits the Nth. Tests in the same process use the Python objects; a process outside
+the client meanwhile), or a connection dropped without a reply. A request held or dropped that way was never
+carried out; `act_first` carries it out first (a write call acted on, its answer held or lost on the way
+back). `skip` lets that many matching requests through first, so a fault hits the Nth. Tests in the same process use the Python objects; a process outside
 (a CLI run under test) uses the admin endpoints under `/_standin/`: `GET /_standin/calls`,
 `POST /_standin/faults` (a JSON list of faults), `POST /_standin/release` (every held reply goes out),
 `POST /_standin/reset`.
@@ -64,6 +65,7 @@ class Fault:
     retry_after: int | None = None
     delay: float = 0.0
     skip: int = 0              # matching requests let through before the fault hits
+    act_first: bool = False    # "hold" / "drop": the request is carried out before its answer is held or lost
     reached: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
@@ -196,6 +198,9 @@ class StandinServer:
                 fault = server._take_fault(request.path)
                 if fault and fault.kind == "slow":
                     time.sleep(fault.delay)
+                acted = None
+                if fault and fault.kind in ("hold", "drop") and fault.act_first:
+                    acted = self._answer(request)
                 if fault and fault.kind in ("hold", "drop"):
                     fault.reached.set()
                     if fault.kind == "drop":  # no answer at all: the client sees the connection close
@@ -209,13 +214,16 @@ class StandinServer:
                         {"errorType": "BACKEND_EXCEPTION", "message": f"injected fault {fault.status}"}).encode(),
                         headers=headers))
                     return
-                try:
-                    response = server.app(request)
-                except Exception as exc:  # a bug in a stand-in shows as a 500 with its message
-                    response = Response.json({"errorType": "BACKEND_EXCEPTION", "message": repr(exc)}, 500)
-                self._send(response, cut_off=bool(fault and fault.kind == "cutoff"))
+                self._send(acted or self._answer(request), cut_off=bool(fault and fault.kind == "cutoff"))
 
-            do_GET = do_POST = _serve
+            @staticmethod
+            def _answer(request: Request) -> Response:
+                try:
+                    return server.app(request)
+                except Exception as exc:  # a bug in a stand-in shows as a 500 with its message
+                    return Response.json({"errorType": "BACKEND_EXCEPTION", "message": repr(exc)}, 500)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
 
             def _send(self, response: Response, cut_off: bool = False) -> None:
                 body = response.body if isinstance(response.body, bytes) else None

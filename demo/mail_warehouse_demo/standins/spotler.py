@@ -8,6 +8,9 @@
   50): `{"paging": {"next": ..., "after": ...}, "<items>": [...]}`, no `next` on the last page.
 - The stand-in has a clock (`now`, by default the world's): mailings and events after it do not exist yet,
   so a test can let time pass and watch statistics settle.
+- The write side the export uses: external campaign triggers (`POST /campaign/trigger/{id}`) and audiences,
+  held in memory. `triggered` lists every trigger it carried out, in order, so a contact started twice shows
+  twice; `automation=False` is an account without Automation or eCommerce (403 on audiences).
 """
 
 from __future__ import annotations
@@ -75,6 +78,17 @@ ROUTES = {
     "/contact/bounces/list": "bounced_contacts",
     "/contact/updates/list": "updated_contacts",
 }
+# The write operations the export uses, by method and path.
+WRITE_ROUTES = {
+    ("POST", "/campaign/trigger/{encryptedTriggerId}"): "trigger_campaign",
+    ("POST", "/audience"): "create_audience",
+    ("GET", "/audience/{externalId}"): "get_audience",
+    ("PUT", "/audience/{externalId}"): "update_audience",
+    ("DELETE", "/audience/{externalId}"): "delete_audience",
+    ("POST", "/audience/{externalId}/contact"): "add_audience_contacts",
+    ("DELETE", "/audience/{externalId}/contact"): "remove_audience_contacts",
+}
+MAX_AUDIENCE_BATCH = 2500
 
 
 class ApiError(Exception):
@@ -127,6 +141,7 @@ class _SignedPagedApi:
         self._seen_nonces: set[tuple[str, str]] = set()
         # True: `paging.next` as a path without scheme and host, as the real server may send it
         self.relative_next = False
+        self._init_writes()
 
 
     def endpoint_name(self, request: Request) -> str:
@@ -165,12 +180,14 @@ class _SignedPagedApi:
                 raise ApiError(404, "RESOURCE_NOT_FOUND", f"no resource at {request.path}")
             self.verify_signature(request)
             found = spotler_spec.find_operation(request.method, path)
-            if found is None or found[0].path not in ROUTES:
+            route = found and (WRITE_ROUTES.get((request.method, found[0].path))
+                               or (ROUTES.get(found[0].path) if request.method == "GET" else None))
+            if not route:
                 raise ApiError(404, "RESOURCE_NOT_FOUND", f"{request.method} {path} is not served by the stand-in")
             operation, path_params = found
             params = self._validated_params(operation, request.params)
-            handler = getattr(self, ROUTES[operation.path])
-            return Response.json(handler(request=request, operation=operation, **path_params, **params))
+            answer = getattr(self, route)(request=request, operation=operation, **path_params, **params)
+            return answer if isinstance(answer, Response) else Response.json(answer)
         except ApiError as error:
             return Response.json({"errorType": error.error_type, "message": error.message}, error.status)
 
@@ -445,9 +462,9 @@ class _Campaigns:
     """Campaigns, their mailings and each campaign mailing's event lists."""
 
     def campaigns(self, request, operation, **_):
-        rows = self.query("select * from campaigns order by campaign_index")
+        rows = self._campaign_rows()
         return [{"encryptedId": c["encrypted_id"], "name": c["campaign_name"], "active": c["active"],
-                 "triggers": [{"encryptedId": f"t{c['encrypted_id'][:12]}", "name": f"Start {c['campaign_name']}"}]}
+                 "triggers": [{"encryptedId": self._trigger_id(c), "name": c["trigger_name"]}]}
                 for c in rows]
 
     def campaign_mailings(self, request, operation, encryptedCampaignId, **_):
@@ -550,9 +567,7 @@ class _Contacts:
         return rows[0]
 
     def _contact_object(self, p: dict) -> dict:
-        subscribed = not p["opted_out"] and not (
-            p["unsubscribed_at"] is not None and p["unsubscribed_at"] <= self.now
-            and not (p["reoptin_at"] is not None and p["reoptin_at"] <= self.now))
+        subscribed = self._subscribed(p)
         return {
             "externalId": p["directo_code"], "encryptedId": p["spotler_encrypted_id"],
             "created": epoch_millis(p["joined_at"]), "lastChanged": epoch_millis(max(
@@ -639,7 +654,162 @@ class _Contacts:
             after=after, pageSize=pageSize, order_by="event_at, event_seq")
 
 
-class SpotlerApi(_Mailings, _InteractionFeeds, _Campaigns, _Forms, _Contacts, _SignedPagedApi):
+class _Writes:
+    """External campaign triggers and audiences, kept in memory (a restarted stand-in starts empty). Tests set
+    the account's state: `automation`, `campaign_changes` ({campaign name: {"active": False}} or
+    {"trigger_name": ...}), `refusals` ({externalContactId: Spotler's 400 message}), `in_campaign`."""
+
+    def _init_writes(self) -> None:
+        self._writes_lock = threading.Lock()
+        self.reset_writes()
+
+    def reset_writes(self) -> None:
+        with self._writes_lock:
+            self.automation = True
+            self.triggered: list[tuple[str, str]] = []      # (campaign name, externalContactId), each carried out
+            self.audiences: dict[str, dict] = {}
+            self.campaign_changes: dict[str, dict] = {}
+            self.refusals: dict[str, str] = {}
+            self.in_campaign: dict[str, set[str]] = {}      # campaign name -> contacts in it
+
+    def _campaign_rows(self) -> list[dict]:
+        return [{**c, **self.campaign_changes.get(c["campaign_name"], {})}
+                for c in self.query("select * from campaigns order by campaign_index")]
+
+    @staticmethod
+    def _body(request: Request) -> dict:
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError:
+            raise ApiError(400, "INVALID_PARAMS", "the body is not JSON") from None
+        return body if isinstance(body, dict) else {}
+
+    def _campaign_of_trigger(self, trigger_id: str) -> dict:
+        for c in self._campaign_rows():
+            if self._trigger_id(c) == trigger_id:
+                return c
+        raise ApiError(404, "TRIGGER_NOTFOUND", "Trigger not found")
+
+    @staticmethod
+    def _trigger_id(campaign: dict) -> str:
+        return f"t{campaign['encrypted_id'][:12]}"
+
+    def _subscribed(self, person: dict) -> bool:
+        return not person["opted_out"] and not (
+            person["unsubscribed_at"] is not None and person["unsubscribed_at"] <= self.now
+            and not (person["reoptin_at"] is not None and person["reoptin_at"] <= self.now))
+
+    def trigger_campaign(self, request, operation, encryptedTriggerId, **_):
+        campaign = self._campaign_of_trigger(encryptedTriggerId)
+        contact = str(self._body(request).get("externalContactId") or "")
+        if not contact:
+            raise ApiError(400, "INVALID_PARAMS", "Invalid externalContactId or no externalContactId given")
+        people = self.query("select * from people where directo_code = $id and joined_at <= $now", {"id": contact})
+        if not people:
+            raise ApiError(400, "CONTACT_NOT_FOUND", "Contact not found")
+        if not campaign["active"]:
+            raise ApiError(400, "INVALID_STATE", "Campaign inactive")
+        if not self._subscribed(people[0]):
+            raise ApiError(400, "CONTACT_OPTOUT", "Contact not in selection")
+        if contact in self.refusals:
+            raise ApiError(400, "INVALID_STATE", self.refusals[contact])
+        with self._writes_lock:
+            members = self.in_campaign.setdefault(campaign["campaign_name"], set())
+            if contact in members:
+                raise ApiError(400, "INVALID_STATE", "Contact already in campaign")
+            members.add(contact)
+            self.triggered.append((campaign["campaign_name"], contact))
+        return Response(204)
+
+    def _audience(self, externalId: str) -> dict:
+        if not self.automation:
+            raise ApiError(403, "NOT_AUTHORIZED", "Only Automation or eCommerce products can use this call")
+        audience = self.audiences.get(externalId)
+        if audience is None:
+            raise ApiError(404, "RESOURCE_NOT_FOUND", "Audience not found")
+        return audience
+
+    @staticmethod
+    def _audience_object(audience: dict) -> dict:
+        return {key: audience[key] for key in ("externalId", "name", "description", "createDate", "changeDate",
+                                               "lastContactAddedAt", "lastContactRemovedAt") if audience.get(key)}
+
+    def create_audience(self, request, operation, **_):
+        if not self.automation:
+            raise ApiError(403, "NOT_AUTHORIZED", "Only Automation or eCommerce products can use this call")
+        body = self._body(request)
+        external_id, name = str(body.get("externalId") or ""), str(body.get("name") or "")
+        if not external_id or not name or len(name) > 255 or len(external_id) > 255:
+            raise ApiError(417, "INVALID_PARAMS", "Audience name can not be empty or more than 255 characters")
+        with self._writes_lock:
+            if external_id in self.audiences:
+                raise ApiError(417, "ID_NOTUNIQUE", "Audience id must be unique")
+            if any(a["name"] == name for a in self.audiences.values()):
+                raise ApiError(417, "NAME_ALREADY_IN_USE", "Audience name must be unique")
+            stamp = iso_local(dt.datetime.now(dt.UTC))
+            self.audiences[external_id] = {"externalId": external_id, "name": name,
+                                           "description": body.get("description"), "createDate": stamp,
+                                           "changeDate": stamp, "members": set()}
+        return self._audience_object(self.audiences[external_id])
+
+    def get_audience(self, request, operation, externalId, **_):
+        return self._audience_object(self._audience(externalId))
+
+    def update_audience(self, request, operation, externalId, **_):
+        audience = self._audience(externalId)
+        body = self._body(request)
+        with self._writes_lock:
+            for key in ("name", "description"):
+                if body.get(key):
+                    audience[key] = body[key]
+            audience["changeDate"] = iso_local(dt.datetime.now(dt.UTC))
+        return Response(204)
+
+    def delete_audience(self, request, operation, externalId, **_):
+        self._audience(externalId)
+        with self._writes_lock:
+            self.audiences.pop(externalId, None)
+        return Response(204)
+
+    def _contacts_of(self, request: Request, *, required: bool) -> list[str] | None:
+        body = json.loads(request.body or b"null") if request.body else None
+        if body is None and not required:
+            return None
+        contacts = (body or {}).get("contacts") if isinstance(body, dict) else None
+        if not isinstance(contacts, list) or not contacts:
+            raise ApiError(400, "INVALID_PARAMS", "Invalid contacts or no contacts given")
+        if len(contacts) > MAX_AUDIENCE_BATCH:
+            raise ApiError(413, "INVALID_PARAMS", "Maximum batch size of contact ids exceeded(maximum is 2500)")
+        return [str(c) for c in contacts]
+
+    def add_audience_contacts(self, request, operation, externalId, **_):
+        audience = self._audience(externalId)
+        contacts = self._contacts_of(request, required=True)
+        known = {r["directo_code"] for r in self.query(
+            "select directo_code from people where directo_code in (select unnest($ids)) and joined_at <= $now",
+            {"ids": contacts})}
+        missing = [c for c in contacts if c not in known]
+        if missing:
+            return Response.json({"errorType": "CONTACT_NOT_FOUND", "message": "Contacts not found",
+                                  "externalContactIds": missing}, 404)
+        with self._writes_lock:
+            audience["members"].update(contacts)
+            audience["lastContactAddedAt"] = iso_local(dt.datetime.now(dt.UTC))
+        return Response(204)
+
+    def remove_audience_contacts(self, request, operation, externalId, **_):
+        audience = self._audience(externalId)
+        contacts = self._contacts_of(request, required=False)
+        with self._writes_lock:
+            if contacts is None:
+                audience["members"].clear()
+            else:
+                audience["members"].difference_update(contacts)
+            audience["lastContactRemovedAt"] = iso_local(dt.datetime.now(dt.UTC))
+        return Response(204)
+
+
+class SpotlerApi(_Mailings, _InteractionFeeds, _Campaigns, _Forms, _Contacts, _Writes, _SignedPagedApi):
     """The application: answers signed requests from world.duckdb as of `self.now`; each part above
     serves one group of the spec's operations (ROUTES names the method for each path)."""
 
