@@ -7,7 +7,7 @@
     warehouse build [-- DBT_ARGS]  # dbt build on the warehouse (models, seeds, tests)
     warehouse publish              # marts and segments to analytics.duckdb for BI
     warehouse dashboard [--port P] # the BI dashboard on analytics.duckdb, on localhost (Streamlit)
-    warehouse export [SEGMENT ...] [--force] [--dry-run] [--status]   # segments to Deployteq CSV triggers
+    warehouse export [SEGMENT ...] [--force] [--dry-run] [--status]   # segments to Deployteq and Spotler
     warehouse run [--wait S]       # the scheduled job: load, build, publish, export
     warehouse demo                 # a small demo world, its stand-ins, every pipeline step, a summary
 """
@@ -131,16 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(handler=cmd_build)
 
     export = commands.add_parser(
-        "export", help="send segments to Deployteq as CSV triggers over SFTP",
-        description="For each segment whose yml meta declares a csv_trigger: write its CSV (consent checked again "
-                    "against marts.contacts) and upload it to Deployteq's Upload folder, where its file name starts "
-                    "the campaign. Settings: [export.deployteq] (EXPORT__DEPLOYTEQ__HOST, ...; see the README).")
-    export.add_argument("segments", nargs="*", metavar="SEGMENT", help="only these segments (default: all with a trigger)")
+        "export", help="send segments to their targets: Deployteq CSV triggers, Spotler campaign triggers and audiences",
+        description="Each segment goes to every target its yml meta declares whose platform is configured; the "
+                    "others are named as skipped. csv_trigger: its CSV uploaded to Deployteq's Upload folder over "
+                    "SFTP, where the file name starts the campaign ([export.deployteq]: EXPORT__DEPLOYTEQ__HOST, ...). "
+                    "spotler_campaign_trigger: Spotler's external trigger of that name started for each contact; "
+                    "spotler_audience: a Spotler audience mirroring the segment (the sources.spotler account). "
+                    "Only contacts marts.contacts allows to mail are sent, each once (see the README).")
+    export.add_argument("segments", nargs="*", metavar="SEGMENT", help="only these segments (default: all with a target)")
     export.add_argument("--force", action="store_true",
-                        help="upload even if the segment went out today already or its file is on the server")
-    export.add_argument("--dry-run", action="store_true", help="write the files locally and say what would be uploaded")
+                        help="send even if the segment went out to the target today already or its file is on the server")
+    export.add_argument("--dry-run", action="store_true",
+                        help="write the CSV files locally and say per target what would be sent; nothing is sent")
     export.add_argument("--status", action="store_true",
-                        help="instead: read Deployteq's Done and Failed folders and report rejected exports")
+                        help="instead: per target what became of earlier exports (Deployteq's Done and Failed "
+                             "folders; Spotler's answers per contact)")
     export.add_argument("--wait", type=float, default=300, metavar="SECONDS",
                         help="how long to wait for another export of this warehouse to finish (default 300)")
     export.set_defaults(handler=cmd_export)
@@ -306,7 +311,7 @@ def cmd_export(args) -> int:
     except LockBusy as error:
         print(f"error: export: {error}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again later
-    except (export.ExportError, export.SftpError) as error:
+    except (export.ExportError, export.SftpError, export.ConsentGuardError) as error:
         print(f"error: export: {error}", file=sys.stderr)
         return 1
     for result in results:

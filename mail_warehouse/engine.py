@@ -20,7 +20,7 @@ from mail_warehouse.settings import connect, sql_literal, warehouse_path
 ENGINES = ("duckdb", "spark")
 # What Spark built that publish and the export read from the warehouse file.
 SPARK_BUILT_SCHEMAS = ("marts", "segments")
-EXPORT_LOG_TABLES = ("csv_trigger_log", "csv_trigger_contacts")
+EXPORT_LOG_TABLES = ("csv_trigger_log", "csv_trigger_contacts", "spotler_export_log", "spotler_export_contacts")
 
 
 def warehouse_engine() -> str:

@@ -43,13 +43,15 @@ from pathlib import Path
 import yaml
 
 from mail_warehouse import settings as warehouse_settings
+from mail_warehouse.consent_guard import SEGMENT_SCHEMA, ConsentGuard, ConsentGuardError
 from mail_warehouse.export_config import SETTING_PREFIX, ExportError, ExportSettings, load_settings
+from mail_warehouse.export_spotler import SpotlerTargets, SpotlerTargetError, SpotlerWayBack, targets_from_meta
+from mail_warehouse import export_spotler
 from mail_warehouse.lock import WarehouseLock
 from mail_warehouse.settings import sql_literal
 from loaders.sftp import RETRYABLE, ReconnectingSftp, SftpError, SftpSession
 
 SEGMENT_MODELS = warehouse_settings.PROJECT_DIR / "models" / "segments"
-SEGMENT_SCHEMA = "segments"
 LOG_SCHEMA = "exports"
 DEFAULT_LOCK_WAIT_SECONDS = 300
 DELIVERED = ("uploaded", "done")   # statuses of a trigger that reached Deployteq and was not rejected
@@ -73,26 +75,44 @@ class Trigger:
         return self.file_name.format(date=day)
 
 
-def declared_triggers(folder: Path = SEGMENT_MODELS) -> dict[str, Trigger]:
-    triggers = {}
+def _segment_metas(folder: Path) -> Iterator[tuple[str, str, dict]]:
+    """(yml file name, segment, meta) of every segment model."""
     for path in sorted(folder.glob("*.yml")):
         for model in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models", []) or []:
-            meta = ((model.get("config") or {}).get("meta") or model.get("meta") or {}).get("csv_trigger")
-            if not meta:
-                continue
-            columns = meta.get("columns") or {}
-            if not meta.get("file_name") or not columns or "email" not in columns:
-                raise ExportError(f"{path.name}: the csv_trigger of {model['name']} needs file_name and columns, "
-                                  "email among them")
-            if "{date" not in meta["file_name"] or meta["file_name"].startswith("."):
-                # Each day's trigger is a new name: that is how the export and Deployteq tell a file delivered
-                # before from today's, and a dot-name is what the watcher ignores.
-                raise ExportError(f"{path.name}: the csv_trigger file_name of {model['name']} "
-                                  f"({meta['file_name']!r}) must carry the date, e.g. name_{{date:%Y%m%d}}.csv, "
-                                  "and not start with a dot")
-            triggers[model["name"]] = Trigger(model["name"], meta["file_name"], dict(columns),
-                                              meta.get("delimiter", ";"), meta.get("encoding", "utf-8"))
+            yield path.name, model["name"], (model.get("config") or {}).get("meta") or model.get("meta") or {}
+
+
+def declared_triggers(folder: Path = SEGMENT_MODELS) -> dict[str, Trigger]:
+    triggers = {}
+    for where, segment, segment_meta in _segment_metas(folder):
+        meta = segment_meta.get("csv_trigger")
+        if not meta:
+            continue
+        columns = meta.get("columns") or {}
+        if not meta.get("file_name") or not columns or "email" not in columns:
+            raise ExportError(f"{where}: the csv_trigger of {segment} needs file_name and columns, email among them")
+        if "{date" not in meta["file_name"] or meta["file_name"].startswith("."):
+            # Each day's trigger is a new name: that is how the export and Deployteq tell a file delivered
+            # before from today's, and a dot-name is what the watcher ignores.
+            raise ExportError(f"{where}: the csv_trigger file_name of {segment} ({meta['file_name']!r}) must "
+                              "carry the date, e.g. name_{date:%Y%m%d}.csv, and not start with a dot")
+        triggers[segment] = Trigger(segment, meta["file_name"], dict(columns), meta.get("delimiter", ";"),
+                                    meta.get("encoding", "utf-8"))
     return triggers
+
+
+def declared_spotler_targets(folder: Path = SEGMENT_MODELS) -> dict[str, SpotlerTargets]:
+    """The Spotler campaign triggers and audiences the segments declare (`spotler_campaign_trigger`,
+    `spotler_audience` in their yml meta)."""
+    found = {}
+    for where, segment, meta in _segment_metas(folder):
+        try:
+            targets = targets_from_meta(segment, meta, where)
+        except SpotlerTargetError as error:
+            raise ExportError(str(error)) from None
+        if targets is not None:
+            found[segment] = targets
+    return found
 
 
 # --- the log ----------------------------------------------------------------------------------------
@@ -133,49 +153,20 @@ class ExportResult:
     excluded: int = 0
     message: str = ""
     excluded_by_reason: dict[str, int] | None = None
+    target: str | None = None   # named when it is not the segment's CSV trigger going out (not configured)
 
     def line(self) -> str:
         detail = f" {self.file_name}" if self.file_name else ""
         reasons = ", ".join(f"{count:,} {reason}" for reason, count in (self.excluded_by_reason or {}).items())
-        return (f"export {self.segment}: {self.status}{detail}"
-                + ("" if self.status == "reconciled" else f", {self.rows:,} contacts")
+        counted = self.status != "reconciled" and not self.target
+        return (f"export {self.segment}{' to ' + self.target if self.target else ''}: {self.status}{detail}"
+                + (f", {self.rows:,} contacts" if counted else "")
                 + (f" ({self.excluded:,} left out by the consent guard" + (f": {reasons}" if reasons else "") + ")"
                    if self.excluded else "")
                 + (f"; {self.message}" if self.message else ""))
 
 
-# --- the consent guard and the CSV --------------------------------------------------------------------
-
-class ConsentGuard:
-    """Who may be mailed: `marts.contacts.is_mailable`, the one definition the segments use too, with
-    `not_mailable_reason` for everyone else. Checked again here whatever a segment's SQL says."""
-    condition = "c.is_mailable"
-
-    @classmethod
-    def of(cls, con) -> "ConsentGuard":
-        columns = {row[0] for row in con.execute(
-            "select column_name from information_schema.columns where table_schema = 'marts' "
-            "and table_name = 'contacts'").fetchall()}
-        missing = {"is_mailable", "not_mailable_reason"} - columns
-        if missing:
-            raise ExportError(f"marts.contacts has no {', '.join(sorted(missing))} (built by an older version, or "
-                              "not built): run `warehouse build`, then export")
-        return cls()
-
-    def rows(self, trigger: Trigger) -> str:
-        """The segment's rows that pass the guard, with the contact they matched (alias `c`)."""
-        return f"""{SEGMENT_SCHEMA}.{trigger.segment} s
-            inner join marts.contacts c on c.email = lower(trim(s.email))
-            where {self.condition}"""
-
-    def left_out_by_reason(self, con, trigger: Trigger) -> dict[str, int]:
-        found = con.execute(f"""select coalesce(c.not_mailable_reason, 'not a known contact') as reason, count(*)
-                                from {SEGMENT_SCHEMA}.{trigger.segment} s
-                                left join marts.contacts c on c.email = lower(trim(s.email))
-                                where not coalesce({self.condition}, false)
-                                group by 1 order by 2 desc, 1""").fetchall()
-        return {reason.replace("_", " "): count for reason, count in found}
-
+# --- the CSV --------------------------------------------------------------------------------------------
 
 def _write_csv(con, trigger: Trigger, target: Path, guard: ConsentGuard | None = None) -> tuple[int, int]:
     """Write the guarded rows as the trigger's CSV with DuckDB, in one pass and in a fixed order (the same
@@ -416,10 +407,10 @@ def _record_contacts(con, guard: ConsentGuard, trigger: Trigger, export_id: str)
 
 
 def _open_destination(dry_run: bool) -> tuple[ExportSettings, Deployteq | None]:
-    """The settings and, unless a dry run, an SFTP session already through its handshake (a failed first
-    attempt is left to the first call, which retries and reports)."""
-    settings = load_settings(need_sftp=not dry_run)
-    if dry_run:
+    """The settings and, unless a dry run or Deployteq is not configured, an SFTP session already through its
+    handshake (a failed first attempt is left to the first call, which retries and reports)."""
+    settings = load_settings(need_sftp=False)
+    if dry_run or settings.sftp is None:
         return settings, None
     deployteq = Deployteq(settings)
     try:
@@ -431,14 +422,28 @@ def _open_destination(dry_run: bool) -> tuple[ExportSettings, Deployteq | None]:
 
 # --- the export ---------------------------------------------------------------------------------------
 
+NOT_CONFIGURED = {
+    "deployteq": f"not configured: set export.deployteq.host and username ({SETTING_PREFIX}HOST, "
+                 f"{SETTING_PREFIX}USERNAME)",
+    "spotler": "not configured: set the sources.spotler account (SOURCES__SPOTLER__CONSUMER_KEY, "
+               "SOURCES__SPOTLER__CONSUMER_SECRET)",
+}
+
+
 def export_segments(names: list[str] | None = None, *, force: bool = False, dry_run: bool = False,
                     today: dt.date | None = None, wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
-                    stream=sys.stderr) -> list[ExportResult]:
-    triggers = declared_triggers()
-    unknown = [n for n in (names or []) if n not in triggers]
+                    stream=sys.stderr) -> list:
+    """Each segment to every target it declares whose platform is configured: Deployteq CSV triggers
+    (`[export.deployteq]`), Spotler campaign triggers and audiences (the `sources.spotler` account). A target
+    whose platform is not configured is named in the results as skipped."""
+    triggers, spotler_targets = declared_triggers(), declared_spotler_targets()
+    segments = sorted(set(triggers) | set(spotler_targets))
+    unknown = [n for n in (names or []) if n not in segments]
     if unknown:
-        raise ExportError(f"no csv_trigger declared for {unknown}; segments with one: {sorted(triggers)}")
+        raise ExportError(f"no csv_trigger, spotler_campaign_trigger or spotler_audience declared for {unknown}; "
+                          f"segments with one: {segments}")
     today = today or dt.datetime.now(dt.UTC).date()
+    chosen = names or segments
     with WarehouseLock(warehouse_settings.warehouse_path(), wait_seconds, command="export"):
         con = warehouse_settings.connect()
         # Beside the main thread: reading the settings (dlt's configuration machinery) and the SSH handshake
@@ -447,11 +452,25 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
         destination = beside.submit(_open_destination, dry_run)
         try:
             ensure_log(con)
+            export_spotler.ensure_log(con)
             guard = ConsentGuard.of(con)
-            results = []
-            for name in names or sorted(triggers):
-                results.extend(_export_one(con, beside, destination, guard, triggers[name], today, force, dry_run,
-                                           stream))
+            results: list = []
+            spotler = None
+            for name in chosen:
+                if name in triggers:
+                    results.extend(_export_one(con, beside, destination, guard, triggers[name], today, force, dry_run,
+                                               stream))
+                if name in spotler_targets:
+                    if spotler is None:
+                        destination.result()  # dlt's settings read once, not from two threads at a time
+                        account = export_spotler.spotler_account()
+                        spotler = SpotlerWayBack(con, account, today=today, force=force, dry_run=dry_run,
+                                                 stream=stream) if account is not None else False
+                    if spotler:
+                        results.extend(spotler.export(spotler_targets[name]))
+                    else:
+                        results.append(ExportResult(name, "skipped", target="Spotler",
+                                                    message=NOT_CONFIGURED["spotler"]))
             return results
         finally:
             beside.shutdown()
@@ -466,7 +485,10 @@ def _export_one(con, beside, destination, guard: ConsentGuard, trigger: Trigger,
     results = []
     if not dry_run and con.execute(f"""select count(*) from {LOG_SCHEMA}.csv_trigger_log
                                        where segment = $s and status = 'intent'""", {"s": name}).fetchone()[0]:
-        results.extend(reconcile(con, destination.result()[1], name))
+        settings, deployteq = destination.result()
+        if deployteq is None:  # intents of a time Deployteq was configured: resolved when it is again
+            return [ExportResult(name, "skipped", target="Deployteq", message=NOT_CONFIGURED["deployteq"])]
+        results.extend(reconcile(con, deployteq, name))
     delivered_today = con.execute(f"""select file_name from {LOG_SCHEMA}.csv_trigger_log where segment = $s
                                       and export_day = $d and status in {DELIVERED}""",
                                   {"s": name, "d": today}).fetchall()
@@ -481,6 +503,8 @@ def _export_one(con, beside, destination, guard: ConsentGuard, trigger: Trigger,
         rows, excluded = _write_csv(con, trigger, scratch, guard)
         hashing = None if dry_run else beside.submit(file_sha256, scratch)
         settings, deployteq = destination.result()
+        if settings.sftp is None:
+            return results + [ExportResult(name, "skipped", target="Deployteq", message=NOT_CONFIGURED["deployteq"])]
         size, sha256 = scratch.stat().st_size, hashing.result() if hashing else None
         local = settings.local_dir / file_name
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -533,28 +557,38 @@ def _known_rejected(con, file_name: str) -> bool:
 
 
 def check_status(*, wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS, stream=sys.stderr) -> list[str]:
-    """Reconcile interrupted exports, then read Deployteq's Done and Failed folders; record and report what
-    became of earlier exports."""
-    settings = load_settings()
+    """Per target, what became of earlier exports. Deployteq (when configured): interrupted exports reconciled,
+    then its Done and Failed folders read and recorded. Spotler: each export's per-contact outcomes, from the log
+    (Spotler answers every call at once, so there is nothing to ask it afterwards)."""
+    settings = load_settings(need_sftp=False)
     with WarehouseLock(warehouse_settings.warehouse_path(), wait_seconds, command="export"):
         con = warehouse_settings.connect()
-        deployteq = Deployteq(settings)
         try:
             ensure_log(con)
-            report = [result.line() for result in reconcile(con, deployteq)]
-            pending = con.execute(f"""select export_id, file_name, segment, status from {LOG_SCHEMA}.csv_trigger_log
-                                      where status in ('uploaded', 'done', 'failed')""").fetchall()
-            done, failed = deployteq.listing("DONE_DIR"), deployteq.listing("FAILED_DIR")
-            for export_id, file_name, segment, status in pending:
-                new = "failed" if file_name in failed else "done" if file_name in done else status
-                if new != status:
-                    _record_outcome(con, export_id, new)
-                if new == "failed":
-                    report.append(f"{segment}: {file_name} was rejected by Deployteq (in {settings.failed_dir}/); "
-                                  "check the column names and the campaign the file name selects")
-                else:
-                    report.append(f"{segment}: {file_name} {new}")
-            return report
+            export_spotler.ensure_log(con)
+            report = _deployteq_status(con, settings) if settings.sftp is not None else [
+                f"Deployteq: {NOT_CONFIGURED['deployteq']}"]
+            return report + export_spotler.status_lines(con)
         finally:
-            deployteq.close()
             con.close()
+
+
+def _deployteq_status(con, settings: ExportSettings) -> list[str]:
+    deployteq = Deployteq(settings)
+    try:
+        report = [result.line() for result in reconcile(con, deployteq)]
+        pending = con.execute(f"""select export_id, file_name, segment, status from {LOG_SCHEMA}.csv_trigger_log
+                                  where status in ('uploaded', 'done', 'failed')""").fetchall()
+        done, failed = deployteq.listing("DONE_DIR"), deployteq.listing("FAILED_DIR")
+        for export_id, file_name, segment, status in pending:
+            new = "failed" if file_name in failed else "done" if file_name in done else status
+            if new != status:
+                _record_outcome(con, export_id, new)
+            if new == "failed":
+                report.append(f"{segment}: {file_name} was rejected by Deployteq (in {settings.failed_dir}/); "
+                              "check the column names and the campaign the file name selects")
+            else:
+                report.append(f"{segment}: {file_name} {new}")
+        return report
+    finally:
+        deployteq.close()

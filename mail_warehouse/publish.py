@@ -1,7 +1,7 @@
 """`warehouse publish`: a read-only copy of the warehouse for BI dashboards (`analytics.duckdb` beside it).
 
-The copy holds the marts, the segments and the export log (`exports.csv_trigger_log`), is written under a
-temporary name and renamed into place in one step, so a dashboard never blocks a load, never sees a
+The copy holds the marts, the segments and the export logs (`exports.csv_trigger_log`,
+`exports.spotler_export_log`), is written under a temporary name and renamed into place in one step, so a dashboard never blocks a load, never sees a
 half-built file, and a dashboard that still has the old copy open keeps reading it undisturbed. Only a build
 whose models and tests all passed is published: dbt's `target/run_results.json` says so.
 
@@ -35,8 +35,8 @@ from mail_warehouse.build import dbt_target_path, run_results_path
 from mail_warehouse.settings import connect, sql_literal, warehouse_path
 
 PUBLISHED_SCHEMAS = ("marts", "segments")
-# The export log tells the dashboard what went to Deployteq; the exported addresses themselves stay home.
-PUBLISHED_EXTRA_TABLES = (("exports", "csv_trigger_log"),)
+# The export logs tell the dashboard what went to Deployteq and Spotler; the exported addresses stay home.
+PUBLISHED_EXTRA_TABLES = (("exports", "csv_trigger_log"), ("exports", "spotler_export_log"))
 # The oldest storage format that holds every type of the marts (timestamptz, varchar[], json, decimal):
 # DuckDB 1.0 reads it, and so does every later reader.
 DEFAULT_STORAGE_COMPATIBILITY_VERSION = "v1.0.0"

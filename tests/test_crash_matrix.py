@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -487,3 +488,70 @@ def test_a_rename_the_server_carries_out_late_is_not_a_second_delivery(built_war
     assert watcher.started == started
     assert _exported(tmp_path / "warehouse.duckdb") == logged
     assert not [p.name for p in (stack.deployteq_dir / "Upload").iterdir()], "a scratch file was left behind"
+
+
+# --- the export to Spotler's campaign trigger ---------------------------------------------------------------
+
+TRIGGER = r"/campaign/trigger/"
+
+
+def _spotler_outcomes(database: Path) -> list[tuple]:
+    con = settings.connect(database, read_only=True)
+    try:
+        return con.execute("""select l.segment, l.target, c.external_contact_id, c.status
+                              from exports.spotler_export_contacts c join exports.spotler_export_log l using (export_id)
+                              order by all""").fetchall()
+    finally:
+        con.close()
+
+
+def _started(stack) -> Counter:
+    return Counter(contact for campaign, contact in stack.spotler_api.triggered)
+
+
+@pytest.fixture(scope="module")
+def spotler_reference(built_warehouse, tmp_path_factory):
+    """One uninterrupted export: the contacts Spotler started and the outcomes recorded."""
+    _, reference, stack = built_warehouse
+    folder = tmp_path_factory.mktemp("exported-spotler")
+    shutil.copyfile(reference, folder / "warehouse.duckdb")
+    _fresh_deployteq(stack)
+    stack.spotler_api.reset_writes()
+    run_to_the_end(["export"], trial_environment(built_warehouse, folder))
+    started = _started(stack)
+    assert started and set(started.values()) == {1}
+    return started, _spotler_outcomes(folder / "warehouse.duckdb")
+
+
+SPOTLER_EXPORT_POINTS = [
+    KillPoint("spotler export: the campaign list held (before the first call)",
+              Fault("hold", path=r"/campaign/list")),
+    KillPoint("spotler export: the first trigger held before Spotler acts", Fault("hold", path=TRIGGER)),
+    KillPoint("spotler export: between calls, the 7th trigger held before Spotler acts",
+              Fault("hold", path=TRIGGER, skip=6)),
+    KillPoint("spotler export: the 6th trigger carried out, its answer held (not recorded)",
+              Fault("hold", path=TRIGGER, skip=5, act_first=True)),
+    KillPoint("spotler export: 0.05 s after the 3rd trigger's answer", Fault("hold", path=TRIGGER, skip=2,
+                                                                            act_first=True), delay=0.05),
+]
+
+
+@pytest.mark.parametrize("point", SPOTLER_EXPORT_POINTS, ids=str)
+def test_a_killed_spotler_export_run_again_starts_every_contact_once(point, built_warehouse, spotler_reference,
+                                                                     tmp_path):
+    _, reference, stack = built_warehouse
+    started, outcomes = spotler_reference
+    shutil.copyfile(reference, tmp_path / "warehouse.duckdb")
+    trial_env = trial_environment(built_warehouse, tmp_path)
+    _fresh_deployteq(stack)
+    stack.spotler_api.reset_writes()
+    stack.spotler_server.inject(point.fault)
+    try:
+        run_killed(["export"], trial_env, point, tmp_path / "killed.log")
+    finally:
+        stack.spotler_server.reset()
+    run_to_the_end(["export"], trial_env)
+    trial = _started(stack)
+    FIGURES.triggers_doubled += sum(count - 1 for count in trial.values() if count > 1)
+    assert trial == started, f"{point}: started twice or left out: {(trial - started) or (started - trial)}"
+    assert _spotler_outcomes(tmp_path / "warehouse.duckdb") == outcomes

@@ -214,11 +214,17 @@ def test_headline_numbers_equal_sql_on_the_marts_and_a_filter_changes_them(dashb
                             "Shared addresses": number(shared)})
 
     open_page(page, url + "segments")
-    triggers, left_out = sql(analytics, "select count(*), sum(excluded_by_consent) from exports.csv_trigger_log")
+    csv_files, csv_sent, csv_left_out = sql(analytics, "select count(*), sum(rows), sum(excluded_by_consent) "
+                                                       "from exports.csv_trigger_log")
+    spotler_runs, spotler_sent, spotler_left_out = sql(analytics, """
+        select count(*), coalesce(sum(triggered), 0), coalesce(sum(excluded_by_consent), 0)
+        from exports.spotler_export_log where target_kind = 'campaign_trigger'""")
     in_segment = sql(analytics, "select count(*) from segments.reactivation")[0]
-    assert triggers >= 1
-    wait_for_metrics(page, {"CSV triggers": number(triggers), "In segments now": number(in_segment),
-                            "Left out (consent)": number(left_out)})
+    assert csv_files >= 1 and spotler_runs >= 1, "the export went to both targets of the demo company"
+    wait_for_metrics(page, {"Exports": number(csv_files + spotler_runs), "In segments now": number(in_segment),
+                            "Contacts sent": number(csv_sent + spotler_sent),
+                            "Left out (consent)": number(csv_left_out + spotler_left_out)})
+    page.get_by_text("Spotler campaign trigger").first.wait_for(timeout=30_000)
 
     open_page(page, url + "projections")
     so_far, projected = sql(analytics, "select open_rate, projected_open_rate from marts.mailing_rate_projections "

@@ -33,7 +33,7 @@ recently_exported as (
     select distinct contact_key
     from {{ ref('stg_exports__segment_sends') }}
     where segment = 'reactivation'
-      and uploaded_at >= {{ dbt.dateadd('day', -var('reactivation_cooldown_days'), as_of_date()) }}
+      and sent_at >= {{ dbt.dateadd('day', -var('reactivation_cooldown_days'), as_of_date()) }}
 ),
 
 final as (
