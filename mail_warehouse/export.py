@@ -463,7 +463,10 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
                 if name in spotler_targets:
                     if spotler is None:
                         destination.result()  # dlt's settings read once, not from two threads at a time
-                        account = export_spotler.spotler_account()
+                        try:
+                            account = export_spotler.spotler_account()
+                        except ValueError as error:  # dlt's configuration errors: the message names the setting
+                            raise ExportError(f"the Spotler account's settings: {error}") from None
                         spotler = SpotlerWayBack(con, account, today=today, force=force, dry_run=dry_run,
                                                  stream=stream) if account is not None else False
                     if spotler:
