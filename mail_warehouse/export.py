@@ -1,4 +1,6 @@
-"""Segments to Deployteq CSV triggers over SFTP (`warehouse export [SEGMENT ...]`), each trigger delivered once.
+"""`warehouse export [SEGMENT ...]`: each segment to every target it declares whose platform is configured.
+Deployteq CSV triggers over SFTP are here, each trigger delivered once; Spotler campaign triggers and audiences
+are in `export_spotler`; both go through the one consent guard (`consent_guard`).
 
 A CSV placed in the brand's `Upload` folder starts the campaign its file name selects; Deployteq moves it
 to `Active`, then `Done` or `Failed`. A file delivered twice mails every contact in it twice, so each trigger
