@@ -224,7 +224,6 @@ def test_headline_numbers_equal_sql_on_the_marts_and_a_filter_changes_them(dashb
     wait_for_metrics(page, {"Exports": number(csv_files + spotler_runs), "In segments now": number(in_segment),
                             "Contacts sent": number(csv_sent + spotler_sent),
                             "Left out (consent)": number(csv_left_out + spotler_left_out)})
-    page.get_by_text("Spotler campaign trigger").first.wait_for(timeout=30_000)
 
     open_page(page, url + "projections")
     so_far, projected = sql(analytics, "select open_rate, projected_open_rate from marts.mailing_rate_projections "
