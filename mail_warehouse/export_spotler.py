@@ -128,7 +128,8 @@ class SpotlerWayBack:
                  stream=sys.stderr, audience_batch: int = MAX_AUDIENCE_BATCH) -> None:
         from loaders.spotler.client import SpotlerClient
 
-        self.con, self.config, self.today, self.force, self.dry_run, self.stream = con, config, today, force, dry_run, stream
+        self.con, self.config, self.today, self.stream = con, config, today, stream
+        self.force, self.dry_run = force, dry_run
         self.audience_batch = max(1, min(audience_batch, MAX_AUDIENCE_BATCH))
         self.client = SpotlerClient(config, log=self._say)
         self.workers = max(1, config.max_parallel_requests)

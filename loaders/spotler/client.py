@@ -87,15 +87,8 @@ class SpotlerClient:
         url = self.url_for(path_or_url)
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params)
-        try:
-            return call_with_retries(
-                lambda: self._attempt(endpoint, url), attempts=self.config.max_attempts,
-                first_delay=self.config.retry_delay_seconds, is_transient=lambda e: isinstance(e, _Transient),
-                delay_hint=lambda e: getattr(e, "retry_after", None),
-                on_retry=lambda attempt, e, delay: self.log(f"  {endpoint}: {e}, retrying in {delay:.1f} s"))
-        except _Transient as last:
-            raise SpotlerError(f"{endpoint}: failed after {self.config.max_attempts} attempts (last: {last.problem}); "
-                               "nothing of this run was loaded and the cursors are where they were") from None
+        return self._with_retries(endpoint, lambda: self._attempt(endpoint, url),
+                                  "; nothing of this run was loaded and the cursors are where they were")
 
     def send(self, method: str, endpoint: str, path: str, body=None) -> Answer:
         """A call of the export (a write, or a read whose refusal means something, `GET /audience/{id}`) with
@@ -104,21 +97,26 @@ class SpotlerClient:
         url = self.url_for(path)
         data = None if body is None else json.dumps(body).encode()
         unanswered = []
+        answer = self._with_retries(endpoint, lambda: self._attempt(endpoint, url, method, data, answer=True),
+                                    on_failure=lambda failure: unanswered.append(failure.unanswered))
+        return Answer(answer.status, answer.body, after_lost_answer=any(unanswered))
 
+    def _with_retries(self, endpoint: str, action: Callable, consequence: str = "",
+                      on_failure: Callable[["_Transient"], None] = lambda failure: None):
+        """`action` under the one retry policy; each transient failure is logged (and told to `on_failure`)
+        before its retry; the last one raises a SpotlerError naming the endpoint and `consequence`."""
         def on_retry(attempt: int, failure: BaseException, delay: float) -> None:
-            if getattr(failure, "unanswered", False):
-                unanswered.append(attempt)
+            on_failure(failure)
             self.log(f"  {endpoint}: {failure}, retrying in {delay:.1f} s")
 
         try:
-            answer = call_with_retries(
-                lambda: self._attempt(endpoint, url, method, data, answer=True), attempts=self.config.max_attempts,
-                first_delay=self.config.retry_delay_seconds, is_transient=lambda e: isinstance(e, _Transient),
-                delay_hint=lambda e: getattr(e, "retry_after", None), on_retry=on_retry)
-            return Answer(answer.status, answer.body, after_lost_answer=bool(unanswered))
+            return call_with_retries(
+                action, attempts=self.config.max_attempts, first_delay=self.config.retry_delay_seconds,
+                is_transient=lambda e: isinstance(e, _Transient), delay_hint=lambda e: getattr(e, "retry_after", None),
+                on_retry=on_retry)
         except _Transient as last:
             raise SpotlerError(f"{endpoint}: failed after {self.config.max_attempts} attempts "
-                               f"(last: {last.problem})") from None
+                               f"(last: {last.problem}){consequence}") from None
 
     def pages(self, endpoint: str, path: str, item_key: str, params: dict | None = None) -> Iterator[list[dict]]:
         """Every page of a paged list, following `next` (signed anew) until the last page."""
@@ -130,9 +128,10 @@ class SpotlerClient:
                 return
             body = self.get(endpoint, following)
 
-    def _charge(self, endpoint: str) -> None:
+    def _charge(self, endpoint: str, *, budgeted: bool = True) -> None:
+        """Count the call; a budgeted one (the loader's) first checks max_calls_per_run."""
         with self._lock:
-            if self.config.max_calls_per_run and sum(self.calls.values()) >= self.config.max_calls_per_run:
+            if budgeted and self.config.max_calls_per_run and sum(self.calls.values()) >= self.config.max_calls_per_run:
                 raise CallBudgetReached(endpoint)
             self.calls[endpoint] += 1
 
@@ -140,11 +139,7 @@ class SpotlerClient:
                  answer: bool = False):
         """One call: a read's JSON, or (`answer`) Spotler's Answer whatever it says; raises _Transient for what
         is worth another try."""
-        if not answer:
-            self._charge(endpoint)
-        else:
-            with self._lock:
-                self.calls[endpoint] += 1
+        self._charge(endpoint, budgeted=not answer)
         # the JSON body is not signed (OAuth 1.0a signs form bodies only), so the signature covers the URL
         signed_url, headers, _ = OAuthClient(self.config.consumer_key, client_secret=self.config.consumer_secret,
                                              signature_method="HMAC-SHA1").sign(url, http_method=method)

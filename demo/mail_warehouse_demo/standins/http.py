@@ -4,7 +4,8 @@ It counts calls per endpoint and injects faults that tests ask for: an HTTP stat
 Retry-After, 5xx), a slow answer, a body cut off midway, a reply held back until released (the test kills
 the client meanwhile), or a connection dropped without a reply. A request held or dropped that way was never
 carried out; `act_first` carries it out first (a write call acted on, its answer held or lost on the way
-back). `skip` lets that many matching requests through first, so a fault hits the Nth. Tests in the same process use the Python objects; a process outside
+back). `skip` lets that many matching requests through first, so a fault hits the Nth. Tests in the same
+process use the Python objects; a process outside
 (a CLI run under test) uses the admin endpoints under `/_standin/`: `GET /_standin/calls`,
 `POST /_standin/faults` (a JSON list of faults), `POST /_standin/release` (every held reply goes out),
 `POST /_standin/reset`.
