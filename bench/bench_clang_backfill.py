@@ -14,12 +14,12 @@ import argparse
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench_clang_load import clang_environment, timed_load
+
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
 from mail_warehouse_demo.world import WorldSpec, simulate
@@ -33,10 +33,29 @@ def timed_anchor(server, keys: SshKeys, work: Path) -> float:
     local = work / "anchor"
     shutil.rmtree(local, ignore_errors=True)
     started = time.perf_counter()
-    subprocess.run(["sftp", "-q", "-P", str(server.port), "-i", str(keys.user_key),
-                    "-o", f"UserKnownHostsFile={keys.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                    "-o", "BatchMode=yes", "-b", "-", f"{server.username}@{server.host}"],
-                   input=f"get -r clang {local}\n", text=True, check=True, capture_output=True)
+    subprocess.run(
+        [
+            "sftp",
+            "-q",
+            "-P",
+            str(server.port),
+            "-i",
+            str(keys.user_key),
+            "-o",
+            f"UserKnownHostsFile={keys.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-b",
+            "-",
+            f"{server.username}@{server.host}",
+        ],
+        input=f"get -r clang {local}\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     database = work / "anchor.duckdb"
     database.unlink(missing_ok=True)
     con = connect(database)
@@ -73,10 +92,14 @@ def main() -> None:
         finally:
             server.stop()
         loader_seconds, anchor_seconds = statistics.median(loads), statistics.median(anchors)
-        print(f"warehouse load clang: {len(files)} files ({size_mb:,.0f} MB) over {server.kind} SFTP, a new "
-              f"warehouse each round: {', '.join(f'{s:.1f}' for s in loads)} s, median {loader_seconds:.1f} s")
-        print(f"anchor: OpenSSH sftp get -r + DuckDB read_csv of each kind into a table: "
-              f"{', '.join(f'{s:.1f}' for s in anchors)} s, median {anchor_seconds:.1f} s")
+        print(
+            f"warehouse load clang: {len(files)} files ({size_mb:,.0f} MB) over {server.kind} SFTP, a new "
+            f"warehouse each round: {', '.join(f'{s:.1f}' for s in loads)} s, median {loader_seconds:.1f} s"
+        )
+        print(
+            f"anchor: OpenSSH sftp get -r + DuckDB read_csv of each kind into a table: "
+            f"{', '.join(f'{s:.1f}' for s in anchors)} s, median {anchor_seconds:.1f} s"
+        )
         print(loader.stdout.strip())
         ratio = loader_seconds / anchor_seconds
         print(f"ratio of the medians loader / anchor = {ratio:.2f} (target <= {TARGET_RATIO:g})")

@@ -29,7 +29,8 @@ def write_activities(path: Path, rows: int) -> None:
                      10000 + i % 250000 as "Extern klantnummer",
                      'voornaam.achternaam' || (i % 250000) || '@example.nl' as "E-mailadres",
                      ['SEND', 'OPEN', 'CLICK', 'OPEN', 'SEND'][1 + i % 5] as "Activiteit",
-                     strftime(timestamp '2026-01-01' + to_seconds(i % 31536000), '%Y-%m-%d %H:%M:%S') as "Activiteitdatum",
+                     strftime(timestamp '2026-01-01' + to_seconds(i % 31536000), '%Y-%m-%d %H:%M:%S')
+                         as "Activiteitdatum",
                      case when i % 5 = 2 then 'https://www.example-shop.nl/collectie?utm_campaign=m' || (i % 100) end
                          as "Beschrijving activiteit"
               from range({rows}) t(i))
@@ -41,17 +42,24 @@ def write_activities(path: Path, rows: int) -> None:
 
 def clang_environment(server, keys: SshKeys, warehouse: Path, remote_dir: str) -> dict:
     """`warehouse load clang`'s settings for `server`, into `warehouse`."""
-    return {**os.environ, "WAREHOUSE_PATH": str(warehouse), "SOURCES__CLANG__HOST": server.host,
-            "SOURCES__CLANG__PORT": str(server.port), "SOURCES__CLANG__USERNAME": server.username,
-            "SOURCES__CLANG__REMOTE_DIR": remote_dir, "SOURCES__CLANG__KNOWN_HOSTS": str(keys.known_hosts),
-            "SOURCES__CLANG__PRIVATE_KEY_PATH": str(keys.user_key)}
+    return {
+        **os.environ,
+        "WAREHOUSE_PATH": str(warehouse),
+        "SOURCES__CLANG__HOST": server.host,
+        "SOURCES__CLANG__PORT": str(server.port),
+        "SOURCES__CLANG__USERNAME": server.username,
+        "SOURCES__CLANG__REMOTE_DIR": remote_dir,
+        "SOURCES__CLANG__KNOWN_HOSTS": str(keys.known_hosts),
+        "SOURCES__CLANG__PRIVATE_KEY_PATH": str(keys.user_key),
+    }
 
 
 def timed_load(env: dict) -> tuple[float, subprocess.CompletedProcess]:
     """`warehouse load clang` in a process of its own: its wall time and what it printed."""
     started = time.perf_counter()
-    loader = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "clang"], env=env, capture_output=True,
-                            text=True)
+    loader = subprocess.run(
+        [sys.executable, "-m", "mail_warehouse", "load", "clang"], env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - started
     if loader.returncode != 0:
         raise SystemExit(f"warehouse load clang failed:\n{loader.stdout}\n{loader.stderr}")
@@ -77,19 +85,41 @@ def main() -> None:
             loader_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
             started = time.perf_counter()
-            subprocess.run(["sftp", "-q", "-P", str(server.port), "-i", str(keys.user_key),
-                            "-o", f"UserKnownHostsFile={keys.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                            "-o", "BatchMode=yes", "-b", "-", f"{server.username}@{server.host}"],
-                           input=f"get export/{source.name} {work / 'anchor.csv'}\n", text=True, check=True,
-                           capture_output=True)
+            subprocess.run(
+                [
+                    "sftp",
+                    "-q",
+                    "-P",
+                    str(server.port),
+                    "-i",
+                    str(keys.user_key),
+                    "-o",
+                    f"UserKnownHostsFile={keys.known_hosts}",
+                    "-o",
+                    "StrictHostKeyChecking=yes",
+                    "-o",
+                    "BatchMode=yes",
+                    "-b",
+                    "-",
+                    f"{server.username}@{server.host}",
+                ],
+                input=f"get export/{source.name} {work / 'anchor.csv'}\n",
+                text=True,
+                check=True,
+                capture_output=True,
+            )
             con = connect(work / "anchor.duckdb")
-            con.execute(f"create table activities as select * from read_csv('{work / 'anchor.csv'}', delim=';', header=true)")
+            con.execute(
+                f"create table activities as select * from read_csv('{work / 'anchor.csv'}', delim=';', header=true)"
+            )
             con.close()
             anchor_seconds = time.perf_counter() - started
         finally:
             server.stop()
-        print(f"warehouse load clang: {args.rows:,} rows ({size_mb:,.0f} MB) over {server.kind} SFTP in "
-              f"{loader_seconds:.1f} s, peak memory {loader_peak_mb:,.0f} MB")
+        print(
+            f"warehouse load clang: {args.rows:,} rows ({size_mb:,.0f} MB) over {server.kind} SFTP in "
+            f"{loader_seconds:.1f} s, peak memory {loader_peak_mb:,.0f} MB"
+        )
         print(f"anchor: OpenSSH sftp get + DuckDB read_csv into a table in {anchor_seconds:.1f} s")
         print(loader.stdout.strip())
         print(f"ratio loader / anchor = {loader_seconds / anchor_seconds:.2f}")

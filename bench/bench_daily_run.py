@@ -56,8 +56,11 @@ def cached_world(cache: Path, size: str) -> Path:
         world = simulate(WorldSpec(contacts=contacts, mailings=mailings, days=days, seed=7, end=END, **share))
         write_world(world, world_dir)
         (world_dir / ".complete").write_text(f"{world.events.num_rows}\n")
-        print(f"{size}: generated {world.events.num_rows:,} events in {time.perf_counter() - started:.0f} s "
-              f"into {world_dir}", flush=True)
+        print(
+            f"{size}: generated {world.events.num_rows:,} events in {time.perf_counter() - started:.0f} s "
+            f"into {world_dir}",
+            flush=True,
+        )
     return world_dir
 
 
@@ -66,8 +69,9 @@ def warehouse_run(env: dict, project: Path | None = None) -> tuple[float, str]:
     if project is not None:
         env = {**env, "PYTHONPATH": str(project)}
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "run"], env=env, capture_output=True, text=True,
-                            cwd=project)
+    result = subprocess.run(
+        [sys.executable, "-m", "mail_warehouse", "run"], env=env, capture_output=True, text=True, cwd=project
+    )
     seconds = time.perf_counter() - started
     output = result.stdout + result.stderr
     if result.returncode != 0:
@@ -84,8 +88,12 @@ def build_seconds(summary: str) -> float:
 
 def checkout(revision: str, folder: Path) -> Path:
     """A worktree of the project at `revision` (removed with `git worktree prune` once its folder is gone)."""
-    subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], check=True, capture_output=True,
-                   cwd=Path(__file__).resolve().parent.parent)
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(folder), revision],
+        check=True,
+        capture_output=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     return folder
 
 
@@ -103,9 +111,15 @@ def daily_run(world_dir: Path, work: Path, project: Path | None = None) -> tuple
             path.rename(held_back / path.name)
     try:
         with StandinStack(world_dir, work / "state") as stack:
-            env = {**os.environ, **stack.environment(), "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
-                   "DBT_TARGET_PATH": str(work / "target"), "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(work / "exports"),
-                   "SOURCES__SPOTLER__START_DATE": "2025-01-01", "SOURCES__SPOTLER__PAGE_SIZE": "10000"}
+            env = {
+                **os.environ,
+                **stack.environment(),
+                "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
+                "DBT_TARGET_PATH": str(work / "target"),
+                "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(work / "exports"),
+                "SOURCES__SPOTLER__START_DATE": "2025-01-01",
+                "SOURCES__SPOTLER__PAGE_SIZE": "10000",
+            }
             timed = None
             for released in range(HELD_BACK_DAYS + 1):  # the history, then one day at a time
                 if released:
@@ -144,9 +158,12 @@ def main() -> None:
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             print(f"{size} at {args.before}: daily warehouse run {before_seconds:.1f} s; {before_summary}")
-            print(f"{size}: daily build {build_seconds(summary):.0f} s, at {args.before} "
-                  f"{build_seconds(before_summary):.0f} s: x{build_seconds(summary) / build_seconds(before_summary):.2f}"
-                  f"; whole run x{seconds[size] / before_seconds:.2f}", flush=True)
+            print(
+                f"{size}: daily build {build_seconds(summary):.0f} s, at {args.before} "
+                f"{build_seconds(before_summary):.0f} s: x{build_seconds(summary) / build_seconds(before_summary):.2f}"
+                f"; whole run x{seconds[size] / before_seconds:.2f}",
+                flush=True,
+            )
     if before is not None:
         shutil.rmtree(before.parent, ignore_errors=True)
         subprocess.run(["git", "worktree", "prune"], cwd=Path(__file__).resolve().parent.parent)

@@ -1,6 +1,7 @@
 """Benchmark: `dbt build` after one more day of data (about 1 % of the events: the world's newest days are
-quiet, so the newest few days) against a full build of the same warehouse, in the same run, on a world of about 10M e-mail events loaded by the real loaders from the
-stand-ins. Target: the incremental build takes at most 0.1 of the full build's wall time.
+quiet, so the newest few days) against a full build of the same warehouse, in the same run, on a world of
+about 10M e-mail events loaded by the real loaders from the stand-ins. Target: the incremental build takes at
+most 0.1 of the full build's wall time.
 
 Newsletters go mostly through Clang here (the Spotler stand-in pages events with OFFSET and would dominate
 the set-up time, not the measurement).
@@ -18,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from worlds import END, add_world_arguments, write_benchmark_world
+
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins.stack import StandinStack
-from worlds import END, add_world_arguments, write_benchmark_world
 
 
 def cli(*args, env) -> float:
@@ -67,9 +69,14 @@ def main() -> None:
         days_back = hold_back_newest_days(work / "world" / "clang", held_back, args.share)
         with StandinStack(work / "world", work / "state") as stack:
             stack.spotler_api.now = stack.spotler_api.world_now - dt.timedelta(days=days_back)
-            env = {**os.environ, **stack.environment(), "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
-                   "DBT_TARGET_PATH": str(work / "target"), "SOURCES__SPOTLER__START_DATE": "2025-01-01",
-                   "SOURCES__SPOTLER__PAGE_SIZE": "10000"}
+            env = {
+                **os.environ,
+                **stack.environment(),
+                "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
+                "DBT_TARGET_PATH": str(work / "target"),
+                "SOURCES__SPOTLER__START_DATE": "2025-01-01",
+                "SOURCES__SPOTLER__PAGE_SIZE": "10000",
+            }
             vars_ = ["--vars", f"{{as_of_date: '{end}'}}"]
             for source in ("clang", "spotler", "directo"):
                 cli("load", source, env=env)
@@ -87,8 +94,10 @@ def main() -> None:
         con = connect(work / "warehouse.duckdb", read_only=True)
         after = con.execute("select count(*) from marts.customer_activity").fetchone()[0]
         con.close()
-        print(f"world: {events:,} e-mail events; customer_activity {after:,} rows after the new day "
-              f"(+{after - before:,} over {before:,}, {100 * (after - before) / max(before, 1):.1f} %)")
+        print(
+            f"world: {events:,} e-mail events; customer_activity {after:,} rows after the new day "
+            f"(+{after - before:,} over {before:,}, {100 * (after - before) / max(before, 1):.1f} %)"
+        )
         print(f"first build (all but the newest {days_back} days): {first_build:.1f} s")
         print(f"dbt build after those days came in (incremental): {incremental:.1f} s")
         print(f"full build (--full-refresh) of the same data: {full:.1f} s")

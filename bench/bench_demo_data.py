@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from mail_warehouse.settings import connect
 from mail_warehouse_demo.world import WorldSpec, simulate
 from mail_warehouse_demo.writers import write_world
-from mail_warehouse.settings import connect
 
 
 def main() -> None:
@@ -29,8 +29,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-demo-"))
     try:
         started = time.perf_counter()
-        world = simulate(WorldSpec(contacts=args.contacts, mailings=args.mailings, days=args.days, seed=1,
-                                   end=dt.date(2026, 11, 23)))
+        world = simulate(
+            WorldSpec(contacts=args.contacts, mailings=args.mailings, days=args.days, seed=1, end=dt.date(2026, 11, 23))
+        )
         write_world(world, work / "world")
         generator_seconds = time.perf_counter() - started
         events = world.events.num_rows
@@ -50,8 +51,10 @@ def main() -> None:
         anchor_seconds = time.perf_counter() - started
         con.close()
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"demo world: {events:,} events ({clang_bytes / 1e6:.0f} MB of Clang CSV plus world.duckdb and "
-              f"Directo XML) in {generator_seconds:.1f} s")
+        print(
+            f"demo world: {events:,} events ({clang_bytes / 1e6:.0f} MB of Clang CSV plus world.duckdb and "
+            f"Directo XML) in {generator_seconds:.1f} s"
+        )
         print(f"anchor: DuckDB COPY of {events:,} CSV rows in {anchor_seconds:.1f} s")
         print(f"ratio generator / anchor = {generator_seconds / anchor_seconds:.1f}; peak memory {peak_mb:,.0f} MB")
         print(f"RESULT demo_data ratio={generator_seconds / anchor_seconds:.1f} target=none")

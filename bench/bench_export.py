@@ -34,7 +34,8 @@ def build_warehouse(path: Path, contacts: int) -> None:
         from range({contacts}) t(i)""")
     con.execute(f"""create table segments.reactivation as
         select md5(i::varchar) as contact_key, 'voornaam.achternaam' || i || '@example.nl' as email,
-               (10000 + i)::varchar as external_customer_id, 'Voornaam' as first_name, 'Voornaam Achternaam ' || i as name,
+               (10000 + i)::varchar as external_customer_id, 'Voornaam' as first_name,
+               'Voornaam Achternaam ' || i as name,
                timestamptz '2026-06-01 10:00:00+00' + to_seconds(i) as last_engaged_at, 120 as days_inactive,
                5 as mailings_since_engagement
         from range({contacts}) t(i)""")
@@ -44,8 +45,9 @@ def build_warehouse(path: Path, contacts: int) -> None:
 def timed_export(env: dict) -> tuple[float, subprocess.CompletedProcess]:
     """`warehouse export --force` (every round uploads: once a day would skip the second)."""
     started = time.perf_counter()
-    export = subprocess.run([sys.executable, "-m", "mail_warehouse", "export", "--force"], env=env, capture_output=True,
-                            text=True)
+    export = subprocess.run(
+        [sys.executable, "-m", "mail_warehouse", "export", "--force"], env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - started
     if export.returncode != 0:
         raise SystemExit(f"warehouse export failed:\n{export.stdout}\n{export.stderr}")
@@ -58,10 +60,29 @@ def timed_anchor(warehouse: Path, csv_file: Path, server, keys: SshKeys) -> floa
     con = connect(warehouse, read_only=True)
     con.execute(f"copy (select * from segments.reactivation) to '{csv_file}' (header, delimiter ';')")
     con.close()
-    subprocess.run(["sftp", "-q", "-P", str(server.port), "-i", str(keys.user_key),
-                    "-o", f"UserKnownHostsFile={keys.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                    "-o", "BatchMode=yes", "-b", "-", f"{server.username}@{server.host}"],
-                   input=f"put {csv_file} Upload/anchor.csv\n", text=True, check=True, capture_output=True)
+    subprocess.run(
+        [
+            "sftp",
+            "-q",
+            "-P",
+            str(server.port),
+            "-i",
+            str(keys.user_key),
+            "-o",
+            f"UserKnownHostsFile={keys.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-b",
+            "-",
+            f"{server.username}@{server.host}",
+        ],
+        input=f"put {csv_file} Upload/anchor.csv\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
@@ -80,11 +101,16 @@ def main() -> None:
         keys = SshKeys.generate(work / "ssh")
         server = (OpenSshSftpServer if find_sshd() else AsyncsshSftpServer)(remote, keys).start()
         try:
-            env = {**os.environ, "WAREHOUSE_PATH": str(warehouse), "EXPORT__DEPLOYTEQ__HOST": server.host,
-                   "EXPORT__DEPLOYTEQ__PORT": str(server.port), "EXPORT__DEPLOYTEQ__USERNAME": server.username,
-                   "EXPORT__DEPLOYTEQ__KNOWN_HOSTS": str(keys.known_hosts),
-                   "EXPORT__DEPLOYTEQ__PRIVATE_KEY_PATH": str(keys.user_key),
-                   "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(work / "exports")}
+            env = {
+                **os.environ,
+                "WAREHOUSE_PATH": str(warehouse),
+                "EXPORT__DEPLOYTEQ__HOST": server.host,
+                "EXPORT__DEPLOYTEQ__PORT": str(server.port),
+                "EXPORT__DEPLOYTEQ__USERNAME": server.username,
+                "EXPORT__DEPLOYTEQ__KNOWN_HOSTS": str(keys.known_hosts),
+                "EXPORT__DEPLOYTEQ__PRIVATE_KEY_PATH": str(keys.user_key),
+                "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(work / "exports"),
+            }
             rounds = []
             for _ in range(args.rounds):  # each round: the export, then the anchor
                 export_seconds, export = timed_export(env)
@@ -93,15 +119,21 @@ def main() -> None:
             server.stop()
         size_mb = (work / "anchor.csv").stat().st_size / 1e6
         for i, (export_seconds, anchor_seconds) in enumerate(rounds, 1):
-            print(f"round {i}: warehouse export {export_seconds:.2f} s, anchor {anchor_seconds:.2f} s, "
-                  f"ratio {export_seconds / anchor_seconds:.2f}")
+            print(
+                f"round {i}: warehouse export {export_seconds:.2f} s, anchor {anchor_seconds:.2f} s, "
+                f"ratio {export_seconds / anchor_seconds:.2f}"
+            )
         export_seconds = statistics.median(e for e, _ in rounds)
         anchor_seconds = statistics.median(a for _, a in rounds)
-        print(f"warehouse export: {args.contacts:,} contacts ({size_mb:,.0f} MB) over {server.kind} SFTP, "
-              f"median {export_seconds:.2f} s")
+        print(
+            f"warehouse export: {args.contacts:,} contacts ({size_mb:,.0f} MB) over {server.kind} SFTP, "
+            f"median {export_seconds:.2f} s"
+        )
         print(f"anchor: DuckDB COPY to CSV + OpenSSH sftp put, median {anchor_seconds:.2f} s")
-        print(f"ratio export / anchor = {export_seconds / anchor_seconds:.2f} (medians of {len(rounds)} rounds; "
-              f"target <= {TARGET_RATIO})")
+        print(
+            f"ratio export / anchor = {export_seconds / anchor_seconds:.2f} (medians of {len(rounds)} rounds; "
+            f"target <= {TARGET_RATIO})"
+        )
         print(export.stdout.strip())
         print(f"RESULT export ratio={export_seconds / anchor_seconds:.2f} target={TARGET_RATIO}")
     finally:

@@ -19,10 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from worlds import END, add_world_arguments, write_benchmark_world
+
 from mail_warehouse.lake import load_into_lake
 from mail_warehouse.settings import PROJECT_DIR
 from mail_warehouse_demo.standins.stack import StandinStack
-from worlds import END, add_world_arguments, write_benchmark_world
 
 
 def timed(command: list[str], env: dict[str, str], what: str) -> float:
@@ -45,22 +46,36 @@ def main() -> None:
         vars_ = ["--vars", f"{{as_of_date: '{end}'}}"]
         with StandinStack(work / "world", work / "state") as stack:
             # the loaders read their settings from the environment, in this process (the lake) and the CLI's
-            os.environ.update({**stack.environment(), "SOURCES__SPOTLER__START_DATE": "2025-01-01",
-                               "SOURCES__SPOTLER__PAGE_SIZE": "10000"})
-            env = {**os.environ, "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
-                   "DESTINATION__FILESYSTEM__BUCKET_URL": str(work / "lake"), "SPARK_HOME_DIR": str(work / "spark"),
-                   "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")}
+            os.environ.update(
+                {
+                    **stack.environment(),
+                    "SOURCES__SPOTLER__START_DATE": "2025-01-01",
+                    "SOURCES__SPOTLER__PAGE_SIZE": "10000",
+                }
+            )
+            env = {
+                **os.environ,
+                "WAREHOUSE_PATH": str(work / "warehouse.duckdb"),
+                "DESTINATION__FILESYSTEM__BUCKET_URL": str(work / "lake"),
+                "SPARK_HOME_DIR": str(work / "spark"),
+                "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+            }
             for source in ("clang", "spotler", "directo"):
                 timed([sys.executable, "-m", "mail_warehouse", "load", source], env, f"warehouse load {source}")
-            load_into_lake(bucket_url=str(work / "lake"), pipelines_dir=work / "lake_pipelines",
-                           spotler_now=stack.spotler_api.now)
+            load_into_lake(
+                bucket_url=str(work / "lake"), pipelines_dir=work / "lake_pipelines", spotler_now=stack.spotler_api.now
+            )
         project = ["--profiles-dir", str(PROJECT_DIR), "--project-dir", str(PROJECT_DIR)]
-        duckdb_seconds = timed([dbt, "build", "--full-refresh", *vars_, *project],
-                               {**env, "DBT_TARGET_PATH": str(work / "target_duckdb"),
-                                "DBT_LOG_PATH": str(work / "logs_duckdb")}, "dbt build (duckdb)")
-        spark_seconds = timed([dbt, "build", "--target", "spark", "--full-refresh", *vars_, *project],
-                              {**env, "DBT_TARGET_PATH": str(work / "target_spark"),
-                               "DBT_LOG_PATH": str(work / "logs_spark")}, "dbt build --target spark")
+        duckdb_seconds = timed(
+            [dbt, "build", "--full-refresh", *vars_, *project],
+            {**env, "DBT_TARGET_PATH": str(work / "target_duckdb"), "DBT_LOG_PATH": str(work / "logs_duckdb")},
+            "dbt build (duckdb)",
+        )
+        spark_seconds = timed(
+            [dbt, "build", "--target", "spark", "--full-refresh", *vars_, *project],
+            {**env, "DBT_TARGET_PATH": str(work / "target_spark"), "DBT_LOG_PATH": str(work / "logs_spark")},
+            "dbt build --target spark",
+        )
         print(f"world: {events:,} e-mail events, {os.cpu_count()} cores")
         print(f"dbt build on DuckDB: {duckdb_seconds:.1f} s")
         print(f"dbt build on Spark (local session, JVM start included): {spark_seconds:.1f} s")

@@ -25,8 +25,9 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
 
 def write_benchmark_world(args: argparse.Namespace, out: Path) -> int:
     """Simulate the world the arguments describe, write it to `out`, and return its number of e-mail events."""
-    world = simulate(WorldSpec(contacts=args.contacts, mailings=args.mailings, days=args.days, seed=4, end=END,
-                               clang_share=0.97))
+    world = simulate(
+        WorldSpec(contacts=args.contacts, mailings=args.mailings, days=args.days, seed=4, end=END, clang_share=0.97)
+    )
     events = world.events.num_rows
     write_world(world, out)
     return events

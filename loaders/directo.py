@@ -25,7 +25,6 @@ import gc
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dlt
@@ -45,9 +44,31 @@ DATASET = "raw_directo"
 # destination's: mail_warehouse.loads holds DuckDB to 128 MB; together a 1M-customer answer peaks near 380 MB).
 BATCH_CUSTOMERS = 10_000
 STRING_ATTRIBUTES = (
-    "code", "name", "object", "address1", "address2", "address3", "deliveryaddress1", "deliveryaddress2",
-    "deliveryaddress3", "country", "county", "contact", "phone", "email", "regno", "loyaltycard", "vatregno",
-    "class", "comment", "payterm", "priceformula", "specialpriceformula", "salesman", "currency")
+    "code",
+    "name",
+    "object",
+    "address1",
+    "address2",
+    "address3",
+    "deliveryaddress1",
+    "deliveryaddress2",
+    "deliveryaddress3",
+    "country",
+    "county",
+    "contact",
+    "phone",
+    "email",
+    "regno",
+    "loyaltycard",
+    "vatregno",
+    "class",
+    "comment",
+    "payterm",
+    "priceformula",
+    "specialpriceformula",
+    "salesman",
+    "currency",
+)
 INT_ATTRIBUTES = ("vatregion", "deliveryinvoice", "closed")
 DECIMAL_ATTRIBUTES = ("balance", "creditlimit", "creditbalance", "discount")
 OPTIN_TRUE = {"yes", "jah", "true", "1", "y", "j"}
@@ -67,28 +88,35 @@ class DirectoSettingsError(ConfigurationValueError):
 @configspec
 class DirectoSourceConfiguration(BaseConfiguration):
     """`[sources.directo]` in .dlt/config.toml (the key in .dlt/secrets.toml), or SOURCES__DIRECTO__<NAME>."""
-    url: Optional[str] = None
+
+    url: str | None = None
     optin_datafield: str = "OPTIN"
     timezone: str = "Europe/Tallinn"
     overlap_days: int = 2
     timeout_seconds: float = 300.0
     max_attempts: int = 4
     retry_delay_seconds: float = 2.0
-    key: Optional[TSecretStrValue] = None
+    key: TSecretStrValue | None = None
 
     def on_resolved(self) -> None:
         if not self.url:
-            raise DirectoSettingsError("missing setting sources.directo.url (env SOURCES__DIRECTO__URL): the company "
-                                       "database's .../xmlcore.asp address")
+            raise DirectoSettingsError(
+                "missing setting sources.directo.url (env SOURCES__DIRECTO__URL): the company "
+                "database's .../xmlcore.asp address"
+            )
         if "key=" in self.url.lower():
-            raise DirectoSettingsError("SOURCES__DIRECTO__URL must not hold the key: put it in the secret "
-                                       "SOURCES__DIRECTO__KEY (the loader adds get, what, key and ts itself)")
+            raise DirectoSettingsError(
+                "SOURCES__DIRECTO__URL must not hold the key: put it in the secret "
+                "SOURCES__DIRECTO__KEY (the loader adds get, what, key and ts itself)"
+            )
         if not self.key:
             raise DirectoSettingsError("missing secret sources.directo.key (env SOURCES__DIRECTO__KEY)")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise DirectoSettingsError(f"SOURCES__DIRECTO__TIMEZONE {self.timezone!r} is not a time zone name") from None
+            raise DirectoSettingsError(
+                f"SOURCES__DIRECTO__TIMEZONE {self.timezone!r} is not a time zone name"
+            ) from None
         if self.overlap_days < 0:
             raise DirectoSettingsError("SOURCES__DIRECTO__OVERLAP_DAYS must be 0 or more")
         self.max_attempts = max(1, self.max_attempts)
@@ -102,6 +130,7 @@ def redact(text: str, config: DirectoSourceConfiguration) -> str:
 
 
 # --- reading the answer -------------------------------------------------------------------------------
+
 
 class _RefuseDoctype:
     """A file-like wrapper that refuses a DOCTYPE or ENTITY declaration before lxml ever sees it, and
@@ -117,8 +146,10 @@ class _RefuseDoctype:
         if self.root is None:
             self.head += chunk
             if DOCTYPE.search(self.head):
-                raise DirectoError("Directo's answer declares a DTD or entities; refused (no DTD, entity or external "
-                                   "reference is ever resolved)")
+                raise DirectoError(
+                    "Directo's answer declares a DTD or entities; refused (no DTD, entity or external "
+                    "reference is ever resolved)"
+                )
             first = ROOT_TAG.search(self.head)  # the prolog ends at the first element's start tag
             if first or not chunk:
                 self.root = first.group(1).decode("ascii", "replace") if first else ""
@@ -135,8 +166,10 @@ def _error_answer(element) -> DirectoError | None:
     if tag == "result":
         kind, desc = element.get("type", ""), element.get("desc", "")
         if kind == "5" or "unauthor" in desc.lower():
-            return DirectoError(f"Directo refused the key ({desc or 'type ' + kind}): check the secret "
-                                "SOURCES__DIRECTO__KEY and that the XML output is ordered for this database")
+            return DirectoError(
+                f"Directo refused the key ({desc or 'type ' + kind}): check the secret "
+                "SOURCES__DIRECTO__KEY and that the XML output is ordered for this database"
+            )
         return DirectoError(f"Directo answered result type {kind}: {desc}")
     if tag == "err":
         text = (element.text or "").strip()
@@ -151,6 +184,7 @@ def _error_answer(element) -> DirectoError | None:
 class SyncSummary:
     """What one sync read (the source counts customers, datafields, flags) and changed in the warehouse (new,
     changed, unchanged and deleted, counted after the load by whoever loads it)."""
+
     customers: int = 0
     datafields: int = 0
     new: int = 0
@@ -164,22 +198,36 @@ class SyncSummary:
 
     def line(self) -> str:
         scope = f"changed since {self.since}" if self.since else "full answer"
-        return (f"directo: {self.customers:,} customers ({scope}): {self.new:,} new, {self.changed:,} changed, "
-                f"{self.unchanged:,} unchanged, {self.deleted:,} marked deleted; {self.datafields:,} datafields; "
-                f"{self.flagged_optin:,} OPTIN values not understood (kept raw, flagged)"
-                + (f"; {self.unreadable_numbers:,} unreadable numbers left empty" if self.unreadable_numbers else "")
-                + f"; {self.seconds:.1f} s")
+        return (
+            f"directo: {self.customers:,} customers ({scope}): {self.new:,} new, {self.changed:,} changed, "
+            f"{self.unchanged:,} unchanged, {self.deleted:,} marked deleted; {self.datafields:,} datafields; "
+            f"{self.flagged_optin:,} OPTIN values not understood (kept raw, flagged)"
+            + (f"; {self.unreadable_numbers:,} unreadable numbers left empty" if self.unreadable_numbers else "")
+            + f"; {self.seconds:.1f} s"
+        )
 
 
 # A customer's attributes as read ("code" first), then what its datafields say: the last OPTIN datafield's
 # content and param, and how many datafields it has.
 RAW_SCHEMA_NAMES = (*STRING_ATTRIBUTES, *INT_ATTRIBUTES, *DECIMAL_ATTRIBUTES, "ts")
-RAW_SCHEMA = pa.schema([*[(n, pa.string()) for n in RAW_SCHEMA_NAMES], ("optin_raw", pa.string()),
-                        ("optin_param", pa.string()), ("datafield_count", pa.int64())])
-DATAFIELD_SCHEMA = pa.schema([
-    pa.field("customer_code", pa.string(), nullable=False), pa.field("datafield_code", pa.string(), nullable=False),
-    ("content", pa.string()), ("param", pa.string()), pa.field("position", pa.int64(), nullable=False),
-    ("customer_loaded_at", pa.timestamp("us", tz="UTC"))])
+RAW_SCHEMA = pa.schema(
+    [
+        *[(n, pa.string()) for n in RAW_SCHEMA_NAMES],
+        ("optin_raw", pa.string()),
+        ("optin_param", pa.string()),
+        ("datafield_count", pa.int64()),
+    ]
+)
+DATAFIELD_SCHEMA = pa.schema(
+    [
+        pa.field("customer_code", pa.string(), nullable=False),
+        pa.field("datafield_code", pa.string(), nullable=False),
+        ("content", pa.string()),
+        ("param", pa.string()),
+        pa.field("position", pa.int64(), nullable=False),
+        ("customer_loaded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 class _Typing:
@@ -191,11 +239,19 @@ class _Typing:
     def __init__(self, config: DirectoSourceConfiguration) -> None:
         self.con = duckdb.connect()
         self.con.execute("set TimeZone = 'UTC'; set threads = 1")
-        self.params = {"zone": config.timezone, "true_values": sorted(OPTIN_TRUE), "false_values": sorted(OPTIN_FALSE),
-                       "known_values": sorted(OPTIN_TRUE | OPTIN_FALSE)}
-        numbers = ", ".join([f"try_cast(nullif(trim({n}), '') as bigint) as {n}" for n in INT_ATTRIBUTES]
-                            + [f"try_cast(nullif(replace(trim({n}), ',', '.'), '') as decimal(18, 4)) as {n}"
-                               for n in DECIMAL_ATTRIBUTES])
+        self.params = {
+            "zone": config.timezone,
+            "true_values": sorted(OPTIN_TRUE),
+            "false_values": sorted(OPTIN_FALSE),
+            "known_values": sorted(OPTIN_TRUE | OPTIN_FALSE),
+        }
+        numbers = ", ".join(
+            [f"try_cast(nullif(trim({n}), '') as bigint) as {n}" for n in INT_ATTRIBUTES]
+            + [
+                f"try_cast(nullif(replace(trim({n}), ',', '.'), '') as decimal(18, 4)) as {n}"
+                for n in DECIMAL_ATTRIBUTES
+            ]
+        )
         self.customers_sql = f"""
             select {", ".join(f'"{n}"' for n in STRING_ATTRIBUTES)}, {numbers},
                    timezone($zone,
@@ -215,18 +271,30 @@ class _Typing:
         self.unreadable_sql = " + ".join(
             f"count(*) filter (where nullif(trim({n}), '') is not null and try_cast(replace(trim({n}), ',', '.') "
             f"as {'bigint' if n in INT_ATTRIBUTES else 'decimal(18, 4)'}) is null)"
-            for n in (*INT_ATTRIBUTES, *DECIMAL_ATTRIBUTES))
+            for n in (*INT_ATTRIBUTES, *DECIMAL_ATTRIBUTES)
+        )
 
-    def __call__(self, rows: list[tuple], datafields: dict[str, list], loaded_at: dt.datetime,
-                 summary: SyncSummary) -> tuple[pa.Table, pa.Table]:
-        columns = zip(*rows) if rows else [[] for _ in RAW_SCHEMA.names]
-        raw = pa.table([pa.array(column, field.type) for column, field in zip(columns, RAW_SCHEMA)], schema=RAW_SCHEMA)
-        fields = pa.table({**datafields, "customer_loaded_at": pa.nulls(len(datafields["position"]),
-                                                                        pa.timestamp("us", tz="UTC")).fill_null(loaded_at)},
-                          schema=DATAFIELD_SCHEMA)
+    def __call__(
+        self, rows: list[tuple], datafields: dict[str, list], loaded_at: dt.datetime, summary: SyncSummary
+    ) -> tuple[pa.Table, pa.Table]:
+        columns = zip(*rows, strict=True) if rows else [[] for _ in RAW_SCHEMA.names]
+        raw = pa.table(
+            [pa.array(column, field.type) for column, field in zip(columns, RAW_SCHEMA, strict=True)], schema=RAW_SCHEMA
+        )
+        fields = pa.table(
+            {
+                **datafields,
+                "customer_loaded_at": pa.nulls(len(datafields["position"]), pa.timestamp("us", tz="UTC")).fill_null(
+                    loaded_at
+                ),
+            },
+            schema=DATAFIELD_SCHEMA,
+        )
         self.con.register("raw", raw)
         try:
-            customers = self.con.sql(self.customers_sql, params={**self.params, "loaded_at": loaded_at}).to_arrow_table()
+            customers = self.con.sql(
+                self.customers_sql, params={**self.params, "loaded_at": loaded_at}
+            ).to_arrow_table()
             summary.unreadable_numbers += self.con.sql(f"select {self.unreadable_sql} from raw").fetchall()[0][0]
         finally:
             self.con.unregister("raw")
@@ -242,8 +310,16 @@ class _Typing:
 def read_customers(stream, config: DirectoSourceConfiguration, summary: SyncSummary, loaded_at: dt.datetime):
     """Parse the answer incrementally; yield (customers, datafields) Arrow tables per batch."""
     source = _RefuseDoctype(stream)
-    context = etree.iterparse(source, events=("end",), tag=("customer", *ERROR_ROOTS), resolve_entities=False,
-                              no_network=True, load_dtd=False, huge_tree=False, remove_comments=True)
+    context = etree.iterparse(
+        source,
+        events=("end",),
+        tag=("customer", *ERROR_ROOTS),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+    )
     typing = _Typing(config)
     # The parse makes tens of millions of small acyclic objects; the cyclic garbage collector would walk
     # the growing batch again and again (a third of the parse time) and finds nothing to free.
@@ -288,8 +364,9 @@ def read_customers(stream, config: DirectoSourceConfiguration, summary: SyncSumm
             summary.customers += len(rows)
             yield typing(rows, fields, loaded_at, summary)
     except etree.XMLSyntaxError as error:
-        raise DirectoError(f"Directo's answer is not well-formed XML ({error.msg}, line {error.lineno}); nothing "
-                           "was loaded from it") from None
+        raise DirectoError(
+            f"Directo's answer is not well-formed XML ({error.msg}, line {error.lineno}); nothing was loaded from it"
+        ) from None
     finally:
         typing.close()
         if collecting:
@@ -297,6 +374,7 @@ def read_customers(stream, config: DirectoSourceConfiguration, summary: SyncSumm
 
 
 # --- fetching ---------------------------------------------------------------------------------------
+
 
 class _Transient(Exception):
     """A failure worth another attempt: no connection, a timeout, a 5xx."""
@@ -320,26 +398,37 @@ def fetch(config: DirectoSourceConfiguration, since: dt.date | None) -> requests
         if response.status_code >= 500:
             raise _Transient(f"HTTP {response.status_code}")
         raise DirectoError(f"Directo answered HTTP {response.status_code} at {config.url}: check SOURCES__DIRECTO__URL")
+
     try:
-        return call_with_retries(attempt, attempts=config.max_attempts, first_delay=config.retry_delay_seconds,
-                                 is_transient=lambda error: isinstance(error, _Transient))
+        return call_with_retries(
+            attempt,
+            attempts=config.max_attempts,
+            first_delay=config.retry_delay_seconds,
+            is_transient=lambda error: isinstance(error, _Transient),
+        )
     except _Transient as last:
         raise DirectoError(f"Directo at {config.url} failed after {config.max_attempts} attempts ({last})") from None
 
 
 # --- the dlt source ----------------------------------------------------------------------------------
 
+
 @dataclass
 class CustomerBatch:
     """One batch of the answer: its customers and their datafields, bound for two tables."""
+
     customers: pa.Table
     datafields: pa.Table
 
 
 @dlt.source(name="directo", section="directo", spec=DirectoSourceConfiguration)
-def directo_source(config: DirectoSourceConfiguration = None, full: bool = False,
-                   loaded_at: dt.datetime | None = None, summary: SyncSummary | None = None,
-                   log: Callable[[str], None] = lambda message: None):
+def directo_source(
+    config: DirectoSourceConfiguration = None,
+    full: bool = False,
+    loaded_at: dt.datetime | None = None,
+    summary: SyncSummary | None = None,
+    log: Callable[[str], None] = lambda message: None,
+):
     """Directo's customers and their datafields.
 
     The first run (and `full`) asks for every customer, later runs for those changed since the last sync day
@@ -357,8 +446,10 @@ def directo_source(config: DirectoSourceConfiguration = None, full: bool = False
         last = state.get("last_sync_day")
         since = None if full or not last else dt.date.fromisoformat(last) - dt.timedelta(days=config.overlap_days)
         summary.since = since.strftime("%d.%m.%Y") if since else None
-        log(f"directo: asking {config.url} for " + (f"customers changed since {summary.since}" if since
-                                                     else "all customers"))
+        log(
+            f"directo: asking {config.url} for "
+            + (f"customers changed since {summary.since}" if since else "all customers")
+        )
         response = fetch(config, since)
         try:
             for customers, datafields in read_customers(response.raw, config, summary, stamp):
@@ -369,14 +460,22 @@ def directo_source(config: DirectoSourceConfiguration = None, full: bool = False
 
     # The latest version of a customer wins: delete-insert on its code. One answer holds each customer once,
     # so no de-duplication pass (over a million rows it would cost more than the whole parse).
-    @dlt.transformer(data_from=customer_answer, name="customers", merge_key="code",
-                     write_disposition={"disposition": "merge", "strategy": "delete-insert"})
+    @dlt.transformer(
+        data_from=customer_answer,
+        name="customers",
+        merge_key="code",
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+    )
     def customers(batch: CustomerBatch):
         yield batch.customers
 
     # A customer's datafields are replaced with it: delete-insert on the customer's code.
-    @dlt.transformer(data_from=customer_answer, name="datafields", merge_key="customer_code",
-                     write_disposition={"disposition": "merge", "strategy": "delete-insert"})
+    @dlt.transformer(
+        data_from=customer_answer,
+        name="datafields",
+        merge_key="customer_code",
+        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+    )
     def datafields(batch: CustomerBatch):
         if batch.datafields.num_rows:
             yield batch.datafields

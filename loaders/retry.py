@@ -15,10 +15,15 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 T = TypeVar("T")
 
 
-def call_with_retries(action: Callable[[], T], *, attempts: int, first_delay: float,
-                      is_transient: Callable[[BaseException], bool],
-                      delay_hint: Callable[[BaseException], float | None] | None = None,
-                      on_retry: Callable[[int, BaseException, float], None] | None = None) -> T:
+def call_with_retries(
+    action: Callable[[], T],
+    *,
+    attempts: int,
+    first_delay: float,
+    is_transient: Callable[[BaseException], bool],
+    delay_hint: Callable[[BaseException], float | None] | None = None,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+) -> T:
     """Run `action`; retry it while it fails transiently, `attempts` times in all, waiting `first_delay`
     seconds and doubling (or what `delay_hint` says, e.g. a Retry-After). The last failure, or the first that
     is not transient, is raised as it is. `on_retry(attempt, failure, delay)` is told before each wait."""
@@ -32,6 +37,11 @@ def call_with_retries(action: Callable[[], T], *, attempts: int, first_delay: fl
         if on_retry:
             on_retry(state.attempt_number, state.outcome.exception(), state.next_action.sleep)
 
-    retrying = Retrying(stop=stop_after_attempt(max(1, attempts)), wait=wait, retry=retry_if_exception(is_transient),
-                        before_sleep=before_sleep, reraise=True)
+    retrying = Retrying(
+        stop=stop_after_attempt(max(1, attempts)),
+        wait=wait,
+        retry=retry_if_exception(is_transient),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
     return retrying(action)

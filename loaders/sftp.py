@@ -10,7 +10,6 @@
 - No error text carries a password or passphrase.
 """
 
-
 import base64
 import errno
 import hashlib
@@ -30,8 +29,8 @@ from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from loaders.retry import call_with_retries
 
-SAFE_REQUEST_SIZE = 32768        # every SFTP server takes reads and writes of this size
-LARGEST_REQUEST_SIZE = 261120    # OpenSSH's sftp-server: 256 KiB messages less room for the header
+SAFE_REQUEST_SIZE = 32768  # every SFTP server takes reads and writes of this size
+LARGEST_REQUEST_SIZE = 261120  # OpenSSH's sftp-server: 256 KiB messages less room for the header
 RETRYABLE = (EOFError, OSError, socket.timeout, paramiko.SSHException)
 _default_thread_hook = threading.excepthook
 
@@ -75,14 +74,21 @@ def _is_server_answer(error: BaseException) -> bool:
 
 def _refused(error: OSError, settings: "SftpSettings", what: str, remote: str | None, setting: str | None) -> SftpError:
     path = f" {remote}" if remote else ""
-    check = (f"check {settings.setting_prefix}{setting}" if setting
-             else f"check the folder settings ({settings.setting_prefix}...)")
+    check = (
+        f"check {settings.setting_prefix}{setting}"
+        if setting
+        else f"check the folder settings ({settings.setting_prefix}...)"
+    )
     if error.errno == errno.ENOENT:
-        return SftpError(f"{what}: no such file or folder{path} on {settings.where}; {check} (a relative path "
-                         "starts in the login folder, an absolute one at the server's root)")
+        return SftpError(
+            f"{what}: no such file or folder{path} on {settings.where}; {check} (a relative path "
+            "starts in the login folder, an absolute one at the server's root)"
+        )
     if error.errno in (errno.EACCES, errno.EPERM):
-        return SftpError(f"{what}: permission denied on{path or ' the path'} at {settings.where}; {check} and the "
-                         f"rights of {settings.username} there")
+        return SftpError(
+            f"{what}: permission denied on{path or ' the path'} at {settings.where}; {check} and the "
+            f"rights of {settings.username} there"
+        )
     return SftpError(f"{what}: {settings.where} refused{path}: {error.strerror or error}; {check}")
 
 
@@ -100,7 +106,7 @@ class SftpSettings:
     timeout: float = 30.0
     max_attempts: int = 4
     retry_delay: float = 1.0
-    setting_prefix: str = "SOURCES__CLANG__"   # names the settings in error messages
+    setting_prefix: str = "SOURCES__CLANG__"  # names the settings in error messages
 
     @property
     def where(self) -> str:
@@ -124,11 +130,14 @@ def verify_host_key(settings: SftpSettings, key: paramiko.PKey) -> None:
         if seen != settings.host_key_fingerprint.strip():
             raise HostKeyError(
                 f"host key of {settings.where} is {seen}, not the pinned {settings.host_key_fingerprint}: "
-                f"the server changed or someone is in between; check {settings.setting_prefix}HOST_KEY_FINGERPRINT")
+                f"the server changed or someone is in between; check {settings.setting_prefix}HOST_KEY_FINGERPRINT"
+            )
         return
     if not settings.known_hosts:
-        raise HostKeyError(f"no way to verify the host key of {settings.where} ({seen}): set "
-                           f"{settings.setting_prefix}KNOWN_HOSTS or {settings.setting_prefix}HOST_KEY_FINGERPRINT")
+        raise HostKeyError(
+            f"no way to verify the host key of {settings.where} ({seen}): set "
+            f"{settings.setting_prefix}KNOWN_HOSTS or {settings.setting_prefix}HOST_KEY_FINGERPRINT"
+        )
     path = Path(settings.known_hosts).expanduser()
     host_keys = paramiko.HostKeys()
     if path.exists():
@@ -141,13 +150,17 @@ def verify_host_key(settings: SftpSettings, key: paramiko.PKey) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             host_keys.save(str(path))
             return
-        raise HostKeyError(f"host {name} is not in {path} (its key is {seen}); add it with ssh-keyscan after "
-                           f"checking the fingerprint, or set {settings.setting_prefix}ACCEPT_NEW_HOST_KEY=true "
-                           "for the first contact")
+        raise HostKeyError(
+            f"host {name} is not in {path} (its key is {seen}); add it with ssh-keyscan after "
+            f"checking the fingerprint, or set {settings.setting_prefix}ACCEPT_NEW_HOST_KEY=true "
+            "for the first contact"
+        )
     expected = known.get(key.get_name())
     if expected is None or expected.asbytes() != key.asbytes():
-        raise HostKeyError(f"host key of {name} changed: the server shows {seen}, {path} has another key; "
-                           "if the change is expected, replace the line in known_hosts")
+        raise HostKeyError(
+            f"host key of {name} changed: the server shows {seen}, {path} has another key; "
+            "if the change is expected, replace the line in known_hosts"
+        )
 
 
 class SftpSession:
@@ -164,8 +177,10 @@ class SftpSession:
         try:
             sock = socket.create_connection((s.host, s.port), timeout=s.timeout)
         except OSError as error:
-            raise SftpUnreachable(f"cannot reach {s.where}: {error.strerror or error}; check "
-                            f"{s.setting_prefix}HOST and {s.setting_prefix}PORT") from None
+            raise SftpUnreachable(
+                f"cannot reach {s.where}: {error.strerror or error}; check "
+                f"{s.setting_prefix}HOST and {s.setting_prefix}PORT"
+            ) from None
         self.transport = paramiko.Transport(sock)
         self.transport.banner_timeout = s.timeout
         # AES-GCM first: paramiko moves about 20 % more bytes per second with it than with AES-CTR + HMAC.
@@ -192,16 +207,24 @@ class SftpSession:
             elif s.password is not None:
                 self.transport.auth_password(s.username, s.password)
             else:
-                raise SftpError(f"no credentials for {s.where}: set the secret {s.setting_prefix}PASSWORD or "
-                                f"{s.setting_prefix}PRIVATE_KEY_PATH")
+                raise SftpError(
+                    f"no credentials for {s.where}: set the secret {s.setting_prefix}PASSWORD or "
+                    f"{s.setting_prefix}PRIVATE_KEY_PATH"
+                )
         except paramiko.AuthenticationException:
-            raise SftpError(f"{s.where} refused the login: check {s.setting_prefix}USERNAME and the "
-                            f"{'private key' if s.private_key_path else 'password'}") from None
+            raise SftpError(
+                f"{s.where} refused the login: check {s.setting_prefix}USERNAME and the "
+                f"{'private key' if s.private_key_path else 'password'}"
+            ) from None
         except (paramiko.PasswordRequiredException, paramiko.SSHException, ValueError) as error:
-            if isinstance(error, paramiko.PasswordRequiredException) or "passphrase" in str(error).lower() \
-                    or "decrypt" in str(error).lower():
-                raise SftpError(f"cannot open the private key {s.private_key_path}: check "
-                                f"{s.setting_prefix}PRIVATE_KEY_PASSPHRASE") from None
+            if (
+                isinstance(error, paramiko.PasswordRequiredException)
+                or "passphrase" in str(error).lower()
+                or "decrypt" in str(error).lower()
+            ):
+                raise SftpError(
+                    f"cannot open the private key {s.private_key_path}: check {s.setting_prefix}PRIVATE_KEY_PASSPHRASE"
+                ) from None
             raise
 
     def __exit__(self, *exc) -> None:
@@ -228,14 +251,17 @@ class SftpSession:
         return the sha256 of what arrived (hashed as it streams: no second pass over the file)."""
         digest = hashlib.sha256()
         with local.open("wb") as out:
+
             def keep(chunk: bytes) -> None:
                 out.write(chunk)
                 digest.update(chunk)
+
             self.read(remote, keep, progress)
         return digest.hexdigest()
 
-    def read(self, remote: str, consume: Callable[[bytes], object],
-             progress: Callable[[int, int], None] | None = None) -> int:
+    def read(
+        self, remote: str, consume: Callable[[bytes], object], progress: Callable[[int, int], None] | None = None
+    ) -> int:
         """Stream a remote file through `consume` with prefetched reads; return its size."""
         with self.sftp.open(remote, "rb") as handle:
             size = handle.stat().st_size
@@ -281,8 +307,10 @@ def _request_sizes(sftp: paramiko.SFTPClient) -> tuple[int, int]:
         return SAFE_REQUEST_SIZE, SAFE_REQUEST_SIZE
     message.get_int64()  # largest packet
     largest_read, largest_write = message.get_int64(), message.get_int64()  # 0 means no limit
-    return (min(largest_read or LARGEST_REQUEST_SIZE, LARGEST_REQUEST_SIZE),
-            min(largest_write or LARGEST_REQUEST_SIZE, LARGEST_REQUEST_SIZE))
+    return (
+        min(largest_read or LARGEST_REQUEST_SIZE, LARGEST_REQUEST_SIZE),
+        min(largest_write or LARGEST_REQUEST_SIZE, LARGEST_REQUEST_SIZE),
+    )
 
 
 def glob_to_regex(pattern: str) -> re.Pattern:
@@ -307,7 +335,7 @@ def glob_to_regex(pattern: str) -> re.Pattern:
                 out.append(re.escape("["))
                 i += 1
             else:
-                body = pattern[i + 1:end]
+                body = pattern[i + 1 : end]
                 out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
                 i = end + 1
         else:
@@ -326,11 +354,18 @@ class ReconnectingSftp:
         self.on_retry = on_retry
         self._session: SftpSession | None = None
 
-    def call(self, action: Callable[[SftpSession], object], what: str, *, remote: str | None = None,
-             setting: str | None = None):
+    def call(
+        self,
+        action: Callable[[SftpSession], object],
+        what: str,
+        *,
+        remote: str | None = None,
+        setting: str | None = None,
+    ):
         """`action(session)`, retried while the connection drops. `remote` (the folder or file the action works
         on) and `setting` (the name of the setting that chose it, e.g. `UPLOAD_DIR`) make a refusal say what to
         check."""
+
         def attempt():
             self.connect()
             session = self._session
@@ -350,15 +385,22 @@ class ReconnectingSftp:
                 self.on_retry(attempt_number, error)
 
         try:
-            return call_with_retries(attempt, attempts=self.settings.max_attempts, first_delay=self.settings.retry_delay,
-                                     is_transient=is_transient, on_retry=tell)
+            return call_with_retries(
+                attempt,
+                attempts=self.settings.max_attempts,
+                first_delay=self.settings.retry_delay,
+                is_transient=is_transient,
+                on_retry=tell,
+            )
         except SftpError as error:
             if isinstance(error, SftpUnreachable) and self.settings.max_attempts > 1:
                 raise SftpError(f"{what}: {error} (tried {self.settings.max_attempts} times)") from None
             raise
         except RETRYABLE as error:
-            raise SftpError(f"{what} on {self.settings.where} failed after {self.settings.max_attempts} attempts, "
-                            f"the connection dropping each time: {type(error).__name__}: {error}") from None
+            raise SftpError(
+                f"{what} on {self.settings.where} failed after {self.settings.max_attempts} attempts, "
+                f"the connection dropping each time: {type(error).__name__}: {error}"
+            ) from None
 
     def connect(self) -> None:
         """Open the session now (one attempt) rather than at the first call."""

@@ -4,8 +4,6 @@ Kept apart from `loaders.sftp` so that moving files does not import dlt (about 0
 `from __future__ import annotations`: dlt reads the field types of a configspec and its subclasses.
 """
 
-from typing import Optional
-
 from dlt.common.configuration.specs import configspec
 from dlt.common.typing import TSecretStrValue
 
@@ -15,22 +13,31 @@ from loaders.sftp import SftpSettings
 @configspec
 class SftpConfiguration:
     """The SFTP settings every SFTP section shares (`[sources.clang]`, `[export.deployteq]`)."""
+
     host: str = None
     port: int = 22
     username: str = None
-    known_hosts: Optional[str] = None
-    host_key_fingerprint: Optional[str] = None
+    known_hosts: str | None = None
+    host_key_fingerprint: str | None = None
     accept_new_host_key: bool = False
     max_attempts: int = 4
     retry_delay_seconds: float = 1.0
-    password: Optional[TSecretStrValue] = None
-    private_key_path: Optional[TSecretStrValue] = None
-    private_key_passphrase: Optional[TSecretStrValue] = None
+    password: TSecretStrValue | None = None
+    private_key_path: TSecretStrValue | None = None
+    private_key_passphrase: TSecretStrValue | None = None
 
     def sftp_settings(self, setting_prefix: str) -> SftpSettings:
         return SftpSettings(
-            host=self.host, port=int(self.port), username=self.username, password=self.password,
-            private_key_path=self.private_key_path, private_key_passphrase=self.private_key_passphrase,
-            known_hosts=self.known_hosts, host_key_fingerprint=self.host_key_fingerprint,
-            accept_new_host_key=bool(self.accept_new_host_key), max_attempts=max(1, int(self.max_attempts)),
-            retry_delay=float(self.retry_delay_seconds), setting_prefix=setting_prefix)
+            host=self.host,
+            port=int(self.port),
+            username=self.username,
+            password=self.password,
+            private_key_path=self.private_key_path,
+            private_key_passphrase=self.private_key_passphrase,
+            known_hosts=self.known_hosts,
+            host_key_fingerprint=self.host_key_fingerprint,
+            accept_new_host_key=bool(self.accept_new_host_key),
+            max_attempts=max(1, int(self.max_attempts)),
+            retry_delay=float(self.retry_delay_seconds),
+            setting_prefix=setting_prefix,
+        )

@@ -101,7 +101,7 @@ def _dbt(command: list[str]) -> int:
 @dataclass
 class SourceFreshness:
     source: str
-    status: str                      # pass | warn | error | runtime error | not loaded
+    status: str  # pass | warn | error | runtime error | not loaded
     hours_since_load: float | None = None
     warn_after: str = ""
     error_after: str = ""
@@ -115,7 +115,9 @@ class SourceFreshness:
             return f"{self.source}: never loaded"
         if self.hours_since_load is None:
             return f"{self.source}: freshness could not be checked ({self.status}; see dbt's output above)"
-        age = f"{self.hours_since_load:.0f} h" if self.hours_since_load < 48 else f"{self.hours_since_load / 24:.1f} days"
+        age = (
+            f"{self.hours_since_load:.0f} h" if self.hours_since_load < 48 else f"{self.hours_since_load / 24:.1f} days"
+        )
         if self.status == "pass":
             return f"{self.source}: last loaded {age} ago"
         limit = self.error_after if self.status == "error" else self.warn_after
@@ -134,8 +136,12 @@ def loaded_sources(warehouse: Path | None = None) -> list[str]:
         return []
     con = connect(target, read_only=True)
     try:
-        schemas = {schema for (schema,) in con.execute(
-            "select table_schema from information_schema.tables where table_name = '_dlt_loads'").fetchall()}
+        schemas = {
+            schema
+            for (schema,) in con.execute(
+                "select table_schema from information_schema.tables where table_name = '_dlt_loads'"
+            ).fetchall()
+        }
     finally:
         con.close()
     return [source for source, schema in LOADED_SOURCES.items() if schema in schemas]
@@ -155,8 +161,15 @@ def read_freshness(report: Path) -> list[SourceFreshness]:
         source = result["unique_id"].split(".")[2]
         criteria = result.get("criteria") or {}
         seconds = result.get("max_loaded_at_time_ago_in_s")
-        found.append(SourceFreshness(source, result["status"], seconds / 3600 if seconds is not None else None,
-                                     _period(criteria.get("warn_after")), _period(criteria.get("error_after"))))
+        found.append(
+            SourceFreshness(
+                source,
+                result["status"],
+                seconds / 3600 if seconds is not None else None,
+                _period(criteria.get("warn_after")),
+                _period(criteria.get("error_after")),
+            )
+        )
     return found
 
 
@@ -224,8 +237,16 @@ def check_freshness(stream=sys.stderr, dbt_vars: list[str] | None = None) -> lis
     if loaded:
         from mail_warehouse import engine
 
-        _dbt(["source", "freshness", *engine.dbt_target_arguments(), *(dbt_vars or []),
-              "--select", *(f"source:{source}.{FRESHNESS_TABLE}" for source in loaded)])
+        _dbt(
+            [
+                "source",
+                "freshness",
+                *engine.dbt_target_arguments(),
+                *(dbt_vars or []),
+                "--select",
+                *(f"source:{source}.{FRESHNESS_TABLE}" for source in loaded),
+            ]
+        )
         if report.exists():
             checked = read_freshness(report)
         else:
@@ -254,8 +275,10 @@ def dbt_build(extra: list[str] | None = None) -> int:
         engine.after_build()
     freshness = check_freshness(dbt_vars=_vars_arguments(extra))
     if code == 0 and fail_on_stale_sources() and any(entry.status == "error" for entry in freshness):
-        print("error: a source is past its error_after and build.fail_on_stale_sources is set: load it, then "
-              "build again", file=sys.stderr)
+        print(
+            "error: a source is past its error_after and build.fail_on_stale_sources is set: load it, then build again",
+            file=sys.stderr,
+        )
         return 1
     return code
 

@@ -36,8 +36,9 @@ def warehouse_engine() -> str:
         def on_resolved(self) -> None:
             self.engine = self.engine.strip().lower()
             if self.engine not in ENGINES:
-                raise ConfigurationValueError(f"warehouse.engine (WAREHOUSE__ENGINE) is {self.engine!r}: "
-                                              f"use {' or '.join(ENGINES)}")
+                raise ConfigurationValueError(
+                    f"warehouse.engine (WAREHOUSE__ENGINE) is {self.engine!r}: use {' or '.join(ENGINES)}"
+                )
 
     return resolve_configuration(WarehouseConfiguration(), sections=("warehouse",)).engine
 
@@ -63,14 +64,19 @@ def sources_in_the_lake(schemas: dict[str, str]) -> list[str]:
 def load_source_into_lake(source: str, args, stream=sys.stderr) -> int:
     """`warehouse load <source>` with the spark engine: the source's dlt source into the lake."""
     if getattr(args, "contacts", None):
-        print(f"error: load {source}: --contacts loads the DuckDB warehouse; with warehouse.engine spark the "
-              "build makes every contact's history from the per-mailing data", file=stream)
+        print(
+            f"error: load {source}: --contacts loads the DuckDB warehouse; with warehouse.engine spark the "
+            "build makes every contact's history from the per-mailing data",
+            file=stream,
+        )
         return 2
     full = bool(getattr(args, "full", False))
     if full and "://" in lake_url():
-        print(f"error: load {source} --full marks deleted customers by reading the lake's parquet files, which "
-              f"works on a local lake only ({lake_url()} is a bucket): run it where the lake is a folder",
-              file=stream)
+        print(
+            f"error: load {source} --full marks deleted customers by reading the lake's parquet files, which "
+            f"works on a local lake only ({lake_url()} is a bucket): run it where the lake is a folder",
+            file=stream,
+        )
         return 2
     written = load_into_lake((source,), directo_full=full, stream=stream)
     print(f"{source}: {written[source]:,} rows into the lake {lake_url()}")
@@ -87,16 +93,19 @@ def export_log_into_lake() -> None:
         return
     con = connect(warehouse, read_only=True)
     try:
-        present = {name for (name,) in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'exports'").fetchall()}
+        present = {
+            name
+            for (name,) in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'exports'"
+            ).fetchall()
+        }
         for table in EXPORT_LOG_TABLES:
             if table not in present:
                 continue
             folder = Path(lake_url()) / "exports" / table  # a local lake; a bucket takes the log through dlt
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / "log.parquet"
-            con.execute(f"copy (select * from exports.{table}) "
-                        f"to {sql_literal(str(target))} (format parquet)")
+            con.execute(f"copy (select * from exports.{table}) to {sql_literal(str(target))} (format parquet)")
     finally:
         con.close()
 

@@ -44,28 +44,29 @@ from pathlib import Path
 
 import yaml
 
-from mail_warehouse import settings as warehouse_settings
-from mail_warehouse.consent_guard import SEGMENT_SCHEMA, ConsentGuard, ConsentGuardError
-from mail_warehouse.export_config import SETTING_PREFIX, ExportError, ExportSettings, load_settings
-from mail_warehouse.export_spotler import SpotlerTargets, SpotlerTargetError, SpotlerWayBack, targets_from_meta
+from loaders.sftp import RETRYABLE, ReconnectingSftp, SftpError, SftpSession
 from mail_warehouse import export_spotler
+from mail_warehouse import settings as warehouse_settings
+from mail_warehouse.consent_guard import SEGMENT_SCHEMA, ConsentGuard
+from mail_warehouse.export_config import SETTING_PREFIX, ExportError, ExportSettings, load_settings
+from mail_warehouse.export_spotler import SpotlerTargetError, SpotlerTargets, SpotlerWayBack, targets_from_meta
 from mail_warehouse.lock import WarehouseLock
 from mail_warehouse.settings import sql_literal
-from loaders.sftp import RETRYABLE, ReconnectingSftp, SftpError, SftpSession
 
 SEGMENT_MODELS = warehouse_settings.PROJECT_DIR / "models" / "segments"
 LOG_SCHEMA = "exports"
 DEFAULT_LOCK_WAIT_SECONDS = 300
-DELIVERED = ("uploaded", "done")   # statuses of a trigger that reached Deployteq and was not rejected
+DELIVERED = ("uploaded", "done")  # statuses of a trigger that reached Deployteq and was not rejected
 
 
 # --- the triggers the segments declare ----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Trigger:
     segment: str
-    file_name: str             # template, e.g. reactivatie_{date:%Y%m%d}.csv
-    columns: dict[str, str]    # segment column -> header name
+    file_name: str  # template, e.g. reactivatie_{date:%Y%m%d}.csv
+    columns: dict[str, str]  # segment column -> header name
     delimiter: str = ";"
     encoding: str = "utf-8"
 
@@ -96,10 +97,13 @@ def declared_triggers(folder: Path = SEGMENT_MODELS) -> dict[str, Trigger]:
         if "{date" not in meta["file_name"] or meta["file_name"].startswith("."):
             # Each day's trigger is a new name: that is how the export and Deployteq tell a file delivered
             # before from today's, and a dot-name is what the watcher ignores.
-            raise ExportError(f"{where}: the csv_trigger file_name of {segment} ({meta['file_name']!r}) must "
-                              "carry the date, e.g. name_{date:%Y%m%d}.csv, and not start with a dot")
-        triggers[segment] = Trigger(segment, meta["file_name"], dict(columns), meta.get("delimiter", ";"),
-                                    meta.get("encoding", "utf-8"))
+            raise ExportError(
+                f"{where}: the csv_trigger file_name of {segment} ({meta['file_name']!r}) must "
+                "carry the date, e.g. name_{date:%Y%m%d}.csv, and not start with a dot"
+            )
+        triggers[segment] = Trigger(
+            segment, meta["file_name"], dict(columns), meta.get("delimiter", ";"), meta.get("encoding", "utf-8")
+        )
     return triggers
 
 
@@ -119,7 +123,12 @@ def declared_spotler_targets(folder: Path = SEGMENT_MODELS) -> dict[str, Spotler
 
 # --- the log ----------------------------------------------------------------------------------------
 
-LOG_COLUMNS_ADDED_WITH_INTENTS = {"export_day": "date", "size": "bigint", "recorded_at": "timestamptz", "note": "varchar"}
+LOG_COLUMNS_ADDED_WITH_INTENTS = {
+    "export_day": "date",
+    "size": "bigint",
+    "recorded_at": "timestamptz",
+    "note": "varchar",
+}
 
 
 def ensure_log(con) -> None:
@@ -131,9 +140,13 @@ def ensure_log(con) -> None:
         excluded_by_consent bigint not null, sha256 varchar not null, uploaded_at timestamptz,
         status varchar not null, status_checked_at timestamptz,
         export_day date, size bigint, recorded_at timestamptz, note varchar)""")
-    present = {row[0] for row in con.execute(
-        f"""select column_name from information_schema.columns
-            where table_schema = '{LOG_SCHEMA}' and table_name = 'csv_trigger_log'""").fetchall()}
+    present = {
+        row[0]
+        for row in con.execute(
+            f"""select column_name from information_schema.columns
+            where table_schema = '{LOG_SCHEMA}' and table_name = 'csv_trigger_log'"""
+        ).fetchall()
+    }
     missing = {column: kind for column, kind in LOG_COLUMNS_ADDED_WITH_INTENTS.items() if column not in present}
     if missing:  # a log written before intents were recorded: every row in it was an upload
         for column, kind in missing.items():
@@ -149,26 +162,32 @@ def ensure_log(con) -> None:
 @dataclass
 class ExportResult:
     segment: str
-    status: str                # uploaded | skipped | dry-run | failed | reconciled
+    status: str  # uploaded | skipped | dry-run | failed | reconciled
     file_name: str | None = None
     rows: int = 0
     excluded: int = 0
     message: str = ""
     excluded_by_reason: dict[str, int] | None = None
-    target: str | None = None   # named when it is not the segment's CSV trigger going out (not configured)
+    target: str | None = None  # named when it is not the segment's CSV trigger going out (not configured)
 
     def line(self) -> str:
         detail = f" {self.file_name}" if self.file_name else ""
         reasons = ", ".join(f"{count:,} {reason}" for reason, count in (self.excluded_by_reason or {}).items())
         counted = self.status != "reconciled" and not self.target
-        return (f"export {self.segment}{' to ' + self.target if self.target else ''}: {self.status}{detail}"
-                + (f", {self.rows:,} contacts" if counted else "")
-                + (f" ({self.excluded:,} left out by the consent guard" + (f": {reasons}" if reasons else "") + ")"
-                   if self.excluded else "")
-                + (f"; {self.message}" if self.message else ""))
+        return (
+            f"export {self.segment}{' to ' + self.target if self.target else ''}: {self.status}{detail}"
+            + (f", {self.rows:,} contacts" if counted else "")
+            + (
+                f" ({self.excluded:,} left out by the consent guard" + (f": {reasons}" if reasons else "") + ")"
+                if self.excluded
+                else ""
+            )
+            + (f"; {self.message}" if self.message else "")
+        )
 
 
 # --- the CSV --------------------------------------------------------------------------------------------
+
 
 def _write_csv(con, trigger: Trigger, target: Path, guard: ConsentGuard | None = None) -> tuple[int, int]:
     """Write the guarded rows as the trigger's CSV with DuckDB, in one pass and in a fixed order (the same
@@ -182,8 +201,10 @@ def _write_csv(con, trigger: Trigger, target: Path, guard: ConsentGuard | None =
                               (format csv, header true, delimiter {sql_literal(trigger.delimiter)})""").fetchone()
     (total,) = con.execute(f"select count(*) from {SEGMENT_SCHEMA}.{trigger.segment}").fetchone()
     if written != target:
-        with written.open("r", encoding="utf-8", newline="") as source, \
-                target.open("w", encoding=trigger.encoding, newline="") as out:
+        with (
+            written.open("r", encoding="utf-8", newline="") as source,
+            target.open("w", encoding=trigger.encoding, newline="") as out,
+        ):
             shutil.copyfileobj(source, out, 1 << 20)
         written.unlink()
     return kept, total - kept
@@ -196,7 +217,7 @@ STATUS_OF_FOLDER = {"UPLOAD_DIR": "uploaded", "ACTIVE_DIR": "uploaded", "DONE_DI
 
 @dataclass(frozen=True)
 class Found:
-    setting: str      # the folder's setting, UPLOAD_DIR ... FAILED_DIR
+    setting: str  # the folder's setting, UPLOAD_DIR ... FAILED_DIR
     folder: str
     size: int
     mtime: float | None = None
@@ -223,11 +244,16 @@ class Deployteq:
         if self._folders_checked:
             return
         for setting, folder in self.settings.folders.items():
-            attributes = self.sftp.call(lambda session: session.sftp.stat(folder), f"checking the folder {folder}",
-                                        remote=folder, setting=setting)
+            attributes = self.sftp.call(
+                lambda session, folder=folder: session.sftp.stat(folder),
+                f"checking the folder {folder}",
+                remote=folder,
+                setting=setting,
+            )
             if not stat.S_ISDIR(attributes.st_mode or 0):
-                raise ExportError(f"{folder} on {self.settings.sftp.where} is not a folder; check "
-                                  f"{SETTING_PREFIX}{setting}")
+                raise ExportError(
+                    f"{folder} on {self.settings.sftp.where} is not a folder; check {SETTING_PREFIX}{setting}"
+                )
         self._folders_checked = True
 
     def _look(self, session: SftpSession, file_name: str) -> Found | None:
@@ -262,9 +288,14 @@ class Deployteq:
         """Remove every `.part` of this file name that a dead run (or a dropped attempt) left in the upload
         folder; True if there was one."""
         self._check_folders()
-        return bool(self.sftp.call(lambda session: self._remove_scratch_files(session, file_name),
-                                   f"removing the scratch files of {file_name}", remote=self.settings.upload_dir,
-                                   setting="UPLOAD_DIR"))
+        return bool(
+            self.sftp.call(
+                lambda session: self._remove_scratch_files(session, file_name),
+                f"removing the scratch files of {file_name}",
+                remote=self.settings.upload_dir,
+                setting="UPLOAD_DIR",
+            )
+        )
 
     def deliver(self, local: Path, file_name: str, size: int, sha256: str, *, export_id: str, force: bool) -> Found:
         """Upload under a name the watcher ignores, check size and checksum, rename into place; return where the
@@ -292,16 +323,19 @@ class Deployteq:
                     if found.setting in before and before[found.setting] == found.mtime:
                         continue  # there before this delivery (--force)
                     if found.size != size:
-                        raise ExportError(f"{found.folder}/{file_name} appeared on {self.settings.sftp.where} with "
-                                          f"{found.size} bytes, not the {size} sent; not sending it again: check "
-                                          "what wrote it")
+                        raise ExportError(
+                            f"{found.folder}/{file_name} appeared on {self.settings.sftp.where} with "
+                            f"{found.size} bytes, not the {size} sent; not sending it again: check "
+                            "what wrote it"
+                        )
                     return found
             scratch = _scratch_name(self.settings, file_name, f"{export_id[:8]}-{attempts}")
             with local.open("rb") as source:
                 sent = session.upload(source, scratch)
             if sent != sha256:
-                raise ExportError(f"{local} changed after its intent was recorded (sha256 differs); not renaming "
-                                  "it into place")
+                raise ExportError(
+                    f"{local} changed after its intent was recorded (sha256 differs); not renaming it into place"
+                )
             remote_size = session.sftp.stat(scratch).st_size
             if remote_size != size:
                 raise ExportError(f"{scratch} holds {remote_size} bytes, not {size}")
@@ -319,8 +353,11 @@ class Deployteq:
 
     def listing(self, setting: str) -> set[str]:
         folder = self.settings.folders[setting]
-        return set(self.sftp.call(lambda session: session.sftp.listdir(folder), f"listing {folder}", remote=folder,
-                                  setting=setting))
+        return set(
+            self.sftp.call(
+                lambda session: session.sftp.listdir(folder), f"listing {folder}", remote=folder, setting=setting
+            )
+        )
 
 
 def _scratch_name(settings: ExportSettings, file_name: str, attempt: str) -> str:
@@ -338,13 +375,17 @@ def file_sha256(path: Path) -> str:
 
 # --- intents and outcomes ----------------------------------------------------------------------------
 
+
 def reconcile(con, deployteq: Deployteq, segment: str | None = None) -> list[ExportResult]:
     """Give every intent without an outcome (of `segment`, or all) the outcome the server shows: a file found in
     Upload, Active, Done or Failed was delivered and is recorded so; one found nowhere was not sent (its contacts
     are no longer counted as exported). A leftover scratch file is removed either way."""
-    pending = con.execute(f"""select export_id, segment, file_name, size from {LOG_SCHEMA}.csv_trigger_log
+    pending = con.execute(
+        f"""select export_id, segment, file_name, size from {LOG_SCHEMA}.csv_trigger_log
                               where status = 'intent' and ($segment is null or segment = $segment)
-                              order by recorded_at""", {"segment": segment}).fetchall()
+                              order by recorded_at""",
+        {"segment": segment},
+    ).fetchall()
     results = []
     for export_id, intent_segment, file_name, size in pending:
         # the scratch files first: a rename the dead run's server still had queued then has nothing to move
@@ -357,55 +398,83 @@ def reconcile(con, deployteq: Deployteq, segment: str | None = None) -> list[Exp
             if not _recover_contacts(con, deployteq.settings, export_id, intent_segment, file_name):
                 note += "; its contacts were not recorded and its local copy is gone, so they are not counted"
             _record_outcome(con, export_id, found.status, note, found_later=True)
-            results.append(ExportResult(intent_segment, "reconciled", file_name, message=(
-                f"an earlier run was interrupted after sending it; found in {found.folder}/{odd}, recorded as "
-                f"{found.status}, not sent again{scratch}")))
+            results.append(
+                ExportResult(
+                    intent_segment,
+                    "reconciled",
+                    file_name,
+                    message=(
+                        f"an earlier run was interrupted after sending it; found in {found.folder}/{odd}, recorded as "
+                        f"{found.status}, not sent again{scratch}"
+                    ),
+                )
+            )
         else:
             con.execute("begin")
             con.execute(f"delete from {LOG_SCHEMA}.csv_trigger_contacts where export_id = $id", {"id": export_id})
-            con.execute(f"""update {LOG_SCHEMA}.csv_trigger_log set status = 'not-sent', status_checked_at = now(),
+            con.execute(
+                f"""update {LOG_SCHEMA}.csv_trigger_log set status = 'not-sent', status_checked_at = now(),
                             note = 'an interrupted run; the file never reached the server' where export_id = $id""",
-                        {"id": export_id})
+                {"id": export_id},
+            )
             con.execute("commit")
-            results.append(ExportResult(intent_segment, "reconciled", file_name, message=(
-                f"an earlier run was interrupted before it reached the server; recorded as not sent{scratch}")))
+            results.append(
+                ExportResult(
+                    intent_segment,
+                    "reconciled",
+                    file_name,
+                    message=(
+                        f"an earlier run was interrupted before it reached the server; recorded as not sent{scratch}"
+                    ),
+                )
+            )
     return results
 
 
 def _recover_contacts(con, settings: ExportSettings, export_id: str, segment: str, file_name: str) -> bool:
     """The contacts of a delivered file whose run died before recording them, read from the copy kept in local_dir
     (the same bytes that went out); True when they are recorded."""
-    if con.execute(f"select count(*) from {LOG_SCHEMA}.csv_trigger_contacts where export_id = $id",
-                   {"id": export_id}).fetchone()[0]:
+    if con.execute(
+        f"select count(*) from {LOG_SCHEMA}.csv_trigger_contacts where export_id = $id", {"id": export_id}
+    ).fetchone()[0]:
         return True
     local, trigger = settings.local_dir / file_name, declared_triggers().get(segment)
     if trigger is None or not local.exists():
         return False
     email_header = trigger.columns["email"].replace('"', '""')
     encoding = "" if trigger.is_utf8 else f", encoding = {sql_literal(trigger.encoding)}"
-    con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
+    con.execute(
+        f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
                     select $id, c.email, c.contact_key
                     from read_csv({sql_literal(str(local))}, header = true, all_varchar = true,
                                   delim = {sql_literal(trigger.delimiter)}{encoding}) f
-                    inner join marts.contacts c on c.email = lower(trim(f."{email_header}"))""", {"id": export_id})
+                    inner join marts.contacts c on c.email = lower(trim(f."{email_header}"))""",
+        {"id": export_id},
+    )
     return True
 
 
 def _record_outcome(con, export_id: str, status: str, note: str | None = None, *, found_later: bool = False) -> None:
     """`found_later`: the delivery was seen by a later run, so its time is taken as the intent's (the upload
     began within seconds of it), not the moment it was found."""
-    con.execute(f"""update {LOG_SCHEMA}.csv_trigger_log
+    con.execute(
+        f"""update {LOG_SCHEMA}.csv_trigger_log
                     set status = $status, note = coalesce($note, note),
                         uploaded_at = coalesce(uploaded_at, case when $found_later then recorded_at end, now()),
                         status_checked_at = case when $status in ('done', 'failed') then now() end
-                    where export_id = $id""", {"status": status, "note": note, "id": export_id, "found_later": found_later})
+                    where export_id = $id""",
+        {"status": status, "note": note, "id": export_id, "found_later": found_later},
+    )
 
 
 def _record_contacts(con, guard: ConsentGuard, trigger: Trigger, export_id: str) -> None:
     """The exported contacts of a recorded intent, in one statement (all or none), run beside the upload. Nothing
     else writes the warehouse while this connection holds it, so the guard gives the rows the CSV holds."""
-    con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
-                    select $id, c.email, c.contact_key from {guard.rows(trigger)}""", {"id": export_id})
+    con.execute(
+        f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
+                    select $id, c.email, c.contact_key from {guard.rows(trigger)}""",
+        {"id": export_id},
+    )
 
 
 def _open_destination(dry_run: bool) -> tuple[ExportSettings, Deployteq | None]:
@@ -426,15 +495,21 @@ def _open_destination(dry_run: bool) -> tuple[ExportSettings, Deployteq | None]:
 
 NOT_CONFIGURED = {
     "deployteq": f"not configured: set export.deployteq.host and username ({SETTING_PREFIX}HOST, "
-                 f"{SETTING_PREFIX}USERNAME)",
+    f"{SETTING_PREFIX}USERNAME)",
     "spotler": "not configured: set the sources.spotler account (SOURCES__SPOTLER__CONSUMER_KEY, "
-               "SOURCES__SPOTLER__CONSUMER_SECRET)",
+    "SOURCES__SPOTLER__CONSUMER_SECRET)",
 }
 
 
-def export_segments(names: list[str] | None = None, *, force: bool = False, dry_run: bool = False,
-                    today: dt.date | None = None, wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
-                    stream=sys.stderr) -> list:
+def export_segments(
+    names: list[str] | None = None,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    today: dt.date | None = None,
+    wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
+    stream=sys.stderr,
+) -> list:
     """Each segment to every target it declares whose platform is configured: Deployteq CSV triggers
     (`[export.deployteq]`), Spotler campaign triggers and audiences (the `sources.spotler` account). A target
     whose platform is not configured is named in the results as skipped."""
@@ -442,8 +517,10 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
     segments = sorted(set(triggers) | set(spotler_targets))
     unknown = [n for n in (names or []) if n not in segments]
     if unknown:
-        raise ExportError(f"no csv_trigger, spotler_campaign_trigger or spotler_audience declared for {unknown}; "
-                          f"segments with one: {segments}")
+        raise ExportError(
+            f"no csv_trigger, spotler_campaign_trigger or spotler_audience declared for {unknown}; "
+            f"segments with one: {segments}"
+        )
     today = today or dt.datetime.now(dt.UTC).date()
     chosen = names or segments
     with WarehouseLock(warehouse_settings.warehouse_path(), wait_seconds, command="export"):
@@ -460,8 +537,9 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
             spotler = None
             for name in chosen:
                 if name in triggers:
-                    results.extend(_export_one(con, beside, destination, guard, triggers[name], today, force, dry_run,
-                                               stream))
+                    results.extend(
+                        _export_one(con, beside, destination, guard, triggers[name], today, force, dry_run, stream)
+                    )
                 if name in spotler_targets:
                     if spotler is None:
                         destination.result()  # dlt's settings read once, not from two threads at a time
@@ -469,13 +547,17 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
                             account = export_spotler.spotler_account()
                         except ValueError as error:  # dlt's configuration errors: the message names the setting
                             raise ExportError(f"the Spotler account's settings: {error}") from None
-                        spotler = SpotlerWayBack(con, account, today=today, force=force, dry_run=dry_run,
-                                                 stream=stream) if account is not None else False
+                        spotler = (
+                            SpotlerWayBack(con, account, today=today, force=force, dry_run=dry_run, stream=stream)
+                            if account is not None
+                            else False
+                        )
                     if spotler:
                         results.extend(spotler.export(spotler_targets[name]))
                     else:
-                        results.append(ExportResult(name, "skipped", target="Spotler",
-                                                    message=NOT_CONFIGURED["spotler"]))
+                        results.append(
+                            ExportResult(name, "skipped", target="Spotler", message=NOT_CONFIGURED["spotler"])
+                        )
             return results
         finally:
             beside.shutdown()
@@ -484,22 +566,35 @@ def export_segments(names: list[str] | None = None, *, force: bool = False, dry_
                 destination.result()[1].close()
 
 
-def _export_one(con, beside, destination, guard: ConsentGuard, trigger: Trigger, today: dt.date, force: bool,
-                dry_run: bool, stream) -> list[ExportResult]:
+def _export_one(
+    con, beside, destination, guard: ConsentGuard, trigger: Trigger, today: dt.date, force: bool, dry_run: bool, stream
+) -> list[ExportResult]:
     name, file_name = trigger.segment, trigger.name_for(today)
     results = []
-    if not dry_run and con.execute(f"""select count(*) from {LOG_SCHEMA}.csv_trigger_log
-                                       where segment = $s and status = 'intent'""", {"s": name}).fetchone()[0]:
+    if (
+        not dry_run
+        and con.execute(
+            f"""select count(*) from {LOG_SCHEMA}.csv_trigger_log
+                                       where segment = $s and status = 'intent'""",
+            {"s": name},
+        ).fetchone()[0]
+    ):
         settings, deployteq = destination.result()
         if deployteq is None:  # intents of a time Deployteq was configured: resolved when it is again
             return [ExportResult(name, "skipped", target="Deployteq", message=NOT_CONFIGURED["deployteq"])]
         results.extend(reconcile(con, deployteq, name))
-    delivered_today = con.execute(f"""select file_name from {LOG_SCHEMA}.csv_trigger_log where segment = $s
+    delivered_today = con.execute(
+        f"""select file_name from {LOG_SCHEMA}.csv_trigger_log where segment = $s
                                       and export_day = $d and status in {DELIVERED}""",
-                                  {"s": name, "d": today}).fetchall()
+        {"s": name, "d": today},
+    ).fetchall()
     if delivered_today and not force and not dry_run:
-        return results + [ExportResult(name, "skipped", delivered_today[0][0],
-                                       message="already uploaded today (--force uploads again)")]
+        return [
+            *results,
+            ExportResult(
+                name, "skipped", delivered_today[0][0], message="already uploaded today (--force uploads again)"
+            ),
+        ]
     # Written beside the warehouse file while the settings are still being read and the SSH handshake runs, then
     # moved into local_dir (a rename when both are on one file system). The file's sha256 is taken on the second
     # worker (hashlib lets go of the GIL) before waiting for them, so it overlaps the settings instead of following.
@@ -509,7 +604,7 @@ def _export_one(con, beside, destination, guard: ConsentGuard, trigger: Trigger,
         hashing = None if dry_run else beside.submit(file_sha256, scratch)
         settings, deployteq = destination.result()
         if settings.sftp is None:
-            return results + [ExportResult(name, "skipped", target="Deployteq", message=NOT_CONFIGURED["deployteq"])]
+            return [*results, ExportResult(name, "skipped", target="Deployteq", message=NOT_CONFIGURED["deployteq"])]
         size, sha256 = scratch.stat().st_size, hashing.result() if hashing else None
         local = settings.local_dir / file_name
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -518,47 +613,96 @@ def _export_one(con, beside, destination, guard: ConsentGuard, trigger: Trigger,
         scratch.unlink(missing_ok=True)
     by_reason = guard.left_out_by_reason(con, trigger) if excluded else {}
     if dry_run:
-        return results + [ExportResult(name, "dry-run", file_name, rows, excluded,
-                                       f"written to {local}, would go to {settings.upload_dir}/{file_name}", by_reason)]
+        return [
+            *results,
+            ExportResult(
+                name,
+                "dry-run",
+                file_name,
+                rows,
+                excluded,
+                f"written to {local}, would go to {settings.upload_dir}/{file_name}",
+                by_reason,
+            ),
+        ]
     if rows == 0 and not settings.upload_empty:
-        return results + [ExportResult(name, "skipped", None, 0, excluded,
-                                       "the segment is empty (upload_empty uploads it anyway)", by_reason)]
+        return [
+            *results,
+            ExportResult(
+                name, "skipped", None, 0, excluded, "the segment is empty (upload_empty uploads it anyway)", by_reason
+            ),
+        ]
     already = None if force else deployteq.locate(file_name)
     if already is not None and already.setting == "FAILED_DIR" and _known_rejected(con, file_name):
         already = None  # Deployteq rejected the earlier file (recorded by --status): today's may go again
     if already is not None:
-        return results + [ExportResult(name, "skipped", file_name, rows, excluded, (
-            f"{file_name} is already in {already.folder}/ on {settings.sftp.where}: it was delivered before, so it "
-            "is not sent twice (--force sends it anyway)"), by_reason)]
+        return [
+            *results,
+            ExportResult(
+                name,
+                "skipped",
+                file_name,
+                rows,
+                excluded,
+                f"{file_name} is already in {already.folder}/ on {settings.sftp.where}: it was delivered before, so it "
+                "is not sent twice (--force sends it anyway)",
+                by_reason,
+            ),
+        ]
     export_id = str(uuid.uuid4())
-    con.execute(f"""insert into {LOG_SCHEMA}.csv_trigger_log (export_id, segment, file_name, rows, excluded_by_consent,
+    con.execute(
+        f"""insert into {LOG_SCHEMA}.csv_trigger_log (export_id, segment, file_name, rows, excluded_by_consent,
                         sha256, uploaded_at, status, export_day, size, recorded_at)
                     values ($id, $s, $f, $r, $x, $h, null, 'intent', $d, $size, now())""",
-                {"id": export_id, "s": name, "f": file_name, "r": rows, "x": excluded, "h": sha256, "d": today,
-                 "size": size})
+        {"id": export_id, "s": name, "f": file_name, "r": rows, "x": excluded, "h": sha256, "d": today, "size": size},
+    )
     # The intent is durable (autocommit) before a byte goes out. The contacts are recorded beside the upload: a
     # run killed before they are is reconciled from the file kept in local_dir (_recover_contacts).
     recording = beside.submit(_record_contacts, con, guard, trigger, export_id)
-    print(f"export {name}: uploading {file_name} ({rows:,} contacts) to {settings.upload_dir} on "
-          f"{settings.sftp.where}", file=stream, flush=True)
+    print(
+        f"export {name}: uploading {file_name} ({rows:,} contacts) to {settings.upload_dir} on {settings.sftp.where}",
+        file=stream,
+        flush=True,
+    )
     try:
         try:
             landed = deployteq.deliver(local, file_name, size, sha256, export_id=export_id, force=force)
         finally:
             recording.result()
     except (SftpError, ExportError) as error:
-        return results + [ExportResult(name, "failed", file_name, rows, excluded, (
-            f"{error}; the intent stays recorded: the next export looks for {file_name} on the server and records "
-            "it as delivered, or sends it anew if it never arrived"), by_reason)]
-    _record_outcome(con, export_id, landed.status,
-                    None if landed.setting == "UPLOAD_DIR" and landed.folder == settings.upload_dir else
-                    f"found in {landed.folder}/ after a dropped connection")
-    return results + [ExportResult(name, "uploaded", file_name, rows, excluded, excluded_by_reason=by_reason)]
+        return [
+            *results,
+            ExportResult(
+                name,
+                "failed",
+                file_name,
+                rows,
+                excluded,
+                f"{error}; the intent stays recorded: the next export looks for {file_name} on the server and records "
+                "it as delivered, or sends it anew if it never arrived",
+                by_reason,
+            ),
+        ]
+    _record_outcome(
+        con,
+        export_id,
+        landed.status,
+        None
+        if landed.setting == "UPLOAD_DIR" and landed.folder == settings.upload_dir
+        else f"found in {landed.folder}/ after a dropped connection",
+    )
+    return [*results, ExportResult(name, "uploaded", file_name, rows, excluded, excluded_by_reason=by_reason)]
 
 
 def _known_rejected(con, file_name: str) -> bool:
-    return con.execute(f"""select count(*) from {LOG_SCHEMA}.csv_trigger_log
-                           where file_name = $f and status = 'failed'""", {"f": file_name}).fetchone()[0] > 0
+    return (
+        con.execute(
+            f"""select count(*) from {LOG_SCHEMA}.csv_trigger_log
+                           where file_name = $f and status = 'failed'""",
+            {"f": file_name},
+        ).fetchone()[0]
+        > 0
+    )
 
 
 def check_status(*, wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS, stream=sys.stderr) -> list[str]:
@@ -571,8 +715,11 @@ def check_status(*, wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS, stream=sys.
         try:
             ensure_log(con)
             export_spotler.ensure_log(con)
-            report = _deployteq_status(con, settings) if settings.sftp is not None else [
-                f"Deployteq: {NOT_CONFIGURED['deployteq']}"]
+            report = (
+                _deployteq_status(con, settings)
+                if settings.sftp is not None
+                else [f"Deployteq: {NOT_CONFIGURED['deployteq']}"]
+            )
             return report + export_spotler.status_lines(con)
         finally:
             con.close()
@@ -590,8 +737,10 @@ def _deployteq_status(con, settings: ExportSettings) -> list[str]:
             if new != status:
                 _record_outcome(con, export_id, new)
             if new == "failed":
-                report.append(f"{segment}: {file_name} was rejected by Deployteq (in {settings.failed_dir}/); "
-                              "check the column names and the campaign the file name selects")
+                report.append(
+                    f"{segment}: {file_name} was rejected by Deployteq (in {settings.failed_dir}/); "
+                    "check the column names and the campaign the file name selects"
+                )
             else:
                 report.append(f"{segment}: {file_name} {new}")
         return report

@@ -10,10 +10,9 @@ import functools
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
-from mail_warehouse import settings as warehouse_settings
 from loaders.sftp import SftpSettings
+from mail_warehouse import settings as warehouse_settings
 
 SETTING_PREFIX = "EXPORT__DEPLOYTEQ__"
 
@@ -24,7 +23,7 @@ class ExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExportSettings:
-    sftp: Optional[SftpSettings]
+    sftp: SftpSettings | None
     upload_dir: str
     active_dir: str
     done_dir: str
@@ -35,8 +34,12 @@ class ExportSettings:
     @property
     def folders(self) -> dict[str, str]:
         """Every folder a trigger file can be in, by the name of its setting, in the order Deployteq moves it."""
-        return {"UPLOAD_DIR": self.upload_dir, "ACTIVE_DIR": self.active_dir, "DONE_DIR": self.done_dir,
-                "FAILED_DIR": self.failed_dir}
+        return {
+            "UPLOAD_DIR": self.upload_dir,
+            "ACTIVE_DIR": self.active_dir,
+            "DONE_DIR": self.done_dir,
+            "FAILED_DIR": self.failed_dir,
+        }
 
 
 def remote_folder(value: str) -> str:
@@ -57,6 +60,7 @@ def _configuration_class():
     @configspec
     class DeployteqConfiguration(SftpConfiguration):
         """`[export.deployteq]` in .dlt/config.toml, or EXPORT__DEPLOYTEQ__<NAME> environment variables."""
+
         upload_dir: str = "Upload"
         active_dir: str = "Active"
         done_dir: str = "Done"
@@ -75,9 +79,16 @@ def load_settings(*, need_sftp: bool = True) -> ExportSettings:
     if config.host and config.username:
         sftp = config.sftp_settings(SETTING_PREFIX)
     elif need_sftp:
-        raise ExportError(f"missing settings export.deployteq.host and username (env {SETTING_PREFIX}HOST, "
-                          f"{SETTING_PREFIX}USERNAME)")
+        raise ExportError(
+            f"missing settings export.deployteq.host and username (env {SETTING_PREFIX}HOST, {SETTING_PREFIX}USERNAME)"
+        )
     local = Path(config.local_dir)
-    return ExportSettings(sftp, remote_folder(config.upload_dir), remote_folder(config.active_dir),
-                          remote_folder(config.done_dir), remote_folder(config.failed_dir), bool(config.upload_empty),
-                          local if local.is_absolute() else warehouse_settings.PROJECT_DIR / local)
+    return ExportSettings(
+        sftp,
+        remote_folder(config.upload_dir),
+        remote_folder(config.active_dir),
+        remote_folder(config.done_dir),
+        remote_folder(config.failed_dir),
+        bool(config.upload_empty),
+        local if local.is_absolute() else warehouse_settings.PROJECT_DIR / local,
+    )

@@ -46,7 +46,7 @@ from mail_warehouse.consent_guard import ConsentGuard
 
 LOG_SCHEMA = "exports"
 MAX_AUDIENCE_BATCH = 2500
-UNSETTLED = ("pending", "calling")   # a contact's statuses while its answer is not known
+UNSETTLED = ("pending", "calling")  # a contact's statuses while its answer is not known
 ALREADY_IN_CAMPAIGN = ("already in campaign", "already active in campaign")
 
 
@@ -77,12 +77,14 @@ def targets_from_meta(segment: str, meta: dict, where: str) -> SpotlerTargets | 
     if audience is not None:
         if not isinstance(audience, dict) or not str(audience.get("external_id") or "").strip():
             raise SpotlerTargetError(f"{where}: the spotler_audience of {segment} needs external_id (and a name)")
-        audience = AudienceTarget(str(audience["external_id"]).strip(),
-                                  str(audience.get("name") or audience["external_id"]).strip())
+        audience = AudienceTarget(
+            str(audience["external_id"]).strip(), str(audience.get("name") or audience["external_id"]).strip()
+        )
     return SpotlerTargets(segment, trigger.strip() if trigger else None, audience)
 
 
 # --- the log ----------------------------------------------------------------------------------------------
+
 
 def ensure_log(con) -> None:
     """`spotler_export_log`: one row per export of a segment to a Spotler target, `intent` until every contact
@@ -103,8 +105,8 @@ def ensure_log(con) -> None:
 @dataclass
 class SpotlerResult:
     segment: str
-    target: str                 # e.g. Spotler trigger 'reactivatie'
-    status: str                 # sent | skipped | dry-run | failed | resumed
+    target: str  # e.g. Spotler trigger 'reactivatie'
+    status: str  # sent | skipped | dry-run | failed | resumed
     counts: dict[str, int] = field(default_factory=dict)
     excluded: int = 0
     excluded_by_reason: dict[str, int] | None = None
@@ -113,19 +115,31 @@ class SpotlerResult:
     def line(self) -> str:
         counts = ", ".join(f"{count:,} {status.replace('-', ' ')}" for status, count in self.counts.items() if count)
         reasons = ", ".join(f"{count:,} {reason}" for reason, count in (self.excluded_by_reason or {}).items())
-        return (f"export {self.segment} to {self.target}: {self.status}"
-                + (f", {counts}" if counts else "")
-                + (f" ({self.excluded:,} left out" + (f": {reasons}" if reasons else "") + ")" if self.excluded else "")
-                + (f"; {self.message}" if self.message else ""))
+        return (
+            f"export {self.segment} to {self.target}: {self.status}"
+            + (f", {counts}" if counts else "")
+            + (f" ({self.excluded:,} left out" + (f": {reasons}" if reasons else "") + ")" if self.excluded else "")
+            + (f"; {self.message}" if self.message else "")
+        )
 
 
 # --- the way back ---------------------------------------------------------------------------------------------
 
+
 class SpotlerWayBack:
     """The Spotler targets of every segment over one client and one warehouse connection."""
 
-    def __init__(self, con, config, *, today: dt.date, force: bool = False, dry_run: bool = False,
-                 stream=sys.stderr, audience_batch: int = MAX_AUDIENCE_BATCH) -> None:
+    def __init__(
+        self,
+        con,
+        config,
+        *,
+        today: dt.date,
+        force: bool = False,
+        dry_run: bool = False,
+        stream=sys.stderr,
+        audience_batch: int = MAX_AUDIENCE_BATCH,
+    ) -> None:
         from loaders.spotler.client import SpotlerClient
 
         self.con, self.config, self.today, self.stream = con, config, today, stream
@@ -143,16 +157,24 @@ class SpotlerWayBack:
         from loaders.spotler.config import SpotlerError
 
         results = []
-        for kind, name, send in (("campaign_trigger", targets.campaign_trigger, self._trigger),
-                                 ("audience", targets.audience, self._audience)):
+        for kind, name, send in (
+            ("campaign_trigger", targets.campaign_trigger, self._trigger),
+            ("audience", targets.audience, self._audience),
+        ):
             if name is None:
                 continue
             label = _label(kind, name.external_id if kind == "audience" else name)
             try:
                 results.extend(send(targets.segment, name, label))
             except (SpotlerTargetError, SpotlerError) as error:
-                results.append(SpotlerResult(targets.segment, label, "failed", message=(
-                    f"{error}; what was recorded stays: the next export carries on from it")))
+                results.append(
+                    SpotlerResult(
+                        targets.segment,
+                        label,
+                        "failed",
+                        message=(f"{error}; what was recorded stays: the next export carries on from it"),
+                    )
+                )
         return results
 
     # --- campaign triggers ---
@@ -170,59 +192,102 @@ class SpotlerWayBack:
     def resolve_trigger(self, segment: str, trigger_name: str) -> str:
         """The encrypted id of the external trigger of this name (exact, else ignoring case), of an active campaign."""
         found = [(c, t) for c in self.campaigns() for t in c.get("triggers") or [] if t.get("name") == trigger_name]
-        found = found or [(c, t) for c in self.campaigns() for t in c.get("triggers") or []
-                          if str(t.get("name", "")).casefold() == trigger_name.casefold()]
+        found = found or [
+            (c, t)
+            for c in self.campaigns()
+            for t in c.get("triggers") or []
+            if str(t.get("name", "")).casefold() == trigger_name.casefold()
+        ]
         if not found:
             known = sorted({str(t.get("name")) for c in self.campaigns() for t in c.get("triggers") or []})
-            raise SpotlerTargetError(f"segment {segment}: Spotler has no external campaign trigger named "
-                                     f"{trigger_name!r} (its triggers: {', '.join(known) or 'none'}); check "
-                                     "spotler_campaign_trigger in the segment's yml")
+            raise SpotlerTargetError(
+                f"segment {segment}: Spotler has no external campaign trigger named "
+                f"{trigger_name!r} (its triggers: {', '.join(known) or 'none'}); check "
+                "spotler_campaign_trigger in the segment's yml"
+            )
         if len(found) > 1:
-            raise SpotlerTargetError(f"segment {segment}: {len(found)} Spotler triggers are named {trigger_name!r} "
-                                     f"(campaigns {', '.join(str(c.get('name')) for c, _ in found)}); give one "
-                                     "another name")
+            raise SpotlerTargetError(
+                f"segment {segment}: {len(found)} Spotler triggers are named {trigger_name!r} "
+                f"(campaigns {', '.join(str(c.get('name')) for c, _ in found)}); give one "
+                "another name"
+            )
         campaign, trigger = found[0]
         if campaign.get("active") is False:
-            raise SpotlerTargetError(f"segment {segment}: the Spotler campaign {campaign.get('name')!r} of trigger "
-                                     f"{trigger_name!r} is inactive; activate it in Spotler, then export again")
+            raise SpotlerTargetError(
+                f"segment {segment}: the Spotler campaign {campaign.get('name')!r} of trigger "
+                f"{trigger_name!r} is inactive; activate it in Spotler, then export again"
+            )
         return str(trigger["encryptedId"])
 
     def _trigger(self, segment: str, trigger_name: str, label: str) -> list[SpotlerResult]:
-        results = [self._resume(export_id, segment, label, lambda: self.resolve_trigger(segment, trigger_name))
-                   for export_id in self._unfinished(segment, "campaign_trigger", trigger_name)]
+        results = [
+            self._resume(export_id, segment, label, lambda: self.resolve_trigger(segment, trigger_name))
+            for export_id in self._unfinished(segment, "campaign_trigger", trigger_name)
+        ]
         skipped = self._sent_today(segment, "campaign_trigger", trigger_name, label)
         if skipped:
-            return results + [skipped]
+            return [*results, skipped]
         trigger_id = self.resolve_trigger(segment, trigger_name)
         rows, excluded, by_reason = self._rows(segment)
         if self.dry_run:
-            return results + [SpotlerResult(segment, label, "dry-run", {"would trigger": len(rows)}, excluded,
-                                            by_reason, f"the trigger resolves to {trigger_id}; nothing was sent")]
+            return [
+                *results,
+                SpotlerResult(
+                    segment,
+                    label,
+                    "dry-run",
+                    {"would trigger": len(rows)},
+                    excluded,
+                    by_reason,
+                    f"the trigger resolves to {trigger_id}; nothing was sent",
+                ),
+            ]
         if not rows:
-            return results + [SpotlerResult(segment, label, "skipped", {}, excluded, by_reason,
-                                            "the segment has nobody to send")]
-        export_id = self._record_intent(segment, "campaign_trigger", trigger_name, trigger_id, excluded,
-                                        [(*row, "trigger") for row in rows])
+            return [
+                *results,
+                SpotlerResult(segment, label, "skipped", {}, excluded, by_reason, "the segment has nobody to send"),
+            ]
+        export_id = self._record_intent(
+            segment, "campaign_trigger", trigger_name, trigger_id, excluded, [(*row, "trigger") for row in rows]
+        )
         self._say(f"export {segment}: triggering {trigger_name!r} in Spotler for {len(rows):,} contacts")
-        return results + [self._send_triggers(export_id, segment, label, trigger_id, excluded, by_reason)]
+        return [*results, self._send_triggers(export_id, segment, label, trigger_id, excluded, by_reason)]
 
-    def _send_triggers(self, export_id: str, segment: str, label: str, trigger_id: str, excluded: int = 0,
-                       by_reason: dict[str, int] | None = None, status: str = "sent") -> SpotlerResult:
-        todo = self.con.execute(f"""select external_contact_id, status from {LOG_SCHEMA}.spotler_export_contacts
+    def _send_triggers(
+        self,
+        export_id: str,
+        segment: str,
+        label: str,
+        trigger_id: str,
+        excluded: int = 0,
+        by_reason: dict[str, int] | None = None,
+        status: str = "sent",
+    ) -> SpotlerResult:
+        todo = self.con.execute(
+            f"""select external_contact_id, status from {LOG_SCHEMA}.spotler_export_contacts
                                     where export_id = $id and status in {UNSETTLED} order by external_contact_id""",
-                                {"id": export_id}).fetchall()
+            {"id": export_id},
+        ).fetchall()
         path = f"/campaign/trigger/{quote(trigger_id, safe='')}"
         done = 0
         with ThreadPoolExecutor(self.workers) as pool:
             for start in range(0, len(todo), self.workers):
-                group = todo[start:start + self.workers]
+                group = todo[start : start + self.workers]
                 ids = [contact for contact, _ in group]
                 self._mark_calling(export_id, ids)
-                answers = pool.map(lambda contact: self.client.send(
-                    "POST", "POST /campaign/trigger/{encryptedTriggerId}", path, {"externalContactId": contact}), ids)
-                outcomes = [_trigger_outcome(answer, was_calling=before == "calling")
-                            for (_, before), answer in zip(group, answers)]
-                self._record_answers(export_id, [(contact, *outcome) for contact, outcome in zip(ids, outcomes)])
+                answers = pool.map(
+                    lambda contact: self.client.send(
+                        "POST", "POST /campaign/trigger/{encryptedTriggerId}", path, {"externalContactId": contact}
+                    ),
+                    ids,
+                )
+                outcomes = [
+                    _trigger_outcome(answer, was_calling=before == "calling")
+                    for (_, before), answer in zip(group, answers, strict=True)
+                ]
+                self._record_answers(
+                    export_id, [(contact, *outcome) for contact, outcome in zip(ids, outcomes, strict=True)]
+                )
                 done += len(group)
                 if done % 500 < self.workers or done == len(todo):
                     self._say(f"  {label}: {done:,} of {len(todo):,} contacts answered")
@@ -237,33 +302,45 @@ class SpotlerWayBack:
         _refuse_without_product(found, segment)
         if found.ok:
             if isinstance(found.body, dict) and found.body.get("name") not in (None, audience.name):
-                renamed = self.client.send("PUT", "PUT /audience/{externalId}", path,
-                                           {"externalId": audience.external_id, "name": audience.name})
+                renamed = self.client.send(
+                    "PUT",
+                    "PUT /audience/{externalId}",
+                    path,
+                    {"externalId": audience.external_id, "name": audience.name},
+                )
                 if not renamed.ok:
-                    self._say(f"  audience {audience.external_id}: renaming to {audience.name!r} refused "
-                              f"(HTTP {renamed.status} {renamed.message}); members are mirrored all the same")
+                    self._say(
+                        f"  audience {audience.external_id}: renaming to {audience.name!r} refused "
+                        f"(HTTP {renamed.status} {renamed.message}); members are mirrored all the same"
+                    )
             return False
         if found.status != 404:
-            raise SpotlerTargetError(f"segment {segment}: GET audience {audience.external_id}: HTTP {found.status} "
-                                     f"{found.message}")
+            raise SpotlerTargetError(
+                f"segment {segment}: GET audience {audience.external_id}: HTTP {found.status} {found.message}"
+            )
         if self.dry_run:
             return True
-        created = self.client.send("POST", "POST /audience", "/audience",
-                                   {"externalId": audience.external_id, "name": audience.name})
+        created = self.client.send(
+            "POST", "POST /audience", "/audience", {"externalId": audience.external_id, "name": audience.name}
+        )
         _refuse_without_product(created, segment)
         if created.ok:
             return True
         if created.status == 417 and "id must be unique" in created.message.lower():
             return False  # created by an earlier attempt whose answer was lost
-        raise SpotlerTargetError(f"segment {segment}: creating audience {audience.external_id} "
-                                 f"({audience.name!r}) refused: HTTP {created.status} {created.message}")
+        raise SpotlerTargetError(
+            f"segment {segment}: creating audience {audience.external_id} "
+            f"({audience.name!r}) refused: HTTP {created.status} {created.message}"
+        )
 
     def _audience(self, segment: str, audience: AudienceTarget, label: str) -> list[SpotlerResult]:
-        results = [self._resume(export_id, segment, label, lambda: audience.external_id)
-                   for export_id in self._unfinished(segment, "audience", audience.external_id)]
+        results = [
+            self._resume(export_id, segment, label, lambda: audience.external_id)
+            for export_id in self._unfinished(segment, "audience", audience.external_id)
+        ]
         skipped = self._sent_today(segment, "audience", audience.external_id, label)
         if skipped:
-            return results + [skipped]
+            return [*results, skipped]
         created = self.ensure_audience(segment, audience)
         rows, excluded, by_reason = self._rows(segment)
         members = {} if created else self._members(audience.external_id)
@@ -271,27 +348,51 @@ class SpotlerWayBack:
         joined = [(*wanted[c], "add") for c in sorted(set(wanted) - set(members))]
         left = [(*members[c], "remove") for c in sorted(set(members) - set(wanted))]
         if self.dry_run:
-            return results + [SpotlerResult(segment, label, "dry-run", {"would add": len(joined),
-                                                                        "would remove": len(left)},
-                                            excluded, by_reason, ("the audience would be created; " if created else "")
-                                            + f"{len(wanted):,} members after; nothing was sent")]
-        export_id = self._record_intent(segment, "audience", audience.external_id, audience.external_id, excluded,
-                                        joined + left)
+            return [
+                *results,
+                SpotlerResult(
+                    segment,
+                    label,
+                    "dry-run",
+                    {"would add": len(joined), "would remove": len(left)},
+                    excluded,
+                    by_reason,
+                    ("the audience would be created; " if created else "")
+                    + f"{len(wanted):,} members after; nothing was sent",
+                ),
+            ]
+        export_id = self._record_intent(
+            segment, "audience", audience.external_id, audience.external_id, excluded, joined + left
+        )
         if joined or left:
-            self._say(f"export {segment}: audience {audience.external_id}: adding {len(joined):,}, removing "
-                      f"{len(left):,}")
-        return results + [self._send_audience(export_id, segment, label, audience.external_id, excluded, by_reason)]
+            self._say(
+                f"export {segment}: audience {audience.external_id}: adding {len(joined):,}, removing {len(left):,}"
+            )
+        return [*results, self._send_audience(export_id, segment, label, audience.external_id, excluded, by_reason)]
 
-    def _send_audience(self, export_id: str, segment: str, label: str, audience_id: str, excluded: int = 0,
-                       by_reason: dict[str, int] | None = None, status: str = "sent") -> SpotlerResult:
+    def _send_audience(
+        self,
+        export_id: str,
+        segment: str,
+        label: str,
+        audience_id: str,
+        excluded: int = 0,
+        by_reason: dict[str, int] | None = None,
+        status: str = "sent",
+    ) -> SpotlerResult:
         path = f"/audience/{quote(audience_id, safe='')}/contact"
         for action, method in (("add", "POST"), ("remove", "DELETE")):
-            todo = [row[0] for row in self.con.execute(
-                f"""select external_contact_id from {LOG_SCHEMA}.spotler_export_contacts
+            todo = [
+                row[0]
+                for row in self.con.execute(
+                    f"""select external_contact_id from {LOG_SCHEMA}.spotler_export_contacts
                     where export_id = $id and action = $action and status in {UNSETTLED}
-                    order by external_contact_id""", {"id": export_id, "action": action}).fetchall()]
+                    order by external_contact_id""",
+                    {"id": export_id, "action": action},
+                ).fetchall()
+            ]
             for start in range(0, len(todo), self.audience_batch):
-                self._send_batch(export_id, segment, method, path, todo[start:start + self.audience_batch], action)
+                self._send_batch(export_id, segment, method, path, todo[start : start + self.audience_batch], action)
         return self._finish(export_id, segment, label, status, excluded, by_reason)
 
     def _send_batch(self, export_id: str, segment: str, method: str, path: str, batch: list[str], action: str) -> None:
@@ -299,8 +400,11 @@ class SpotlerWayBack:
         while batch:
             answer = self.client.send(method, f"{method} /audience/{{externalId}}/contact", path, {"contacts": batch})
             _refuse_without_product(answer, segment)
-            unknown = set(answer.body.get("externalContactIds") or []) if (
-                answer.status == 404 and isinstance(answer.body, dict)) else set()
+            unknown = (
+                set(answer.body.get("externalContactIds") or [])
+                if (answer.status == 404 and isinstance(answer.body, dict))
+                else set()
+            )
             if answer.ok:
                 self._record_answers(export_id, [(c, "added" if action == "add" else "removed", None) for c in batch])
                 return
@@ -313,14 +417,17 @@ class SpotlerWayBack:
     def _members(self, audience_id: str) -> dict[str, tuple]:
         """The members this warehouse put in the audience and has not taken out: each contact's latest add or
         remove that Spotler answered."""
-        rows = self.con.execute(f"""
+        rows = self.con.execute(
+            f"""
             select c.contact_key, c.email, c.external_contact_id, c.status
             from {LOG_SCHEMA}.spotler_export_contacts c
             inner join {LOG_SCHEMA}.spotler_export_log l on l.export_id = c.export_id
             where l.target_kind = 'audience' and l.target = $a and c.status in ('added', 'removed')
             qualify row_number() over (partition by c.external_contact_id
                                        order by c.answered_at desc, l.recorded_at desc) = 1
-        """, {"a": audience_id}).fetchall()
+        """,
+            {"a": audience_id},
+        ).fetchall()
         return {row[2]: row[:3] for row in rows if row[3] == "added"}
 
     # --- shared: intents, resuming, outcomes ---
@@ -335,36 +442,58 @@ class SpotlerWayBack:
     def _unfinished(self, segment: str, kind: str, target: str) -> list[str]:
         if self.dry_run:
             return []
-        return [row[0] for row in self.con.execute(
-            f"""select export_id from {LOG_SCHEMA}.spotler_export_log where segment = $s and target_kind = $k
+        return [
+            row[0]
+            for row in self.con.execute(
+                f"""select export_id from {LOG_SCHEMA}.spotler_export_log where segment = $s and target_kind = $k
                 and target = $t and status = 'intent' order by recorded_at""",
-            {"s": segment, "k": kind, "t": target}).fetchall()]
+                {"s": segment, "k": kind, "t": target},
+            ).fetchall()
+        ]
 
     def _sent_today(self, segment: str, kind: str, target: str, label: str) -> SpotlerResult | None:
         if self.force or self.dry_run:
             return None
-        found = self.con.execute(f"""select count(*) from {LOG_SCHEMA}.spotler_export_log where segment = $s
+        found = self.con.execute(
+            f"""select count(*) from {LOG_SCHEMA}.spotler_export_log where segment = $s
                                      and target_kind = $k and target = $t and export_day = $d and status = 'done'""",
-                                 {"s": segment, "k": kind, "t": target, "d": self.today}).fetchone()[0]
-        return SpotlerResult(segment, label, "skipped", message="already sent today (--force sends again)") \
-            if found else None
+            {"s": segment, "k": kind, "t": target, "d": self.today},
+        ).fetchone()[0]
+        return (
+            SpotlerResult(segment, label, "skipped", message="already sent today (--force sends again)")
+            if found
+            else None
+        )
 
-    def _record_intent(self, segment: str, kind: str, target: str, target_id: str, excluded: int,
-                       rows: list[tuple]) -> str:
+    def _record_intent(
+        self, segment: str, kind: str, target: str, target_id: str, excluded: int, rows: list[tuple]
+    ) -> str:
         """The export and every contact it will send, committed in one transaction before the first call."""
         export_id = str(uuid.uuid4())
         self.con.execute("begin")
         try:
-            self.con.execute(f"""insert into {LOG_SCHEMA}.spotler_export_log (export_id, segment, target_kind,
+            self.con.execute(
+                f"""insert into {LOG_SCHEMA}.spotler_export_log (export_id, segment, target_kind,
                                      target, target_id, export_day, contacts, excluded_by_consent, status, recorded_at)
                                  values ($id, $s, $k, $t, $tid, $d, $n, $x, 'intent', now())""",
-                             {"id": export_id, "s": segment, "k": kind, "t": target, "tid": target_id,
-                              "d": self.today, "n": len(rows), "x": excluded})
+                {
+                    "id": export_id,
+                    "s": segment,
+                    "k": kind,
+                    "t": target,
+                    "tid": target_id,
+                    "d": self.today,
+                    "n": len(rows),
+                    "x": excluded,
+                },
+            )
             if rows:
-                self.con.executemany(f"""insert into {LOG_SCHEMA}.spotler_export_contacts
+                self.con.executemany(
+                    f"""insert into {LOG_SCHEMA}.spotler_export_contacts
                                              (export_id, contact_key, email, external_contact_id, action, status)
                                          values (?, ?, ?, ?, ?, 'pending')""",
-                                     [(export_id, *row) for row in rows])
+                    [(export_id, *row) for row in rows],
+                )
             self.con.execute("commit")
         except BaseException:
             self.con.execute("rollback")
@@ -374,48 +503,78 @@ class SpotlerWayBack:
     def _resume(self, export_id: str, segment: str, label: str, target_id) -> SpotlerResult:
         """Finish an export a killed or failed run left: its pending contacts the guard no longer allows are not
         sent; the rest (and those whose call may have been carried out) are sent."""
-        self.con.execute(f"""update {LOG_SCHEMA}.spotler_export_contacts x
+        self.con.execute(
+            f"""update {LOG_SCHEMA}.spotler_export_contacts x
                              set status = 'not-sent', answered_at = now(),
                                  message = 'no longer mailable when the export was resumed'
                              where export_id = $id and status = 'pending' and action <> 'remove'
                                and not exists (select 1 from marts.contacts c
                                                where c.email = x.email and {self.guard.condition})""",
-                         {"id": export_id})
-        (kind,) = self.con.execute(f"select target_kind from {LOG_SCHEMA}.spotler_export_log where export_id = $id",
-                                   {"id": export_id}).fetchone()
+            {"id": export_id},
+        )
+        (kind,) = self.con.execute(
+            f"select target_kind from {LOG_SCHEMA}.spotler_export_log where export_id = $id", {"id": export_id}
+        ).fetchone()
         self._say(f"export {segment}: resuming an interrupted export to {label}")
         if kind == "campaign_trigger":
             return self._send_triggers(export_id, segment, label, target_id(), status="resumed")
         return self._send_audience(export_id, segment, label, target_id(), status="resumed")
 
     def _mark_calling(self, export_id: str, contacts: list[str]) -> None:
-        self.con.execute(f"""update {LOG_SCHEMA}.spotler_export_contacts set status = 'calling', attempts = attempts + 1
+        self.con.execute(
+            f"""update {LOG_SCHEMA}.spotler_export_contacts set status = 'calling', attempts = attempts + 1
                              where export_id = $id and external_contact_id in (select unnest($ids))""",
-                         {"id": export_id, "ids": contacts})
+            {"id": export_id, "ids": contacts},
+        )
 
     def _record_answers(self, export_id: str, outcomes: list[tuple[str, str, str | None]]) -> None:
-        self.con.executemany(f"""update {LOG_SCHEMA}.spotler_export_contacts
+        self.con.executemany(
+            f"""update {LOG_SCHEMA}.spotler_export_contacts
                                  set status = ?, message = ?, answered_at = now()
                                  where export_id = ? and external_contact_id = ?""",
-                             [(status, message, export_id, contact) for contact, status, message in outcomes])
+            [(status, message, export_id, contact) for contact, status, message in outcomes],
+        )
 
-    def _finish(self, export_id: str, segment: str, label: str, status: str, excluded: int,
-                by_reason: dict[str, int] | None) -> SpotlerResult:
-        counts = dict(self.con.execute(f"""select status, count(*) from {LOG_SCHEMA}.spotler_export_contacts
-                                          where export_id = $id group by 1""", {"id": export_id}).fetchall())
-        self.con.execute(f"""update {LOG_SCHEMA}.spotler_export_log
+    def _finish(
+        self, export_id: str, segment: str, label: str, status: str, excluded: int, by_reason: dict[str, int] | None
+    ) -> SpotlerResult:
+        counts = dict(
+            self.con.execute(
+                f"""select status, count(*) from {LOG_SCHEMA}.spotler_export_contacts
+                                          where export_id = $id group by 1""",
+                {"id": export_id},
+            ).fetchall()
+        )
+        self.con.execute(
+            f"""update {LOG_SCHEMA}.spotler_export_log
                              set status = 'done', finished_at = now(), triggered = $t, already_in_campaign = $a,
                                  refused = $r, not_sent = $n, added = $ad, removed = $rm
                              where export_id = $id""",
-                         {"id": export_id, "t": counts.get("triggered", 0), "a": counts.get("already-in-campaign", 0),
-                          "r": counts.get("refused", 0), "n": counts.get("not-sent", 0), "ad": counts.get("added", 0),
-                          "rm": counts.get("removed", 0)})
-        refusals = self.con.execute(f"""select message, count(*) from {LOG_SCHEMA}.spotler_export_contacts
+            {
+                "id": export_id,
+                "t": counts.get("triggered", 0),
+                "a": counts.get("already-in-campaign", 0),
+                "r": counts.get("refused", 0),
+                "n": counts.get("not-sent", 0),
+                "ad": counts.get("added", 0),
+                "rm": counts.get("removed", 0),
+            },
+        )
+        refusals = self.con.execute(
+            f"""select message, count(*) from {LOG_SCHEMA}.spotler_export_contacts
                                         where export_id = $id and status = 'refused' group by 1 order by 2 desc""",
-                                    {"id": export_id}).fetchall()
+            {"id": export_id},
+        ).fetchall()
         order = ("triggered", "already-in-campaign", "added", "removed", "refused", "not-sent")
-        return SpotlerResult(segment, label, status, {key: counts.get(key, 0) for key in order}, excluded, by_reason,
-                             "; ".join(f"refused: {message} {count:,}" for message, count in refusals))
+        return SpotlerResult(
+            segment,
+            label,
+            status,
+            {key: counts.get(key, 0) for key in order},
+            excluded,
+            by_reason,
+            "; ".join(f"refused: {message} {count:,}" for message, count in refusals),
+        )
 
 
 def status_lines(con) -> list[str]:
@@ -430,9 +589,9 @@ def status_lines(con) -> list[str]:
         left join {LOG_SCHEMA}.spotler_export_contacts c using (export_id)
         group by all order by l.export_day, l.segment, l.target_kind, l.target""").fetchall()
     lines = []
-    for segment, kind, target, day, status, contacts, *counts in rows:
+    for segment, kind, target, day, status, _contacts, *counts in rows:
         named = ("triggered", "already in campaign", "added", "removed", "refused", "not sent", "not answered yet")
-        told = ", ".join(f"{count:,} {name}" for name, count in zip(named, counts) if count)
+        told = ", ".join(f"{count:,} {name}" for name, count in zip(named, counts, strict=True) if count)
         state = "interrupted, resumed by the next export" if status == "intent" else status
         lines.append(f"{segment}: {_label(kind, target)} {day:%Y-%m-%d} {state}: {told or 'nobody to send'}")
     return lines
@@ -452,15 +611,19 @@ def _trigger_outcome(answer, *, was_calling: bool) -> tuple[str, str | None]:
             return "triggered", "an earlier call went unanswered; Spotler says it started the campaign"
         return "already-in-campaign", message
     if answer.status == 404:
-        raise SpotlerTargetError(f"POST /campaign/trigger: HTTP 404 {message or 'trigger not found'} (the trigger "
-                                 "was removed in Spotler during the export)")
+        raise SpotlerTargetError(
+            f"POST /campaign/trigger: HTTP 404 {message or 'trigger not found'} (the trigger "
+            "was removed in Spotler during the export)"
+        )
     return "refused", f"{message or 'HTTP ' + str(answer.status)}"
 
 
 def _refuse_without_product(answer, segment: str) -> None:
     if answer.status == 403:
-        raise SpotlerTargetError(f"segment {segment}: this Spotler account may not use audiences (HTTP 403: "
-                                 f"{answer.message or 'only Automation or eCommerce products can use this call'})")
+        raise SpotlerTargetError(
+            f"segment {segment}: this Spotler account may not use audiences (HTTP 403: "
+            f"{answer.message or 'only Automation or eCommerce products can use this call'})"
+        )
 
 
 def spotler_account():

@@ -41,13 +41,23 @@ def lake_pipeline(name: str, dataset: str, bucket_url: str | None = None, pipeli
     if pipelines_dir is None:
         pipelines_dir = (Path(url).parent if "://" not in url else PROJECT_DIR) / ".dlt_pipelines" / "lake"
     remove_unfinished_schema_saves(pipelines_dir / f"lake_{name}")
-    return dlt.pipeline(pipeline_name=f"lake_{name}", destination=dlt.destinations.filesystem(bucket_url=url),
-                        dataset_name=dataset, pipelines_dir=str(pipelines_dir))
+    return dlt.pipeline(
+        pipeline_name=f"lake_{name}",
+        destination=dlt.destinations.filesystem(bucket_url=url),
+        dataset_name=dataset,
+        pipelines_dir=str(pipelines_dir),
+    )
 
 
-def load_into_lake(systems: tuple[str, ...] = ("clang", "spotler", "directo"), *, bucket_url: str | None = None,
-                   pipelines_dir: Path | None = None, spotler_now=None, directo_full: bool = False,
-                   stream=sys.stderr) -> dict[str, int]:
+def load_into_lake(
+    systems: tuple[str, ...] = ("clang", "spotler", "directo"),
+    *,
+    bucket_url: str | None = None,
+    pipelines_dir: Path | None = None,
+    spotler_now=None,
+    directo_full: bool = False,
+    stream=sys.stderr,
+) -> dict[str, int]:
     """Run each system's dlt source into the lake; returns the rows written per system. `directo_full`: ask
     Directo for every customer and mark those missing from the answer deleted (`warehouse load directo
     --full`), as in the warehouse."""
@@ -60,8 +70,11 @@ def load_into_lake(systems: tuple[str, ...] = ("clang", "spotler", "directo"), *
     sources = {
         "clang": (clang.DATASET, lambda: clang.clang_source(), Exception),
         "spotler": (spotler.DATASET, lambda: spotler.spotler_source(now=spotler_now, log=log), spotler.SpotlerError),
-        "directo": (directo.DATASET, lambda: directo.directo_source(full=directo_full, loaded_at=loaded_at, log=log),
-                    directo.DirectoError),
+        "directo": (
+            directo.DATASET,
+            lambda: directo.directo_source(full=directo_full, loaded_at=loaded_at, log=log),
+            directo.DirectoError,
+        ),
     }
     url = bucket_url or lake_url()
     if "://" not in url:
@@ -100,7 +113,8 @@ def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -
     files = f"{folder}/*.parquet"
     con = connect(":memory:")
     try:
-        deleted = con.sql(f"""
+        deleted = con.sql(
+            f"""
             with loaded as (select * from read_parquet({sql_literal(files)}, union_by_name = true)),
             latest as (
                 select * from loaded
@@ -108,12 +122,12 @@ def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -
             select * exclude (_dlt_load_id) replace (cast($at as timestamptz) as deleted_at)
             from latest
             where deleted_at is null and ($answer is null or _dlt_load_id <> $answer)""",
-            params={"at": loaded_at, "answer": answer_loads[-1] if answer_loads else None}).to_arrow_table()
+            params={"at": loaded_at, "answer": answer_loads[-1] if answer_loads else None},
+        ).to_arrow_table()
     finally:
         con.close()
     if deleted.num_rows:
-        pipeline.run(dlt.resource(deleted, name="customers", write_disposition="append"),
-                     loader_file_format="parquet")
+        pipeline.run(dlt.resource(deleted, name="customers", write_disposition="append"), loader_file_format="parquet")
     return deleted.num_rows
 
 
@@ -133,8 +147,9 @@ def spark_table_files(schema: str, table: str, home: Path | None = None) -> str:
     return str((home or spark_home()) / "warehouse" / f"{schema}.db" / table / "*.parquet")
 
 
-def copy_spark_tables(database: Path, schemas: tuple[str, ...] = ("marts", "segments", "intermediate"),
-                      home: Path | None = None) -> dict[str, int]:
+def copy_spark_tables(
+    database: Path, schemas: tuple[str, ...] = ("marts", "segments", "intermediate"), home: Path | None = None
+) -> dict[str, int]:
     """Copy the tables the Spark target built in `schemas` into the DuckDB file `database` (same schema and
     table names), read from their parquet files; returns the rows per schema.table."""
     warehouse = (home or spark_home()) / "warehouse"
@@ -143,13 +158,18 @@ def copy_spark_tables(database: Path, schemas: tuple[str, ...] = ("marts", "segm
     try:
         for schema in schemas:
             schema_dir = warehouse / f"{schema}.db"
-            tables = sorted(p.name for p in schema_dir.iterdir() if p.is_dir() and any(p.glob("*.parquet"))) \
-                if schema_dir.is_dir() else []
+            tables = (
+                sorted(p.name for p in schema_dir.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
+                if schema_dir.is_dir()
+                else []
+            )
             if tables:
                 con.execute(f'create schema if not exists "{schema}"')
             for table in tables:
                 files = spark_table_files(schema, table, home).replace("'", "''")
-                con.execute(f"""create or replace table "{schema}"."{table}" as select * from read_parquet('{files}')""")
+                con.execute(
+                    f"""create or replace table "{schema}"."{table}" as select * from read_parquet('{files}')"""
+                )
                 copied[f"{schema}.{table}"] = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
     finally:
         con.close()

@@ -65,8 +65,9 @@ def load_directo(*, full: bool = False, stream=sys.stderr):
     finish_pending_load(pipeline, stream)
     summary = directo.SyncSummary()
     loaded_at = dt.datetime.now(dt.UTC)
-    source = directo.directo_source(full=full, loaded_at=loaded_at, summary=summary,
-                                    log=lambda message: print(message, file=stream, flush=True))
+    source = directo.directo_source(
+        full=full, loaded_at=loaded_at, summary=summary, log=lambda message: print(message, file=stream, flush=True)
+    )
     started = time.monotonic()
     had_snapshot = _snapshot_customers(warehouse) if warehouse.exists() else False
     try:
@@ -83,22 +84,41 @@ def _content_hashes(con) -> str:
     """A query of (code, content_hash): a customer's attributes and its datafields, as loaded."""
     from loaders.directo import DATASET, DECIMAL_ATTRIBUTES, INT_ATTRIBUTES, STRING_ATTRIBUTES
 
-    columns = ", ".join(f"c.{name}" for name in (*[f'"{n}"' for n in STRING_ATTRIBUTES], *INT_ATTRIBUTES,
-                                                 *DECIMAL_ATTRIBUTES, "ts", "optin_raw", "optin_date"))
+    columns = ", ".join(
+        f"c.{name}"
+        for name in (
+            *[f'"{n}"' for n in STRING_ATTRIBUTES],
+            *INT_ATTRIBUTES,
+            *DECIMAL_ATTRIBUTES,
+            "ts",
+            "optin_raw",
+            "optin_date",
+        )
+    )
     # bit_xor of each datafield's hash (its position included): a fixed-size aggregate, where a list of
     # every customer's datafields would hold them all in memory.
-    fields = (f"""left join (select customer_code as code, bit_xor(hash(position, datafield_code, content, param))
+    fields = (
+        f"""left join (select customer_code as code, bit_xor(hash(position, datafield_code, content, param))
                                                                   as fields_hash
-                            from {DATASET}.datafields group by 1) f using (code)""" if "datafields" in _tables(con)
-              else "left join (select null as code, null as fields_hash) f using (code)")
-    return f"select c.code, c.loaded_at, hash(row({columns}), f.fields_hash) as content_hash from {DATASET}.customers c {fields}"
+                            from {DATASET}.datafields group by 1) f using (code)"""
+        if "datafields" in _tables(con)
+        else "left join (select null as code, null as fields_hash) f using (code)"
+    )
+    return (
+        f"select c.code, c.loaded_at, hash(row({columns}), f.fields_hash) as content_hash "
+        f"from {DATASET}.customers c {fields}"
+    )
 
 
 def _tables(con) -> set[str]:
     from loaders.directo import DATASET
 
-    return {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = $s",
-                                      {"s": DATASET}).fetchall()}
+    return {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = $s", {"s": DATASET}
+        ).fetchall()
+    }
 
 
 def _connect(warehouse: Path):
@@ -116,8 +136,9 @@ def _snapshot_customers(warehouse: Path) -> bool:
     try:
         if "customers" not in _tables(con):
             return False
-        con.execute(f"create or replace table {DATASET}._before_sync as select code, content_hash "
-                    f"from ({_content_hashes(con)})")
+        con.execute(
+            f"create or replace table {DATASET}._before_sync as select code, content_hash from ({_content_hashes(con)})"
+        )
         return True
     finally:
         con.close()
@@ -136,18 +157,26 @@ def _count_changes(warehouse: Path, summary, loaded_at: dt.datetime, had_snapsho
                             where d.customer_code = c.code and d.customer_loaded_at <> c.loaded_at""")
         stamp = {"at": loaded_at}
         if had_snapshot:
-            summary.new, summary.changed, summary.unchanged = con.execute(f"""
+            summary.new, summary.changed, summary.unchanged = con.execute(
+                f"""
                 select count(*) filter (where b.code is null),
                        count(*) filter (where b.code is not null and b.content_hash <> n.content_hash),
                        count(*) filter (where b.code is not null and b.content_hash = n.content_hash)
                 from ({_content_hashes(con)}) n left join {DATASET}._before_sync b using (code)
-                where n.loaded_at = $at""", stamp).fetchone()
+                where n.loaded_at = $at""",
+                stamp,
+            ).fetchone()
             con.execute(f"drop table {DATASET}._before_sync")
         else:
-            summary.new = con.execute(f"select count(*) from {DATASET}.customers where loaded_at = $at", stamp).fetchone()[0]
+            summary.new = con.execute(
+                f"select count(*) from {DATASET}.customers where loaded_at = $at", stamp
+            ).fetchone()[0]
         if full:
-            summary.deleted = con.execute(f"""
+            summary.deleted = con.execute(
+                f"""
                 update {DATASET}.customers set deleted_at = $at
-                where loaded_at < $at and deleted_at is null""", stamp).fetchone()[0]
+                where loaded_at < $at and deleted_at is null""",
+                stamp,
+            ).fetchone()[0]
     finally:
         con.close()

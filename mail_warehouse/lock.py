@@ -20,13 +20,14 @@ class LockBusy(RuntimeError):
 
 class WarehouseLock:
     def __init__(self, warehouse: Path, wait_seconds: float, command: str = "run") -> None:
-        self.path = warehouse.with_name(f".{warehouse.name}.lock" if command == "run"
-                                        else f".{warehouse.name}.{command}.lock")
+        self.path = warehouse.with_name(
+            f".{warehouse.name}.lock" if command == "run" else f".{warehouse.name}.{command}.lock"
+        )
         self.command = command
         self.wait = wait_seconds
         self.handle = None
 
-    def __enter__(self) -> "WarehouseLock":
+    def __enter__(self) -> WarehouseLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = self.path.open("a+")
         deadline = time.monotonic() + self.wait
@@ -43,8 +44,10 @@ class WarehouseLock:
                     self.handle.seek(0)
                     holder = self.handle.read().strip() or "another process"
                     self.handle.close()
-                    raise LockBusy(f"another `warehouse {self.command}` (pid {holder}) holds {self.path}; gave up "
-                                   f"after {self.wait:.0f} s (--wait sets how long to wait)") from None
+                    raise LockBusy(
+                        f"another `warehouse {self.command}` (pid {holder}) holds {self.path}; gave up "
+                        f"after {self.wait:.0f} s (--wait sets how long to wait)"
+                    ) from None
                 time.sleep(0.5)
 
     def __exit__(self, *exc) -> None:

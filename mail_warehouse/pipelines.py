@@ -6,6 +6,7 @@ The loaders only declare dlt sources; this module and `mail_warehouse.loads` run
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 from pathlib import Path
@@ -36,15 +37,18 @@ def pipelines_dir(warehouse: Path | None = None) -> Path:
     return target.parent / ".dlt_pipelines" / target.stem
 
 
-def make_pipeline(name: str, dataset: str, warehouse: Path | None = None, *,
-                  memory_limit: str = DEFAULT_MEMORY_LIMIT):
+def make_pipeline(name: str, dataset: str, warehouse: Path | None = None, *, memory_limit: str = DEFAULT_MEMORY_LIMIT):
     """A dlt pipeline named `name` into `dataset` of the warehouse; its state lives beside the warehouse."""
     import dlt
 
     target = warehouse or warehouse_path()
     remove_unfinished_schema_saves(pipelines_dir(target) / name)
-    return dlt.pipeline(pipeline_name=name, destination=dlt_destination(target, memory_limit=memory_limit),
-                        dataset_name=dataset, pipelines_dir=str(pipelines_dir(target)))
+    return dlt.pipeline(
+        pipeline_name=name,
+        destination=dlt_destination(target, memory_limit=memory_limit),
+        dataset_name=dataset,
+        pipelines_dir=str(pipelines_dir(target)),
+    )
 
 
 def remove_unfinished_schema_saves(working_dir: Path) -> None:
@@ -78,8 +82,11 @@ def finish_pending_load(pipeline, stream) -> bool:
     if unchecked.exists():
         removed = remove_rows_loaded_twice(pipeline)
         if removed:
-            print(f"{pipeline.pipeline_name}: removed {removed:,} rows the interrupted load had committed twice",
-                  file=stream, flush=True)
+            print(
+                f"{pipeline.pipeline_name}: removed {removed:,} rows the interrupted load had committed twice",
+                file=stream,
+                flush=True,
+            )
         unchecked.unlink()
     return pending
 
@@ -94,9 +101,11 @@ def remove_rows_loaded_twice(pipeline) -> int:
     with pipeline.sql_client() as client:
         columns: dict[str, list[str]] = {}
         for table, column in client.execute_sql(
-                """select table_name, column_name from information_schema.columns
+            """select table_name, column_name from information_schema.columns
                    where table_schema = %s and not starts_with(table_name, '_')
-                   order by table_name, ordinal_position""", pipeline.dataset_name):
+                   order by table_name, ordinal_position""",
+            pipeline.dataset_name,
+        ):
             columns.setdefault(table, []).append(client.escape_column_name(column))
         removed = 0
         for table, names in columns.items():
@@ -136,7 +145,5 @@ def run_in_steps(pipeline, source):
 
 def _trim_malloc() -> None:
     """glibc's malloc_trim where there is one (Linux); elsewhere freed memory stays with the process."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

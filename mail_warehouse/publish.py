@@ -1,9 +1,10 @@
 """`warehouse publish`: a read-only copy of the warehouse for BI dashboards (`analytics.duckdb` beside it).
 
 The copy holds the marts, the segments and the export logs (`exports.csv_trigger_log`,
-`exports.spotler_export_log`), is written under a temporary name and renamed into place in one step, so a dashboard never blocks a load, never sees a
-half-built file, and a dashboard that still has the old copy open keeps reading it undisturbed. Only a build
-whose models and tests all passed is published: dbt's `target/run_results.json` says so.
+`exports.spotler_export_log`), is written under a temporary name and renamed into place in one step, so a
+dashboard never blocks a load, never sees a half-built file, and a dashboard that still has the old copy open
+keeps reading it undisturbed. Only a build whose models and tests all passed is published: dbt's
+`target/run_results.json` says so.
 
 The copy is written in the storage format of `[publish] storage_compatibility_version` (default v1.0.0),
 not in the warehouse's own: the DuckDB that BI tools bundle (JDBC for Metabase and DBeaver, Node for
@@ -58,7 +59,11 @@ def incremental_keys(manifest: Path | None = None) -> dict[tuple[str, str], list
     keys = {}
     for node in json.loads(manifest.read_text())["nodes"].values():
         config = node.get("config", {})
-        if node.get("resource_type") == "model" and config.get("materialized") == "incremental" and config.get("unique_key"):
+        if (
+            node.get("resource_type") == "model"
+            and config.get("materialized") == "incremental"
+            and config.get("unique_key")
+        ):
             key = config["unique_key"]
             keys[(node["schema"], node.get("alias") or node["name"])] = [key] if isinstance(key, str) else list(key)
     return keys
@@ -79,8 +84,10 @@ def storage_compatibility_version() -> str:
 
     version = resolve_configuration(PublishConfiguration(), sections=("publish",)).storage_compatibility_version
     if not STORAGE_VERSION_PATTERN.fullmatch(version):
-        raise PublishError(f"publish.storage_compatibility_version is {version!r}: expected a DuckDB version such "
-                           f"as {DEFAULT_STORAGE_COMPATIBILITY_VERSION} (the oldest reader to serve) or latest")
+        raise PublishError(
+            f"publish.storage_compatibility_version is {version!r}: expected a DuckDB version such "
+            f"as {DEFAULT_STORAGE_COMPATIBILITY_VERSION} (the oldest reader to serve) or latest"
+        )
     return version
 
 
@@ -100,20 +107,28 @@ def last_build_passed(run_results: Path | None = None) -> tuple[bool, str]:
 @dataclass
 class Published:
     """What a publish wrote: rows per table, and which tables were brought up to date in place."""
+
     path: Path
     rows: dict[str, int] = field(default_factory=dict)
     updated: dict[str, int] = field(default_factory=dict)  # table -> rows written into the earlier copy
-    started_from: str = ""   # NEW_FILE | COPY_OF_PUBLISHED | STANDBY
+    started_from: str = ""  # NEW_FILE | COPY_OF_PUBLISHED | STANDBY
 
     def line(self) -> str:
-        updated = (f"; {len(self.updated)} brought up to date in place ({sum(self.updated.values()):,} rows written"
-                   f" into {self.started_from})" if self.updated else "")
-        return (f"published {len(self.rows)} tables ({sum(self.rows.values()):,} rows) to {self.path}{updated}; "
-                "open it read-only")
+        updated = (
+            f"; {len(self.updated)} brought up to date in place ({sum(self.updated.values()):,} rows written"
+            f" into {self.started_from})"
+            if self.updated
+            else ""
+        )
+        return (
+            f"published {len(self.rows)} tables ({sum(self.rows.values()):,} rows) to {self.path}{updated}; "
+            "open it read-only"
+        )
 
 
-def publish(warehouse: Path | None = None, *, check_build: bool = True,
-            storage_version: str | None = None) -> Published:
+def publish(
+    warehouse: Path | None = None, *, check_build: bool = True, storage_version: str | None = None
+) -> Published:
     warehouse = warehouse or warehouse_path()
     if check_build:
         passed, why = last_build_passed()
@@ -133,8 +148,10 @@ def publish(warehouse: Path | None = None, *, check_build: bool = True,
                                  where table_catalog = 'warehouse' and table_type = 'BASE TABLE'
                                    and (table_schema in {PUBLISHED_SCHEMAS} or {extra})
                                  order by 1, 2""").fetchall()
-        previous = set(con.execute("""select table_schema, table_name from information_schema.tables
-                                      where table_catalog = 'analytics'""").fetchall())
+        previous = set(
+            con.execute("""select table_schema, table_name from information_schema.tables
+                                      where table_catalog = 'analytics'""").fetchall()
+        )
         for schema in sorted({schema for schema, _ in tables} | set(PUBLISHED_SCHEMAS)):
             con.execute(f"create schema if not exists analytics.{schema}")
         for schema, table in previous - set(tables):
@@ -182,14 +199,19 @@ def _start_the_copy(con, target: Path, standby: Path, temporary: Path, storage_v
     for leftover in (temporary, temporary.with_name(temporary.name + ".wal")):
         leftover.unlink(missing_ok=True)
     try:
-        con.execute(f"attach {sql_literal(str(temporary))} as analytics (storage_version {sql_literal(storage_version)})")
+        con.execute(
+            f"attach {sql_literal(str(temporary))} as analytics (storage_version {sql_literal(storage_version)})"
+        )
     except Exception as error:  # DuckDB names the versions it knows
         raise PublishError(f"publish.storage_compatibility_version {storage_version!r}: {error}") from None
     wanted = _storage_tag(con, "analytics")
     con.execute("detach analytics")
     temporary.unlink()
-    if standby.exists() and not (target.exists() and os.path.samefile(standby, target)) \
-            and _storage_tag_of(con, standby) == wanted:
+    if (
+        standby.exists()
+        and not (target.exists() and os.path.samefile(standby, target))
+        and _storage_tag_of(con, standby) == wanted
+    ):
         os.replace(standby, temporary)
         try:  # writable only when no reader still holds it open (DuckDB's file lock)
             con.execute(f"attach {sql_literal(str(temporary))} as analytics")
@@ -222,18 +244,22 @@ def _bring_up_to_date(con, name: str, key: list[str]) -> int | None:
     counts that then differ)."""
     columns = """select list(column_name || ' ' || data_type order by ordinal_position) from information_schema.columns
                  where table_catalog = $catalog and table_schema || '."' || table_name || '"' = $name"""
-    copy_columns, warehouse_columns = (con.execute(columns, {"catalog": catalog, "name": name}).fetchone()[0]
-                                       for catalog in ("analytics", "warehouse"))
+    copy_columns, warehouse_columns = (
+        con.execute(columns, {"catalog": catalog, "name": name}).fetchone()[0] for catalog in ("analytics", "warehouse")
+    )
     if copy_columns != warehouse_columns or not any(c.startswith("built_at ") for c in copy_columns):
         return None
-    since, newest = (con.execute(f"select max(built_at) from {catalog}.{name}").fetchone()[0]
-                     for catalog in ("analytics", "warehouse"))
+    since, newest = (
+        con.execute(f"select max(built_at) from {catalog}.{name}").fetchone()[0]
+        for catalog in ("analytics", "warehouse")
+    )
     if since is None or newest is None or newest < since:  # a warehouse older than its copy (restored): copy whole
         return None
     listed = ", ".join(f'"{column}"' for column in key)
     rebuilt = f"from warehouse.{name} where built_at > $since"
     con.execute(f"delete from analytics.{name} where ({listed}) in (select {listed} {rebuilt})", {"since": since})
     written = con.execute(f"insert into analytics.{name} select * {rebuilt}", {"since": since}).fetchone()[0]
-    (copy_rows,), (warehouse_rows,) = (con.execute(f"select count(*) from {catalog}.{name}").fetchone()
-                                       for catalog in ("analytics", "warehouse"))
+    (copy_rows,), (warehouse_rows,) = (
+        con.execute(f"select count(*) from {catalog}.{name}").fetchone() for catalog in ("analytics", "warehouse")
+    )
     return written if copy_rows == warehouse_rows else None

@@ -16,12 +16,10 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from mail_warehouse.build import freshness_summary
 from mail_warehouse.lock import LockBusy, WarehouseLock  # noqa: F401  (LockBusy: the CLI catches it)
 from mail_warehouse.settings import SOURCE_SETTINGS, configured_sources, warehouse_path
-
 
 INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C
 
@@ -29,7 +27,7 @@ INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C
 @dataclass
 class StepResult:
     name: str
-    status: str       # ok | failed | skipped (source freshness: ok | stale | unknown)
+    status: str  # ok | failed | skipped (source freshness: ok | stale | unknown)
     seconds: float = 0.0
     note: str = ""
 
@@ -46,12 +44,14 @@ def _step(name: str, args: list[str], stream, command: Callable[[list[str]], int
         raise KeyboardInterrupt
     for output in (sys.stdout, sys.stderr):
         output.flush()
-    return StepResult(name, "ok" if code == 0 else "failed", time.monotonic() - started,
-                      "" if code == 0 else f"exit code {code}")
+    return StepResult(
+        name, "ok" if code == 0 else "failed", time.monotonic() - started, "" if code == 0 else f"exit code {code}"
+    )
 
 
-def run_steps(command: Callable[[list[str]], int], wait_seconds: float, full_refresh: bool = False,
-              stream=sys.stderr) -> tuple[int, list[StepResult]]:
+def run_steps(
+    command: Callable[[list[str]], int], wait_seconds: float, full_refresh: bool = False, stream=sys.stderr
+) -> tuple[int, list[StepResult]]:
     """The job; `command` runs a `warehouse` command and returns its exit code (the command line's own `main`)."""
     warehouse = warehouse_path()
     steps: list[StepResult] = []

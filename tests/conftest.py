@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-import shutil
-import subprocess
-import sys
-
-from mail_warehouse_demo.world import WorldSpec, simulate
-from mail_warehouse_demo.writers import write_world
 from mail_warehouse_demo.standins import directo, spotler
 from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
 from mail_warehouse_demo.standins.stack import DEPLOYTEQ_FOLDERS, StandinStack
+from mail_warehouse_demo.world import WorldSpec, simulate
+from mail_warehouse_demo.writers import write_world
 
 # A fixed end date keeps every assertion about calendar days reproducible.
 TEST_WORLD = WorldSpec(contacts=600, mailings=14, days=120, seed=2026, end=dt.date(2026, 11, 23))
@@ -69,8 +68,9 @@ def sftp_server(request, world_dir, ssh_keys):
 
 
 def warehouse_cli(*args, env, timeout=900):
-    return subprocess.run([sys.executable, "-m", "mail_warehouse", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mail_warehouse", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 SETTING_PREFIXES = {"clang": "SOURCES__CLANG__", "spotler": "SOURCES__SPOTLER__", "directo": "SOURCES__DIRECTO__"}
@@ -81,8 +81,13 @@ def company_environment(stack: StandinStack, sources: tuple[str, ...]) -> dict[s
     others' (nor any the test process may carry)."""
     ours = tuple(SETTING_PREFIXES.values())
     env = {key: value for key, value in os.environ.items() if not key.startswith(ours)}
-    env.update({key: value for key, value in stack.environment().items()
-                if not key.startswith(ours) or any(key.startswith(SETTING_PREFIXES[s]) for s in sources)})
+    env.update(
+        {
+            key: value
+            for key, value in stack.environment().items()
+            if not key.startswith(ours) or any(key.startswith(SETTING_PREFIXES[s]) for s in sources)
+        }
+    )
     return env
 
 
@@ -107,8 +112,13 @@ def built_warehouse(world_dir, tmp_path_factory):
     """
     state = tmp_path_factory.mktemp("built")
     with StandinStack(world_dir, state / "standins") as stack:
-        env = {**os.environ, **stack.environment(), "WAREHOUSE_PATH": str(state / "warehouse.duckdb"),
-               "SOURCES__SPOTLER__START_DATE": "2025-01-01", "DBT_TARGET_PATH": str(state / "target")}
+        env = {
+            **os.environ,
+            **stack.environment(),
+            "WAREHOUSE_PATH": str(state / "warehouse.duckdb"),
+            "SOURCES__SPOTLER__START_DATE": "2025-01-01",
+            "DBT_TARGET_PATH": str(state / "target"),
+        }
         for source in ("clang", "spotler", "directo"):
             result = warehouse_cli("load", source, env=env)
             assert result.returncode == 0, result.stderr

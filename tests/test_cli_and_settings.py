@@ -15,8 +15,14 @@ PROJECT = settings.PROJECT_DIR
 
 
 def _run(*args, env=None, cwd=PROJECT, timeout=300):
-    return subprocess.run([sys.executable, "-m", "mail_warehouse", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mail_warehouse", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 @pytest.mark.parametrize("command", [[], ["demo-data"], ["demo"]])
@@ -40,7 +46,9 @@ def test_demo_data_makes_the_machines_asked_for(tmp_path):
         assert result.returncode == 0, result.stderr
         con = duckdb.connect(str(out / "world.duckdb"), read_only=True)
         try:
-            return dict(con.execute("select machine, count(*) from events where machine is not null group by 1").fetchall())
+            return dict(
+                con.execute("select machine, count(*) from events where machine is not null group by 1").fetchall()
+            )
         finally:
             con.close()
 
@@ -52,8 +60,23 @@ def test_demo_data_makes_the_machines_asked_for(tmp_path):
 
 
 def test_demo_data_writes_a_world_and_summarises(tmp_path):
-    result = _run("demo-data", "--contacts", "80", "--mailings", "3", "--days", "20", "--seed", "3",
-                  "--end", "2026-05-01", "--out", str(tmp_path / "w"), "--clang-delimiter", "\\t")
+    result = _run(
+        "demo-data",
+        "--contacts",
+        "80",
+        "--mailings",
+        "3",
+        "--days",
+        "20",
+        "--seed",
+        "3",
+        "--end",
+        "2026-05-01",
+        "--out",
+        str(tmp_path / "w"),
+        "--clang-delimiter",
+        "\\t",
+    )
     assert result.returncode == 0, result.stderr
     assert "Demo world written to" in result.stdout
     first = next((tmp_path / "w" / "clang").glob("activiteiten_*.csv")).read_text(encoding="utf-8")
@@ -74,10 +97,13 @@ def test_bad_arguments_fail_with_a_clear_message(tmp_path):
 def test_the_demo_commands_without_the_demo_package_say_how_to_install_it(command, tmp_path):
     """The runtime wheel carries no demo world: as in such an install, the demo package cannot be imported."""
     args = [str(tmp_path) if arg == "DIR" else arg for arg in command]
-    without_demo = ("import sys; sys.modules['mail_warehouse_demo'] = None; from mail_warehouse.cli import main; "
-                    f"sys.exit(main({args!r}))")
-    result = subprocess.run([sys.executable, "-c", without_demo], capture_output=True, text=True, cwd=PROJECT,
-                            timeout=120)
+    without_demo = (
+        "import sys; sys.modules['mail_warehouse_demo'] = None; from mail_warehouse.cli import main; "
+        f"sys.exit(main({args!r}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", without_demo], capture_output=True, text=True, cwd=PROJECT, timeout=120
+    )
     assert result.returncode == 2, result.stderr
     assert "the demo world and stand-ins are not installed: `make setup` installs them" in result.stderr
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
@@ -96,7 +122,10 @@ def test_every_connection_runs_in_utc(tmp_path, monkeypatch):
     monkeypatch.setenv("TZ", "Europe/Tallinn")
     con = settings.connect(tmp_path / "w.duckdb")
     assert con.execute("select current_setting('TimeZone')").fetchone()[0] == "UTC"
-    assert str(con.execute("select timestamptz '2026-03-29 01:30:00+00'::timestamp").fetchone()[0]) == "2026-03-29 01:30:00"
+    assert (
+        str(con.execute("select timestamptz '2026-03-29 01:30:00+00'::timestamp").fetchone()[0])
+        == "2026-03-29 01:30:00"
+    )
     con.close()
 
 
@@ -105,10 +134,27 @@ def test_dbt_reads_the_same_warehouse_path_and_runs_in_utc(tmp_path):
     env = {**os.environ, "WAREHOUSE_PATH": str(target)}
     dbt = Path(sys.executable).with_name("dbt")
     query = "select current_setting('TimeZone') as tz"
-    result = subprocess.run([str(dbt), "show", "--inline", query, "--profiles-dir", str(PROJECT),
-                             "--project-dir", str(PROJECT), "--target-path", str(tmp_path / "target"),
-                             "--log-path", str(tmp_path / "logs")],
-                            capture_output=True, text=True, cwd=PROJECT, env=env, timeout=300)
+    result = subprocess.run(
+        [
+            str(dbt),
+            "show",
+            "--inline",
+            query,
+            "--profiles-dir",
+            str(PROJECT),
+            "--project-dir",
+            str(PROJECT),
+            "--target-path",
+            str(tmp_path / "target"),
+            "--log-path",
+            str(tmp_path / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "UTC" in result.stdout
     assert target.exists()

@@ -48,6 +48,7 @@ STEP_TIMEOUT = 300
 @dataclass
 class Figures:
     """What the matrix did, printed at its end (the README quotes it)."""
+
     kill_points: int = 0
     killed: int = 0
     runs: int = 0
@@ -70,10 +71,12 @@ def report_figures(request):
             request.config.pluginmanager.get_plugin("terminalreporter").write_line(
                 f"\ncrash matrix: {FIGURES.kill_points} kill points ({steps}), {FIGURES.killed} killed mid-step, "
                 f"{FIGURES.runs} runs; {FIGURES.rows_compared:,} rows compared, {FIGURES.rows_lost} lost, "
-                f"{FIGURES.rows_doubled} doubled; {FIGURES.triggers_doubled} triggers delivered twice")
+                f"{FIGURES.rows_doubled} doubled; {FIGURES.triggers_doubled} triggers delivered twice"
+            )
 
 
 # --- comparing what two runs left -------------------------------------------------------------------
+
 
 def differences(reference: Path, trial: Path, schemas: list[str]) -> dict[str, tuple[int, int]]:
     """Per table of `schemas`: (rows of the reference missing from the trial, rows of the trial beyond the
@@ -85,9 +88,10 @@ def differences(reference: Path, trial: Path, schemas: list[str]) -> dict[str, t
         tables = {}
         for catalog in ("reference", "trial"):
             for schema, table, column in con.execute(
-                    f"""select table_schema, table_name, column_name from information_schema.columns
+                f"""select table_schema, table_name, column_name from information_schema.columns
                         where table_catalog = '{catalog}' and table_name not like '\\_dlt%' escape '\\'
-                        order by ordinal_position""").fetchall():
+                        order by ordinal_position"""
+            ).fetchall():
                 if schema in schemas and not WHEN_SOMETHING_HAPPENED.search(column):
                     tables.setdefault((schema, table), {}).setdefault(catalog, []).append(column)
         found = {}
@@ -100,10 +104,14 @@ def differences(reference: Path, trial: Path, schemas: list[str]) -> dict[str, t
                 continue
             selected = ", ".join(f'"{c}"' for c in columns["reference"])
             operator = "except" if table in OBSERVATIONS else "except all"
-            (lost,) = con.execute(f"select count(*) from (select {selected} from reference.{name} {operator} "
-                                  f"select {selected} from trial.{name})").fetchone()
-            (extra,) = con.execute(f"select count(*) from (select {selected} from trial.{name} {operator} "
-                                   f"select {selected} from reference.{name})").fetchone()
+            (lost,) = con.execute(
+                f"select count(*) from (select {selected} from reference.{name} {operator} "
+                f"select {selected} from trial.{name})"
+            ).fetchone()
+            (extra,) = con.execute(
+                f"select count(*) from (select {selected} from trial.{name} {operator} "
+                f"select {selected} from reference.{name})"
+            ).fetchone()
             (compared,) = con.execute(f"select count(*) from reference.{name}").fetchone()
             FIGURES.rows_compared += compared
             found[name] = (lost, extra)
@@ -124,24 +132,29 @@ def assert_same(reference: Path, trial: Path, schemas: list[str], what: str) -> 
 def schemas_of(database: Path, prefix: str) -> list[str]:
     con = settings.connect(database, read_only=True)
     try:
-        return [s for (s,) in con.execute("select distinct table_schema from information_schema.tables").fetchall()
-                if s == prefix or (s.startswith(prefix) and not s.endswith("_staging"))]
+        return [
+            s
+            for (s,) in con.execute("select distinct table_schema from information_schema.tables").fetchall()
+            if s == prefix or (s.startswith(prefix) and not s.endswith("_staging"))
+        ]
     finally:
         con.close()
 
 
 # --- killing a step at a chosen moment --------------------------------------------------------------
 
+
 @dataclass
 class KillPoint:
     """Where the step dies: while the reply to a request is held (`fault`, `delay` None), `delay` seconds after
     that reply was let go, when its output shows `output` (a regex), or `delay` seconds after it started."""
+
     name: str
     fault: Fault | SftpFault | None = None
     delay: float | None = None
     output: str | None = None
-    rerun_says: str | None = None   # what the run after the kill must report (a regex)
-    committed: str | None = None    # killed when DuckDB has committed this table's load job, before dlt records it
+    rerun_says: str | None = None  # what the run after the kill must report (a regex)
+    committed: str | None = None  # killed when DuckDB has committed this table's load job, before dlt records it
 
     def __str__(self) -> str:
         return self.name
@@ -152,19 +165,27 @@ def run_killed(args: list[str], env: dict, point: KillPoint, log: Path) -> bool:
     The step's output is kept in `log`."""
     FIGURES.runs += 1
     FIGURES.kill_points += 1
-    FIGURES.per_step[args[-1] if args[0] == "load" else args[0]] = \
+    FIGURES.per_step[args[-1] if args[0] == "load" else args[0]] = (
         FIGURES.per_step.get(args[-1] if args[0] == "load" else args[0], 0) + 1
+    )
     command = ["-c", KILL_IN_DLTS_GAP, point.committed, *args] if point.committed else ["-m", "mail_warehouse", *args]
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, *command], env={**env, "PYTHONUNBUFFERED": "1"},
-                                   stdout=subprocess.PIPE if point.output else out, stderr=subprocess.STDOUT,
-                                   text=True, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, *command],
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE if point.output else out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
             if point.fault is not None:
                 deadline = time.monotonic() + STEP_TIMEOUT
                 while not point.fault.wait_reached(0.05):
-                    assert process.poll() is None, (f"{point}: the step ended ({process.returncode}) before the "
-                                                    f"fault was reached:\n{log.read_text()[-3000:]}")
+                    assert process.poll() is None, (
+                        f"{point}: the step ended ({process.returncode}) before the "
+                        f"fault was reached:\n{log.read_text()[-3000:]}"
+                    )
                     assert time.monotonic() < deadline, f"{point}: the fault was not reached in time"
                 if point.delay is not None:
                     point.fault.release()
@@ -179,8 +200,10 @@ def run_killed(args: list[str], env: dict, point: KillPoint, log: Path) -> bool:
                     pytest.fail(f"{point}: the step ended without printing {point.output!r}")
             elif point.committed is not None:
                 process.wait(timeout=STEP_TIMEOUT)
-                assert process.returncode == -signal.SIGKILL, \
-                    f"{point}: the step ended ({process.returncode}) without loading {point.committed}:\n{log.read_text()[-3000:]}"
+                assert process.returncode == -signal.SIGKILL, (
+                    f"{point}: the step ended ({process.returncode}) without loading {point.committed}:\n"
+                    f"{log.read_text()[-3000:]}"
+                )
             else:
                 time.sleep(point.delay)
             killed = process.poll() is None or process.returncode == -signal.SIGKILL
@@ -215,20 +238,29 @@ sys.exit(main(sys.argv[2:]))
 def run_to_the_end(args: list[str], env: dict) -> subprocess.CompletedProcess:
     FIGURES.runs += 1
     result = warehouse_cli(*args, env=env, timeout=STEP_TIMEOUT)
-    assert result.returncode == 0, f"warehouse {' '.join(args)} after the kill:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"warehouse {' '.join(args)} after the kill:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
 def trial_environment(built_warehouse, folder: Path) -> dict:
     env, _, _ = built_warehouse
     folder.mkdir(parents=True, exist_ok=True)
-    return {**env, "WAREHOUSE_PATH": str(folder / "warehouse.duckdb"), "DBT_TARGET_PATH": str(folder / "target"),
-            "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(folder / "exports"), "SOURCES__CLANG__RETRY_DELAY_SECONDS": "0.1",
-            "EXPORT__DEPLOYTEQ__RETRY_DELAY_SECONDS": "0.1", "SOURCES__SPOTLER__RETRY_DELAY_SECONDS": "0.1",
-            "SOURCES__DIRECTO__RETRY_DELAY_SECONDS": "0.1"}
+    return {
+        **env,
+        "WAREHOUSE_PATH": str(folder / "warehouse.duckdb"),
+        "DBT_TARGET_PATH": str(folder / "target"),
+        "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(folder / "exports"),
+        "SOURCES__CLANG__RETRY_DELAY_SECONDS": "0.1",
+        "EXPORT__DEPLOYTEQ__RETRY_DELAY_SECONDS": "0.1",
+        "SOURCES__SPOTLER__RETRY_DELAY_SECONDS": "0.1",
+        "SOURCES__DIRECTO__RETRY_DELAY_SECONDS": "0.1",
+    }
 
 
 # --- the loads ------------------------------------------------------------------------------------------
+
 
 def _clang_files(world_dir: Path) -> int:
     return sum(1 for path in (world_dir / "clang").rglob("*.csv"))
@@ -240,26 +272,35 @@ LOAD_POINTS = {
         KillPoint("clang: halfway through the downloads", SftpFault("open", r"\.csv$", nth=files // 2)),
         KillPoint("clang: 1 s after the last download began", SftpFault("open", r"\.csv$", nth=files), delay=1.0),
         KillPoint("clang: 3 s after the last download began", SftpFault("open", r"\.csv$", nth=files), delay=3.0),
-        KillPoint("clang: activities committed, dlt not yet told", committed="activities",
-                  rerun_says=LOADED_TWICE_REMOVED),
+        KillPoint(
+            "clang: activities committed, dlt not yet told", committed="activities", rerun_says=LOADED_TWICE_REMOVED
+        ),
     ],
     "spotler": lambda files: [
         KillPoint("spotler: first call held", Fault("hold", path="/integrationservice")),
         KillPoint("spotler: 30th call held", Fault("hold", path="/integrationservice", skip=29)),
         KillPoint("spotler: 0.5 s after the 50th call", Fault("hold", path="/integrationservice", skip=49), delay=0.5),
-        KillPoint("spotler: the 30th call dropped, then killed 1 s on",
-                  Fault("drop", path="/integrationservice", skip=29), delay=1.0),
-        KillPoint("spotler: snapshots committed, dlt not yet told", committed="mailing_statistics_snapshots",
-                  rerun_says=LOADED_TWICE_REMOVED),
+        KillPoint(
+            "spotler: the 30th call dropped, then killed 1 s on",
+            Fault("drop", path="/integrationservice", skip=29),
+            delay=1.0,
+        ),
+        KillPoint(
+            "spotler: snapshots committed, dlt not yet told",
+            committed="mailing_statistics_snapshots",
+            rerun_says=LOADED_TWICE_REMOVED,
+        ),
     ],
     "directo": lambda files: [
         KillPoint("directo: the XML answer held", Fault("hold", path="xmlcore")),
         KillPoint("directo: 0.3 s into the answer", Fault("hold", path="xmlcore"), delay=0.3),
         KillPoint("directo: 0.8 s into the answer", Fault("hold", path="xmlcore"), delay=0.8),
-        KillPoint("directo: customers committed, dlt not yet told", committed="customers",
-                  rerun_says=LOADED_TWICE_REMOVED),
-        KillPoint("directo: datafields committed, dlt not yet told", committed="datafields",
-                  rerun_says=LOADED_TWICE_REMOVED),
+        KillPoint(
+            "directo: customers committed, dlt not yet told", committed="customers", rerun_says=LOADED_TWICE_REMOVED
+        ),
+        KillPoint(
+            "directo: datafields committed, dlt not yet told", committed="datafields", rerun_says=LOADED_TWICE_REMOVED
+        ),
     ],
 }
 
@@ -275,7 +316,7 @@ def _load_cases():
 
 @pytest.mark.parametrize("source,index", list(_load_cases()))
 def test_a_killed_load_run_again_loads_what_one_run_loads(source, index, built_warehouse, world_dir, tmp_path):
-    env, reference, stack = built_warehouse
+    _env, reference, stack = built_warehouse
     point = LOAD_POINTS[source](_clang_files(world_dir))[index]
     server = {"clang": stack.sftp, "spotler": stack.spotler_server, "directo": stack.directo_server}[source]
     if point.fault is not None:
@@ -293,6 +334,7 @@ def test_a_killed_load_run_again_loads_what_one_run_loads(source, index, built_w
 
 # --- the build -------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def loaded_not_built(built_warehouse, tmp_path_factory) -> Path:
     """The session's warehouse as the loads left it: what dbt built is dropped."""
@@ -309,7 +351,9 @@ def loaded_not_built(built_warehouse, tmp_path_factory) -> Path:
 BUILD_POINTS = [
     KillPoint("build: as the first staging model starts", output=r"START sql view model staging\."),
     KillPoint("build: as customer_activity starts", output=r"START sql incremental model marts\.customer_activity"),
-    KillPoint("build: as contact_mail_history starts", output=r"START sql incremental model marts\.contact_mail_history"),
+    KillPoint(
+        "build: as contact_mail_history starts", output=r"START sql incremental model marts\.contact_mail_history"
+    ),
     KillPoint("build: as contacts starts", output=r"START sql table model marts\.contacts\b"),
     KillPoint("build: as the segment starts", output=r"START sql table model segments\.reactivation"),
 ]
@@ -326,6 +370,7 @@ def test_a_killed_build_built_again_equals_one_build(point, built_warehouse, loa
 
 
 # --- publish -----------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def published_reference(built_warehouse, tmp_path_factory) -> tuple[Path, float]:
@@ -348,12 +393,15 @@ def test_a_killed_publish_published_again_equals_one_publish(fraction, built_war
     run_killed(["publish"], trial_env, point, tmp_path / "killed.log")
     run_to_the_end(["publish"], trial_env)
     con = settings.connect(analytics, read_only=True)
-    schemas = sorted({s for (s,) in con.execute("select distinct table_schema from information_schema.tables").fetchall()})
+    schemas = sorted(
+        {s for (s,) in con.execute("select distinct table_schema from information_schema.tables").fetchall()}
+    )
     con.close()
     assert_same(analytics, tmp_path / "analytics.duckdb", schemas, str(point))
 
 
 # --- the export ----------------------------------------------------------------------------------------
+
 
 def _fresh_deployteq(stack) -> None:
     for folder in DEPLOYTEQ_FOLDERS:
@@ -388,23 +436,28 @@ def exported_reference(built_warehouse, tmp_path_factory):
 
 
 NOT_SENT = r"reconciled reactivatie_\d+\.csv; an earlier run was interrupted before it reached the server"
-FOUND = r"reconciled reactivatie_\d+\.csv; an earlier run was interrupted after sending it; found in (Upload|Active|Done)/"
+FOUND = (
+    r"reconciled reactivatie_\d+\.csv; an earlier run was interrupted after sending it; found in (Upload|Active|Done)/"
+)
 EXPORT_POINTS = [
-    KillPoint("export: while checking the folders (before the intent)", SftpFault("stat", r"Upload$"),
-              rerun_says=r"^export reactivation: uploaded reactivatie_"),
-    KillPoint("export: the scratch file's open held (intent committed)", SftpFault("open", r"\.part$"),
-              rerun_says=NOT_SENT),
+    KillPoint(
+        "export: while checking the folders (before the intent)",
+        SftpFault("stat", r"Upload$"),
+        rerun_says=r"^export reactivation: uploaded reactivatie_",
+    ),
+    KillPoint(
+        "export: the scratch file's open held (intent committed)", SftpFault("open", r"\.part$"), rerun_says=NOT_SENT
+    ),
     KillPoint("export: the first write held", SftpFault("write", r"\.part$"), rerun_says=NOT_SENT),
-    KillPoint("export: the read-back held (the whole file sent)", SftpFault("open", r"\.part$", nth=2),
-              rerun_says=NOT_SENT),
-    KillPoint("export: the rename held before it is done", SftpFault("posix_rename", r"\.part$"),
-              rerun_says=NOT_SENT),
-    KillPoint("export: the rename done, its reply held", SftpFault("posix_rename", r"\.part$", after=True),
-              rerun_says=FOUND),
-    KillPoint("export: 0.05 s after the rename's reply", SftpFault("posix_rename", r"\.part$", after=True),
-              delay=0.05),
-    KillPoint("export: 0.3 s after the rename's reply", SftpFault("posix_rename", r"\.part$", after=True),
-              delay=0.3),
+    KillPoint(
+        "export: the read-back held (the whole file sent)", SftpFault("open", r"\.part$", nth=2), rerun_says=NOT_SENT
+    ),
+    KillPoint("export: the rename held before it is done", SftpFault("posix_rename", r"\.part$"), rerun_says=NOT_SENT),
+    KillPoint(
+        "export: the rename done, its reply held", SftpFault("posix_rename", r"\.part$", after=True), rerun_says=FOUND
+    ),
+    KillPoint("export: 0.05 s after the rename's reply", SftpFault("posix_rename", r"\.part$", after=True), delay=0.05),
+    KillPoint("export: 0.3 s after the rename's reply", SftpFault("posix_rename", r"\.part$", after=True), delay=0.3),
 ]
 
 
@@ -430,8 +483,9 @@ def test_a_killed_export_run_again_starts_the_campaign_once(point, built_warehou
     assert not [p.name for p in (stack.deployteq_dir / "Upload").iterdir()], "a scratch file was left behind"
 
 
-def test_a_connection_dropped_after_the_rename_is_not_followed_by_a_second_upload(built_warehouse, exported_reference,
-                                                                                  tmp_path):
+def test_a_connection_dropped_after_the_rename_is_not_followed_by_a_second_upload(
+    built_warehouse, exported_reference, tmp_path
+):
     """No kill: the server carries out the rename and the connection drops before its reply; the export retries,
     finds the file (in Upload/ or already in Active/), and records it as delivered without sending it again."""
     _, reference, stack = built_warehouse
@@ -450,8 +504,7 @@ def test_a_connection_dropped_after_the_rename_is_not_followed_by_a_second_uploa
     assert _exported(tmp_path / "warehouse.duckdb") == logged
 
 
-def test_a_rename_the_server_carries_out_late_is_not_a_second_delivery(built_warehouse, exported_reference,
-                                                                       tmp_path):
+def test_a_rename_the_server_carries_out_late_is_not_a_second_delivery(built_warehouse, exported_reference, tmp_path):
     """No kill: the connection drops with the rename still queued on the server, which carries it out later,
     while the export's retry is uploading again on a new connection. The retry removed the earlier scratch
     file before looking and uploads under a scratch name of its own, so the late rename finds nothing to move:
@@ -524,21 +577,27 @@ def spotler_reference(built_warehouse, tmp_path_factory):
 
 
 SPOTLER_EXPORT_POINTS = [
-    KillPoint("spotler export: the campaign list held (before the first call)",
-              Fault("hold", path=r"/campaign/list")),
+    KillPoint("spotler export: the campaign list held (before the first call)", Fault("hold", path=r"/campaign/list")),
     KillPoint("spotler export: the first trigger held before Spotler acts", Fault("hold", path=TRIGGER)),
-    KillPoint("spotler export: between calls, the 7th trigger held before Spotler acts",
-              Fault("hold", path=TRIGGER, skip=6)),
-    KillPoint("spotler export: the 6th trigger carried out, its answer held (not recorded)",
-              Fault("hold", path=TRIGGER, skip=5, act_first=True)),
-    KillPoint("spotler export: 0.05 s after the 3rd trigger's answer", Fault("hold", path=TRIGGER, skip=2,
-                                                                            act_first=True), delay=0.05),
+    KillPoint(
+        "spotler export: between calls, the 7th trigger held before Spotler acts", Fault("hold", path=TRIGGER, skip=6)
+    ),
+    KillPoint(
+        "spotler export: the 6th trigger carried out, its answer held (not recorded)",
+        Fault("hold", path=TRIGGER, skip=5, act_first=True),
+    ),
+    KillPoint(
+        "spotler export: 0.05 s after the 3rd trigger's answer",
+        Fault("hold", path=TRIGGER, skip=2, act_first=True),
+        delay=0.05,
+    ),
 ]
 
 
 @pytest.mark.parametrize("point", SPOTLER_EXPORT_POINTS, ids=str)
-def test_a_killed_spotler_export_run_again_starts_every_contact_once(point, built_warehouse, spotler_reference,
-                                                                     tmp_path):
+def test_a_killed_spotler_export_run_again_starts_every_contact_once(
+    point, built_warehouse, spotler_reference, tmp_path
+):
     _, reference, stack = built_warehouse
     started, outcomes = spotler_reference
     shutil.copyfile(reference, tmp_path / "warehouse.duckdb")

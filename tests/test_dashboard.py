@@ -21,10 +21,21 @@ from mail_warehouse.dashboard.data import number, percent
 from tests.conftest import warehouse_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
-PAGES = {"mailings": "", "one mailing": "mailing", "contacts": "contacts", "segments and exports": "segments",
-         "settling mailings": "projections"}
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+PAGES = {
+    "mailings": "",
+    "one mailing": "mailing",
+    "contacts": "contacts",
+    "segments and exports": "segments",
+    "settling mailings": "projections",
+}
 
 
 def test_numbers_are_written_for_dutch_and_estonian_readers():
@@ -45,8 +56,12 @@ def _serve(warehouse: Path, log: Path):
     """`warehouse dashboard` on a free loopback port; waits until it prints its URL and Streamlit answers."""
     port = _free_port()
     output = log.open("w")
-    server = subprocess.Popen([sys.executable, "-m", "mail_warehouse", "dashboard", "--port", str(port)],
-                              env={**os.environ, "WAREHOUSE_PATH": str(warehouse)}, stdout=output, stderr=output)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mail_warehouse", "dashboard", "--port", str(port)],
+        env={**os.environ, "WAREHOUSE_PATH": str(warehouse)},
+        stdout=output,
+        stderr=output,
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 60
     while True:
@@ -66,7 +81,7 @@ def _serve(warehouse: Path, log: Path):
 
 def _stop(server, output) -> None:
     """Stop it as a service manager would (SIGTERM to `warehouse`): Streamlit must stop with it."""
-    url = [word for word in open(output.name).read().split() if word.startswith("http://")][0]
+    url = next(word for word in Path(output.name).read_text().split() if word.startswith("http://"))
     server.terminate()
     server.wait(timeout=20)
     output.close()
@@ -77,7 +92,7 @@ def _stop(server, output) -> None:
 @pytest.fixture(scope="module")
 def published_world(built_warehouse, tmp_path_factory):
     """A copy of the built test world with one export recorded, published beside it."""
-    env, database, stack = built_warehouse
+    env, database, _stack = built_warehouse
     folder = tmp_path_factory.mktemp("dashboard")
     copy = folder / "warehouse.duckdb"
     shutil.copyfile(database, copy)
@@ -124,15 +139,18 @@ def open_page(page, url: str) -> None:
     """Load a page and wait until Streamlit has drawn its numbers (the HTML itself is empty: it comes over a
     websocket) and finished running the script."""
     page.goto(url)
-    page.wait_for_selector('[data-testid="stMetric"], [data-testid="stAlert"], [data-testid="stException"]',
-                           timeout=60_000)
+    page.wait_for_selector(
+        '[data-testid="stMetric"], [data-testid="stAlert"], [data-testid="stException"]', timeout=60_000
+    )
     settle(page)
 
 
 def settle(page) -> None:
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')"
-                           " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-                           timeout=30_000)
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=30_000,
+    )
     page.wait_for_timeout(500)
 
 
@@ -156,8 +174,10 @@ def wait_for_metrics(page, expected: dict[str, str], timeout: float = 30) -> Non
 
 
 def errors_on(page) -> list[str]:
-    return page.locator('[data-testid="stException"]').all_inner_texts() + \
-        page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    return (
+        page.locator('[data-testid="stException"]').all_inner_texts()
+        + page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    )
 
 
 def sql(analytics: Path, query: str, params: dict | None = None):
@@ -170,15 +190,24 @@ def sql(analytics: Path, query: str, params: dict | None = None):
 
 def expected_mailing_headline(analytics: Path, platform: str | None = None) -> dict[str, str]:
     """The Mailings page's headline as it opens: every period and type but SMS (no opens or clicks)."""
-    mailings, sent, delivered, opens, clicks, human_opens, human_clicks = sql(analytics, """
+    mailings, sent, delivered, opens, clicks, human_opens, human_clicks = sql(
+        analytics,
+        """
         select count(*), sum(sent_count), sum(delivered_count), sum(unique_open_count), sum(unique_click_count),
                sum(unique_human_open_count), sum(unique_human_click_count)
         from marts.mailing_statistics
-        where ($platform is null or source_system = $platform) and mailing_type <> 'SMS'""", {"platform": platform})
+        where ($platform is null or source_system = $platform) and mailing_type <> 'SMS'""",
+        {"platform": platform},
+    )
     assert human_opens < opens, "the test world has machines: people's own opens are fewer than all"
-    return {"Mailings": number(mailings), "Sent": number(sent), "Open rate (raw)": percent(opens / delivered),
-            "Click rate (raw)": percent(clicks / delivered), "Human open rate": percent(human_opens / delivered),
-            "Human click rate": percent(human_clicks / delivered)}
+    return {
+        "Mailings": number(mailings),
+        "Sent": number(sent),
+        "Open rate (raw)": percent(opens / delivered),
+        "Click rate (raw)": percent(clicks / delivered),
+        "Human open rate": percent(human_opens / delivered),
+        "Human click rate": percent(human_clicks / delivered),
+    }
 
 
 @pytest.mark.slow
@@ -208,26 +237,42 @@ def test_headline_numbers_equal_sql_on_the_marts_and_a_filter_changes_them(dashb
     wait_for_metrics(page, only_spotler)
 
     open_page(page, url + "contacts")
-    contacts, mailable, shared = sql(analytics, "select count(*), count(*) filter (where is_mailable), "
-                                                "count(*) filter (where is_shared_email) from marts.contacts")
-    wait_for_metrics(page, {"Contacts": number(contacts), "Mailable": number(mailable),
-                            "Shared addresses": number(shared)})
+    contacts, mailable, shared = sql(
+        analytics,
+        "select count(*), count(*) filter (where is_mailable), "
+        "count(*) filter (where is_shared_email) from marts.contacts",
+    )
+    wait_for_metrics(
+        page, {"Contacts": number(contacts), "Mailable": number(mailable), "Shared addresses": number(shared)}
+    )
 
     open_page(page, url + "segments")
-    csv_files, csv_sent, csv_left_out = sql(analytics, "select count(*), sum(rows), sum(excluded_by_consent) "
-                                                       "from exports.csv_trigger_log")
-    spotler_runs, spotler_sent, spotler_left_out = sql(analytics, """
+    csv_files, csv_sent, csv_left_out = sql(
+        analytics, "select count(*), sum(rows), sum(excluded_by_consent) from exports.csv_trigger_log"
+    )
+    spotler_runs, spotler_sent, spotler_left_out = sql(
+        analytics,
+        """
         select count(*), coalesce(sum(triggered), 0), coalesce(sum(excluded_by_consent), 0)
-        from exports.spotler_export_log where target_kind = 'campaign_trigger'""")
+        from exports.spotler_export_log where target_kind = 'campaign_trigger'""",
+    )
     in_segment = sql(analytics, "select count(*) from segments.reactivation")[0]
     assert csv_files >= 1 and spotler_runs >= 1, "the export went to both targets of the demo company"
-    wait_for_metrics(page, {"Exports": number(csv_files + spotler_runs), "In segments now": number(in_segment),
-                            "Contacts sent": number(csv_sent + spotler_sent),
-                            "Left out (consent)": number(csv_left_out + spotler_left_out)})
+    wait_for_metrics(
+        page,
+        {
+            "Exports": number(csv_files + spotler_runs),
+            "In segments now": number(in_segment),
+            "Contacts sent": number(csv_sent + spotler_sent),
+            "Left out (consent)": number(csv_left_out + spotler_left_out),
+        },
+    )
 
     open_page(page, url + "projections")
-    so_far, projected = sql(analytics, "select open_rate, projected_open_rate from marts.mailing_rate_projections "
-                                       "order by sent_at desc limit 1")
+    so_far, projected = sql(
+        analytics,
+        "select open_rate, projected_open_rate from marts.mailing_rate_projections order by sent_at desc limit 1",
+    )
     wait_for_metrics(page, {"Open rate so far": percent(so_far), "Projected open rate": percent(projected)})
 
 
@@ -235,7 +280,7 @@ def test_headline_numbers_equal_sql_on_the_marts_and_a_filter_changes_them(dashb
 def test_a_newly_published_copy_shows_on_refresh_and_the_file_is_never_held_open(dashboard, published_world, page):
     url, server = dashboard
     env, warehouse, analytics = published_world
-    streamlit = int(open(f"/proc/{server.pid}/task/{server.pid}/children").read().split()[0])
+    streamlit = int(Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()[0])
     open_page(page, url)
     before = expected_mailing_headline(analytics)
     wait_for_metrics(page, before)

@@ -26,16 +26,51 @@ pytestmark = pytest.mark.slow
 END = dt.date(2026, 11, 23)
 WORLDS = {
     # as the issue's world: a Clang-only company, 42 % Apple Mail, 5 % scanned corporate addresses
-    "clang_alone": (WorldSpec(contacts=1500, mailings=30, days=150, seed=101, end=END, clang_share=1.0,
-                              apple_mail_share=0.42, scanned_share=0.05), ("clang",)),
+    "clang_alone": (
+        WorldSpec(
+            contacts=1500,
+            mailings=30,
+            days=150,
+            seed=101,
+            end=END,
+            clang_share=1.0,
+            apple_mail_share=0.42,
+            scanned_share=0.05,
+        ),
+        ("clang",),
+    ),
     # slow machines: the proxy hours after delivery, the scanners minutes after the send
-    "slow_machines": (WorldSpec(contacts=1500, mailings=24, days=150, seed=202, end=END, clang_share=1.0,
-                                apple_mail_share=0.25, scanned_share=0.10, proxy_delay_minutes=180,
-                                scanner_delay_seconds=120), ("clang", "directo")),
+    "slow_machines": (
+        WorldSpec(
+            contacts=1500,
+            mailings=24,
+            days=150,
+            seed=202,
+            end=END,
+            clang_share=1.0,
+            apple_mail_share=0.25,
+            scanned_share=0.10,
+            proxy_delay_minutes=180,
+            scanner_delay_seconds=120,
+        ),
+        ("clang", "directo"),
+    ),
     # fast machines, most people on Apple Mail, both platforms
-    "both_platforms": (WorldSpec(contacts=1500, mailings=36, days=150, seed=303, end=END, clang_share=0.5,
-                                 apple_mail_share=0.55, scanned_share=0.03, proxy_delay_minutes=5,
-                                 scanner_delay_seconds=5), ("clang", "spotler", "directo")),
+    "both_platforms": (
+        WorldSpec(
+            contacts=1500,
+            mailings=36,
+            days=150,
+            seed=303,
+            end=END,
+            clang_share=0.5,
+            apple_mail_share=0.55,
+            scanned_share=0.03,
+            proxy_delay_minutes=5,
+            scanner_delay_seconds=5,
+        ),
+        ("clang", "spotler", "directo"),
+    ),
 }
 
 
@@ -44,8 +79,14 @@ def _build(world_dir: Path, sources: tuple[str, ...], folder: Path, extra_env: d
     with StandinStack(world_dir, folder / "standins") as stack:
         env = company_environment(stack, sources)
         database = folder / "warehouse.duckdb"
-        env.update({"WAREHOUSE_PATH": str(database), "DBT_TARGET_PATH": str(folder / "target"),
-                    "SOURCES__SPOTLER__START_DATE": "2025-01-01", **(extra_env or {})})
+        env.update(
+            {
+                "WAREHOUSE_PATH": str(database),
+                "DBT_TARGET_PATH": str(folder / "target"),
+                "SOURCES__SPOTLER__START_DATE": "2025-01-01",
+                **(extra_env or {}),
+            }
+        )
         for source in sources:
             result = warehouse_cli("load", source, env=env)
             assert result.returncode == 0, result.stderr[-4000:]
@@ -91,19 +132,28 @@ def test_the_reactivation_segment_finds_the_inactive_people(measured):
 
 
 def test_a_vendor_machine_flag_decides_over_the_rules(tmp_path):
-    spec = WorldSpec(contacts=300, mailings=8, days=60, seed=404, end=END, clang_share=1.0,
-                     apple_mail_share=0.4, scanned_share=0.1)
+    spec = WorldSpec(
+        contacts=300, mailings=8, days=60, seed=404, end=END, clang_share=1.0, apple_mail_share=0.4, scanned_share=0.1
+    )
     write_world(simulate(spec), tmp_path / "world", clang_machine_column="Machine generated")
     columns = [*CLANG_ACTIVITY_HEADER, "Machine generated"]
-    database = _build(tmp_path / "world", ("clang",), tmp_path, {
-        "SOURCES__CLANG__ACTIVITY_COLUMNS": json.dumps(columns),
-        "SOURCES__CLANG__MACHINE_FLAG_COLUMN": "Machine generated",
-    })
+    database = _build(
+        tmp_path / "world",
+        ("clang",),
+        tmp_path,
+        {
+            "SOURCES__CLANG__ACTIVITY_COLUMNS": json.dumps(columns),
+            "SOURCES__CLANG__MACHINE_FLAG_COLUMN": "Machine generated",
+        },
+    )
     figures = measure(database, tmp_path / "world", END.isoformat())
     flagged = figures["flagged_share"]
     assert flagged["click by link_scanner"] == flagged["open by apple_privacy_proxy"] == 1.0
     assert flagged["click by person"] == flagged["open by person"] == 0.0
-    reasons = query_warehouse(database, """
+    reasons = query_warehouse(
+        database,
+        """
         select machine_reason, count(*) from marts.customer_activity
-        where event_type in ('open', 'click') and is_machine group by all""")
+        where event_type in ('open', 'click') and is_machine group by all""",
+    )
     assert [reason for reason, _ in reasons] == ["vendor_flag"]

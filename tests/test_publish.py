@@ -29,7 +29,10 @@ import json, sys
 import duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
 tables = con.execute("select table_schema, table_name from information_schema.tables order by 1, 2").fetchall()
-rows = {f"{schema}.{table}": len(con.execute(f'select * from {schema}."{table}"').fetchall()) for schema, table in tables}
+rows = {
+    f"{schema}.{table}": len(con.execute(f'select * from {schema}."{table}"').fetchall())
+    for schema, table in tables
+}
 print(json.dumps({"version": duckdb.__version__, "rows": rows}))
 """
 
@@ -55,8 +58,13 @@ def old_duckdb_reader() -> Path:
     if marker.exists() and marker.read_text() == " ".join(OLD_READER_REQUIREMENTS):
         return python
     venv.create(home, with_pip=True, clear=True)
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *OLD_READER_REQUIREMENTS],
-                   check=True, capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *OLD_READER_REQUIREMENTS],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     marker.write_text(" ".join(OLD_READER_REQUIREMENTS))
     return python
 
@@ -75,7 +83,7 @@ def published_counts(analytics: Path) -> dict[str, int]:
 
 
 def test_duckdb_1_reads_every_mart_of_the_published_copy(warehouse_copy, old_duckdb_reader):
-    env, database, stack = warehouse_copy
+    env, database, _stack = warehouse_copy
     exported = warehouse_cli("export", env=env)
     assert exported.returncode == 0, exported.stderr
     result = warehouse_cli("publish", env=env)
@@ -114,7 +122,6 @@ def test_the_storage_version_is_a_setting_and_decides_who_can_read(warehouse_cop
     assert "Traceback" not in wrong.stderr
 
 
-
 def differing_rows(analytics: Path, warehouse: Path) -> dict[str, tuple[int, int]]:
     """Per published table: (rows only in the copy, rows only in the warehouse), every column compared."""
     con = settings.connect(analytics, read_only=True)
@@ -126,8 +133,11 @@ def differing_rows(analytics: Path, warehouse: Path) -> dict[str, tuple[int, int
         for schema, table in tables:
             name = f'{schema}."{table}"'
             only_copy, only_warehouse = (
-                con.execute(f"select count(*) from (select * from {a}{name} except all select * from {b}{name})").fetchone()[0]
-                for a, b in (("", "warehouse."), ("warehouse.", "")))
+                con.execute(
+                    f"select count(*) from (select * from {a}{name} except all select * from {b}{name})"
+                ).fetchone()[0]
+                for a, b in (("", "warehouse."), ("warehouse.", ""))
+            )
             found[f"{schema}.{table}"] = (only_copy, only_warehouse)
         return found
     finally:
@@ -150,8 +160,9 @@ def test_after_an_incremental_build_the_copy_is_brought_up_to_date_in_place(ware
     assert built.returncode == 0, built.stdout[-3000:]
     daily = warehouse_cli("publish", env=env)
     assert daily.returncode == 0, daily.stderr
-    written = re.search(r"(\d+) brought up to date in place \(([\d,]+) rows written into a copy of the published file\)",
-                        daily.stdout)
+    written = re.search(
+        r"(\d+) brought up to date in place \(([\d,]+) rows written into a copy of the published file\)", daily.stdout
+    )
     assert written and int(written[1]) >= 3 and int(written[2].replace(",", "")) > 0, daily.stdout
     assert set(differing_rows(analytics, database).values()) == {(0, 0)}, differing_rows(analytics, database)
 
@@ -161,8 +172,10 @@ def test_after_an_incremental_build_the_copy_is_brought_up_to_date_in_place(ware
 
     # rows gone from the warehouse (as after a full refresh of fewer rows) are gone from the copy too
     con = settings.connect(database)
-    con.execute("delete from marts.customer_activity where event_id in "
-                "(select event_id from marts.customer_activity order by event_id limit 10)")
+    con.execute(
+        "delete from marts.customer_activity where event_id in "
+        "(select event_id from marts.customer_activity order by event_id limit 10)"
+    )
     con.close()
     again = warehouse_cli("publish", env=env)
     assert again.returncode == 0, again.stderr
@@ -181,7 +194,8 @@ def test_a_standby_a_reader_still_holds_open_is_left_alone(warehouse_copy):
     assert built.returncode == 0, built.stdout[-3000:]
     assert warehouse_cli("publish", env=env).returncode == 0
     reader = subprocess.Popen(
-        [sys.executable, "-c", HOLD_OPEN, str(analytics)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", HOLD_OPEN, str(analytics)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         held_rows = reader.stdout.readline().strip()  # the reader has the file open now
         assert held_rows.isdigit(), held_rows

@@ -27,7 +27,7 @@ from tests.conftest import SETTING_PREFIXES, company_environment, query_warehous
 pytestmark = pytest.mark.slow
 
 # Small, so five scheduled runs stay quick; ends yesterday because `warehouse run` builds as of today.
-COMBINATION_WORLD = dict(contacts=200, mailings=8, days=40, seed=11)
+COMBINATION_WORLD = {"contacts": 200, "mailings": 8, "days": 40, "seed": 11}
 MAILING_PREFIX = {"clang": "clang:", "spotler": "spotler:", "spotler_campaign": "spotler:"}
 
 
@@ -50,6 +50,7 @@ def combination_run(combination_stack, tmp_path_factory):
         if sources not in done:
             done[sources] = _run_with(sources, combination_stack[1], tmp_path_factory.mktemp("+".join(sources)))
         return done[sources]
+
     return run
 
 
@@ -57,16 +58,25 @@ def _private_copy(run: tuple[dict, Path], folder: Path) -> tuple[dict, Path]:
     env, database = run
     copy = folder / "warehouse.duckdb"
     shutil.copyfile(database, copy)
-    return {**env, "WAREHOUSE_PATH": str(copy), "DBT_TARGET_PATH": str(folder / "target"),
-            "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(folder / "exports")}, copy
+    return {
+        **env,
+        "WAREHOUSE_PATH": str(copy),
+        "DBT_TARGET_PATH": str(folder / "target"),
+        "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(folder / "exports"),
+    }, copy
 
 
 def _run_with(sources: tuple[str, ...], stack: StandinStack, folder: Path) -> tuple[dict, Path]:
     """`warehouse run` with the settings of `sources` only (and none the test process may carry)."""
     env = company_environment(stack, sources)
     database = folder / "warehouse.duckdb"
-    env.update({"WAREHOUSE_PATH": str(database), "DBT_TARGET_PATH": str(folder / "target"),
-                "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(folder / "exports")})
+    env.update(
+        {
+            "WAREHOUSE_PATH": str(database),
+            "DBT_TARGET_PATH": str(folder / "target"),
+            "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(folder / "exports"),
+        }
+    )
     if "spotler" in sources:
         env["SOURCES__SPOTLER__START_DATE"] = "2025-01-01"
     result = warehouse_cli("run", env=env)
@@ -80,63 +90,84 @@ def _run_with(sources: tuple[str, ...], stack: StandinStack, folder: Path) -> tu
     return env, database
 
 
-@pytest.mark.parametrize("sources", [
-    ("clang", "directo"),
-    ("spotler",),
-    ("clang",),
-    ("spotler", "directo"),
-    ("clang", "spotler", "directo"),
-], ids="+".join)
+@pytest.mark.parametrize(
+    "sources",
+    [
+        ("clang", "directo"),
+        ("spotler",),
+        ("clang",),
+        ("spotler", "directo"),
+        ("clang", "spotler", "directo"),
+    ],
+    ids="+".join,
+)
 def test_every_combination_of_sources_runs_end_to_end(sources, combination_stack, combination_run, tmp_path):
     world, _ = combination_stack
     env, database = combination_run(sources)
 
     platforms = {source for source in sources if source != "directo"}
-    systems = {system for (system,) in query_warehouse(database, "select distinct source_system from marts.customer_activity")}
+    systems = {
+        system for (system,) in query_warehouse(database, "select distinct source_system from marts.customer_activity")
+    }
     assert systems == platforms
 
     # every mailing of a present platform, with the counts the generator knows
-    rows = query_warehouse(database, """
+    rows = query_warehouse(
+        database,
+        """
         select t.system, t.source_id, t.sent, s.sent_count, t.delivered, s.delivered_count, t.unique_opens,
                s.unique_open_count, t.hard_bounces, s.hard_bounce_count, t.soft_bounces, s.soft_bounce_count
         from world.truth_mailing_counts t
         left join marts.mailing_statistics s
             on s.mailing_key = case when t.system = 'clang' then 'clang:' else 'spotler:' end || t.source_id
         where t.sent > 0
-    """, world)
+    """,
+        world,
+    )
     present = [row for row in rows if row[0].split("_")[0] in platforms]
     assert present and all(row[3] is None for row in rows if row[0].split("_")[0] not in platforms)
     for system, mailing, *pairs in present:
         assert pairs[0::2] == pairs[1::2], (system, mailing, pairs)
 
     # the segment uses the one definition of "may be mailed"
-    (unmailable_in_segment,) = query_warehouse(database, """select count(*) from segments.reactivation r
-                                                   join marts.contacts c using (contact_key) where not c.is_mailable""")[0]
+    (unmailable_in_segment,) = query_warehouse(
+        database,
+        """select count(*) from segments.reactivation r
+                                                   join marts.contacts c using (contact_key) where not c.is_mailable""",
+    )[0]
     assert unmailable_in_segment == 0
     assert (Path(env["WAREHOUSE_PATH"]).with_name("analytics.duckdb")).exists()
 
-    consent_sources = {source for (source,) in query_warehouse(database, "select distinct consent_source from marts.contacts")}
+    consent_sources = {
+        source for (source,) in query_warehouse(database, "select distinct consent_source from marts.contacts")
+    }
     if "directo" in sources:
         assert "directo_optin" in consent_sources and "implied_by_mailing" not in consent_sources
-        (contacts,) = query_warehouse(database, "select count(distinct lower(trim(email))) from world.customers", world)[0]
+        (contacts,) = query_warehouse(
+            database, "select count(distinct lower(trim(email))) from world.customers", world
+        )[0]
         assert query_warehouse(database, "select count(*) from marts.contacts")[0][0] == contacts
     elif "clang" in sources:
         # no ERP: a contact the platform mailed is opted in until an unsubscribe, complaint or hard bounce
         assert "implied_by_mailing" in consent_sources and "directo_optin" not in consent_sources
-        wrong = query_warehouse(database, """
+        wrong = query_warehouse(
+            database,
+            """
             select c.email, c.is_mailable, c.not_mailable_reason
             from marts.contacts c
             join (select email, bool_or(event_type = 'sent') as mailed,
                          bool_or(event_type in ('unsubscribe', 'complaint', 'hard_bounce')) as said_no
                   from marts.customer_activity where email is not null group by email) e using (email)
-            where c.is_mailable <> (e.mailed and not e.said_no)""")
+            where c.is_mailable <> (e.mailed and not e.said_no)""",
+        )
         assert not wrong, wrong[:5]
     else:
         _assert_spotler_alone_gives_contacts_consent_and_segments(world, (env, database), consent_sources, tmp_path)
 
 
-def _assert_spotler_alone_gives_contacts_consent_and_segments(world: Path, run: tuple[dict, Path], consent_sources: set,
-                                                              folder: Path) -> None:
+def _assert_spotler_alone_gives_contacts_consent_and_segments(
+    world: Path, run: tuple[dict, Path], consent_sources: set, folder: Path
+) -> None:
     """Spotler's contacts give every person's address; a person is mailable when mailed (implied consent),
     Spotler's EMAIL channel is on, and no unsubscribe, complaint or hard bounce is on record."""
     database = run[1]
@@ -146,20 +177,28 @@ def _assert_spotler_alone_gives_contacts_consent_and_segments(world: Path, run: 
                          not opted_out and not (unsubscribed_at <= t and not coalesce(reoptin_at <= t, false)) is true
                              as channel_on
                   from world.people, (select timestamptz '{now.isoformat()}' as t) where joined_at <= t)"""
-    missing = query_warehouse(database, f"""select p.directo_code, p.email from {people} p
+    missing = query_warehouse(
+        database,
+        f"""select p.directo_code, p.email from {people} p
         left join marts.contacts c on c.spotler_external_id = p.directo_code and c.email = p.email
-        where c.email is null""", world)
+        where c.email is null""",
+        world,
+    )
     assert not missing, missing[:5]
     (people_count,) = query_warehouse(database, f"select count(*) from {people}", world)[0]
     assert query_warehouse(database, "select count(*) from marts.contacts")[0][0] == people_count
-    wrong = query_warehouse(database, f"""
+    wrong = query_warehouse(
+        database,
+        f"""
         select c.email, c.is_mailable, c.not_mailable_reason
         from marts.contacts c
         join {people} p using (email)
         left join (select email, bool_or(event_type = 'sent') as mailed,
                           bool_or(event_type in ('unsubscribe', 'complaint', 'hard_bounce')) as said_no
                    from marts.customer_activity where email is not null group by email) e using (email)
-        where c.is_mailable <> (coalesce(e.mailed, false) and not coalesce(e.said_no, false) and p.channel_on)""", world)
+        where c.is_mailable <> (coalesce(e.mailed, false) and not coalesce(e.said_no, false) and p.channel_on)""",
+        world,
+    )
     assert not wrong, wrong[:5]
     assert query_warehouse(database, "select count(*) from marts.contacts where is_mailable")[0][0] > 0
     assert query_warehouse(database, "select count(*) from marts.customer_activity where email is null")[0][0] == 0
@@ -167,8 +206,17 @@ def _assert_spotler_alone_gives_contacts_consent_and_segments(world: Path, run: 
     # the world is 40 days long, shorter than the default 90 inactive days: the segment rebuilt on a copy with
     # a window that fits it (its unit tests expect the default window, and ran in the scheduled build)
     env, copy = _private_copy(run, folder)
-    result = warehouse_cli("build", "--", "--select", "reactivation", "--exclude-resource-type", "unit_test",
-                           "--vars", "{reactivation_inactive_days: 7, reactivation_min_mailings: 1}", env=env)
+    result = warehouse_cli(
+        "build",
+        "--",
+        "--select",
+        "reactivation",
+        "--exclude-resource-type",
+        "unit_test",
+        "--vars",
+        "{reactivation_inactive_days: 7, reactivation_min_mailings: 1}",
+        env=env,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     (segment_size,) = query_warehouse(copy, "select count(*) from segments.reactivation")[0]
     assert segment_size > 0
@@ -207,9 +255,14 @@ def test_a_plain_dbt_build_works_on_any_subset(sources, combination_run, tmp_pat
     one platform's tables: the absent sources' models and unit tests build and pass."""
     env, _ = _private_copy(combination_run(sources), tmp_path)
     dbt = Path(sys.executable).with_name("dbt")
-    result = subprocess.run([str(dbt), "build", "--profiles-dir", str(settings.PROJECT_DIR), "--project-dir",
-                             str(settings.PROJECT_DIR)], capture_output=True, text=True, env=env,
-                            cwd=settings.PROJECT_DIR, timeout=900)
+    result = subprocess.run(
+        [str(dbt), "build", "--profiles-dir", str(settings.PROJECT_DIR), "--project-dir", str(settings.PROJECT_DIR)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=settings.PROJECT_DIR,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-4000:]
     assert "ERROR=0" in result.stdout and "SKIP=0" in result.stdout
 
@@ -225,8 +278,14 @@ def test_a_configured_source_whose_load_failed_stops_the_build(combination_stack
     for key in [key for key in env if key.startswith(SETTING_PREFIXES["spotler"])]:
         del env[key]
     database = tmp_path / "warehouse.duckdb"
-    env.update({"WAREHOUSE_PATH": str(database), "DBT_TARGET_PATH": str(tmp_path / "target"),
-                "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(tmp_path / "exports"), "SOURCES__DIRECTO__KEY": "not-the-key"})
+    env.update(
+        {
+            "WAREHOUSE_PATH": str(database),
+            "DBT_TARGET_PATH": str(tmp_path / "target"),
+            "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(tmp_path / "exports"),
+            "SOURCES__DIRECTO__KEY": "not-the-key",
+        }
+    )
     result = warehouse_cli("run", env=env)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output[-3000:]

@@ -48,7 +48,7 @@ def test_export_uploads_the_segment_and_records_it(warehouse_copy):
 
 
 def test_once_a_day_unless_forced_and_the_cooldown_empties_the_segment(warehouse_copy):
-    env, database, stack = warehouse_copy
+    env, database, _stack = warehouse_copy
     assert warehouse_cli("export", env=env).returncode == 0
     again = warehouse_cli("export", env=env)
     assert again.returncode == 0 and "already uploaded today" in again.stdout
@@ -57,8 +57,16 @@ def test_once_a_day_unless_forced_and_the_cooldown_empties_the_segment(warehouse
     assert forced.returncode == 0 and "uploaded" in forced.stdout
     assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 2
     # the exports' staging view was built before the first export, when the log did not exist: built again too
-    rebuilt = warehouse_cli("build", "--", "--select", "stg_exports__segment_sends", "reactivation", "--vars",
-                            "{as_of_date: '2026-11-23'}", env=env)
+    rebuilt = warehouse_cli(
+        "build",
+        "--",
+        "--select",
+        "stg_exports__segment_sends",
+        "reactivation",
+        "--vars",
+        "{as_of_date: '2026-11-23'}",
+        env=env,
+    )
     assert rebuilt.returncode == 0, rebuilt.stdout[-2000:]
     assert query(database, "select count(*) from segments.reactivation")[0][0] == 0  # all exported: cooling down
 
@@ -80,16 +88,20 @@ def test_the_consent_guard_overrules_a_broken_segment(warehouse_copy):
                           0 as days_inactive, 0 as mailings_since_engagement
                    from marts.contacts""")  # everyone, whatever their consent
     forbidden = {r[0] for r in con.execute("select email from marts.contacts where not is_mailable").fetchall()}
-    reasons = dict(con.execute("""select replace(not_mailable_reason, '_', ' '), count(*) from marts.contacts
-                                  where not is_mailable group by 1""").fetchall())
+    reasons = dict(
+        con.execute("""select replace(not_mailable_reason, '_', ' '), count(*) from marts.contacts
+                                  where not is_mailable group by 1""").fetchall()
+    )
     total = con.execute("select count(*) from marts.contacts").fetchone()[0]
     con.close()
     assert forbidden
     result = warehouse_cli("export", env=env)
     assert result.returncode == 0, result.stderr
     (name,) = uploaded(stack)
-    exported = {r["emailadres"] for r in csv.DictReader((stack.deployteq_dir / "Upload" / name).open(encoding="utf-8"),
-                                                        delimiter=";")}
+    exported = {
+        r["emailadres"]
+        for r in csv.DictReader((stack.deployteq_dir / "Upload" / name).open(encoding="utf-8"), delimiter=";")
+    }
     assert exported and not exported & forbidden
     assert len(exported) == total - len(forbidden)
     assert f"{len(forbidden):,} left out by the consent guard: " in result.stdout
@@ -103,13 +115,14 @@ def test_the_csv_is_written_in_the_triggers_encoding_with_normalised_addresses_m
             ('k1', 'rené@example.be', true, null),
             ('k2', 'zoe@example.nl', false, 'not_opted_in')) t(contact_key, email, is_mailable, not_mailable_reason);
         create table segments.winback as select * from (values
-            (' René@Example.be ', 'René'), ('zoe@example.nl', 'Zoë'), ('nobody@example.nl', 'X')) t(email, first_name)""")
-    trigger = export.Trigger("winback", "winback.csv", {"email": "emailadres", "first_name": "voornaam"},
-                             delimiter=",", encoding="latin-1")
+            (' René@Example.be ', 'René'), ('zoe@example.nl', 'Zoë'), ('nobody@example.nl', 'X'))
+            t(email, first_name)""")
+    trigger = export.Trigger(
+        "winback", "winback.csv", {"email": "emailadres", "first_name": "voornaam"}, delimiter=",", encoding="latin-1"
+    )
     target = tmp_path / "winback.csv"
     assert export._write_csv(con, trigger, target) == (1, 2)  # Zoë has not opted in; nobody is no contact
-    assert export.ConsentGuard.of(con).left_out_by_reason(con, trigger) == {"not a known contact": 1,
-                                                                            "not opted in": 1}
+    assert export.ConsentGuard.of(con).left_out_by_reason(con, trigger) == {"not a known contact": 1, "not opted in": 1}
     con.close()
     assert target.read_bytes().decode("latin-1").splitlines() == ["emailadres,voornaam", " René@Example.be ,René"]
     assert not list(tmp_path.glob("*.utf8"))
@@ -137,8 +150,13 @@ def test_a_killed_upload_never_shows_the_watcher_a_partial_file(warehouse_copy):
     con.close()
     stack.deployteq.write_delay = 0.05
     try:
-        process = subprocess.Popen([sys.executable, "-m", "mail_warehouse", "export"], env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mail_warehouse", "export"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.monotonic() + 60
         while not any(n.endswith(".part") for n in uploaded(stack)):
             assert time.monotonic() < deadline and process.poll() is None
@@ -178,8 +196,11 @@ def test_a_trigger_already_on_the_server_is_not_sent_again_even_without_a_record
     again = warehouse_cli("export", env=env)
     assert again.returncode == 0, again.stderr
     assert uploaded(stack) == [] and [p.name for p in (stack.deployteq_dir / "Done").iterdir()] == [name]
-    assert (f"export reactivation: skipped {name}" in again.stdout
-            and f"{name} is already in Done/" in again.stdout and "not sent twice" in again.stdout), again.stdout
+    assert (
+        f"export reactivation: skipped {name}" in again.stdout
+        and f"{name} is already in Done/" in again.stdout
+        and "not sent twice" in again.stdout
+    ), again.stdout
     assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 0
 
 
@@ -207,8 +228,16 @@ def test_two_exports_at_once_deliver_one_trigger(warehouse_copy):
     env, database, stack = warehouse_copy
     stack.deployteq.write_delay = 0.01  # long enough for the two to overlap
     try:
-        both = [subprocess.Popen([sys.executable, "-m", "mail_warehouse", "export"], env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        both = [
+            subprocess.Popen(
+                [sys.executable, "-m", "mail_warehouse", "export"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
         outputs = [process.communicate(timeout=120) for process in both]
     finally:
         stack.deployteq.write_delay = 0.0
@@ -228,9 +257,13 @@ def test_an_export_waits_for_another_then_gives_up_clearly(warehouse_copy):
 
 
 def test_a_missing_upload_folder_fails_at_once_naming_it_and_its_setting(warehouse_copy):
-    env, database, stack = warehouse_copy
-    env = {**env, "EXPORT__DEPLOYTEQ__UPLOAD_DIR": "csv upload/brand/Upload", "EXPORT__DEPLOYTEQ__MAX_ATTEMPTS": "4",
-           "EXPORT__DEPLOYTEQ__RETRY_DELAY_SECONDS": "5"}
+    env, database, _stack = warehouse_copy
+    env = {
+        **env,
+        "EXPORT__DEPLOYTEQ__UPLOAD_DIR": "csv upload/brand/Upload",
+        "EXPORT__DEPLOYTEQ__MAX_ATTEMPTS": "4",
+        "EXPORT__DEPLOYTEQ__RETRY_DELAY_SECONDS": "5",
+    }
     started = time.monotonic()
     result = warehouse_cli("export", env=env)
     assert result.returncode == 1
@@ -241,16 +274,21 @@ def test_a_missing_upload_folder_fails_at_once_naming_it_and_its_setting(warehou
 
 
 def test_absolute_folders_are_used_as_written(warehouse_copy):
-    env, database, stack = warehouse_copy  # the stand-in's root is the server's /
-    env = {**env, **{f"EXPORT__DEPLOYTEQ__{folder.upper()}_DIR": f"/{folder}"
-                     for folder in ("Upload", "Active", "Done", "Failed")}}
+    env, _database, stack = warehouse_copy  # the stand-in's root is the server's /
+    env = {
+        **env,
+        **{
+            f"EXPORT__DEPLOYTEQ__{folder.upper()}_DIR": f"/{folder}"
+            for folder in ("Upload", "Active", "Done", "Failed")
+        },
+    }
     result = warehouse_cli("export", env=env)
     assert result.returncode == 0, result.stderr
     assert len(uploaded(stack)) == 1 and "to /Upload on deployteq@127.0.0.1" in result.stderr
 
 
 def test_publish_only_after_a_passing_build_and_never_disturbs_a_reader(warehouse_copy, tmp_path):
-    env, database, stack = warehouse_copy
+    env, database, _stack = warehouse_copy
     env = {**env, "DBT_TARGET_PATH": str(tmp_path / "target")}
     ok = warehouse_cli("build", "--", "--select", "mailings", env=env)
     assert ok.returncode == 0
@@ -269,8 +307,9 @@ def test_publish_only_after_a_passing_build_and_never_disturbs_a_reader(warehous
     fresh = settings.connect(analytics, read_only=True)
     assert fresh.execute("select count(*) from marts.mailings").fetchone()[0] < before
     fresh.close()
-    broken = warehouse_cli("build", "--", "--select", "reactivation", "--vars", "{reactivation_min_mailings: 'many'}",
-                           env=env)
+    broken = warehouse_cli(
+        "build", "--", "--select", "reactivation", "--vars", "{reactivation_min_mailings: 'many'}", env=env
+    )
     assert broken.returncode != 0
     refused = warehouse_cli("publish", env=env)
     assert refused.returncode == 1 and "not publishing" in refused.stderr
@@ -293,9 +332,14 @@ def test_an_overlapping_run_waits_then_gives_up_clearly(warehouse_copy):
 
 
 def test_a_failed_step_fails_the_run_and_a_failed_build_publishes_and_exports_nothing(warehouse_copy, tmp_path):
-    env, database, stack = warehouse_copy
-    env = {**env, "SOURCES__CLANG__HOST": "127.0.0.1", "SOURCES__CLANG__PORT": "9",
-           "SOURCES__CLANG__MAX_ATTEMPTS": "1", "DBT_TARGET_PATH": str(tmp_path / "target")}
+    env, _database, stack = warehouse_copy
+    env = {
+        **env,
+        "SOURCES__CLANG__HOST": "127.0.0.1",
+        "SOURCES__CLANG__PORT": "9",
+        "SOURCES__CLANG__MAX_ATTEMPTS": "1",
+        "DBT_TARGET_PATH": str(tmp_path / "target"),
+    }
     (tmp_path / "not-a-project").mkdir()
     result = warehouse_cli("run", env={**env, "WAREHOUSE_PATH": str(tmp_path / "not-a-project")})
     assert result.returncode == 1
@@ -321,8 +365,15 @@ def test_the_weekly_run_rebuilds_every_incremental_model(warehouse_copy, tmp_pat
 def test_remote_folders_are_kept_as_written():
     from mail_warehouse.export_config import remote_folder
 
-    assert [remote_folder(v) for v in ("Upload", "Upload/", "/Upload", "/csv upload/brand/Upload/", "", ".", "/")] == \
-        ["Upload", "Upload", "/Upload", "/csv upload/brand/Upload", ".", ".", "/"]
+    assert [remote_folder(v) for v in ("Upload", "Upload/", "/Upload", "/csv upload/brand/Upload/", "", ".", "/")] == [
+        "Upload",
+        "Upload",
+        "/Upload",
+        "/csv upload/brand/Upload",
+        ".",
+        ".",
+        "/",
+    ]
 
 
 def test_a_trigger_file_name_must_carry_the_date(tmp_path):

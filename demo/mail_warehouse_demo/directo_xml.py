@@ -12,10 +12,38 @@ from zoneinfo import ZoneInfo
 
 # Attribute order of ws_kliendid.xsd.
 CUSTOMER_ATTRIBUTES = (
-    "code", "name", "object", "address1", "address2", "address3", "deliveryaddress1", "deliveryaddress2",
-    "deliveryaddress3", "country", "county", "contact", "phone", "email", "regno", "loyaltycard", "vatregno",
-    "class", "comment", "payterm", "vatregion", "priceformula", "specialpriceformula", "balance",
-    "creditlimit", "creditbalance", "deliveryinvoice", "salesman", "currency", "discount", "closed", "ts",
+    "code",
+    "name",
+    "object",
+    "address1",
+    "address2",
+    "address3",
+    "deliveryaddress1",
+    "deliveryaddress2",
+    "deliveryaddress3",
+    "country",
+    "county",
+    "contact",
+    "phone",
+    "email",
+    "regno",
+    "loyaltycard",
+    "vatregno",
+    "class",
+    "comment",
+    "payterm",
+    "vatregion",
+    "priceformula",
+    "specialpriceformula",
+    "balance",
+    "creditlimit",
+    "creditbalance",
+    "deliveryinvoice",
+    "salesman",
+    "currency",
+    "discount",
+    "closed",
+    "ts",
 )
 DIRECTO_TIME_ZONE = ZoneInfo("Europe/Tallinn")
 
@@ -32,12 +60,15 @@ def _attribute(name: str, value) -> str:
 
 
 def render_customer(customer: dict, datafields: Iterable[tuple[str, str | None, str | None]]) -> str:
-    attributes = "".join(_attribute(name, customer[name]) for name in CUSTOMER_ATTRIBUTES
-                         if customer.get(name) is not None)
+    attributes = "".join(
+        _attribute(name, customer[name]) for name in CUSTOMER_ATTRIBUTES if customer.get(name) is not None
+    )
     data = "".join(
         f"<data code={quoteattr(code)} content={quoteattr(content or '')}"
-        + (f" param={quoteattr(param)}" if param is not None else "") + "/>"
-        for code, content, param in datafields)
+        + (f" param={quoteattr(param)}" if param is not None else "")
+        + "/>"
+        for code, content, param in datafields
+    )
     return f"<customer{attributes}><datafields>{data}</datafields></customer>\n"
 
 

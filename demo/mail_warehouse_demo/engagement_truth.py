@@ -24,8 +24,8 @@ from pathlib import Path
 
 import duckdb
 
-INACTIVE_DAYS = 90   # dbt var reactivation_inactive_days (its default)
-MIN_MAILINGS = 3     # dbt var reactivation_min_mailings (its default)
+INACTIVE_DAYS = 90  # dbt var reactivation_inactive_days (its default)
+MIN_MAILINGS = 3  # dbt var reactivation_min_mailings (its default)
 
 _WORLD_EVENTS = """
     select
@@ -134,9 +134,12 @@ def measure(warehouse: Path, world_dir: Path, as_of: str) -> dict:
     try:
         con.execute("set TimeZone = 'UTC'")
         con.execute(f"attach '{world_dir / 'world.duckdb'}' as world (read_only)")
-        flagged = {(event_type, truth): (share, count) for event_type, truth, share, count in con.execute(f"""
+        flagged = {
+            (event_type, truth): (share, count)
+            for event_type, truth, share, count in con.execute(f"""
             select event_type, truth, avg(case when is_machine then 1.0 else 0.0 end), count(*)
-            from ({_MATCHED}) group by all""").fetchall()}
+            from ({_MATCHED}) group by all""").fetchall()
+        }
         mailings = con.execute(_PER_MAILING).fetchall()
         segment = {unseen: con.execute(_segment_sql(as_of, unseen)).fetchone() for unseen in (False, True)}
     finally:
@@ -144,11 +147,14 @@ def measure(warehouse: Path, world_dir: Path, as_of: str) -> dict:
     opens = [(truth, ours) for _, truth, ours, _, _ in mailings if truth]
     clicks = [(truth, ours) for _, _, _, truth, ours in mailings if truth]
     return {
-        "flagged_share": {f"{event_type} by {truth}": round(share, 4) for (event_type, truth), (share, _) in
-                          sorted(flagged.items())},
+        "flagged_share": {
+            f"{event_type} by {truth}": round(share, 4) for (event_type, truth), (share, _) in sorted(flagged.items())
+        },
         "events": {f"{event_type} by {truth}": count for (event_type, truth), (_, count) in sorted(flagged.items())},
         "mailings_human_opens_within_20pct": round(sum(_within(o, t, 0.2) for t, o in opens) / max(len(opens), 1), 4),
-        "mailings_human_clicks_within_10pct": round(sum(_within(o, t, 0.1) for t, o in clicks) / max(len(clicks), 1), 4),
+        "mailings_human_clicks_within_10pct": round(
+            sum(_within(o, t, 0.1) for t, o in clicks) / max(len(clicks), 1), 4
+        ),
         **_segment_figures(*segment[False], ""),
         **_segment_figures(*segment[True], "_with_unseen_reading"),
     }

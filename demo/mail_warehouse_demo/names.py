@@ -13,26 +13,151 @@ MAIL_DOMAINS = {
 LANGUAGES = {"NL": "nl", "BE": "nl", "EE": "et"}
 
 FIRST_NAMES = {
-    "NL": ("Jan", "Sanne", "Pieter", "Femke", "Daan", "Lotte", "Bram", "Anouk", "Sem", "Eva",
-           "Thijs", "Noor", "Ruben", "Iris", "Lucas", "Fleur", "Joris", "Maud", "Gijs", "Roos"),
-    "BE": ("Wouter", "Elke", "Stijn", "Lien", "Jens", "Ine", "Arne", "Hanne", "Pieterjan", "Lore",
-           "Matthias", "Ann-Sophie", "Kobe", "Sofie", "Brecht", "Zoë", "Thibault", "Chloé", "Senne", "Fien"),
-    "EE": ("Tõnu", "Mari", "Jüri", "Ülle", "Märt", "Kädi", "Priit", "Liis", "Andres", "Triin",
-           "Tõnis", "Kätlin", "Rasmus", "Maarja", "Siim", "Õie", "Kaarel", "Helle", "Jaanus", "Külli"),
+    "NL": (
+        "Jan",
+        "Sanne",
+        "Pieter",
+        "Femke",
+        "Daan",
+        "Lotte",
+        "Bram",
+        "Anouk",
+        "Sem",
+        "Eva",
+        "Thijs",
+        "Noor",
+        "Ruben",
+        "Iris",
+        "Lucas",
+        "Fleur",
+        "Joris",
+        "Maud",
+        "Gijs",
+        "Roos",
+    ),
+    "BE": (
+        "Wouter",
+        "Elke",
+        "Stijn",
+        "Lien",
+        "Jens",
+        "Ine",
+        "Arne",
+        "Hanne",
+        "Pieterjan",
+        "Lore",
+        "Matthias",
+        "Ann-Sophie",
+        "Kobe",
+        "Sofie",
+        "Brecht",
+        "Zoë",
+        "Thibault",
+        "Chloé",
+        "Senne",
+        "Fien",
+    ),
+    "EE": (
+        "Tõnu",
+        "Mari",
+        "Jüri",
+        "Ülle",
+        "Märt",
+        "Kädi",
+        "Priit",
+        "Liis",
+        "Andres",
+        "Triin",
+        "Tõnis",
+        "Kätlin",
+        "Rasmus",
+        "Maarja",
+        "Siim",
+        "Õie",
+        "Kaarel",
+        "Helle",
+        "Jaanus",
+        "Külli",
+    ),
 }
 LAST_NAMES = {
-    "NL": ("de Vries", "Jansen", "van den Berg", "Bakker", "Visser", "Smit", "Meijer", "de Boer",
-           "Mulder", "de Groot", "Bos", "Vos", "Peters", "Hendriks", "van Dijk", "Dekker"),
-    "BE": ("Peeters", "Janssens", "Maes", "Jacobs", "Mertens", "Willems", "Claes", "Goossens",
-           "Wouters", "De Smet", "Dubois", "Lambert", "Vermeulen", "Desmet", "Van Damme", "Lemaire"),
-    "EE": ("Tamm", "Saar", "Sepp", "Mägi", "Kask", "Kukk", "Rebane", "Ilves", "Pärn", "Koppel",
-           "Lepik", "Kõiv", "Järve", "Põder", "Šmidt", "Lõhmus"),
+    "NL": (
+        "de Vries",
+        "Jansen",
+        "van den Berg",
+        "Bakker",
+        "Visser",
+        "Smit",
+        "Meijer",
+        "de Boer",
+        "Mulder",
+        "de Groot",
+        "Bos",
+        "Vos",
+        "Peters",
+        "Hendriks",
+        "van Dijk",
+        "Dekker",
+    ),
+    "BE": (
+        "Peeters",
+        "Janssens",
+        "Maes",
+        "Jacobs",
+        "Mertens",
+        "Willems",
+        "Claes",
+        "Goossens",
+        "Wouters",
+        "De Smet",
+        "Dubois",
+        "Lambert",
+        "Vermeulen",
+        "Desmet",
+        "Van Damme",
+        "Lemaire",
+    ),
+    "EE": (
+        "Tamm",
+        "Saar",
+        "Sepp",
+        "Mägi",
+        "Kask",
+        "Kukk",
+        "Rebane",
+        "Ilves",
+        "Pärn",
+        "Koppel",
+        "Lepik",
+        "Kõiv",
+        "Järve",
+        "Põder",
+        "Šmidt",
+        "Lõhmus",
+    ),
 }
 # ASCII spellings for e-mail local parts (mail platforms rarely see non-ASCII addresses).
-TRANSLITERATION = str.maketrans({
-    "õ": "o", "ä": "a", "ö": "o", "ü": "u", "š": "s", "ž": "z", "é": "e", "ë": "e", "Õ": "O",
-    "Ä": "A", "Ö": "O", "Ü": "U", "Š": "S", "Ž": "Z", "É": "E", " ": "", "-": "",
-})
+TRANSLITERATION = str.maketrans(
+    {
+        "õ": "o",
+        "ä": "a",
+        "ö": "o",
+        "ü": "u",
+        "š": "s",
+        "ž": "z",
+        "é": "e",
+        "ë": "e",
+        "Õ": "O",
+        "Ä": "A",
+        "Ö": "O",
+        "Ü": "U",
+        "Š": "S",
+        "Ž": "Z",
+        "É": "E",
+        " ": "",
+        "-": "",
+    }
+)
 
 CITIES = {
     "NL": ("Amsterdam", "Utrecht", "Rotterdam", "Den Haag", "Groningen", "Zwolle", "Eindhoven"),
@@ -45,13 +170,29 @@ DIRECTO_CLASSES = ("ERAKLIENT", "ÄRIKLIENT", "VIP", "PARTNER")
 DIRECTO_CLASS_WEIGHTS = (0.62, 0.25, 0.08, 0.05)
 
 NEWSLETTER_TOPICS = (
-    "Nieuwsbrief", "Zomeractie", "Black Friday", "Nieuwe collectie", "Wintersale", "Klantendag",
-    "Productnieuws", "Tips & tricks", "Uitnodiging webinar", "Last minute deals", "Sügisesed pakkumised",
-    "Jõuluootus", "Verjaardagsweek", "Outlet", "Cadeautips",
+    "Nieuwsbrief",
+    "Zomeractie",
+    "Black Friday",
+    "Nieuwe collectie",
+    "Wintersale",
+    "Klantendag",
+    "Productnieuws",
+    "Tips & tricks",
+    "Uitnodiging webinar",
+    "Last minute deals",
+    "Sügisesed pakkumised",
+    "Jõuluootus",
+    "Verjaardagsweek",
+    "Outlet",
+    "Cadeautips",
 )
 SUBJECT_TEMPLATES = (
-    "{topic}: ontdek wat er nieuw is", "{topic} – alleen deze week", "Jouw {topic} van deze maand",
-    "{topic}: tot 40% korting", "Mis het niet: {topic}", "{topic} · ära maga maha!",
+    "{topic}: ontdek wat er nieuw is",
+    "{topic} – alleen deze week",
+    "Jouw {topic} van deze maand",
+    "{topic}: tot 40% korting",
+    "Mis het niet: {topic}",
+    "{topic} · ära maga maha!",
 )
 SENDERS = ("Marketing Team", "Anouk de Groot", "Märt Tamm", "Webshop Redactie")
 TARGET_GROUPS = ("Alle abonnees", "Actieve klanten", "Nederland", "België", "Eesti", "VIP-klanten")
@@ -68,25 +209,35 @@ LINK_KINDS = (
 )
 WEBSITE = "https://www.example-shop.nl"
 
-HARD_BOUNCE_REASONS = ("550 5.1.1 User unknown", "550 5.1.10 Recipient address rejected",
-                       "553 5.1.2 Domain does not exist")
+HARD_BOUNCE_REASONS = (
+    "550 5.1.1 User unknown",
+    "550 5.1.10 Recipient address rejected",
+    "553 5.1.2 Domain does not exist",
+)
 SOFT_BOUNCE_REASONS = ("452 4.2.2 Mailbox full", "421 4.7.0 Try again later", "450 4.2.1 Mailbox busy")
 COMPLAINT_REASON = "abuse: feedback loop report"
 
 CAMPAIGNS = (
     # (name, [(mailing name, type, days after trigger)], trigger)
-    ("Welkomstreeks", (("Welkom 1: leuk dat je er bent", "EMAIL", 0.0),
-                       ("Welkom 2: onze favorieten", "EMAIL", 3.0),
-                       ("Welkom 3: jouw voordeel", "EMAIL", 10.0)), "joined"),
+    (
+        "Welkomstreeks",
+        (
+            ("Welkom 1: leuk dat je er bent", "EMAIL", 0.0),
+            ("Welkom 2: onze favorieten", "EMAIL", 3.0),
+            ("Welkom 3: jouw voordeel", "EMAIL", 10.0),
+        ),
+        "joined",
+    ),
     ("Verjaardag", (("Gefeliciteerd!", "EMAIL", 0.0),), "birthday"),
-    ("Verlaten winkelwagen", (("Vergeten af te rekenen?", "EMAIL", 0.05),
-                              ("Je winkelwagen wacht", "SMS", 1.0)), "cart"),
+    (
+        "Verlaten winkelwagen",
+        (("Vergeten af te rekenen?", "EMAIL", 0.05), ("Je winkelwagen wacht", "SMS", 1.0)),
+        "cart",
+    ),
 )
 # Campaigns that only an external trigger starts (the warehouse's segments, `warehouse export`): they have
 # sent nothing in the world yet. (name, the external trigger's name)
-EXTERNALLY_TRIGGERED_CAMPAIGNS = (
-    ("Reactivatie", "reactivatie"),
-)
+EXTERNALLY_TRIGGERED_CAMPAIGNS = (("Reactivatie", "reactivatie"),)
 FORMS = (
     # (form id, name, sub type, state)
     (101, "Nieuwsbrief aanmelding", "subscribe", "final"),

@@ -58,8 +58,8 @@ CART_TRIGGER_SHARE = 0.03
 SECOND_CUSTOMER_CODES = 50_000_000  # codes of the extra customers that share an address
 APPLE_MAIL_SHARE = 0.35
 SCANNED_SHARE = 0.05
-PROXY_FETCH_SHARE = 0.97     # of the mails delivered to an Apple Mail user, those the proxy fetches
-SCANNER_OPEN_SHARE = 0.7     # of the mails a gateway scans, those whose images it fetches too
+PROXY_FETCH_SHARE = 0.97  # of the mails delivered to an Apple Mail user, those the proxy fetches
+SCANNER_OPEN_SHARE = 0.7  # of the mails a gateway scans, those whose images it fetches too
 OTHER_CLIENT, APPLE_MAIL, SCANNED_GATEWAY = range(3)
 MAIL_CLIENTS = ("other", "apple_mail", "scanned_gateway")
 MACHINES = (None, "apple_privacy_proxy", "link_scanner")
@@ -76,11 +76,11 @@ class WorldSpec:
     days: int = 180
     seed: int = 42
     end: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
-    clang_share: float = CLANG_SHARE_OF_MAILINGS   # share of newsletters sent by Clang, the rest by Spotler
-    apple_mail_share: float = APPLE_MAIL_SHARE      # people reading in Apple Mail (privacy proxy opens)
-    scanned_share: float = SCANNED_SHARE            # addresses behind a link-scanning corporate gateway
-    proxy_delay_minutes: float = 20.0               # median of the proxy's fetch after delivery
-    scanner_delay_seconds: float = 20.0             # median of the gateway's scan after the send
+    clang_share: float = CLANG_SHARE_OF_MAILINGS  # share of newsletters sent by Clang, the rest by Spotler
+    apple_mail_share: float = APPLE_MAIL_SHARE  # people reading in Apple Mail (privacy proxy opens)
+    scanned_share: float = SCANNED_SHARE  # addresses behind a link-scanning corporate gateway
+    proxy_delay_minutes: float = 20.0  # median of the proxy's fetch after delivery
+    scanner_delay_seconds: float = 20.0  # median of the gateway's scan after the send
 
     def __post_init__(self) -> None:
         if self.contacts < 10:
@@ -91,8 +91,9 @@ class WorldSpec:
             raise ValueError("--days must be at least 7")
         if not 0 <= self.clang_share <= 1:
             raise ValueError("clang_share must be between 0 and 1")
-        if not (0 <= self.apple_mail_share and 0 <= self.scanned_share
-                and self.apple_mail_share + self.scanned_share <= 1):
+        if not (
+            self.apple_mail_share >= 0 and self.scanned_share >= 0 and self.apple_mail_share + self.scanned_share <= 1
+        ):
             raise ValueError("apple_mail_share and scanned_share must be shares that add up to at most 1")
         if self.proxy_delay_minutes <= 0 or self.scanner_delay_seconds <= 0:
             raise ValueError("proxy_delay_minutes and scanner_delay_seconds must be positive")
@@ -125,8 +126,10 @@ class World:
     form_results: pa.Table
 
     def counts(self) -> dict[str, int]:
-        return {name: getattr(self, name).num_rows for name in (
-            "people", "customers", "datafields", "mailings", "links", "sends", "events", "form_results")}
+        return {
+            name: getattr(self, name).num_rows
+            for name in ("people", "customers", "datafields", "mailings", "links", "sends", "events", "form_results")
+        }
 
 
 def _ts(values: np.ndarray) -> pa.Array:
@@ -137,16 +140,38 @@ class _EventLog:
     """Columns of events gathered batch by batch, concatenated once at the end."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list[np.ndarray]] = {k: [] for k in (
-            "mailing_index", "person_id", "event_type", "event_ts", "link_id", "reason_index", "subscription_id",
-            "machine")}
+        self.columns: dict[str, list[np.ndarray]] = {
+            k: []
+            for k in (
+                "mailing_index",
+                "person_id",
+                "event_type",
+                "event_ts",
+                "link_id",
+                "reason_index",
+                "subscription_id",
+                "machine",
+            )
+        }
 
-    def add(self, mailing_index, person_id, event_type, event_ts, link_id=None, reason_index=None,
-            subscription_id=None, machine=0) -> None:
+    def add(
+        self,
+        mailing_index,
+        person_id,
+        event_type,
+        event_ts,
+        link_id=None,
+        reason_index=None,
+        subscription_id=None,
+        machine=0,
+    ) -> None:
         n = len(person_id)
         if n == 0:
             return
-        fill = lambda v, default: np.full(n, default, "int64") if v is None else np.broadcast_to(v, n).astype("int64")
+
+        def fill(v, default: int) -> np.ndarray:
+            return np.full(n, default, "int64") if v is None else np.broadcast_to(v, n).astype("int64")
+
         self.columns["mailing_index"].append(np.broadcast_to(mailing_index, n).astype("int64"))
         self.columns["person_id"].append(np.asarray(person_id, "int64"))
         self.columns["event_type"].append(np.full(n, event_type, "int8"))
@@ -165,9 +190,11 @@ def simulate(spec: WorldSpec) -> World:
     machine_rng = np.random.default_rng([spec.seed, 2021])  # the machines' own stream
     people = _draw_people(rng, spec)
     client_roll = machine_rng.random(spec.contacts)
-    people["mail_client"] = np.where(client_roll < spec.apple_mail_share, APPLE_MAIL,
-                                     np.where(client_roll < spec.apple_mail_share + spec.scanned_share,
-                                              SCANNED_GATEWAY, OTHER_CLIENT))
+    people["mail_client"] = np.where(
+        client_roll < spec.apple_mail_share,
+        APPLE_MAIL,
+        np.where(client_roll < spec.apple_mail_share + spec.scanned_share, SCANNED_GATEWAY, OTHER_CLIENT),
+    )
     mailing_rows, link_rows = _draw_mailings(rng, spec)
     campaign_rows, subscriptions = _draw_campaign_triggers(rng, spec, people, mailing_rows, link_rows)
     state = _ContactState(people)
@@ -176,16 +203,19 @@ def simulate(spec: WorldSpec) -> World:
     conversions: list[tuple[int, int, bool, int]] = []
     links_by_mailing = _links_by_mailing(link_rows)
     for batch in _send_batches(spec, mailing_rows, subscriptions):
-        delivered = _simulate_batch(rng, spec, batch, people, state, mailing_rows, links_by_mailing, log, sends_log,
-                                    conversions)
+        delivered = _simulate_batch(
+            rng, spec, batch, people, state, mailing_rows, links_by_mailing, log, sends_log, conversions
+        )
         if delivered is not None:
             _machines_of_batch(machine_rng, spec, batch[1], people, links_by_mailing, log, *delivered)
     reoptins = state.reopt_ins
-    return _assemble(rng, spec, people, state, reoptins, mailing_rows, link_rows, campaign_rows, log,
-                     sends_log, conversions)
+    return _assemble(
+        rng, spec, people, state, reoptins, mailing_rows, link_rows, campaign_rows, log, sends_log, conversions
+    )
 
 
 # --- people -----------------------------------------------------------------------------------------
+
 
 def _draw_people(rng: np.random.Generator, spec: WorldSpec) -> dict[str, np.ndarray]:
     n = spec.contacts
@@ -194,24 +224,41 @@ def _draw_people(rng: np.random.Generator, spec: WorldSpec) -> dict[str, np.ndar
     last_pick = rng.integers(0, 16, n)
     # 70 % were subscribers before the period began; the rest join during it.
     existing = rng.random(n) < 0.7
-    joined = np.where(existing, spec.start_ts - rng.integers(DAY, 3 * 365 * DAY, n),
-                      spec.start_ts + rng.integers(0, spec.days * DAY, n))
+    joined = np.where(
+        existing,
+        spec.start_ts - rng.integers(DAY, 3 * 365 * DAY, n),
+        spec.start_ts + rng.integers(0, spec.days * DAY, n),
+    )
     never_engaged = rng.random(n) < NEVER_ENGAGED_SHARE
     open_p = np.where(never_engaged, 0.0, np.clip(rng.beta(2.2, 5.0, n) * 1.05, 0.0, 0.95))
     click_p = np.clip(rng.beta(2.0, 9.0, n), 0.0, 0.9)
     going_quiet = (~never_engaged) & (rng.random(n) < GOING_QUIET_SHARE)
-    quiet_at = np.where(going_quiet, spec.start_ts + rng.integers(5 * DAY, max(6 * DAY, (spec.days - 20) * DAY), n),
-                        np.iinfo("int64").max)
+    quiet_at = np.where(
+        going_quiet,
+        spec.start_ts + rng.integers(5 * DAY, max(6 * DAY, (spec.days - 20) * DAY), n),
+        np.iinfo("int64").max,
+    )
     opted_out = rng.random(n) < OPTED_OUT_SHARE
     birthday_doy = rng.integers(0, 365, n)
     birth_year = rng.integers(1950, 2006, n)
     return {
-        "person_id": np.arange(n), "country": country, "first": first_pick, "last": last_pick,
-        "joined": joined, "open_p": open_p, "click_p": click_p, "quiet_at": quiet_at, "opted_out": opted_out,
-        "birthday_doy": birthday_doy, "birth_year": birth_year,
-        "domain": rng.integers(0, 3, n), "email_case_noise": rng.random(n) < 0.05,
-        "closed": rng.random(n) < CLOSED_SHARE, "class": rng.choice(4, n, p=names.DIRECTO_CLASS_WEIGHTS),
-        "shares_email": rng.random(n) < SHARED_EMAIL_SHARE, "city": rng.integers(0, 7, n),
+        "person_id": np.arange(n),
+        "country": country,
+        "first": first_pick,
+        "last": last_pick,
+        "joined": joined,
+        "open_p": open_p,
+        "click_p": click_p,
+        "quiet_at": quiet_at,
+        "opted_out": opted_out,
+        "birthday_doy": birthday_doy,
+        "birth_year": birth_year,
+        "domain": rng.integers(0, 3, n),
+        "email_case_noise": rng.random(n) < 0.05,
+        "closed": rng.random(n) < CLOSED_SHARE,
+        "class": rng.choice(4, n, p=names.DIRECTO_CLASS_WEIGHTS),
+        "shares_email": rng.random(n) < SHARED_EMAIL_SHARE,
+        "city": rng.integers(0, 7, n),
         "encrypted": rng.integers(0, 2**62, n),
     }
 
@@ -230,7 +277,7 @@ class _ContactState:
         self.reoptin_at = np.full(n, self.NEVER, "int64")
         self.reopt_ins: list[tuple[int, int]] = []
         self.unsubscribers = 0
-        self.last_engaged_at = np.full(n, -1, "int64")   # a person's own last open (seen or not) or click
+        self.last_engaged_at = np.full(n, -1, "int64")  # a person's own last open (seen or not) or click
 
     def engaged(self, person_id: np.ndarray, at: np.ndarray, end_ts: int) -> None:
         seen = at < end_ts
@@ -238,21 +285,27 @@ class _ContactState:
 
     def mailable(self, person_id: np.ndarray, at: np.ndarray) -> np.ndarray:
         unsubscribed = (self.unsubscribed_at[person_id] <= at) & ~(self.reoptin_at[person_id] <= at)
-        return ((self.people["joined"][person_id] <= at) & ~self.people["opted_out"][person_id]
-                & (self.hard_bounced_at[person_id] > at) & (self.complained_at[person_id] > at) & ~unsubscribed)
+        return (
+            (self.people["joined"][person_id] <= at)
+            & ~self.people["opted_out"][person_id]
+            & (self.hard_bounced_at[person_id] > at)
+            & (self.complained_at[person_id] > at)
+            & ~unsubscribed
+        )
 
 
 # --- mailings -----------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Mailing:
     index: int
-    system: str            # clang | spotler | spotler_campaign
+    system: str  # clang | spotler | spotler_campaign
     source_id: str
     mailing_type: str
     name: str
     subject: str
-    sent_ts: int | None    # None for campaign mailings (sent per subscription)
+    sent_ts: int | None  # None for campaign mailings (sent per subscription)
     sender: str
     target_group: str
     audience_share: float
@@ -281,8 +334,18 @@ def _draw_mailings(rng, spec):
             system, source_id = "spotler", f"{int(rng.integers(0, 2**63)):016x}"
             mailing_type = "SMS" if rng.random() < SPOTLER_SMS_SHARE else "EMAIL"
         name = f"{topic} {dt.datetime.fromtimestamp(sent, dt.UTC):%Y-%m-%d}"
-        mailing = _Mailing(len(mailings), system, source_id, mailing_type, name, subject, sent,
-                           names.SENDERS[rng.integers(len(names.SENDERS))], group, share)
+        mailing = _Mailing(
+            len(mailings),
+            system,
+            source_id,
+            mailing_type,
+            name,
+            subject,
+            sent,
+            names.SENDERS[rng.integers(len(names.SENDERS))],
+            group,
+            share,
+        )
         mailings.append(mailing)
         next_link_id = _draw_links(rng, mailing, links, next_link_id)
     return mailings, links
@@ -292,7 +355,7 @@ def _draw_links(rng, mailing: _Mailing, links: list, next_link_id: int) -> int:
     if mailing.mailing_type == "SMS":
         return next_link_id
     body = rng.choice(5, size=int(rng.integers(2, 5)), replace=False)
-    for kind in sorted(body.tolist()) + [5, 6, 7]:
+    for kind in [*sorted(body.tolist()), 5, 6, 7]:
         link_name, path, link_type = names.LINK_KINDS[kind]
         url = path if path.startswith("http") else f"{names.WEBSITE}{path}?utm_campaign=m{mailing.index}"
         links.append((mailing.index, next_link_id, link_name, url, link_type, f"L{kind}"))
@@ -314,7 +377,9 @@ def _links_by_mailing(link_rows):
         weights = np.where(clickable, 1.0, 0.0)
         weights[np.isin(types, ("openhtml", "editprofile"))] = 0.08
         result[mailing_index] = {
-            "ids": ids, "p": weights / weights.sum(), "types": types,
+            "ids": ids,
+            "p": weights / weights.sum(),
+            "types": types,
             "unsubscribe": int(ids[types == "unsubscribe"][0]),
         }
     return result
@@ -345,9 +410,20 @@ def _draw_campaign_triggers(rng, spec, people, mailings: list[_Mailing], links):
         subscription_ids = np.arange(next_subscription, next_subscription + len(who))
         next_subscription += len(who)
         for step_name, step_type, offset_days in steps:
-            mailing = _Mailing(len(mailings), "spotler_campaign", f"{int(rng.integers(0, 2**63)):016x}",
-                               step_type, step_name, step_name if step_type == "EMAIL" else "", None,
-                               names.SENDERS[0], campaign_name, 1.0, c, offset_days)
+            mailing = _Mailing(
+                len(mailings),
+                "spotler_campaign",
+                f"{int(rng.integers(0, 2**63)):016x}",
+                step_type,
+                step_name,
+                step_name if step_type == "EMAIL" else "",
+                None,
+                names.SENDERS[0],
+                campaign_name,
+                1.0,
+                c,
+                offset_days,
+            )
             mailings.append(mailing)
             next_link_id = _draw_links(rng, mailing, links, next_link_id)
             send_at = at + int(offset_days * DAY)
@@ -373,14 +449,25 @@ def _send_batches(spec, mailings: list[_Mailing], subscriptions):
         bounds = np.flatnonzero(np.diff(day)) + 1
         for part in np.split(np.arange(len(day)), bounds):
             if len(part):
-                batches.append((int(send_at[part].min()), mailing_index, who[part], send_at[part],
-                                subscription_ids[part]))
+                batches.append(
+                    (int(send_at[part].min()), mailing_index, who[part], send_at[part], subscription_ids[part])
+                )
     batches.sort(key=lambda b: (b[0], b[1]))
     return batches
 
 
-def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, links_by_mailing, log: _EventLog,
-                    sends_log: _EventLog, conversions):
+def _simulate_batch(
+    rng,
+    spec,
+    batch,
+    people,
+    state: _ContactState,
+    mailings,
+    links_by_mailing,
+    log: _EventLog,
+    sends_log: _EventLog,
+    conversions,
+):
     """A batch's sends and what people did with them; returns the delivered sends (who, when, subscription)."""
     _, mailing_index, who, send_at, subscription_ids = batch
     mailing: _Mailing = mailings[mailing_index]
@@ -409,10 +496,22 @@ def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, li
     soft = (roll >= HARD_BOUNCE_RATE) & (roll < HARD_BOUNCE_RATE + SOFT_BOUNCE_RATE)
     delivered = ~(hard | soft)
     bounce_at = send_at + rng.integers(30, 1800, n)
-    log.add(mailing_index, who[hard], HARD, bounce_at[hard], reason_index=rng.integers(0, 3, hard.sum()),
-            subscription_id=sub(hard))
-    log.add(mailing_index, who[soft], SOFT, bounce_at[soft], reason_index=rng.integers(0, 3, soft.sum()),
-            subscription_id=sub(soft))
+    log.add(
+        mailing_index,
+        who[hard],
+        HARD,
+        bounce_at[hard],
+        reason_index=rng.integers(0, 3, hard.sum()),
+        subscription_id=sub(hard),
+    )
+    log.add(
+        mailing_index,
+        who[soft],
+        SOFT,
+        bounce_at[soft],
+        reason_index=rng.integers(0, 3, soft.sum()),
+        subscription_id=sub(soft),
+    )
     state.hard_bounced_at[who[hard]] = np.minimum(state.hard_bounced_at[who[hard]], bounce_at[hard])
 
     responsive = send_at < people["quiet_at"][who]
@@ -428,8 +527,13 @@ def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, li
     state.engaged(who[opened], first_open[opened], spec.end_ts)
     # an Apple Mail user's own opens come from the proxy's cache: never seen
     seen = people["mail_client"][who[rows]] != APPLE_MAIL
-    log.add(mailing_index, who[rows][seen], OPEN, (first_open[rows] + later)[seen],
-            subscription_id=None if subscription_ids is None else subscription_ids[rows][seen])
+    log.add(
+        mailing_index,
+        who[rows][seen],
+        OPEN,
+        (first_open[rows] + later)[seen],
+        subscription_id=None if subscription_ids is None else subscription_ids[rows][seen],
+    )
 
     link_info = links_by_mailing[mailing_index]
     first_click = first_open + rng.exponential(90, n).astype("int64") + 5
@@ -438,8 +542,14 @@ def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, li
     first_of_row = np.r_[True, rows[1:] != rows[:-1]] if len(rows) else np.empty(0, bool)
     later = np.where(first_of_row, 0, rng.exponential(900, len(rows)).astype("int64"))
     link_ids = rng.choice(link_info["ids"], len(rows), p=link_info["p"])
-    log.add(mailing_index, who[rows], CLICK, first_click[rows] + later, link_id=link_ids,
-            subscription_id=None if subscription_ids is None else subscription_ids[rows])
+    log.add(
+        mailing_index,
+        who[rows],
+        CLICK,
+        first_click[rows] + later,
+        link_id=link_ids,
+        subscription_id=None if subscription_ids is None else subscription_ids[rows],
+    )
     state.engaged(who[rows], first_click[rows] + later, spec.end_ts)
     if mailing.system != "clang":
         webshop_ids = link_info["ids"][np.isin(link_info["types"], ("webshop", "conversion"))]
@@ -447,17 +557,34 @@ def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, li
         carts = shoppers[rng.random(len(shoppers)) < 0.3]
         paid = rng.random(len(carts)) < 0.5
         values = rng.integers(1_500, 25_000, len(carts))
-        conversions.extend(zip([mailing_index] * len(carts), who[carts].tolist(), paid.tolist(),
-                               np.where(paid, values, 0).tolist()))
+        conversions.extend(
+            zip(
+                [mailing_index] * len(carts),
+                who[carts].tolist(),
+                paid.tolist(),
+                np.where(paid, values, 0).tolist(),
+                strict=True,
+            )
+        )
 
     unsubscribed = delivered & (rng.random(n) < UNSUBSCRIBE_RATE)
     unsubscribe_at = np.where(opened, first_open, send_at + rng.integers(HOUR, 3 * DAY, n)) + 45
     if mailing.system == "clang":
-        log.add(mailing_index, who[unsubscribed], UNSUB, unsubscribe_at[unsubscribed], subscription_id=sub(unsubscribed))
+        log.add(
+            mailing_index, who[unsubscribed], UNSUB, unsubscribe_at[unsubscribed], subscription_id=sub(unsubscribed)
+        )
     else:  # Spotler shows an unsubscribe as a click on the mailing's unsubscribe link
-        log.add(mailing_index, who[unsubscribed], CLICK, unsubscribe_at[unsubscribed],
-                link_id=link_info["unsubscribe"], subscription_id=sub(unsubscribed))
-        log.add(mailing_index, who[unsubscribed], UNSUB, unsubscribe_at[unsubscribed], subscription_id=sub(unsubscribed))
+        log.add(
+            mailing_index,
+            who[unsubscribed],
+            CLICK,
+            unsubscribe_at[unsubscribed],
+            link_id=link_info["unsubscribe"],
+            subscription_id=sub(unsubscribed),
+        )
+        log.add(
+            mailing_index, who[unsubscribed], UNSUB, unsubscribe_at[unsubscribed], subscription_id=sub(unsubscribed)
+        )
     complained = delivered & ~unsubscribed & (rng.random(n) < COMPLAINT_RATE)
     complaint_at = send_at + rng.integers(2 * HOUR, 5 * DAY, n)
     log.add(mailing_index, who[complained], COMPLAINT, complaint_at[complained], subscription_id=sub(complained))
@@ -473,37 +600,60 @@ def _simulate_batch(rng, spec, batch, people, state: _ContactState, mailings, li
     back_at = unsubscribe_at[unsubscribed] + rng.integers(10 * DAY, 60 * DAY, len(newly))
     back = comes_back & (back_at < spec.end_ts)
     state.reoptin_at[newly[back]] = back_at[back]
-    state.reopt_ins.extend(zip(newly[back].tolist(), back_at[back].tolist()))
+    state.reopt_ins.extend(zip(newly[back].tolist(), back_at[back].tolist(), strict=True))
     return who[delivered], send_at[delivered], None if subscription_ids is None else subscription_ids[delivered]
 
 
-def _machines_of_batch(rng, spec: WorldSpec, mailing_index: int, people, links_by_mailing, log: _EventLog,
-                       who: np.ndarray, send_at: np.ndarray, subscription_ids) -> None:
+def _machines_of_batch(
+    rng,
+    spec: WorldSpec,
+    mailing_index: int,
+    people,
+    links_by_mailing,
+    log: _EventLog,
+    who: np.ndarray,
+    send_at: np.ndarray,
+    subscription_ids,
+) -> None:
     """The opens and clicks machines make of a batch's delivered mails (see the module's docstring)."""
     client = people["mail_client"][who]
     sub = (lambda mask: None) if subscription_ids is None else (lambda mask: subscription_ids[mask])
 
     fetched = (client == APPLE_MAIL) & (rng.random(len(who)) < PROXY_FETCH_SHARE)
     delay = np.clip(rng.lognormal(np.log(spec.proxy_delay_minutes * 60), 1.0, len(who)), 30, 12 * HOUR)
-    log.add(mailing_index, who[fetched], OPEN, (send_at + delay.astype("int64"))[fetched],
-            subscription_id=sub(fetched), machine=1)
+    log.add(
+        mailing_index,
+        who[fetched],
+        OPEN,
+        (send_at + delay.astype("int64"))[fetched],
+        subscription_id=sub(fetched),
+        machine=1,
+    )
 
     scanned = np.flatnonzero(client == SCANNED_GATEWAY)
     if not len(scanned):
         return
     link_info = links_by_mailing[mailing_index]
     followed = link_info["ids"][link_info["types"] != "unsubscribe"]
-    scan_at = send_at[scanned] + np.clip(rng.lognormal(np.log(spec.scanner_delay_seconds), 0.8, len(scanned)),
-                                         2, 15 * 60).astype("int64")
+    scan_at = send_at[scanned] + np.clip(
+        rng.lognormal(np.log(spec.scanner_delay_seconds), 0.8, len(scanned)), 2, 15 * 60
+    ).astype("int64")
     for link_id in followed:
-        log.add(mailing_index, who[scanned], CLICK, scan_at + rng.integers(0, 3, len(scanned)), link_id=link_id,
-                subscription_id=sub(scanned), machine=2)
+        log.add(
+            mailing_index,
+            who[scanned],
+            CLICK,
+            scan_at + rng.integers(0, 3, len(scanned)),
+            link_id=link_id,
+            subscription_id=sub(scanned),
+            machine=2,
+        )
     images = scanned[rng.random(len(scanned)) < SCANNER_OPEN_SHARE]
-    log.add(mailing_index, who[images], OPEN, scan_at[np.isin(scanned, images)], subscription_id=sub(images),
-            machine=2)
+    log.add(mailing_index, who[images], OPEN, scan_at[np.isin(scanned, images)], subscription_id=sub(images), machine=2)
 
 
 # --- assembling the tables ----------------------------------------------------------------------------
+
 
 def _assemble(rng, spec, people, state, reoptins, mailings, link_rows, campaign_rows, log, sends_log, conversions):
     events = log.arrays()
@@ -515,60 +665,89 @@ def _assemble(rng, spec, people, state, reoptins, mailings, link_rows, campaign_
 
     people_table = _people_table(spec, people, state)
     customers, datafields = _directo_tables(rng, people, people_table, reoptins, spec)
-    mailing_table = pa.table({
-        "mailing_index": [m.index for m in mailings],
-        "system": [m.system for m in mailings],
-        "source_id": [m.source_id for m in mailings],
-        "mailing_type": [m.mailing_type for m in mailings],
-        "mailing_name": [m.name for m in mailings],
-        "subject": [m.subject for m in mailings],
-        "sent_at": pa.array([m.sent_ts for m in mailings], pa.int64()).cast(pa.timestamp("s", tz="UTC")),
-        "sender": [m.sender for m in mailings],
-        "target_group": [m.target_group for m in mailings],
-        "campaign_index": [m.campaign_index for m in mailings],
-        "offset_days": [m.offset_days for m in mailings],
-    })
-    link_table = pa.table({
-        "mailing_index": [r[0] for r in link_rows], "link_id": [r[1] for r in link_rows],
-        "link_name": [r[2] for r in link_rows], "url": [r[3] for r in link_rows],
-        "link_type": [r[4] for r in link_rows], "link_code": [r[5] for r in link_rows],
-    })
+    mailing_table = pa.table(
+        {
+            "mailing_index": [m.index for m in mailings],
+            "system": [m.system for m in mailings],
+            "source_id": [m.source_id for m in mailings],
+            "mailing_type": [m.mailing_type for m in mailings],
+            "mailing_name": [m.name for m in mailings],
+            "subject": [m.subject for m in mailings],
+            "sent_at": pa.array([m.sent_ts for m in mailings], pa.int64()).cast(pa.timestamp("s", tz="UTC")),
+            "sender": [m.sender for m in mailings],
+            "target_group": [m.target_group for m in mailings],
+            "campaign_index": [m.campaign_index for m in mailings],
+            "offset_days": [m.offset_days for m in mailings],
+        }
+    )
+    link_table = pa.table(
+        {
+            "mailing_index": [r[0] for r in link_rows],
+            "link_id": [r[1] for r in link_rows],
+            "link_name": [r[2] for r in link_rows],
+            "url": [r[3] for r in link_rows],
+            "link_type": [r[4] for r in link_rows],
+            "link_code": [r[5] for r in link_rows],
+        }
+    )
     reasons = {HARD: names.HARD_BOUNCE_REASONS, SOFT: names.SOFT_BOUNCE_REASONS}
     reason_text = np.full(len(events["event_type"]), None, dtype=object)
     for kind, texts in reasons.items():
         mask = events["event_type"] == kind
         reason_text[mask] = np.array(texts, dtype=object)[events["reason_index"][mask]]
     reason_text[events["event_type"] == COMPLAINT] = names.COMPLAINT_REASON
-    event_table = pa.table({
-        "event_seq": np.arange(len(events["event_ts"])),
-        "mailing_index": events["mailing_index"],
-        "person_id": events["person_id"],
-        "event_type": pa.DictionaryArray.from_arrays(events["event_type"], list(EVENT_TYPES)).cast(pa.string()),
-        "event_at": _ts(events["event_ts"]),
-        "link_id": pa.array(events["link_id"], mask=events["link_id"] < 0),
-        "reason": pa.array(reason_text.tolist(), pa.string()),
-        "subscription_id": pa.array(events["subscription_id"], mask=events["subscription_id"] < 0),
-        "machine": pa.array(np.array(MACHINES, dtype=object)[events["machine"]].tolist(), pa.string()),
-    })
-    send_table = pa.table({
-        "mailing_index": sends["mailing_index"], "person_id": sends["person_id"],
-        "sent_at": _ts(sends["event_ts"]),
-        "subscription_id": pa.array(sends["subscription_id"], mask=sends["subscription_id"] < 0),
-    })
-    conversion_table = pa.table({
-        "mailing_index": pa.array([c[0] for c in conversions], pa.int64()),
-        "person_id": pa.array([c[1] for c in conversions], pa.int64()),
-        "paid": pa.array([c[2] for c in conversions], pa.bool_()),
-        "value_cents": pa.array([c[3] for c in conversions], pa.int64()),
-    })
-    campaign_table = pa.table({
-        "campaign_index": [c[0] for c in campaign_rows], "encrypted_id": [c[1] for c in campaign_rows],
-        "campaign_name": [c[2] for c in campaign_rows], "active": [c[3] for c in campaign_rows],
-        "trigger_name": [c[4] for c in campaign_rows],
-    })
+    event_table = pa.table(
+        {
+            "event_seq": np.arange(len(events["event_ts"])),
+            "mailing_index": events["mailing_index"],
+            "person_id": events["person_id"],
+            "event_type": pa.DictionaryArray.from_arrays(events["event_type"], list(EVENT_TYPES)).cast(pa.string()),
+            "event_at": _ts(events["event_ts"]),
+            "link_id": pa.array(events["link_id"], mask=events["link_id"] < 0),
+            "reason": pa.array(reason_text.tolist(), pa.string()),
+            "subscription_id": pa.array(events["subscription_id"], mask=events["subscription_id"] < 0),
+            "machine": pa.array(np.array(MACHINES, dtype=object)[events["machine"]].tolist(), pa.string()),
+        }
+    )
+    send_table = pa.table(
+        {
+            "mailing_index": sends["mailing_index"],
+            "person_id": sends["person_id"],
+            "sent_at": _ts(sends["event_ts"]),
+            "subscription_id": pa.array(sends["subscription_id"], mask=sends["subscription_id"] < 0),
+        }
+    )
+    conversion_table = pa.table(
+        {
+            "mailing_index": pa.array([c[0] for c in conversions], pa.int64()),
+            "person_id": pa.array([c[1] for c in conversions], pa.int64()),
+            "paid": pa.array([c[2] for c in conversions], pa.bool_()),
+            "value_cents": pa.array([c[3] for c in conversions], pa.int64()),
+        }
+    )
+    campaign_table = pa.table(
+        {
+            "campaign_index": [c[0] for c in campaign_rows],
+            "encrypted_id": [c[1] for c in campaign_rows],
+            "campaign_name": [c[2] for c in campaign_rows],
+            "active": [c[3] for c in campaign_rows],
+            "trigger_name": [c[4] for c in campaign_rows],
+        }
+    )
     form_results = _form_results(rng, spec, people, state)
-    return World(spec, people_table, customers, datafields, mailing_table, link_table, send_table, event_table,
-                 conversion_table, campaign_table, form_results)
+    return World(
+        spec,
+        people_table,
+        customers,
+        datafields,
+        mailing_table,
+        link_table,
+        send_table,
+        event_table,
+        conversion_table,
+        campaign_table,
+        form_results,
+    )
 
 
 def _email_local(first: str, last: str, person_id: int) -> str:
@@ -580,34 +759,43 @@ def _people_table(spec, people, state) -> pa.Table:
     first, last, email = [], [], []
     for i in range(n):
         country = names.COUNTRIES[people["country"][i]]
-        f = names.FIRST_NAMES[country][people["first"][i]]
-        l = names.LAST_NAMES[country][people["last"][i]]
-        first.append(f)
-        last.append(l)
-        email.append(f"{_email_local(f, l, i)}@{names.MAIL_DOMAINS[country][people['domain'][i]]}")
+        first_name = names.FIRST_NAMES[country][people["first"][i]]
+        last_name = names.LAST_NAMES[country][people["last"][i]]
+        first.append(first_name)
+        last.append(last_name)
+        email.append(f"{_email_local(first_name, last_name, i)}@{names.MAIL_DOMAINS[country][people['domain'][i]]}")
     never = _ContactState.NEVER
-    opt = lambda a: pa.array(np.where(a == never, 0, a), mask=a == never).cast(pa.timestamp("s", tz="UTC"))
-    return pa.table({
-        "person_id": people["person_id"],
-        "country": [names.COUNTRIES[c] for c in people["country"]],
-        "first_name": first, "last_name": last, "email": email,
-        "directo_code": [str(10_000 + i) for i in range(n)],
-        "clang_customer_id": (500_000 + people["person_id"]).astype("int64"),
-        "spotler_encrypted_id": [f"{v:016x}" for v in people["encrypted"].tolist()],
-        "joined_at": _ts(people["joined"]),
-        "opted_out": people["opted_out"],
-        "mail_client": [MAIL_CLIENTS[c] for c in people["mail_client"]],
-        "last_engaged_at": opt(np.where(state.last_engaged_at < 0, never, state.last_engaged_at)),
-        "open_propensity": people["open_p"],
-        "quiet_since": opt(people["quiet_at"]),
-        "hard_bounced_at": opt(state.hard_bounced_at),
-        "complained_at": opt(state.complained_at),
-        "unsubscribed_at": opt(np.where(state.unsubscribed_at < spec.end_ts, state.unsubscribed_at, never)),
-        "reoptin_at": opt(state.reoptin_at),
-        "closed": people["closed"],
-        "birth_date": [dt.date(int(y), 1, 1) + dt.timedelta(days=int(d))
-                       for y, d in zip(people["birth_year"], people["birthday_doy"])],
-    })
+
+    def opt(a: np.ndarray) -> pa.Array:
+        return pa.array(np.where(a == never, 0, a), mask=a == never).cast(pa.timestamp("s", tz="UTC"))
+
+    return pa.table(
+        {
+            "person_id": people["person_id"],
+            "country": [names.COUNTRIES[c] for c in people["country"]],
+            "first_name": first,
+            "last_name": last,
+            "email": email,
+            "directo_code": [str(10_000 + i) for i in range(n)],
+            "clang_customer_id": (500_000 + people["person_id"]).astype("int64"),
+            "spotler_encrypted_id": [f"{v:016x}" for v in people["encrypted"].tolist()],
+            "joined_at": _ts(people["joined"]),
+            "opted_out": people["opted_out"],
+            "mail_client": [MAIL_CLIENTS[c] for c in people["mail_client"]],
+            "last_engaged_at": opt(np.where(state.last_engaged_at < 0, never, state.last_engaged_at)),
+            "open_propensity": people["open_p"],
+            "quiet_since": opt(people["quiet_at"]),
+            "hard_bounced_at": opt(state.hard_bounced_at),
+            "complained_at": opt(state.complained_at),
+            "unsubscribed_at": opt(np.where(state.unsubscribed_at < spec.end_ts, state.unsubscribed_at, never)),
+            "reoptin_at": opt(state.reoptin_at),
+            "closed": people["closed"],
+            "birth_date": [
+                dt.date(int(y), 1, 1) + dt.timedelta(days=int(d))
+                for y, d in zip(people["birth_year"], people["birthday_doy"], strict=True)
+            ],
+        }
+    )
 
 
 def _directo_tables(rng, people, people_table: pa.Table, reoptins, spec):
@@ -624,9 +812,20 @@ def _directo_tables(rng, people, people_table: pa.Table, reoptins, spec):
         optin_at = reopt.get(i, int(p["joined_at"].timestamp()))
         changed = max(optin_at, spec.start_ts + int(rng.integers(0, spec.days * DAY)))
         code = p["directo_code"]
-        customers.append(_customer_row(rng, code, f"{p['first_name']} {p['last_name']}", p["first_name"], country,
-                                       email, names.DIRECTO_CLASSES[people["class"][i]], int(p["closed"]), changed,
-                                       people["city"][i]))
+        customers.append(
+            _customer_row(
+                rng,
+                code,
+                f"{p['first_name']} {p['last_name']}",
+                p["first_name"],
+                country,
+                email,
+                names.DIRECTO_CLASSES[people["class"][i]],
+                int(p["closed"]),
+                changed,
+                people["city"][i],
+            )
+        )
         if p["opted_out"]:
             value = optout_spellings[rng.integers(len(optout_spellings))]
         elif rng.random() < 0.002:
@@ -641,14 +840,30 @@ def _directo_tables(rng, people, people_table: pa.Table, reoptins, spec):
         if people["shares_email"][i]:
             second = str(SECOND_CUSTOMER_CODES + i)  # never one of the primary codes (10000 + person)
             company = f"{p['last_name']} OÜ" if country == "EE" else f"{p['last_name']} BV"
-            customers.append(_customer_row(rng, second, company, None, country, email.title() if rng.random() < 0.3 else email,
-                                           "ÄRIKLIENT", int(rng.random() < 0.3), changed, people["city"][i]))
+            customers.append(
+                _customer_row(
+                    rng,
+                    second,
+                    company,
+                    None,
+                    country,
+                    email.title() if rng.random() < 0.3 else email,
+                    "ÄRIKLIENT",
+                    int(rng.random() < 0.3),
+                    changed,
+                    people["city"][i],
+                )
+            )
             datafields.append((second, "OPTIN", "yes", _directo_date(optin_at)))
     customer_table = pa.Table.from_pylist(customers)
-    datafield_table = pa.table({
-        "customer_code": [d[0] for d in datafields], "datafield_code": [d[1] for d in datafields],
-        "content": [d[2] for d in datafields], "param": [d[3] for d in datafields],
-    })
+    datafield_table = pa.table(
+        {
+            "customer_code": [d[0] for d in datafields],
+            "datafield_code": [d[1] for d in datafields],
+            "content": [d[2] for d in datafields],
+            "param": [d[3] for d in datafields],
+        }
+    )
     return customer_table, datafield_table
 
 
@@ -660,21 +875,33 @@ def _customer_row(rng, code, name, contact, country, email, klass, closed, chang
     city = names.CITIES[country][city_index]
     street = ("Pikk", "Kalamaja", "Hoofdstraat", "Kerkstraat", "Stationsstraat")[int(rng.integers(5))]
     return {
-        "code": code, "name": name, "contact": contact, "country": country,
+        "code": code,
+        "name": name,
+        "contact": contact,
+        "country": country,
         "county": names.EE_COUNTIES[city_index] if country == "EE" else None,
-        "address1": f"{street} {int(rng.integers(1, 200))}", "address2": city,
+        "address1": f"{street} {int(rng.integers(1, 200))}",
+        "address2": city,
         "address3": f"{int(rng.integers(10000, 99999))}",
         "phone": f"+{COUNTRY_CALLING_CODES[country]} {int(rng.integers(10**6, 10**7))}",
-        "email": email, "regno": None if contact else f"{int(rng.integers(10**7, 10**8))}",
+        "email": email,
+        "regno": None if contact else f"{int(rng.integers(10**7, 10**8))}",
         "loyaltycard": f"LC{int(rng.integers(10**5, 10**6))}" if rng.random() < 0.4 else None,
         "vatregno": None if contact else f"{country}{int(rng.integers(10**8, 10**9))}",
-        "class": klass, "comment": "Püsiklient & <VIP>" if klass == "VIP" else None,
-        "payterm": "14P", "vatregion": 0 if country == "EE" else 1,
-        "priceformula": "JAE" if contact else "HULGI", "specialpriceformula": None,
-        "balance": f"{rng.uniform(-50, 500):.2f}", "creditlimit": "0.00" if contact else "5000.00",
-        "creditbalance": f"{rng.uniform(0, 100):.2f}", "deliveryinvoice": 1,
-        "salesman": ("MARI", "TÕNU", "JAN")[int(rng.integers(3))], "currency": "EUR",
-        "discount": f"{(0, 0, 5, 10)[int(rng.integers(4))]:.1f}", "closed": closed,
+        "class": klass,
+        "comment": "Püsiklient & <VIP>" if klass == "VIP" else None,
+        "payterm": "14P",
+        "vatregion": 0 if country == "EE" else 1,
+        "priceformula": "JAE" if contact else "HULGI",
+        "specialpriceformula": None,
+        "balance": f"{rng.uniform(-50, 500):.2f}",
+        "creditlimit": "0.00" if contact else "5000.00",
+        "creditbalance": f"{rng.uniform(0, 100):.2f}",
+        "deliveryinvoice": 1,
+        "salesman": ("MARI", "TÕNU", "JAN")[int(rng.integers(3))],
+        "currency": "EUR",
+        "discount": f"{(0, 0, 5, 10)[int(rng.integers(4))]:.1f}",
+        "closed": closed,
         "ts": dt.datetime.fromtimestamp(changed_ts, dt.UTC),
     }
 
@@ -698,11 +925,13 @@ def _form_results(rng, spec, people, state) -> pa.Table:
         completed = bool(rng.random() < 0.85)
         rows.append((103, result_id, i, at, completed, answers if completed else answers[:1]))
     rows.sort(key=lambda r: r[3])
-    return pa.table({
-        "form_id": pa.array([r[0] for r in rows], pa.int64()),
-        "form_result_id": pa.array([r[1] for r in rows], pa.int64()),
-        "person_id": pa.array([r[2] for r in rows], pa.int64()),
-        "submitted_at": _ts(np.array([r[3] for r in rows], "int64")),
-        "completed": pa.array([r[4] for r in rows], pa.bool_()),
-        "answer_indexes": pa.array([r[5] for r in rows], pa.list_(pa.int64())),
-    })
+    return pa.table(
+        {
+            "form_id": pa.array([r[0] for r in rows], pa.int64()),
+            "form_result_id": pa.array([r[1] for r in rows], pa.int64()),
+            "person_id": pa.array([r[2] for r in rows], pa.int64()),
+            "submitted_at": _ts(np.array([r[3] for r in rows], "int64")),
+            "completed": pa.array([r[4] for r in rows], pa.bool_()),
+            "answer_indexes": pa.array([r[5] for r in rows], pa.list_(pa.int64())),
+        }
+    )

@@ -1,11 +1,11 @@
 """Write a simulated world to disk the way each source system delivers it.
 
-    <out>/world.duckdb         every table of the world, read by the Spotler and Directo stand-ins and by
-                               tests that check the marts against what the generator knows
-    <out>/clang/               what Clang/Deployteq puts on its SFTP server: per day an activities file
-                               and a broadcasts file (`activiteiten_YYYYMMDD.csv`, `broadcasts_YYYYMMDD.csv`)
-    <out>/directo/customers.xml  a full Directo customers answer
-    <out>/world.json           the spec and row counts
+<out>/world.duckdb         every table of the world, read by the Spotler and Directo stand-ins and by
+                           tests that check the marts against what the generator knows
+<out>/clang/               what Clang/Deployteq puts on its SFTP server: per day an activities file
+                           and a broadcasts file (`activiteiten_YYYYMMDD.csv`, `broadcasts_YYYYMMDD.csv`)
+<out>/directo/customers.xml  a full Directo customers answer
+<out>/world.json           the spec and row counts
 """
 
 from __future__ import annotations
@@ -18,24 +18,48 @@ from pathlib import Path
 
 import duckdb
 
+from mail_warehouse.settings import connect
 from mail_warehouse_demo.directo_xml import render_transport
 from mail_warehouse_demo.world import World, WorldSpec
-from mail_warehouse.settings import connect
 
-CLANG_ACTIVITY_HEADER = ("Broadcastid", "Customerid", "Extern klantnummer", "E-mailadres", "Activiteit",
-                         "Activiteitdatum", "Beschrijving activiteit")
+CLANG_ACTIVITY_HEADER = (
+    "Broadcastid",
+    "Customerid",
+    "Extern klantnummer",
+    "E-mailadres",
+    "Activiteit",
+    "Activiteitdatum",
+    "Beschrijving activiteit",
+)
 CLANG_BROADCAST_HEADER = ("Broadcastid", "Broadcast type", "Beschrijving", "Onderwerp", "Verzonden op")
 # Clang's activity codes are not published in full: these are the demo's, mapped in seeds/clang_activity_types.csv.
 CLANG_ACTIVITY_CODES = {
-    "sent": "SEND", "hard_bounce": "HARDBOUNCE", "soft_bounce": "SOFTBOUNCE", "open": "OPEN",
-    "click": "CLICK", "unsubscribe": "UNSUBSCRIBE", "complaint": "COMPLAINT",
+    "sent": "SEND",
+    "hard_bounce": "HARDBOUNCE",
+    "soft_bounce": "SOFTBOUNCE",
+    "open": "OPEN",
+    "click": "CLICK",
+    "unsubscribe": "UNSUBSCRIBE",
+    "complaint": "COMPLAINT",
 }
 CLANG_TIME_ZONE = "Europe/Amsterdam"
-WORLD_TABLES = ("people", "customers", "datafields", "mailings", "links", "sends", "events", "conversions",
-                "campaigns", "form_results")
+WORLD_TABLES = (
+    "people",
+    "customers",
+    "datafields",
+    "mailings",
+    "links",
+    "sends",
+    "events",
+    "conversions",
+    "campaigns",
+    "form_results",
+)
 
 
-def write_world(world: World, out: Path, *, clang_delimiter: str = ";", clang_machine_column: str | None = None) -> dict:
+def write_world(
+    world: World, out: Path, *, clang_delimiter: str = ";", clang_machine_column: str | None = None
+) -> dict:
     """The world's tables (world.duckdb, with truth views) and its exports. `clang_machine_column`: the
     activities files carry that additional field, 1 for an event a machine made, else 0 (as Deployteq's
     `machine_generated`)."""
@@ -49,8 +73,9 @@ def write_world(world: World, out: Path, *, clang_delimiter: str = ";", clang_ma
             con.execute(f"create table {name} as select * from arrow_{name}")
             con.unregister(f"arrow_{name}")
         _create_truth_views(con)
-        files = write_clang_exports(con, out / "clang", world.spec, delimiter=clang_delimiter,
-                                    machine_column=clang_machine_column)
+        files = write_clang_exports(
+            con, out / "clang", world.spec, delimiter=clang_delimiter, machine_column=clang_machine_column
+        )
     finally:
         con.close()
     write_directo_export(database, out / "directo" / "customers.xml")
@@ -87,8 +112,14 @@ def _create_truth_views(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def write_clang_exports(con: duckdb.DuckDBPyConnection, folder: Path, spec: WorldSpec, *,
-                        delimiter: str = ";", machine_column: str | None = None) -> int:
+def write_clang_exports(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    spec: WorldSpec,
+    *,
+    delimiter: str = ";",
+    machine_column: str | None = None,
+) -> int:
     """Per local day an activities file and a broadcasts file, as Clang's nightly export writes them.
 
     The broadcasts file repeats a broadcast on every day it had activity, as the real export does; a day
@@ -111,7 +142,7 @@ def write_clang_exports(con: duckdb.DuckDBPyConnection, folder: Path, spec: Worl
             case e.event_type {codes} end as "Activiteit",
             strftime(timezone('{CLANG_TIME_ZONE}', e.event_at), '%Y-%m-%d %H:%M:%S') as "Activiteitdatum",
             case when e.event_type = 'click' then l.url else e.reason end as "Beschrijving activiteit",
-            {f'case when e.machine is not null then 1 else 0 end as "{machine_column}",' if machine_column else ''}
+            {f'case when e.machine is not null then 1 else 0 end as "{machine_column}",' if machine_column else ""}
             strftime(timezone('{CLANG_TIME_ZONE}', e.event_at), '%Y%m%d') as file_day,
             e.event_seq
         from events e
@@ -145,8 +176,10 @@ def write_clang_exports(con: duckdb.DuckDBPyConnection, folder: Path, spec: Worl
     export_days = [spec.end - dt.timedelta(days=n) for n in range(spec.days, 0, -1)]
     written = 0
     activity_header = CLANG_ACTIVITY_HEADER + ((machine_column,) if machine_column else ())
-    for kind, prefix, header in (("activities", "activiteiten", activity_header),
-                                 ("broadcasts", "broadcasts", CLANG_BROADCAST_HEADER)):
+    for kind, prefix, header in (
+        ("activities", "activiteiten", activity_header),
+        ("broadcasts", "broadcasts", CLANG_BROADCAST_HEADER),
+    ):
         for day in export_days:
             target = folder / f"{prefix}_{day:%Y%m%d}.csv"
             parts = sorted((staging / kind / f"file_day={day:%Y%m%d}").glob("*.csv"))
@@ -176,7 +209,8 @@ def iter_directo_customers(con: duckdb.DuckDBPyConnection, *, changed_since=None
     where = "where c.ts >= $since" if changed_since is not None else ""
     params = {"since": changed_since} if changed_since is not None else {}
     cursor = con.cursor()
-    cursor.execute(f"""
+    cursor.execute(
+        f"""
         select c.*, coalesce(list(struct_pack(d.datafield_code, d.content, d.param)
                                   order by d.datafield_code) filter (where d.datafield_code is not null), [])
                as datafield_list
@@ -184,11 +218,13 @@ def iter_directo_customers(con: duckdb.DuckDBPyConnection, *, changed_since=None
         {where}
         group by all
         order by c.code
-    """, params)
+    """,
+        params,
+    )
     columns = [d[0] for d in cursor.description]
     while rows := cursor.fetchmany(batch_size):
         for row in rows:
-            record = dict(zip(columns, row))
+            record = dict(zip(columns, row, strict=True))
             fields = [(f["datafield_code"], f["content"], f["param"]) for f in record.pop("datafield_list")]
             yield record, fields
 

@@ -18,5 +18,16 @@ from loaders.clang.source import RunReport, RunSummary, clang_source
 DATASET = "raw_clang"
 PIPELINE_NAME = "clang"
 
-__all__ = ["ACTIVITY_COLUMNS", "BROADCAST_COLUMNS", "DATASET", "PIPELINE_NAME", "ClangConfiguration",
-           "ClangSettingsError", "RunReport", "RunSummary", "clang_source", "remove_superseded_rows", "run"]
+__all__ = [
+    "ACTIVITY_COLUMNS",
+    "BROADCAST_COLUMNS",
+    "DATASET",
+    "PIPELINE_NAME",
+    "ClangConfiguration",
+    "ClangSettingsError",
+    "RunReport",
+    "RunSummary",
+    "clang_source",
+    "remove_superseded_rows",
+    "run",
+]

@@ -21,12 +21,26 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 from loaders.clang.settings import DATE_COLUMNS, SETTING_PREFIX, ClangConfiguration
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # Activiteitdatum and Verzonden op, local time without a zone
-PARSE_MEMORY_LIMIT = "1GB"         # DuckDB spills to disk beside the downloads rather than grow past this
-NATIVE_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8", "utf-16": "utf-16",
-                    "latin-1": "latin-1", "latin1": "latin-1", "iso-8859-1": "latin-1"}
-REJECTS_SCHEMA = pa.schema([("source_file", pa.string()), ("source_line", pa.int64()), ("file_kind", pa.string()),
-                            ("reason", pa.string()), ("raw_text", pa.string()),
-                            ("file_loaded_at", pa.timestamp("us", tz="UTC"))])
+PARSE_MEMORY_LIMIT = "1GB"  # DuckDB spills to disk beside the downloads rather than grow past this
+NATIVE_ENCODINGS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "utf-8-sig": "utf-8",
+    "utf-16": "utf-16",
+    "latin-1": "latin-1",
+    "latin1": "latin-1",
+    "iso-8859-1": "latin-1",
+}
+REJECTS_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+        ("file_kind", pa.string()),
+        ("reason", pa.string()),
+        ("raw_text", pa.string()),
+        ("file_loaded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 _naming = NamingConvention()
@@ -43,20 +57,21 @@ class FileRejected(Exception):
 
 @dataclass(frozen=True)
 class Downloaded:
-    source_file: str   # the path relative to remote_dir: the rows' source_file
-    kind: str          # activity | broadcast
-    local: Path        # a name we chose, never the remote name
+    source_file: str  # the path relative to remote_dir: the rows' source_file
+    kind: str  # activity | broadcast
+    local: Path  # a name we chose, never the remote name
     records: int | None = None  # as counted by `count_records`, None where only DuckDB can tell
 
 
 @dataclass
 class Parsed:
     """What one pass over the files of one kind gave."""
-    parquet: Path | None                                  # the valid rows, None when there are none
+
+    parquet: Path | None  # the valid rows, None when there are none
     rows: int = 0
     rows_per_file: dict[str, int] = field(default_factory=dict)
-    rejects: list[tuple] = field(default_factory=list)    # (source_file, line, reason, raw text)
-    failed: list[str] = field(default_factory=list)       # files refused whole, with the reason
+    rejects: list[tuple] = field(default_factory=list)  # (source_file, line, reason, raw text)
+    failed: list[str] = field(default_factory=list)  # files refused whole, with the reason
 
 
 def check_header(file: Downloaded, settings: ClangConfiguration) -> None:
@@ -89,8 +104,10 @@ def readable(file: Downloaded, settings: ClangConfiguration) -> Downloaded:
     if settings.encoding in NATIVE_ENCODINGS:
         return file
     target = file.local.with_suffix(".utf8")
-    with file.local.open("r", encoding=settings.encoding, newline="") as source, \
-            target.open("w", encoding="utf-8", newline="") as out:
+    with (
+        file.local.open("r", encoding=settings.encoding, newline="") as source,
+        target.open("w", encoding="utf-8", newline="") as out,
+    ):
         shutil.copyfileobj(source, out, 1 << 20)
     file.local.unlink()
     return Downloaded(file.source_file, file.kind, target, file.records)
@@ -117,8 +134,9 @@ def duckdb_encoding(settings: ClangConfiguration) -> str:
     return NATIVE_ENCODINGS.get(settings.encoding, "utf-8")
 
 
-def parse_files(files: list[Downloaded], kind: str, settings: ClangConfiguration, loaded_at: dt.datetime,
-                parquet: Path) -> Parsed:
+def parse_files(
+    files: list[Downloaded], kind: str, settings: ClangConfiguration, loaded_at: dt.datetime, parquet: Path
+) -> Parsed:
     """All `files` of one kind in one DuckDB pass. A file DuckDB cannot read at all fails alone: the others are
     then read again without it."""
     readable_files = [f for f in files if f.local.stat().st_size > 0]  # an empty file has no rows and no header
@@ -127,8 +145,9 @@ def parse_files(files: list[Downloaded], kind: str, settings: ClangConfiguration
         parsed = _parse_together(readable_files, kind, settings, loaded_at, parquet)
     except duckdb.Error as error:
         if len(readable_files) == 1:
-            return Parsed(None, failed=[f"{readable_files[0].source_file}: DuckDB cannot read it: {error}"],
-                          rows_per_file=empty)
+            return Parsed(
+                None, failed=[f"{readable_files[0].source_file}: DuckDB cannot read it: {error}"], rows_per_file=empty
+            )
         good, failed, probe = [], [], parquet.with_suffix(".probe.parquet")
         for file in readable_files:
             alone = parse_files([file], kind, settings, loaded_at, probe)
@@ -143,14 +162,17 @@ def parse_files(files: list[Downloaded], kind: str, settings: ClangConfiguration
     return parsed
 
 
-def _parse_together(files: list[Downloaded], kind: str, settings: ClangConfiguration, loaded_at: dt.datetime,
-                    parquet: Path) -> Parsed:
+def _parse_together(
+    files: list[Downloaded], kind: str, settings: ClangConfiguration, loaded_at: dt.datetime, parquet: Path
+) -> Parsed:
     if not files:
         return Parsed(None)
     con = duckdb.connect()
     try:
-        con.execute(f"set memory_limit = '{PARSE_MEMORY_LIMIT}'; set temp_directory = {_literal(str(parquet.parent))};"
-                    "set TimeZone = 'UTC'")
+        con.execute(
+            f"set memory_limit = '{PARSE_MEMORY_LIMIT}'; set temp_directory = {_literal(str(parquet.parent))};"
+            "set TimeZone = 'UTC'"
+        )
         return _Pass(con, files, kind, settings, loaded_at).to_parquet(parquet)
     finally:
         con.close()
@@ -203,16 +225,25 @@ class _Pass:
         """The counted records were DuckDB's: no line rejected for its shape, each file's rows as many as counted."""
         if self._found_structural_rejects():
             return False
-        written = dict(self.con.execute(f"select source_file, count(*) from read_parquet({_literal(str(parsed.parquet))}) "
-                                        "group by 1").fetchall()) if parsed.parquet else {}
+        written = (
+            dict(
+                self.con.execute(
+                    f"select source_file, count(*) from read_parquet({_literal(str(parsed.parquet))}) group by 1"
+                ).fetchall()
+            )
+            if parsed.parquet
+            else {}
+        )
         return all(written.get(path, 0) == rows for path, rows in parsed.rows_per_file.items())
 
     def _write(self, parquet: Path, accepted: dict[str, int]) -> Parsed:
         """The valid rows to `parquet`, the invalid ones with their reasons; `accepted`: records per file."""
         checked = self._checked(self._numbered())
         output = self.settings.columns(self.kind)
-        selected = ", ".join(f"{'parsed_date' if n == self.date_column else n} as {_identifier(normalized(output[i]))}"
-                             for i, n in enumerate(self.names))
+        selected = ", ".join(
+            f"{'parsed_date' if n == self.date_column else n} as {_identifier(normalized(output[i]))}"
+            for i, n in enumerate(self.names)
+        )
         # the valid rows straight to Parquet
         written = self.con.execute(f"""
             copy (
@@ -244,7 +275,7 @@ class _Pass:
 
     def _scan(self) -> dict[str, int]:
         """A quick scan: how many records DuckDB accepts in each file, and which lines it rejects for their shape."""
-        by_path = {str(f.local): f.source_file for f in self.files}
+        {str(f.local): f.source_file for f in self.files}
         # fetchall, not fetchone: DuckDB writes the rejects table only once the scan has run to its end
         counted = dict(self.con.execute(f"select filename, count(*) from {self.read} group by filename").fetchall())
         accepted = {f.source_file: counted.get(str(f.local), 0) for f in self.files}
@@ -263,18 +294,23 @@ class _Pass:
         for file in self.files:  # DuckDB reads the files in the order given, records in file order
             offsets.append((str(file.local), file.source_file, offset, accepted[file.source_file]))
             offset += accepted[file.source_file]
-        self.con.execute("create temp table files (filename varchar, source_file varchar, record_offset bigint, "
-                         "accepted bigint)")
+        self.con.execute(
+            "create temp table files (filename varchar, source_file varchar, record_offset bigint, accepted bigint)"
+        )
         self.con.executemany("insert into files values (?, ?, ?, ?)", offsets)
 
     def _found_structural_rejects(self) -> int:
         """The lines the last read rejected for their shape, one row per line (as `structural_rejects_found`)."""
         has_rejects = self.con.execute(
-            "select count(*) from duckdb_tables() where table_name = 'reject_errors'").fetchone()[0]
-        errors = ("(select e.line, e.error_type, e.csv_line, e.error_message, s.file_path as filename "
-                  "from reject_errors e join reject_scans s using (scan_id, file_id))" if has_rejects else
-                  "(select null::bigint as line, null as error_type, null as csv_line, null as error_message, "
-                  "null::varchar as filename where false)")
+            "select count(*) from duckdb_tables() where table_name = 'reject_errors'"
+        ).fetchone()[0]
+        errors = (
+            "(select e.line, e.error_type, e.csv_line, e.error_message, s.file_path as filename "
+            "from reject_errors e join reject_scans s using (scan_id, file_id))"
+            if has_rejects
+            else "(select null::bigint as line, null as error_type, null as csv_line, null as error_message, "
+            "null::varchar as filename where false)"
+        )
         self.con.execute(f"""
             create or replace temp table structural_rejects_found as
             select f.source_file, e.filename, e.line, min(e.error_type)::varchar as error_type,
@@ -309,8 +345,9 @@ class _Pass:
 
 
 def rejects_table(rejects: list[tuple], kind: str, loaded_at: dt.datetime) -> pa.Table:
-    return arrow_table([(path, line, kind, reason, raw, loaded_at) for path, line, reason, raw in rejects],
-                       REJECTS_SCHEMA)
+    return arrow_table(
+        [(path, line, kind, reason, raw, loaded_at) for path, line, reason, raw in rejects], REJECTS_SCHEMA
+    )
 
 
 def arrow_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
@@ -319,7 +356,9 @@ def arrow_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
-        con.execute("create table rows (" + ", ".join(f"{_identifier(f.name)} {_DUCKDB_TYPES[f.type]}" for f in schema) + ")")
+        con.execute(
+            "create table rows (" + ", ".join(f"{_identifier(f.name)} {_DUCKDB_TYPES[f.type]}" for f in schema) + ")"
+        )
         if rows:
             con.executemany(f"insert into rows values ({', '.join('?' * len(schema))})", rows)
         return con.sql("select * from rows").to_arrow_table().cast(schema)

@@ -44,8 +44,12 @@ def run(pipeline: dlt.Pipeline, report: RunReport | None = None) -> RunSummary:
 def remove_superseded_rows(pipeline: dlt.Pipeline) -> None:
     """Keep only rows of the version of each file that `loaded_files` holds."""
     with pipeline.sql_client() as client:
-        existing = {row[0] for row in client.execute_sql(
-            "select table_name from information_schema.tables where table_schema = %s", pipeline.dataset_name)}
+        existing = {
+            row[0]
+            for row in client.execute_sql(
+                "select table_name from information_schema.tables where table_schema = %s", pipeline.dataset_name
+            )
+        }
         if "loaded_files" not in existing:
             return
         files = client.make_qualified_table_name("loaded_files")

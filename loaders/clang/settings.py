@@ -3,7 +3,6 @@
 Without `from __future__ import annotations`: dlt reads the field types of a configspec.
 """
 
-from typing import List, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dlt.common.configuration.exceptions import ConfigurationValueError
@@ -13,8 +12,15 @@ from loaders.sftp import SftpSettings
 from loaders.sftp_config import SftpConfiguration
 
 SETTING_PREFIX = "SOURCES__CLANG__"
-ACTIVITY_COLUMNS = ["Broadcastid", "Customerid", "Extern klantnummer", "E-mailadres", "Activiteit",
-                    "Activiteitdatum", "Beschrijving activiteit"]
+ACTIVITY_COLUMNS = [
+    "Broadcastid",
+    "Customerid",
+    "Extern klantnummer",
+    "E-mailadres",
+    "Activiteit",
+    "Activiteitdatum",
+    "Beschrijving activiteit",
+]
 BROADCAST_COLUMNS = ["Broadcastid", "Broadcast type", "Beschrijving", "Onderwerp", "Verzonden op"]
 DATE_COLUMNS = {"activity": "Activiteitdatum", "broadcast": "Verzonden op"}  # the date of each kind of file
 KINDS = ("activity", "broadcast")
@@ -27,29 +33,33 @@ class ClangSettingsError(ConfigurationValueError):
 @configspec
 class ClangConfiguration(SftpConfiguration):
     """`[sources.clang]` in .dlt/config.toml, or SOURCES__CLANG__<NAME> environment variables."""
+
     remote_dir: str = "."
     activity_glob: str = "**/activiteiten_*.csv"
     broadcast_glob: str = "**/broadcasts_*.csv"
     delimiter: str = ";"
     has_header: bool = True
     encoding: str = "utf-8"
-    activity_columns: Optional[List[str]] = None
-    broadcast_columns: Optional[List[str]] = None
+    activity_columns: list[str] | None = None
+    broadcast_columns: list[str] | None = None
     timezone: str = "Europe/Amsterdam"
     download_sessions: int = 4
     # An additional field of the activities export that says whether a machine made the open or click
     # (Deployteq's `machine_generated`): one of activity_columns; the models take it over their own rules.
-    machine_flag_column: Optional[str] = None
+    machine_flag_column: str | None = None
 
     def on_resolved(self) -> None:
         for required in ("host", "username"):
             if not getattr(self, required):
-                raise ClangSettingsError(f"missing setting sources.clang.{required} "
-                                         f"(env {SETTING_PREFIX}{required.upper()})")
+                raise ClangSettingsError(
+                    f"missing setting sources.clang.{required} (env {SETTING_PREFIX}{required.upper()})"
+                )
         self.remote_dir = self.remote_dir or "."
         self.delimiter = "\t" if self.delimiter in ("\\t", "\t", "tab") else self.delimiter
         if len(self.delimiter) != 1:
-            raise ClangSettingsError(f"{SETTING_PREFIX}DELIMITER takes one character (\\t for tab), got {self.delimiter!r}")
+            raise ClangSettingsError(
+                f"{SETTING_PREFIX}DELIMITER takes one character (\\t for tab), got {self.delimiter!r}"
+            )
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -57,26 +67,34 @@ class ClangConfiguration(SftpConfiguration):
         try:
             "".encode(self.encoding)
         except LookupError:
-            raise ClangSettingsError(f"{SETTING_PREFIX}ENCODING {self.encoding!r} is not an encoding Python knows") from None
+            raise ClangSettingsError(
+                f"{SETTING_PREFIX}ENCODING {self.encoding!r} is not an encoding Python knows"
+            ) from None
         self.encoding = self.encoding.lower()
         if int(self.download_sessions) < 1:
-            raise ClangSettingsError(f"{SETTING_PREFIX}DOWNLOAD_SESSIONS must be at least 1, got {self.download_sessions}")
+            raise ClangSettingsError(
+                f"{SETTING_PREFIX}DOWNLOAD_SESSIONS must be at least 1, got {self.download_sessions}"
+            )
         for kind, default in (("activity", ACTIVITY_COLUMNS), ("broadcast", BROADCAST_COLUMNS)):
             name = f"{kind}_columns"
             columns = getattr(self, name)
             if columns is None:
                 columns = list(default)
             if not isinstance(columns, list) or not columns or not all(isinstance(c, str) and c for c in columns):
-                raise ClangSettingsError(f"{SETTING_PREFIX}{name.upper()} must be a non-empty JSON list of column names")
+                raise ClangSettingsError(
+                    f"{SETTING_PREFIX}{name.upper()} must be a non-empty JSON list of column names"
+                )
             missing = [c for c in ("Broadcastid", DATE_COLUMNS[kind]) if c not in columns]
             if missing:
                 raise ClangSettingsError(f"{SETTING_PREFIX}{name.upper()} lacks {missing}")
             setattr(self, name, columns)
         if self.machine_flag_column and self.machine_flag_column not in self.activity_columns:
-            raise ClangSettingsError(f"{SETTING_PREFIX}MACHINE_FLAG_COLUMN {self.machine_flag_column!r} is not one of "
-                                     f"{SETTING_PREFIX}ACTIVITY_COLUMNS {self.activity_columns}: add it there too")
+            raise ClangSettingsError(
+                f"{SETTING_PREFIX}MACHINE_FLAG_COLUMN {self.machine_flag_column!r} is not one of "
+                f"{SETTING_PREFIX}ACTIVITY_COLUMNS {self.activity_columns}: add it there too"
+            )
 
-    def columns(self, kind: str) -> List[str]:
+    def columns(self, kind: str) -> list[str]:
         return self.activity_columns if kind == "activity" else self.broadcast_columns
 
     def glob(self, kind: str) -> str:

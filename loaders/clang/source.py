@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
-import sys
 import tempfile
 import threading
 import time
@@ -24,22 +23,42 @@ import dlt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loaders.clang.parse import Downloaded, FileRejected, Parsed, arrow_table, check_header, count_records, normalized, \
-    parse_files, readable, rejects_table
+from loaders.clang.parse import (
+    Downloaded,
+    FileRejected,
+    Parsed,
+    arrow_table,
+    check_header,
+    count_records,
+    normalized,
+    parse_files,
+    readable,
+    rejects_table,
+)
 from loaders.clang.settings import DATE_COLUMNS, KINDS, ClangConfiguration
 from loaders.sftp import ReconnectingSftp, SftpSession, glob_to_regex
 
 TABLE_OF_KIND = {"activity": "activities", "broadcast": "broadcasts"}
-FILE_RECORD_SCHEMA = pa.schema([
-    pa.field("source_file", pa.string(), nullable=False), ("file_kind", pa.string()), ("size", pa.int64()),
-    ("mtime", pa.int64()), ("file_sha256", pa.string()), ("source_timezone", pa.string()), ("data_rows", pa.int64()),
-    ("rejected_rows", pa.int64()), ("status", pa.string()), ("loaded_at", pa.timestamp("us", tz="UTC"))])
+FILE_RECORD_SCHEMA = pa.schema(
+    [
+        pa.field("source_file", pa.string(), nullable=False),
+        ("file_kind", pa.string()),
+        ("size", pa.int64()),
+        ("mtime", pa.int64()),
+        ("file_sha256", pa.string()),
+        ("source_timezone", pa.string()),
+        ("data_rows", pa.int64()),
+        ("rejected_rows", pa.int64()),
+        ("status", pa.string()),
+        ("loaded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 
 @dataclass(frozen=True)
 class RemoteFile:
-    path: str            # relative to remote_dir, with forward slashes: the row's source_file
-    kind: str            # activity | broadcast
+    path: str  # relative to remote_dir, with forward slashes: the row's source_file
+    kind: str  # activity | broadcast
     size: int
     mtime: int
 
@@ -57,18 +76,21 @@ class RunSummary:
     bytes_downloaded: int = 0
 
     def line(self) -> str:
-        return (f"clang: {self.seen} files seen, {self.loaded} loaded, {self.unchanged} skipped as unchanged, "
-                f"{self.same_content} re-delivered with the same content, {len(self.failed)} failed; "
-                f"{self.activity_rows:,} activity rows, {self.broadcast_rows:,} broadcast rows, "
-                f"{self.rejected_rows:,} rejected rows; {self.bytes_downloaded / 1e6:,.1f} MB downloaded")
+        return (
+            f"clang: {self.seen} files seen, {self.loaded} loaded, {self.unchanged} skipped as unchanged, "
+            f"{self.same_content} re-delivered with the same content, {len(self.failed)} failed; "
+            f"{self.activity_rows:,} activity rows, {self.broadcast_rows:,} broadcast rows, "
+            f"{self.rejected_rows:,} rejected rows; {self.bytes_downloaded / 1e6:,.1f} MB downloaded"
+        )
 
 
 class RunReport:
     """The summary of one run, and its progress on `stream` (stderr for the CLI; none by default): large files
     and files with rejects by name, the rest every 10 seconds."""
 
-    def __init__(self, stream: TextIO | None = None, large_file_bytes: int = 50_000_000,
-                 every_seconds: float = 10.0) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, large_file_bytes: int = 50_000_000, every_seconds: float = 10.0
+    ) -> None:
         self.stream, self.large, self.every = stream, large_file_bytes, every_seconds
         self.summary = RunSummary()
         self._last = time.monotonic()
@@ -103,6 +125,7 @@ class RunReport:
                 rate = done / max(1e-6, time.monotonic() - state["started"]) / 1e6
                 self.say(f"  {remote.path}: {done / 1e6:,.0f} of {total / 1e6:,.0f} MB ({rate:,.0f} MB/s)")
                 state["next"] += 0.25
+
         return callback
 
 
@@ -121,8 +144,14 @@ def _remote_path(settings: ClangConfiguration, remote: RemoteFile) -> str:
     return remote.path if settings.remote_dir in ("", ".") else f"{settings.remote_dir.rstrip('/')}/{remote.path}"
 
 
-def download_all(first: ReconnectingSftp, settings: ClangConfiguration, todo: list[RemoteFile], workdir: Path,
-                 report: RunReport, on_retry) -> list[tuple[RemoteFile, Path, str, int | None]]:
+def download_all(
+    first: ReconnectingSftp,
+    settings: ClangConfiguration,
+    todo: list[RemoteFile],
+    workdir: Path,
+    report: RunReport,
+    on_retry,
+) -> list[tuple[RemoteFile, Path, str, int | None]]:
     """Download `todo` over up to `download_sessions` sessions at once (small files wait mostly on round trips);
     return (file, local copy, sha256, records counted) in the order of `todo`. The first failure stops every
     session."""
@@ -131,8 +160,10 @@ def download_all(first: ReconnectingSftp, settings: ClangConfiguration, todo: li
         pending.put((index, remote))
     results: dict[int, tuple[RemoteFile, Path, str, int | None]] = {}
     stop = threading.Event()
-    extra = [ReconnectingSftp(settings.sftp(), on_retry=on_retry)
-             for _ in range(min(settings.download_sessions, len(todo)) - 1)]
+    extra = [
+        ReconnectingSftp(settings.sftp(), on_retry=on_retry)
+        for _ in range(min(settings.download_sessions, len(todo)) - 1)
+    ]
 
     def work(sftp: ReconnectingSftp) -> None:
         while not stop.is_set():
@@ -142,9 +173,12 @@ def download_all(first: ReconnectingSftp, settings: ClangConfiguration, todo: li
                 return
             local = workdir / f"{index:06d}.download"  # never a remote name on the local disk
             try:
-                sha256 = sftp.call(lambda s: s.download(_remote_path(settings, remote), local,
-                                                        report.download_progress(remote)),
-                                   f"downloading {remote.path}")
+                sha256 = sftp.call(
+                    lambda s, remote=remote, local=local: s.download(
+                        _remote_path(settings, remote), local, report.download_progress(remote)
+                    ),
+                    f"downloading {remote.path}",
+                )
             except BaseException:
                 stop.set()
                 raise
@@ -164,7 +198,7 @@ def download_all(first: ReconnectingSftp, settings: ClangConfiguration, todo: li
 
 @dataclass
 class Prepared:
-    parsed: dict[str, Parsed]   # per kind
+    parsed: dict[str, Parsed]  # per kind
     rejects: pa.Table
     records: pa.Table
 
@@ -184,8 +218,10 @@ class Delivery:
         return self._prepared
 
     def _on_retry(self, attempt: int, error: BaseException) -> None:
-        self.report.say(f"  connection lost ({type(error).__name__}); retrying "
-                        f"(attempt {attempt + 1} of {self.settings.sftp().max_attempts})")
+        self.report.say(
+            f"  connection lost ({type(error).__name__}); retrying "
+            f"(attempt {attempt + 1} of {self.settings.sftp().max_attempts})"
+        )
 
     def _fetch_and_parse(self, workdir: Path) -> Prepared:
         settings, report, summary = self.settings, self.report, self.report.summary
@@ -194,8 +230,10 @@ class Delivery:
             remote_files = sftp.call(lambda s: list_remote(s, settings), f"listing {settings.remote_dir}")
             todo = [f for f in remote_files if not _unchanged(loaded.get(f.path), f)]
             summary.seen, summary.unchanged = len(remote_files), len(remote_files) - len(todo)
-            report.say(f"clang: {summary.seen} files on {settings.sftp().where}/{settings.remote_dir}, "
-                       f"{len(todo)} new or changed")
+            report.say(
+                f"clang: {summary.seen} files on {settings.sftp().where}/{settings.remote_dir}, "
+                f"{len(todo)} new or changed"
+            )
             downloads = download_all(sftp, settings, todo, workdir, report, self._on_retry) if todo else []
         loaded_at = dt.datetime.now(dt.UTC)  # the version of every file this run loads
         records, to_parse = [], {kind: [] for kind in KINDS}
@@ -227,23 +265,34 @@ class Delivery:
                 if remote.path not in parsed[kind].rows_per_file:
                     continue  # failed whole
                 rows = parsed[kind].rows_per_file[remote.path]
-                loaded[remote.path] = {**version, "loaded_at": loaded_at.isoformat(), "timezone": settings.timezone,
-                                       "data_rows": rows, "rejected_rows": rejected.get(remote.path, 0)}
+                loaded[remote.path] = {
+                    **version,
+                    "loaded_at": loaded_at.isoformat(),
+                    "timezone": settings.timezone,
+                    "data_rows": rows,
+                    "rejected_rows": rejected.get(remote.path, 0),
+                }
                 records.append(_record(remote, loaded[remote.path], "loaded"))
                 report.file_parsed(remote.path, rows, rejected.get(remote.path, 0), remote.size)
                 summary.loaded += 1
             summary.rejected_rows += len(parsed[kind].rejects)
             setattr(summary, f"{kind}_rows", parsed[kind].rows)
         rejects = pa.concat_tables([rejects_table(parsed[k].rejects, k, loaded_at) for k in KINDS])
-        return Prepared(parsed, rejects, arrow_table([tuple(r[f] for f in FILE_RECORD_SCHEMA.names) for r in records],
-                                                     FILE_RECORD_SCHEMA))
+        return Prepared(
+            parsed,
+            rejects,
+            arrow_table([tuple(r[f] for f in FILE_RECORD_SCHEMA.names) for r in records], FILE_RECORD_SCHEMA),
+        )
 
     def rows(self, kind: str):
         parsed = self.prepared().parsed[kind]
         if parsed.parquet is not None:
-            yield dlt.mark.with_file_import(str(parsed.parquet), "parquet", parsed.rows,
-                                            hints=dlt.mark.make_hints(columns=_columns_hint(kind, self.settings,
-                                                                                           parsed.parquet)))
+            yield dlt.mark.with_file_import(
+                str(parsed.parquet),
+                "parquet",
+                parsed.rows,
+                hints=dlt.mark.make_hints(columns=_columns_hint(kind, self.settings, parsed.parquet)),
+            )
 
     def rejected_rows(self):
         if self.prepared().rejects.num_rows:
@@ -259,10 +308,18 @@ def _unchanged(previous: dict | None, remote: RemoteFile) -> bool:
 
 
 def _record(remote: RemoteFile, version: dict, status: str) -> dict:
-    return {"source_file": remote.path, "file_kind": remote.kind, "size": version["size"], "mtime": version["mtime"],
-            "file_sha256": version["sha256"], "source_timezone": version["timezone"],
-            "data_rows": version["data_rows"], "rejected_rows": version["rejected_rows"], "status": status,
-            "loaded_at": dt.datetime.fromisoformat(version["loaded_at"])}
+    return {
+        "source_file": remote.path,
+        "file_kind": remote.kind,
+        "size": version["size"],
+        "mtime": version["mtime"],
+        "file_sha256": version["sha256"],
+        "source_timezone": version["timezone"],
+        "data_rows": version["data_rows"],
+        "rejected_rows": version["rejected_rows"],
+        "status": status,
+        "loaded_at": dt.datetime.fromisoformat(version["loaded_at"]),
+    }
 
 
 def _columns_hint(kind: str, settings: ClangConfiguration, parquet: Path) -> dict:
@@ -270,8 +327,9 @@ def _columns_hint(kind: str, settings: ClangConfiguration, parquet: Path) -> dic
     file: any difference would make dlt rewrite the whole file in its normalize step."""
     date_name = normalized(DATE_COLUMNS[kind])
     types = {normalized(name): "text" for name in settings.columns(kind)}
-    types.update({date_name: "timestamp", "source_file": "text", "source_line": "bigint",
-                  "file_loaded_at": "timestamp"})
+    types.update(
+        {date_name: "timestamp", "source_file": "text", "source_line": "bigint", "file_loaded_at": "timestamp"}
+    )
     written = {f.name: f.nullable for f in pq.read_schema(parquet)}
     columns = {}
     for name, data_type in types.items():

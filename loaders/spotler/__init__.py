@@ -26,5 +26,13 @@ from loaders.spotler.source import SyncReport, spotler_contacts_source, spotler_
 
 DATASET = "raw_spotler"
 
-__all__ = ["DATASET", "SpotlerError", "SpotlerSettingsError", "SpotlerSourceConfiguration", "SyncReport",
-           "parse_time", "spotler_contacts_source", "spotler_source"]
+__all__ = [
+    "DATASET",
+    "SpotlerError",
+    "SpotlerSettingsError",
+    "SpotlerSourceConfiguration",
+    "SyncReport",
+    "parse_time",
+    "spotler_contacts_source",
+    "spotler_source",
+]

@@ -40,9 +40,10 @@ class _Transient(Exception):
 @dataclass(frozen=True)
 class Answer:
     """Spotler's answer to a write: the status, the JSON body (None when empty), and for a refusal its text."""
+
     status: int
     body: object = None
-    after_lost_answer: bool = False   # an earlier attempt of this call went unanswered (it may have been carried out)
+    after_lost_answer: bool = False  # an earlier attempt of this call went unanswered (it may have been carried out)
 
     @property
     def ok(self) -> bool:
@@ -56,8 +57,12 @@ class Answer:
 
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
-TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                    requests.exceptions.ContentDecodingError)
+TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class SpotlerClient:
@@ -87,8 +92,11 @@ class SpotlerClient:
         url = self.url_for(path_or_url)
         if params:
             url += ("&" if "?" in url else "?") + urlencode(params)
-        return self._with_retries(endpoint, lambda: self._attempt(endpoint, url),
-                                  "; nothing of this run was loaded and the cursors are where they were")
+        return self._with_retries(
+            endpoint,
+            lambda: self._attempt(endpoint, url),
+            "; nothing of this run was loaded and the cursors are where they were",
+        )
 
     def send(self, method: str, endpoint: str, path: str, body=None) -> Answer:
         """A call of the export (a write, or a read whose refusal means something, `GET /audience/{id}`) with
@@ -97,26 +105,40 @@ class SpotlerClient:
         url = self.url_for(path)
         data = None if body is None else json.dumps(body).encode()
         unanswered = []
-        answer = self._with_retries(endpoint, lambda: self._attempt(endpoint, url, method, data, answer=True),
-                                    on_failure=lambda failure: unanswered.append(failure.unanswered))
+        answer = self._with_retries(
+            endpoint,
+            lambda: self._attempt(endpoint, url, method, data, answer=True),
+            on_failure=lambda failure: unanswered.append(failure.unanswered),
+        )
         return Answer(answer.status, answer.body, after_lost_answer=any(unanswered))
 
-    def _with_retries(self, endpoint: str, action: Callable, consequence: str = "",
-                      on_failure: Callable[["_Transient"], None] = lambda failure: None):
+    def _with_retries(
+        self,
+        endpoint: str,
+        action: Callable,
+        consequence: str = "",
+        on_failure: Callable[[_Transient], None] = lambda failure: None,
+    ):
         """`action` under the one retry policy; each transient failure is logged (and told to `on_failure`)
         before its retry; the last one raises a SpotlerError naming the endpoint and `consequence`."""
+
         def on_retry(attempt: int, failure: BaseException, delay: float) -> None:
             on_failure(failure)
             self.log(f"  {endpoint}: {failure}, retrying in {delay:.1f} s")
 
         try:
             return call_with_retries(
-                action, attempts=self.config.max_attempts, first_delay=self.config.retry_delay_seconds,
-                is_transient=lambda e: isinstance(e, _Transient), delay_hint=lambda e: getattr(e, "retry_after", None),
-                on_retry=on_retry)
+                action,
+                attempts=self.config.max_attempts,
+                first_delay=self.config.retry_delay_seconds,
+                is_transient=lambda e: isinstance(e, _Transient),
+                delay_hint=lambda e: getattr(e, "retry_after", None),
+                on_retry=on_retry,
+            )
         except _Transient as last:
-            raise SpotlerError(f"{endpoint}: failed after {self.config.max_attempts} attempts "
-                               f"(last: {last.problem}){consequence}") from None
+            raise SpotlerError(
+                f"{endpoint}: failed after {self.config.max_attempts} attempts (last: {last.problem}){consequence}"
+            ) from None
 
     def pages(self, endpoint: str, path: str, item_key: str, params: dict | None = None) -> Iterator[list[dict]]:
         """Every page of a paged list, following `next` (signed anew) until the last page."""
@@ -135,14 +157,16 @@ class SpotlerClient:
                 raise CallBudgetReached(endpoint)
             self.calls[endpoint] += 1
 
-    def _attempt(self, endpoint: str, url: str, method: str = "GET", data: bytes | None = None, *,
-                 answer: bool = False):
+    def _attempt(
+        self, endpoint: str, url: str, method: str = "GET", data: bytes | None = None, *, answer: bool = False
+    ):
         """One call: a read's JSON, or (`answer`) Spotler's Answer whatever it says; raises _Transient for what
         is worth another try."""
         self._charge(endpoint, budgeted=not answer)
         # the JSON body is not signed (OAuth 1.0a signs form bodies only), so the signature covers the URL
-        signed_url, headers, _ = OAuthClient(self.config.consumer_key, client_secret=self.config.consumer_secret,
-                                             signature_method="HMAC-SHA1").sign(url, http_method=method)
+        signed_url, headers, _ = OAuthClient(
+            self.config.consumer_key, client_secret=self.config.consumer_secret, signature_method="HMAC-SHA1"
+        ).sign(url, http_method=method)
         headers["Accept"] = "application/json"
         if data is not None:
             headers["Content-Type"] = "application/json"
@@ -151,8 +175,9 @@ class SpotlerClient:
         except queue.Empty:
             session = requests.Session()
         try:
-            response = session.request(method, signed_url, headers=headers, data=data,
-                                       timeout=self.config.timeout_seconds)
+            response = session.request(
+                method, signed_url, headers=headers, data=data, timeout=self.config.timeout_seconds
+            )
             if answer and response.status_code not in RETRY_STATUSES and response.status_code != 401:
                 return Answer(response.status_code, _json_or_text(response))
             if not answer and response.status_code == 200:
@@ -165,12 +190,18 @@ class SpotlerClient:
             self._sessions.put(session)
         status = response.status_code
         if status in (401, 403):
-            raise SpotlerError(f"{endpoint}: Spotler refused the credentials (HTTP {status}): check the secrets "
-                               "SOURCES__SPOTLER__CONSUMER_KEY and SOURCES__SPOTLER__CONSUMER_SECRET")
+            raise SpotlerError(
+                f"{endpoint}: Spotler refused the credentials (HTTP {status}): check the secrets "
+                "SOURCES__SPOTLER__CONSUMER_KEY and SOURCES__SPOTLER__CONSUMER_SECRET"
+            )
         if status not in RETRY_STATUSES:
             raise SpotlerError(f"{endpoint}: HTTP {status} {_error_text(response)}")
         retry_after = response.headers.get("Retry-After", "").strip()
-        hint = min(float(retry_after), self.config.max_retry_after_seconds) if status == 429 and retry_after.isdigit() else None
+        hint = (
+            min(float(retry_after), self.config.max_retry_after_seconds)
+            if status == 429 and retry_after.isdigit()
+            else None
+        )
         raise _Transient(f"HTTP {status}", hint)
 
 

@@ -4,14 +4,13 @@ time parsing every part of the source shares."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dlt.common.configuration.exceptions import ConfigurationValueError
 from dlt.common.configuration.specs import BaseConfiguration, configspec
 from dlt.common.typing import TSecretStrValue
 
-DEFAULT_HISTORY_DAYS = 365   # the first sync reaches this far back unless start_date says otherwise
+DEFAULT_HISTORY_DAYS = 365  # the first sync reaches this far back unless start_date says otherwise
 
 
 class SpotlerError(RuntimeError):
@@ -26,8 +25,9 @@ class SpotlerSettingsError(ConfigurationValueError):
 @configspec
 class SpotlerSourceConfiguration(BaseConfiguration):
     """`[sources.spotler]` in .dlt/config.toml (secrets in .dlt/secrets.toml), or SOURCES__SPOTLER__<NAME>."""
+
     base_url: str = "https://restapi.mailplus.nl/integrationservice-1.1.0"
-    start_date: Optional[str] = None
+    start_date: str | None = None
     settle_days: int = 30
     page_size: int = 1000
     max_calls_per_run: int = 0
@@ -37,24 +37,28 @@ class SpotlerSourceConfiguration(BaseConfiguration):
     max_attempts: int = 5
     retry_delay_seconds: float = 1.0
     max_retry_after_seconds: float = 300.0
-    consumer_key: Optional[TSecretStrValue] = None
-    consumer_secret: Optional[TSecretStrValue] = None
+    consumer_key: TSecretStrValue | None = None
+    consumer_secret: TSecretStrValue | None = None
 
     def on_resolved(self) -> None:
         for secret in ("consumer_key", "consumer_secret"):
             if not getattr(self, secret):
-                raise SpotlerSettingsError(f"missing secret sources.spotler.{secret} "
-                                           f"(env SOURCES__SPOTLER__{secret.upper()})")
+                raise SpotlerSettingsError(
+                    f"missing secret sources.spotler.{secret} (env SOURCES__SPOTLER__{secret.upper()})"
+                )
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise SpotlerSettingsError(f"SOURCES__SPOTLER__TIMEZONE {self.timezone!r} is not a time zone name") from None
+            raise SpotlerSettingsError(
+                f"SOURCES__SPOTLER__TIMEZONE {self.timezone!r} is not a time zone name"
+            ) from None
         if self.start_date:
             try:
                 parse_time(str(self.start_date), self.zone)
             except ValueError:
-                raise SpotlerSettingsError(f"SOURCES__SPOTLER__START_DATE {self.start_date!r} is not a date "
-                                           "(YYYY-MM-DD)") from None
+                raise SpotlerSettingsError(
+                    f"SOURCES__SPOTLER__START_DATE {self.start_date!r} is not a date (YYYY-MM-DD)"
+                ) from None
         if not 1 <= self.page_size <= 10_000:
             raise SpotlerSettingsError("SOURCES__SPOTLER__PAGE_SIZE must be between 1 and 10000")
         for name in ("max_calls_per_run", "settle_days"):

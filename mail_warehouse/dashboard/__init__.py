@@ -23,23 +23,45 @@ class DashboardError(RuntimeError):
 
 def streamlit_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> list[str]:
     """The command that serves the dashboard: headless, no usage statistics sent anywhere, no file watcher."""
-    return [sys.executable, "-m", "streamlit", "run", str(APP),
-            "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
-            "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
-            "--client.toolbarMode", "viewer", "--theme.base", "light"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+        "--theme.base",
+        "light",
+    ]
 
 
 def url(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
     return f"http://{host}:{port}/"
 
 
-def start(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, env: dict | None = None,
-          **popen_options) -> subprocess.Popen:
+def start(
+    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, env: dict | None = None, **popen_options
+) -> subprocess.Popen:
     """Start the dashboard server in a process of its own; the caller stops it."""
     try:
         import streamlit  # noqa: F401  (only to fail early with a clear message)
     except ImportError:
-        raise DashboardError("the dashboard needs Streamlit: pip install 'mail-warehouse[dashboard]' "
-                             "(make setup installs it)") from None
+        raise DashboardError(
+            "the dashboard needs Streamlit: pip install 'mail-warehouse[dashboard]' (make setup installs it)"
+        ) from None
     return subprocess.Popen(streamlit_command(host, port), env={**os.environ, **(env or {})}, **popen_options)

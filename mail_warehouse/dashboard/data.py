@@ -30,13 +30,21 @@ class Published:
         return self.con.execute(sql, params or {}).fetchone()[0]
 
     def has_table(self, schema: str, table: str) -> bool:
-        return bool(self.value("select count(*) from information_schema.tables where table_schema = $s "
-                               "and table_name = $t", {"s": schema, "t": table}))
+        return bool(
+            self.value(
+                "select count(*) from information_schema.tables where table_schema = $s and table_name = $t",
+                {"s": schema, "t": table},
+            )
+        )
 
     def columns(self, schema: str, table: str) -> set[str]:
-        return {row[0] for row in self.con.execute(
-            "select column_name from information_schema.columns where table_schema = $s and table_name = $t",
-            {"s": schema, "t": table}).fetchall()}
+        return {
+            row[0]
+            for row in self.con.execute(
+                "select column_name from information_schema.columns where table_schema = $s and table_name = $t",
+                {"s": schema, "t": table},
+            ).fetchall()
+        }
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -17,17 +18,30 @@ from mail_warehouse_demo.standins.directo import DEMO_KEY
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
-def customer(code, email="a@example.ee", *, closed=0, optin="yes", param="01.02.2026", ts="2026-11-20T10:00:00",
-             extra_fields="", name="Tõnu Kask"):
+def customer(
+    code,
+    email="a@example.ee",
+    *,
+    closed=0,
+    optin="yes",
+    param="01.02.2026",
+    ts="2026-11-20T10:00:00",
+    extra_fields="",
+    name="Tõnu Kask",
+):
     optin_field = f'<data code="OPTIN" content="{optin}" param="{param}"/>' if optin is not None else ""
-    return (f'<customer code="{code}" name="{name}" email="{email}" class="ERAKLIENT" closed="{closed}" '
-            f'balance="12.50" vatregion="0" ts="{ts}"><datafields>{optin_field}'
-            f'<data code="KEEL" content="et"/>{extra_fields}</datafields></customer>')
+    return (
+        f'<customer code="{code}" name="{name}" email="{email}" class="ERAKLIENT" closed="{closed}" '
+        f'balance="12.50" vatregion="0" ts="{ts}"><datafields>{optin_field}'
+        f'<data code="KEEL" content="et"/>{extra_fields}</datafields></customer>'
+    )
 
 
 def transport(*customers, container=True):
     body = "".join(customers)
-    return HEAD + (f"<transport><customers>{body}</customers></transport>" if container else f"<transport>{body}</transport>")
+    return HEAD + (
+        f"<transport><customers>{body}</customers></transport>" if container else f"<transport>{body}</transport>"
+    )
 
 
 @pytest.fixture
@@ -49,7 +63,7 @@ def query(sql):
 
 
 def quiet(**kwargs):
-    return load_directo(stream=open(os.devnull, "w"), **kwargs)
+    return load_directo(stream=io.StringIO(), **kwargs)
 
 
 def test_full_then_incremental_with_the_ts_overlap(directo_env, world_dir):
@@ -67,15 +81,22 @@ def test_full_then_incremental_with_the_ts_overlap(directo_env, world_dir):
 
 
 def test_types_time_zone_optin_and_estonian_text(directo_env):
-    directo_env.serve_raw(transport(
-        customer("1", ts="2026-03-29T03:30:00"),                       # the spring-forward gap in Tallinn
-        customer("2", optin="JAH", ts="2026-10-25T03:30:00"),           # the repeated hour: standard time
-        customer("3", optin="ei", ts="2026-07-01T12:00:00"),
-        customer("4", optin="maybe"), customer("5", optin="1", param="2026-05-04")))
+    directo_env.serve_raw(
+        transport(
+            customer("1", ts="2026-03-29T03:30:00"),  # the spring-forward gap in Tallinn
+            customer("2", optin="JAH", ts="2026-10-25T03:30:00"),  # the repeated hour: standard time
+            customer("3", optin="ei", ts="2026-07-01T12:00:00"),
+            customer("4", optin="maybe"),
+            customer("5", optin="1", param="2026-05-04"),
+        )
+    )
     summary = quiet()
     assert summary.flagged_optin == 1
-    rows = {r[0]: r[1:] for r in query("""select code, ts::varchar, optin, optin_raw, optin_flagged, optin_date::varchar,
-                                                 balance::varchar, vatregion, name from raw_directo.customers""")}
+    rows = {
+        r[0]: r[1:]
+        for r in query("""select code, ts::varchar, optin, optin_raw, optin_flagged, optin_date::varchar,
+                                                 balance::varchar, vatregion, name from raw_directo.customers""")
+    }
     assert rows["1"][0] == "2026-03-29 01:30:00+00"
     assert rows["2"][0] == "2026-10-25 01:30:00+00"
     assert rows["3"][0] == "2026-07-01 09:00:00+00"
@@ -92,7 +113,10 @@ def test_a_later_version_wins_and_takes_its_datafields_along(directo_env):
     summary = quiet()
     assert (summary.changed, summary.new) == (1, 0)
     assert query("select email, optin from raw_directo.customers where code = '1'") == [("new@example.ee", False)]
-    assert {r[0] for r in query("select datafield_code from raw_directo.datafields where customer_code = '1'")} == {"OPTIN", "KEEL"}
+    assert {r[0] for r in query("select datafield_code from raw_directo.datafields where customer_code = '1'")} == {
+        "OPTIN",
+        "KEEL",
+    }
     directo_env.serve_raw(transport('<customer code="1" email="new@example.ee"><datafields/></customer>'))
     quiet()
     assert query("select count(*) from raw_directo.datafields where customer_code = '1'") == [(0,)]
@@ -119,7 +143,9 @@ def test_a_bare_customer_empty_answers_duplicates_and_closed(directo_env):
     directo_env.serve_raw(transport(customer("8", "same@example.ee"), customer("9", "SAME@example.ee ", closed=1)))
     quiet()
     assert query("select code, email, closed from raw_directo.customers where code in ('8', '9') order by 1") == [
-        ("8", "same@example.ee", 0), ("9", "SAME@example.ee ", 1)]
+        ("8", "same@example.ee", 0),
+        ("9", "SAME@example.ee ", 1),
+    ]
 
 
 def test_full_marks_missing_customers_deleted_and_a_return_undeletes(directo_env):
@@ -142,8 +168,9 @@ def test_full_into_the_lake_marks_missing_customers_deleted_as_the_spark_target_
 
     def full_into_the_lake(*customers) -> list[tuple]:
         directo_env.serve_raw(transport(*customers))
-        load_into_lake(("directo",), bucket_url=str(lake), pipelines_dir=pipelines, directo_full=True,
-                       stream=open(os.devnull, "w"))
+        load_into_lake(
+            ("directo",), bucket_url=str(lake), pipelines_dir=pipelines, directo_full=True, stream=io.StringIO()
+        )
         con = settings.connect(read_only=False, path=tmp_path / "reader.duckdb")
         try:
             return con.execute(f"""
@@ -158,11 +185,14 @@ def test_full_into_the_lake_marks_missing_customers_deleted_as_the_spark_target_
     assert full_into_the_lake(customer("1"), customer("2"), customer("3")) == [("1", False), ("2", False), ("3", False)]
 
 
-@pytest.mark.parametrize("answer,message", [
-    (HEAD + '<result type="5" desc="Unauthorized"/>', "refused the key"),
-    ("<err>token required</err>", "token required"),
-    (HEAD + '<error desc="Database locked" code="42"/>', "error code 42: Database locked"),
-])
+@pytest.mark.parametrize(
+    "answer,message",
+    [
+        (HEAD + '<result type="5" desc="Unauthorized"/>', "refused the key"),
+        ("<err>token required</err>", "token required"),
+        (HEAD + '<error desc="Database locked" code="42"/>', "error code 42: Database locked"),
+    ],
+)
 def test_error_answers_become_clear_errors(directo_env, answer, message):
     directo_env.serve_raw(answer)
     with pytest.raises(directo.DirectoError, match=message):
@@ -179,20 +209,24 @@ def test_the_real_wrong_and_missing_key_answers(directo_env, monkeypatch):
         quiet()
 
 
-@pytest.mark.parametrize("payload", [
-    HEAD + '<!DOCTYPE transport [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><transport><customers>'
-    '<customer code="1" name="&xxe;"/></customers></transport>',
-    HEAD + '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
-    '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
-    '<transport><customers><customer code="1" name="&lol3;"/></customers></transport>',
-    HEAD + "<!-- hello -->\n" + " " * 70_000 + '<!DOCTYPE t SYSTEM "http://127.0.0.1:9/evil.dtd"><transport/>',
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        HEAD + '<!DOCTYPE transport [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><transport><customers>'
+        '<customer code="1" name="&xxe;"/></customers></transport>',
+        HEAD + '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+        '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+        '<transport><customers><customer code="1" name="&lol3;"/></customers></transport>',
+        HEAD + "<!-- hello -->\n" + " " * 70_000 + '<!DOCTYPE t SYSTEM "http://127.0.0.1:9/evil.dtd"><transport/>',
+    ],
+)
 def test_dtds_and_entities_are_refused_and_nothing_loads(directo_env, payload):
     directo_env.serve_raw(payload)
     with pytest.raises(directo.DirectoError, match="DTD"):
         quiet()
     assert not settings.warehouse_path().exists() or query(
-        "select count(*) from information_schema.tables where table_schema = 'raw_directo' and table_name = 'customers'") == [(0,)]
+        "select count(*) from information_schema.tables where table_schema = 'raw_directo' and table_name = 'customers'"
+    ) == [(0,)]
 
 
 def test_malformed_xml_fails_without_loading_a_partial_batch(directo_env, monkeypatch):
@@ -201,7 +235,8 @@ def test_malformed_xml_fails_without_loading_a_partial_batch(directo_env, monkey
     with pytest.raises(directo.DirectoError, match="not well-formed"):
         quiet()
     assert not settings.warehouse_path().exists() or query(
-        "select count(*) from information_schema.tables where table_schema = 'raw_directo' and table_name = 'customers'") == [(0,)]
+        "select count(*) from information_schema.tables where table_schema = 'raw_directo' and table_name = 'customers'"
+    ) == [(0,)]
     directo_env.serve_raw(transport(customer("1")))
     assert quiet().customers == 1  # the failed run left the cursor alone: this is still a first, full run
     assert "ts" not in directo_env.requests[-1]
@@ -209,13 +244,23 @@ def test_malformed_xml_fails_without_loading_a_partial_batch(directo_env, monkey
 
 def test_the_key_never_appears_in_output(directo_env, monkeypatch):
     monkeypatch.setenv("SOURCES__DIRECTO__KEY", "s3cr3t-directo-key")
-    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "directo"], capture_output=True, text=True,
-                            env=os.environ.copy(), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "mail_warehouse", "load", "directo"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
     assert result.returncode == 1 and "refused the key" in result.stderr
     assert "s3cr3t-directo-key" not in result.stdout + result.stderr
     monkeypatch.setenv("SOURCES__DIRECTO__KEY", DEMO_KEY)
-    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "directo"], capture_output=True, text=True,
-                            env=os.environ.copy(), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "mail_warehouse", "load", "directo"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert DEMO_KEY not in result.stdout + result.stderr and "customers" in result.stdout
 
@@ -235,8 +280,13 @@ def test_an_unreachable_server_fails_after_retries(directo_env, monkeypatch):
 @pytest.mark.parametrize("name,value", [("OVERLAP_DAYS", "-1"), ("OVERLAP_DAYS", "two"), ("TIMEZONE", "Mars/Olympus")])
 def test_a_wrong_setting_exits_2_naming_it_without_a_traceback(directo_env, monkeypatch, name, value):
     monkeypatch.setenv(f"SOURCES__DIRECTO__{name}", value)
-    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "directo"], capture_output=True, text=True,
-                            env=os.environ.copy(), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "mail_warehouse", "load", "directo"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr
     assert name.lower() in result.stderr.lower() and "Traceback" not in result.stderr
     assert directo_env.requests == []

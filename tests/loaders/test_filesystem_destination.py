@@ -28,8 +28,12 @@ def standins(world_dir, tmp_path, monkeypatch):
 def into_parquet(tmp_path: Path, name: str, source) -> dict[str, int]:
     """Run `source` into parquet files under tmp_path/lake; rows per table, read back from the files."""
     lake = tmp_path / "lake"
-    pipeline = dlt.pipeline(pipeline_name=f"lake_{name}", destination=dlt.destinations.filesystem(bucket_url=lake.as_uri()),
-                            dataset_name=name, pipelines_dir=str(tmp_path / "pipelines"))
+    pipeline = dlt.pipeline(
+        pipeline_name=f"lake_{name}",
+        destination=dlt.destinations.filesystem(bucket_url=lake.as_uri()),
+        dataset_name=name,
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
     pipeline.run(source, loader_file_format="parquet")
     counts = {}
     for table_dir in sorted(p for p in (lake / name).iterdir() if p.is_dir() and not p.name.startswith("_dlt")):
@@ -49,14 +53,28 @@ def truth(world_dir, system: str, event_types: str) -> int:
 def test_spotler_source_into_parquet(standins, world_dir, tmp_path):
     report = SyncReport()
     counts = into_parquet(tmp_path, "spotler", spotler_source(now=standins.spotler_api.now, report=report))
-    assert {"mailings", "mailing_links", "mailing_statistics_snapshots", "recipients", "opens", "bounces", "clicks",
-            "campaigns", "campaign_mailings", "campaign_recipients", "campaign_opens", "campaign_clicks",
-            "campaign_bounces", "forms", "form_results"} <= set(counts)
+    assert {
+        "mailings",
+        "mailing_links",
+        "mailing_statistics_snapshots",
+        "recipients",
+        "opens",
+        "bounces",
+        "clicks",
+        "campaigns",
+        "campaign_mailings",
+        "campaign_recipients",
+        "campaign_opens",
+        "campaign_clicks",
+        "campaign_bounces",
+        "forms",
+        "form_results",
+    } <= set(counts)
     assert counts["opens"] == truth(world_dir, "spotler", "'open'") > 0
     assert counts["recipients"] == truth(world_dir, "spotler", "'sent'")
     assert counts["clicks"] == truth(world_dir, "spotler", "'click'")
     assert counts["campaign_opens"] == truth(world_dir, "spotler_campaign", "'open'")
-    assert counts == {table: rows for table, rows in report.rows.items()}
+    assert counts == dict(report.rows.items())
 
 
 def test_directo_source_into_parquet(standins, world_dir, tmp_path):
@@ -70,9 +88,12 @@ def test_directo_source_into_parquet(standins, world_dir, tmp_path):
 
 def test_clang_source_into_parquet(standins, world_dir, tmp_path):
     counts = into_parquet(tmp_path, "clang", clang_source())
-    lines = {kind: sum(len(f.read_text(encoding="utf-8").splitlines()) - 1
-                       for f in (world_dir / "clang").glob(f"{kind}_*.csv"))
-             for kind in ("activiteiten", "broadcasts")}
+    lines = {
+        kind: sum(
+            len(f.read_text(encoding="utf-8").splitlines()) - 1 for f in (world_dir / "clang").glob(f"{kind}_*.csv")
+        )
+        for kind in ("activiteiten", "broadcasts")
+    }
     assert counts["activities"] + counts.get("rejected_rows", 0) == lines["activiteiten"] > 0
     assert counts["broadcasts"] == lines["broadcasts"] > 0
     assert counts["loaded_files"] == len(list((world_dir / "clang").glob("*.csv")))

@@ -12,15 +12,27 @@ import time
 import asyncssh
 import pytest
 
-from loaders.sftp import (LARGEST_REQUEST_SIZE, SAFE_REQUEST_SIZE, HostKeyError, ReconnectingSftp, SftpError,
-                          SftpSession, SftpSettings)
+from loaders.sftp import (
+    LARGEST_REQUEST_SIZE,
+    SAFE_REQUEST_SIZE,
+    HostKeyError,
+    ReconnectingSftp,
+    SftpError,
+    SftpSession,
+    SftpSettings,
+)
 from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SftpFault, SshKeys
 from tests.conftest import _require_sshd
 
 
 def _settings(server, keys) -> SftpSettings:
-    return SftpSettings(host=server.host, port=server.port, username=server.username,
-                        private_key_path=str(keys.user_key), known_hosts=str(keys.known_hosts))
+    return SftpSettings(
+        host=server.host,
+        port=server.port,
+        username=server.username,
+        private_key_path=str(keys.user_key),
+        known_hosts=str(keys.known_hosts),
+    )
 
 
 def _round_trip(server, keys, tmp_path) -> tuple[SftpSession, list[int]]:
@@ -71,6 +83,7 @@ def test_a_server_that_does_not_state_its_limits_gets_requests_every_server_take
 
 # --- what is retried and what fails at once ----------------------------------------------------------
 
+
 def _reconnecting(server, keys, **overrides) -> tuple[ReconnectingSftp, list[int]]:
     retries = []
     settings = SftpSettings(**{**_settings(server, keys).__dict__, "max_attempts": 4, "retry_delay": 2.0, **overrides})
@@ -91,8 +104,12 @@ def test_a_missing_folder_fails_at_once_naming_it_and_its_setting(served, ssh_ke
     sftp, retries = _reconnecting(server, ssh_keys, setting_prefix="EXPORT__DEPLOYTEQ__")
     started = time.monotonic()
     with pytest.raises(SftpError) as failure, sftp:
-        sftp.call(lambda s: s.sftp.listdir("csv upload/Upload"), "listing csv upload/Upload",
-                  remote="csv upload/Upload", setting="UPLOAD_DIR")
+        sftp.call(
+            lambda s: s.sftp.listdir("csv upload/Upload"),
+            "listing csv upload/Upload",
+            remote="csv upload/Upload",
+            setting="UPLOAD_DIR",
+        )
     assert retries == [] and time.monotonic() - started < 1.5  # retried, it would wait 2 + 4 + 8 s
     assert "no such file or folder csv upload/Upload" in str(failure.value)
     assert "check EXPORT__DEPLOYTEQ__UPLOAD_DIR" in str(failure.value)
@@ -103,8 +120,12 @@ def test_permission_denied_fails_at_once_naming_the_path_and_its_setting(served,
     server.inject(SftpFault("open", r"Upload/", action="deny"))
     sftp, retries = _reconnecting(server, ssh_keys, setting_prefix="EXPORT__DEPLOYTEQ__")
     with pytest.raises(SftpError) as failure, sftp:
-        sftp.call(lambda s: s.upload(io.BytesIO(b"x"), "Upload/x.csv"), "uploading x.csv", remote="Upload",
-                  setting="UPLOAD_DIR")
+        sftp.call(
+            lambda s: s.upload(io.BytesIO(b"x"), "Upload/x.csv"),
+            "uploading x.csv",
+            remote="Upload",
+            setting="UPLOAD_DIR",
+        )
     assert retries == []
     assert "permission denied on Upload" in str(failure.value) and "EXPORT__DEPLOYTEQ__UPLOAD_DIR" in str(failure.value)
 
@@ -135,7 +156,8 @@ def test_an_unreachable_server_is_retried_then_named(ssh_keys):
     retries = []
     with pytest.raises(SftpError, match=r"cannot reach u@127.0.0.1:\d+.*HOST.*PORT.*tried 3 times"):
         ReconnectingSftp(settings, on_retry=lambda attempt, error: retries.append(attempt)).call(
-            lambda s: None, "listing .")
+            lambda s: None, "listing ."
+        )
     assert retries == [1, 2]
 
 
@@ -151,7 +173,10 @@ def test_absolute_and_relative_folders_work_as_written(kind, ssh_keys, tmp_path)
     try:
         with ReconnectingSftp(_settings(server, ssh_keys)) as sftp:
             for folder, name in ((absolute, "a.csv"), ("Upload", "r.csv")):
-                sftp.call(lambda s: s.upload(io.BytesIO(name.encode()), f"{folder}/{name}"), f"uploading {name}")
+                sftp.call(
+                    lambda s, folder=folder, name=name: s.upload(io.BytesIO(name.encode()), f"{folder}/{name}"),
+                    f"uploading {name}",
+                )
     finally:
         server.stop()
     assert sorted(p.name for p in (root / "Upload").iterdir()) == ["a.csv", "r.csv"]

@@ -51,34 +51,59 @@ def world(world_dir, sql):
 
 
 def truth(world_dir, system, event_types):
-    return world(world_dir, f"""select count(*) from events e join mailings m using (mailing_index)
-                               where m.system = '{system}' and e.event_type in ({event_types})""")[0][0]
+    return world(
+        world_dir,
+        f"""select count(*) from events e join mailings m using (mailing_index)
+                               where m.system = '{system}' and e.event_type in ({event_types})""",
+    )[0][0]
 
 
 def test_first_sync_loads_every_kind_of_data(spotler_env, world_dir):
-    server, api = spotler_env
+    _server, api = spotler_env
     summary = sync(api)
     assert not summary.budget_reached
     regular = world(world_dir, "select count(*) from mailings where system = 'spotler'")[0][0]
     assert warehouse("select count(*) from raw_spotler.mailings")[0][0] == regular == summary.new_mailings
     assert warehouse("select count(*) from raw_spotler.recipients")[0][0] == truth(world_dir, "spotler", "'sent'")
     assert warehouse("select count(*) from raw_spotler.opens")[0][0] == truth(world_dir, "spotler", "'open'")
-    assert warehouse("select count(*) from raw_spotler.bounces")[0][0] == truth(world_dir, "spotler", "'hard_bounce', 'soft_bounce'")
+    assert warehouse("select count(*) from raw_spotler.bounces")[0][0] == truth(
+        world_dir, "spotler", "'hard_bounce', 'soft_bounce'"
+    )
     assert warehouse("select count(*) from raw_spotler.clicks")[0][0] == truth(world_dir, "spotler", "'click'")
-    for table, kinds in (("campaign_recipients", "'sent'"), ("campaign_opens", "'open'"), ("campaign_clicks", "'click'"),
-                         ("campaign_bounces", "'hard_bounce', 'soft_bounce'")):
-        assert warehouse(f"select count(*) from raw_spotler.{table}")[0][0] == truth(world_dir, "spotler_campaign", kinds), table
+    for table, kinds in (
+        ("campaign_recipients", "'sent'"),
+        ("campaign_opens", "'open'"),
+        ("campaign_clicks", "'click'"),
+        ("campaign_bounces", "'hard_bounce', 'soft_bounce'"),
+    ):
+        assert warehouse(f"select count(*) from raw_spotler.{table}")[0][0] == truth(
+            world_dir, "spotler_campaign", kinds
+        ), table
     assert warehouse("select count(*) from raw_spotler.mailing_statistics_snapshots")[0][0] == regular
-    assert warehouse("select count(*) from raw_spotler.form_results")[0][0] == world(world_dir, "select count(*) from form_results")[0][0]
+    assert (
+        warehouse("select count(*) from raw_spotler.form_results")[0][0]
+        == world(world_dir, "select count(*) from form_results")[0][0]
+    )
     assert warehouse("select count(*) from raw_spotler.mailing_links where mailing_kind = 'campaign_mailing'")[0][0] > 0
     sender, subject = warehouse("select sender, subject from raw_spotler.mailings where subject is not null limit 1")[0]
     assert sender and subject
     # conversion value stays in cents, ids stay strings, times are UTC timestamps
-    types = dict(warehouse("select column_name, data_type from information_schema.columns where table_schema = 'raw_spotler' "
-                           "and table_name = 'mailing_statistics_snapshots'"))
+    types = dict(
+        warehouse(
+            "select column_name, data_type from information_schema.columns where table_schema = 'raw_spotler' "
+            "and table_name = 'mailing_statistics_snapshots'"
+        )
+    )
     assert types["conversion_value"] == "BIGINT"
-    assert dict(warehouse("select column_name, data_type from information_schema.columns where table_schema = 'raw_spotler' "
-                          "and table_name = 'opens'"))["opened_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert (
+        dict(
+            warehouse(
+                "select column_name, data_type from information_schema.columns where table_schema = 'raw_spotler' "
+                "and table_name = 'opens'"
+            )
+        )["opened_at"]
+        == "TIMESTAMP WITH TIME ZONE"
+    )
 
 
 def test_a_second_run_with_nothing_new_makes_only_the_settling_calls(spotler_env, world_dir):
@@ -98,10 +123,17 @@ def test_a_second_run_with_nothing_new_makes_only_the_settling_calls(spotler_env
 
 def subscribed_truth(world_dir, now):
     """{directo code: (email, subscribed as of now)} of the people who have joined by now."""
-    return {code: (email, subscribed) for code, email, subscribed in world(world_dir, f"""
-        select directo_code, email, not opted_out and not (unsubscribed_at <= t and not coalesce(reoptin_at <= t, false))
+    return {
+        code: (email, subscribed)
+        for code, email, subscribed in world(
+            world_dir,
+            f"""
+        select directo_code, email,
+            not opted_out and not (unsubscribed_at <= t and not coalesce(reoptin_at <= t, false))
                is true
-        from people, (select timestamptz '{now.isoformat()}' as t) where joined_at <= t""")}
+        from people, (select timestamptz '{now.isoformat()}' as t) where joined_at <= t""",
+        )
+    }
 
 
 def test_contacts_carry_address_and_email_opt_in_and_follow_their_cursor(spotler_env, world_dir, monkeypatch):
@@ -111,42 +143,66 @@ def test_contacts_carry_address_and_email_opt_in_and_follow_their_cursor(spotler
     monkeypatch.setenv("SOURCES__SPOTLER__PAGE_SIZE", "500")
     first = sync(api)
     expected = subscribed_truth(world_dir, api.now)
-    loaded = {code: (email, opt_in) for code, email, opt_in in warehouse(
-        "select external_id, email, email_opt_in from raw_spotler.contacts")}
+    loaded = {
+        code: (email, opt_in)
+        for code, email, opt_in in warehouse("select external_id, email, email_opt_in from raw_spotler.contacts")
+    }
     assert loaded == expected and any(not opt_in for _, opt_in in loaded.values())
     # the call cost: one call per page of contacts
-    assert first.calls["GET /contact/updates/list"] == server.calls["GET /contact/updates/list"] == -(-len(expected) // 500)
-    assert warehouse("select count(*) from raw_spotler.contacts where properties::json->>'email' = email")[0][0] == len(expected)
+    assert (
+        first.calls["GET /contact/updates/list"]
+        == server.calls["GET /contact/updates/list"]
+        == -(-len(expected) // 500)
+    )
+    assert warehouse("select count(*) from raw_spotler.contacts where properties::json->>'email' = email")[0][0] == len(
+        expected
+    )
 
     # twenty days later only who changed since the cursor (the latest lastChanged loaded) is asked for
     cursor = warehouse("select max(last_changed_at) from raw_spotler.contacts")[0][0]
     api.now = final
     server.reset()
     sync(api)
-    changed = world(world_dir, f"""select count(*) from people, (select timestamptz '{cursor.isoformat()}' as c,
+    changed = world(
+        world_dir,
+        f"""select count(*) from people, (select timestamptz '{cursor.isoformat()}' as c,
                                                                         timestamptz '{final.isoformat()}' as t)
-        where greatest(case when joined_at <= t then joined_at end, case when unsubscribed_at <= t then unsubscribed_at end,
-                       case when reoptin_at <= t then reoptin_at end) >= c""")[0][0]
+        where greatest(case when joined_at <= t then joined_at end,
+                       case when unsubscribed_at <= t then unsubscribed_at end,
+                       case when reoptin_at <= t then reoptin_at end) >= c""",
+    )[0][0]
     assert 0 < changed < len(expected)
     assert server.calls["GET /contact/updates/list"] == -(-changed // 500)
-    assert {code: (email, opt_in) for code, email, opt_in in warehouse(
-        "select external_id, email, email_opt_in from raw_spotler.contacts")} == subscribed_truth(world_dir, final)
+    assert {
+        code: (email, opt_in)
+        for code, email, opt_in in warehouse("select external_id, email, email_opt_in from raw_spotler.contacts")
+    } == subscribed_truth(world_dir, final)
 
 
 def test_settling_mailings_get_a_snapshot_every_run_and_older_ones_do_not(spotler_env, world_dir):
-    server, api = spotler_env
-    last = world(world_dir, "select source_id, sent_at from mailings where system = 'spotler' and mailing_type = 'EMAIL' "
-                            "order by sent_at desc limit 1")[0]
+    _server, api = spotler_env
+    last = world(
+        world_dir,
+        "select source_id, sent_at from mailings where system = 'spotler' and mailing_type = 'EMAIL' "
+        "order by sent_at desc limit 1",
+    )[0]
     api.now = last[1] + dt.timedelta(hours=3)
     sync(api)
     api.now = last[1] + dt.timedelta(days=3)
     sync(api)
-    curve = warehouse(f"select fetched_at, open_count from raw_spotler.mailing_statistics_snapshots "
-                      f"where mailing_id = '{last[0]}' order by fetched_at")
+    curve = warehouse(
+        f"select fetched_at, open_count from raw_spotler.mailing_statistics_snapshots "
+        f"where mailing_id = '{last[0]}' order by fetched_at"
+    )
     assert len(curve) == 2 and curve[0][1] < curve[1][1]
-    old = world(world_dir, f"select source_id from mailings where system = 'spotler' and sent_at < "
-                           f"timestamptz '{(api.now - dt.timedelta(days=40)).isoformat()}' limit 1")[0][0]
-    assert warehouse(f"select count(*) from raw_spotler.mailing_statistics_snapshots where mailing_id = '{old}'") == [(1,)]
+    old = world(
+        world_dir,
+        f"select source_id from mailings where system = 'spotler' and sent_at < "
+        f"timestamptz '{(api.now - dt.timedelta(days=40)).isoformat()}' limit 1",
+    )[0][0]
+    assert warehouse(f"select count(*) from raw_spotler.mailing_statistics_snapshots where mailing_id = '{old}'") == [
+        (1,)
+    ]
 
 
 def test_new_events_arrive_on_the_next_run(spotler_env, world_dir):
@@ -159,8 +215,10 @@ def test_new_events_arrive_on_the_next_run(spotler_env, world_dir):
     server.reset()
     sync(api)
     assert warehouse("select count(*) from raw_spotler.opens")[0][0] == truth(world_dir, "spotler", "'open'") > before
-    assert warehouse("select count(*), count(distinct interaction_id) from raw_spotler.recipients")[0] == \
-        (truth(world_dir, "spotler", "'sent'"),) * 2
+    assert (
+        warehouse("select count(*), count(distinct interaction_id) from raw_spotler.recipients")[0]
+        == (truth(world_dir, "spotler", "'sent'"),) * 2
+    )
 
 
 @pytest.mark.parametrize("page_size", ["7", "10000"])
@@ -168,7 +226,9 @@ def test_paging_is_complete_at_any_page_size(spotler_env, world_dir, monkeypatch
     server, api = spotler_env
     monkeypatch.setenv("SOURCES__SPOTLER__PAGE_SIZE", page_size)
     sync(api)
-    assert warehouse("select count(distinct interaction_id) from raw_spotler.opens")[0][0] == truth(world_dir, "spotler", "'open'")
+    assert warehouse("select count(distinct interaction_id) from raw_spotler.opens")[0][0] == truth(
+        world_dir, "spotler", "'open'"
+    )
     pages = server.calls["GET /mailing-interaction/opened"]
     opens = truth(world_dir, "spotler", "'open'")
     assert pages == max(1, -(-opens // int(page_size)))
@@ -196,16 +256,20 @@ def test_a_page_ending_exactly_at_the_last_record_stops_there(spotler_env, world
 def test_429_honours_retry_after_and_5xx_timeouts_and_cut_bodies_are_retried(spotler_env, world_dir, monkeypatch):
     server, api = spotler_env
     monkeypatch.setenv("SOURCES__SPOTLER__TIMEOUT_SECONDS", "1")
-    server.inject(Fault("status", path="/campaign/list", status=429, retry_after=1),
-                  Fault("status", path="/form/list", status=503, times=2),
-                  Fault("slow", path="/mailing-interaction/bounced", delay=2.5),
-                  Fault("cutoff", path="/mailing-interaction/opened"))
+    server.inject(
+        Fault("status", path="/campaign/list", status=429, retry_after=1),
+        Fault("status", path="/form/list", status=503, times=2),
+        Fault("slow", path="/mailing-interaction/bounced", delay=2.5),
+        Fault("cutoff", path="/mailing-interaction/opened"),
+    )
     started = time.monotonic()
     sync(api)
     assert time.monotonic() - started >= 1.0
     assert server.calls["GET /campaign/list"] == 2 and server.calls["GET /form/list"] == 3
     assert warehouse("select count(*) from raw_spotler.opens")[0][0] == truth(world_dir, "spotler", "'open'")
-    assert warehouse("select count(*) from raw_spotler.bounces")[0][0] == truth(world_dir, "spotler", "'hard_bounce', 'soft_bounce'")
+    assert warehouse("select count(*) from raw_spotler.bounces")[0][0] == truth(
+        world_dir, "spotler", "'hard_bounce', 'soft_bounce'"
+    )
 
 
 def test_a_persistent_failure_names_the_endpoint_and_leaves_state_intact(spotler_env, world_dir, monkeypatch):
@@ -215,17 +279,23 @@ def test_a_persistent_failure_names_the_endpoint_and_leaves_state_intact(spotler
     with pytest.raises(spotler.SpotlerError, match=r"GET /form/list: failed after 3 attempts"):
         sync(api)
     assert not settings.warehouse_path().exists() or warehouse(
-        "select count(*) from information_schema.tables where table_schema = 'raw_spotler' and table_name = 'opens'") == [(0,)]
+        "select count(*) from information_schema.tables where table_schema = 'raw_spotler' and table_name = 'opens'"
+    ) == [(0,)]
     server.reset()
     first = sync(api)
     assert first.new_mailings == world(world_dir, "select count(*) from mailings where system = 'spotler'")[0][0]
 
 
 def test_bad_credentials_fail_at_once_naming_the_setting_not_the_secret(spotler_env, monkeypatch):
-    server, api = spotler_env
+    server, _api = spotler_env
     monkeypatch.setenv("SOURCES__SPOTLER__CONSUMER_SECRET", "totally-wrong-secret")
-    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "spotler"], capture_output=True, text=True,
-                            env=os.environ.copy(), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "mail_warehouse", "load", "spotler"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
     assert result.returncode == 1
     assert "SOURCES__SPOTLER__CONSUMER_SECRET" in result.stderr and "HTTP 401" in result.stderr
     assert "totally-wrong-secret" not in result.stdout + result.stderr
@@ -233,7 +303,7 @@ def test_bad_credentials_fail_at_once_naming_the_setting_not_the_secret(spotler_
 
 
 def test_the_call_budget_stops_cleanly_and_the_next_run_carries_on(spotler_env, world_dir, monkeypatch):
-    server, api = spotler_env
+    _server, api = spotler_env
     monkeypatch.setenv("SOURCES__SPOTLER__MAX_CALLS_PER_RUN", "25")
     monkeypatch.setenv("SOURCES__SPOTLER__PAGE_SIZE", "500")
     runs = 0
@@ -245,45 +315,70 @@ def test_the_call_budget_stops_cleanly_and_the_next_run_carries_on(spotler_env, 
             break
         assert runs < 40
     assert runs > 1
-    for table, system, kinds in (("opens", "spotler", "'open'"), ("recipients", "spotler", "'sent'"),
-                                 ("clicks", "spotler", "'click'"), ("campaign_opens", "spotler_campaign", "'open'")):
+    for table, system, kinds in (
+        ("opens", "spotler", "'open'"),
+        ("recipients", "spotler", "'sent'"),
+        ("clicks", "spotler", "'click'"),
+        ("campaign_opens", "spotler_campaign", "'open'"),
+    ):
         assert warehouse(f"select count(*) from raw_spotler.{table}")[0][0] == truth(world_dir, system, kinds), table
-    assert warehouse("select count(*) from raw_spotler.mailings")[0][0] == \
-        world(world_dir, "select count(*) from mailings where system = 'spotler'")[0][0]
+    assert (
+        warehouse("select count(*) from raw_spotler.mailings")[0][0]
+        == world(world_dir, "select count(*) from mailings where system = 'spotler'")[0][0]
+    )
 
 
 def test_contact_histories_on_demand(spotler_env, world_dir, tmp_path):
     server, api = spotler_env
-    ids = [r[0] for r in world(world_dir, """select p.directo_code from sends s join people p using (person_id)
+    ids = [
+        r[0]
+        for r in world(
+            world_dir,
+            """select p.directo_code from sends s join people p using (person_id)
                                              join mailings m using (mailing_index) where m.system = 'spotler'
-                                             group by 1 order by 1 limit 3""")]
+                                             group by 1 order by 1 limit 3""",
+        )
+    ]
     listing = tmp_path / "contacts.txt"
     listing.write_text("\n".join(ids) + "\n")
     sync(api, contacts_file=listing)
     assert server.total_calls() == 3 * len(ids)
-    loaded = warehouse("select external_contact_id, count(*) from raw_spotler.contact_mailing_history group by 1 order by 1")
-    expected = world(world_dir, f"""select p.directo_code, count(*) from sends s join people p using (person_id)
+    loaded = warehouse(
+        "select external_contact_id, count(*) from raw_spotler.contact_mailing_history group by 1 order by 1"
+    )
+    expected = world(
+        world_dir,
+        f"""select p.directo_code, count(*) from sends s join people p using (person_id)
                                     join mailings m using (mailing_index) where m.system = 'spotler'
-                                    and p.directo_code in ({", ".join(repr(i) for i in ids)}) group by 1 order by 1""")
+                                    and p.directo_code in ({", ".join(repr(i) for i in ids)}) group by 1 order by 1""",
+    )
     assert loaded == expected
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("2026-11-20T09:00:00+01:00", "2026-11-20T08:00:00+00:00"),
-    ("2026-11-20T08:00:00.123Z", "2026-11-20T08:00:00.123000+00:00"),
-    ("2026-07-20T10:00:00", "2026-07-20T08:00:00+00:00"),
-    (1795000000000, "2026-11-18T11:06:40+00:00"),
-    ("1795000000000", "2026-11-18T11:06:40+00:00"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2026-11-20T09:00:00+01:00", "2026-11-20T08:00:00+00:00"),
+        ("2026-11-20T08:00:00.123Z", "2026-11-20T08:00:00.123000+00:00"),
+        ("2026-07-20T10:00:00", "2026-07-20T08:00:00+00:00"),
+        (1795000000000, "2026-11-18T11:06:40+00:00"),
+        ("1795000000000", "2026-11-18T11:06:40+00:00"),
+    ],
+)
 def test_times_in_every_form_land_as_utc(text, expected):
     assert spotler.parse_time(text).isoformat() == expected
 
 
 def test_a_wrong_setting_exits_2_naming_it_without_a_traceback(spotler_env, monkeypatch):
-    server, api = spotler_env
+    server, _api = spotler_env
     monkeypatch.setenv("SOURCES__SPOTLER__PAGE_SIZE", "0")
-    result = subprocess.run([sys.executable, "-m", "mail_warehouse", "load", "spotler"], capture_output=True, text=True,
-                            env=os.environ.copy(), timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "mail_warehouse", "load", "spotler"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
     assert result.returncode == 2 and "SOURCES__SPOTLER__PAGE_SIZE" in result.stderr
     assert "Traceback" not in result.stderr and server.total_calls() == 0
 

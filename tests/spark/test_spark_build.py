@@ -34,8 +34,9 @@ def lake(world_dir, tmp_path_factory) -> Path:
     with StandinStack(world_dir, root / "standins") as stack, pytest.MonkeyPatch.context() as patch:
         for name, value in {**stack.environment(), "SOURCES__SPOTLER__START_DATE": "2025-01-01"}.items():
             patch.setenv(name, value)
-        written = load_into_lake(bucket_url=str(root / "lake"), pipelines_dir=root / "pipelines",
-                                 spotler_now=stack.spotler_api.now)
+        written = load_into_lake(
+            bucket_url=str(root / "lake"), pipelines_dir=root / "pipelines", spotler_now=stack.spotler_api.now
+        )
     assert all(rows > 0 for rows in written.values()), written
     return root / "lake"
 
@@ -43,14 +44,33 @@ def lake(world_dir, tmp_path_factory) -> Path:
 def start_dbt_on_spark(lake: Path, spark_home: Path, *args: str) -> subprocess.Popen:
     """dbt on Spark in a Spark home of its own (metastore, tables, target, logs), started, not waited for."""
     spark_home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DESTINATION__FILESYSTEM__BUCKET_URL": str(lake), "SPARK_HOME_DIR": str(spark_home),
-           "DBT_TARGET_PATH": str(spark_home / "target"), "DBT_LOG_PATH": str(spark_home / "logs"),
-           "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")}
+    env = {
+        **os.environ,
+        "DESTINATION__FILESYSTEM__BUCKET_URL": str(lake),
+        "SPARK_HOME_DIR": str(spark_home),
+        "DBT_TARGET_PATH": str(spark_home / "target"),
+        "DBT_LOG_PATH": str(spark_home / "logs"),
+        "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+    }
     dbt = Path(sys.executable).with_name("dbt")
     with (spark_home / "dbt.out").open("w") as output:
-        return subprocess.Popen([str(dbt), *args, "--target", "spark", "--profiles-dir", str(PROJECT_DIR),
-                                 "--project-dir", str(PROJECT_DIR)], cwd=PROJECT_DIR, env=env, text=True,
-                                stdout=output, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [
+                str(dbt),
+                *args,
+                "--target",
+                "spark",
+                "--profiles-dir",
+                str(PROJECT_DIR),
+                "--project-dir",
+                str(PROJECT_DIR),
+            ],
+            cwd=PROJECT_DIR,
+            env=env,
+            text=True,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def finish_dbt_on_spark(spark_home: Path, dbt: subprocess.Popen) -> None:
@@ -77,13 +97,17 @@ def hold_back_the_last_days(lake: Path, held: Path) -> None:
                     select source_file from read_parquet('{lake}/raw_clang/loaded_files/*.parquet')
                     where file_kind = 'activity' order by loaded_at desc, source_file desc
                     limit {HELD_BACK_CLANG_FILES}""")
-    moves = {"raw_clang/activities": "source_file in (select source_file from held_files)",
-             **{f"raw_spotler/{table}": f"{column} >= '{SPOTLER_HELD_FROM}'" for table, column in HELD_BACK_SPOTLER.items()}}
+    moves = {
+        "raw_clang/activities": "source_file in (select source_file from held_files)",
+        **{f"raw_spotler/{table}": f"{column} >= '{SPOTLER_HELD_FROM}'" for table, column in HELD_BACK_SPOTLER.items()},
+    }
     for folder, held_rows in moves.items():
         files = f"{lake}/{folder}/*.parquet"
         name = folder.replace("/", ".")
         con.execute(f"copy (select * from read_parquet('{files}') where {held_rows}) to '{held / name}.parquet'")
-        con.execute(f"copy (select * from read_parquet('{files}') where not ({held_rows})) to '{held / name}.kept.parquet'")
+        con.execute(
+            f"copy (select * from read_parquet('{files}') where not ({held_rows})) to '{held / name}.kept.parquet'"
+        )
         for file in (lake / folder).glob("*.parquet"):
             file.unlink()
         shutil.move(held / f"{name}.kept.parquet", lake / folder / "kept.parquet")
@@ -103,7 +127,9 @@ def bring_in_the_held_back_days(lake: Path, held: Path) -> None:
                           where source_file in (select source_file from '{held}/files.parquet'))
                     to '{lake}/raw_clang/loaded_files/later.parquet'""")
     for table in HELD_BACK_SPOTLER:
-        con.execute(f"copy (select * from '{held}/raw_spotler.{table}.parquet') to '{lake}/raw_spotler/{table}/later.parquet'")
+        con.execute(
+            f"copy (select * from '{held}/raw_spotler.{table}.parquet') to '{lake}/raw_spotler/{table}/later.parquet'"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -114,16 +140,38 @@ def builds(lake) -> tuple[Path, Path]:
     root = lake.parent
     hold_back_the_last_days(lake, root / "held")
     incremental, full = root / "spark_incremental", root / "spark_full"
-    dbt_on_spark(lake, incremental, "build", "--resource-type", "seed", "--resource-type", "model", "--full-refresh",
-                 "--vars", "{as_of_date: '2026-11-20'}")
+    dbt_on_spark(
+        lake,
+        incremental,
+        "build",
+        "--resource-type",
+        "seed",
+        "--resource-type",
+        "model",
+        "--full-refresh",
+        "--vars",
+        "{as_of_date: '2026-11-20'}",
+    )
     before = copy_spark_tables(root / "before.duckdb", ("marts",), incremental)["marts.customer_activity"]
     bring_in_the_held_back_days(lake, root / "held")
     # The incremental build runs every unit and data test; the full refresh only makes tables to compare
     # with it (seeds and models, no tests). Both read the same lake, each in a Spark home of its own, so
     # they run side by side: most of a Spark build's time is one-threaded planning in its driver.
-    builds = {incremental: start_dbt_on_spark(lake, incremental, "build", "--vars", f"{{as_of_date: '{WORLD_END}'}}"),
-              full: start_dbt_on_spark(lake, full, "build", "--resource-type", "seed", "--resource-type", "model",
-                                       "--full-refresh", "--vars", f"{{as_of_date: '{WORLD_END}'}}")}
+    builds = {
+        incremental: start_dbt_on_spark(lake, incremental, "build", "--vars", f"{{as_of_date: '{WORLD_END}'}}"),
+        full: start_dbt_on_spark(
+            lake,
+            full,
+            "build",
+            "--resource-type",
+            "seed",
+            "--resource-type",
+            "model",
+            "--full-refresh",
+            "--vars",
+            f"{{as_of_date: '{WORLD_END}'}}",
+        ),
+    }
     try:
         for home, dbt in builds.items():
             finish_dbt_on_spark(home, dbt)
@@ -133,7 +181,7 @@ def builds(lake) -> tuple[Path, Path]:
                 dbt.kill()
                 dbt.wait()
     databases = root / "incremental.duckdb", root / "full.duckdb"
-    for home, database in zip((incremental, full), databases):
+    for home, database in zip((incremental, full), databases, strict=True):
         copy_spark_tables(database, home=home)
     after = query_warehouse(databases[0], "select count(*) from marts.customer_activity")[0][0]
     assert after > before
@@ -161,13 +209,16 @@ def test_machines_are_told_from_people_as_on_duckdb(builds, built_warehouse):
     """The same world built by DuckDB and by Spark: every open and click gets the same verdict."""
     _, full = builds
     _, duckdb_warehouse, _ = built_warehouse
-    verdicts = ("select event_id, is_machine, machine_reason from marts.customer_activity "
-                "where event_type in ('open', 'click')")
+    verdicts = (
+        "select event_id, is_machine, machine_reason from marts.customer_activity where event_type in ('open', 'click')"
+    )
     on_duckdb = set(query_warehouse(duckdb_warehouse, verdicts))
     on_spark = set(query_warehouse(full, verdicts))
     reasons = {reason for _, _, reason in on_duckdb}
     assert {"apple_privacy_proxy", "link_scanner", None} <= reasons, reasons
     assert on_spark == on_duckdb, (len(on_spark - on_duckdb), len(on_duckdb - on_spark))
-    statistics = ("select mailing_key, unique_human_open_count, unique_human_click_count, unique_machine_open_count, "
-                  "unique_machine_click_count from marts.mailing_statistics")
+    statistics = (
+        "select mailing_key, unique_human_open_count, unique_human_click_count, unique_machine_open_count, "
+        "unique_machine_click_count from marts.mailing_statistics"
+    )
     assert set(query_warehouse(full, statistics)) == set(query_warehouse(duckdb_warehouse, statistics))

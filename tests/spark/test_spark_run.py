@@ -17,12 +17,19 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 def test_warehouse_run_with_the_spark_engine(world_dir, tmp_path):
     with StandinStack(world_dir, tmp_path / "standins") as stack:
-        env = {**os.environ, **stack.environment(), "WAREHOUSE__ENGINE": "spark",
-               "WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb"), "SOURCES__SPOTLER__START_DATE": "2025-01-01",
-               "DESTINATION__FILESYSTEM__BUCKET_URL": str(tmp_path / "lake"), "SPARK_HOME_DIR": str(tmp_path / "spark"),
-               "DBT_TARGET_PATH": str(tmp_path / "target"), "DBT_LOG_PATH": str(tmp_path / "logs"),
-               "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(tmp_path / "exports"),
-               "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")}
+        env = {
+            **os.environ,
+            **stack.environment(),
+            "WAREHOUSE__ENGINE": "spark",
+            "WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb"),
+            "SOURCES__SPOTLER__START_DATE": "2025-01-01",
+            "DESTINATION__FILESYSTEM__BUCKET_URL": str(tmp_path / "lake"),
+            "SPARK_HOME_DIR": str(tmp_path / "spark"),
+            "DBT_TARGET_PATH": str(tmp_path / "target"),
+            "DBT_LOG_PATH": str(tmp_path / "logs"),
+            "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(tmp_path / "exports"),
+            "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+        }
         result = warehouse_cli("run", env=env, timeout=1800)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # freshness reads the lake's load logs on Spark, as the warehouse's on DuckDB

@@ -7,8 +7,8 @@ from xml.etree import ElementTree
 
 import requests
 
-from mail_warehouse_demo.directo_xml import CUSTOMER_ATTRIBUTES
 from mail_warehouse.settings import connect
+from mail_warehouse_demo.directo_xml import CUSTOMER_ATTRIBUTES
 from mail_warehouse_demo.standins.directo import DEMO_KEY
 
 
@@ -83,11 +83,13 @@ def test_the_key_is_not_kept_in_the_request_log(directo_standin):
 
 def test_raw_answers_replace_the_next_answers_for_hostile_input_tests(directo_standin):
     server, app = directo_standin
-    app.serve_raw('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><transport>&e;</transport>')
+    app.serve_raw(
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><transport>&e;</transport>'
+    )
     assert b"<!ENTITY" in _ask(server, app).content
     assert b"<customers>" in _ask(server, app).content
 
 
 def test_unknown_database_is_404(directo_standin):
-    server, app = directo_standin
+    server, _app = directo_standin
     assert requests.get(f"{server.url}/xmlcore/other/xmlcore.asp", timeout=10).status_code == 404

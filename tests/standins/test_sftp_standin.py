@@ -17,9 +17,16 @@ def _client(server, keys, *, known_hosts=None, password=None, key=True) -> param
     client = paramiko.SSHClient()
     client.load_host_keys(str(known_hosts or keys.known_hosts))
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(server.host, server.port, username=server.username, password=password,
-                   key_filename=str(keys.user_key) if key else None, look_for_keys=False, allow_agent=False,
-                   timeout=10)
+    client.connect(
+        server.host,
+        server.port,
+        username=server.username,
+        password=password,
+        key_filename=str(keys.user_key) if key else None,
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=10,
+    )
     return client
 
 
@@ -48,8 +55,15 @@ def test_a_wrong_user_key_is_refused(sftp_server, ssh_keys, tmp_path):
     client = paramiko.SSHClient()
     client.load_host_keys(str(ssh_keys.known_hosts))
     with pytest.raises(paramiko.AuthenticationException):
-        client.connect(sftp_server.host, sftp_server.port, username=sftp_server.username,
-                       key_filename=str(stranger.user_key), look_for_keys=False, allow_agent=False, timeout=10)
+        client.connect(
+            sftp_server.host,
+            sftp_server.port,
+            username=sftp_server.username,
+            key_filename=str(stranger.user_key),
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=10,
+        )
 
 
 def test_password_login_and_a_wrong_password(world_dir, ssh_keys):
@@ -107,6 +121,7 @@ def test_a_request_held_before_is_not_carried_out_when_its_client_is_gone(ssh_ke
         def rename_and_lose_the_connection():
             with pytest.raises(paramiko.SSHException):
                 sftp.posix_rename("Upload/.t.csv.part", "Upload/t.csv")
+
         threading.Thread(target=rename_and_lose_the_connection, daemon=True).start()
         assert fault.wait_reached(10)
         client.close()

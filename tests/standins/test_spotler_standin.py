@@ -9,19 +9,32 @@ import pytest
 import requests
 from oauthlib.oauth1 import Client
 
-from mail_warehouse_demo.world import WorldSpec, simulate
-from mail_warehouse_demo.writers import write_world
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins import spotler, spotler_spec
 from mail_warehouse_demo.standins.http import Fault
-from mail_warehouse_demo.standins.spotler import CONTACT_HISTORY_PAGE_SIZE, DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, ROUTES
+from mail_warehouse_demo.standins.spotler import (
+    CONTACT_HISTORY_PAGE_SIZE,
+    DEMO_CONSUMER_KEY,
+    DEMO_CONSUMER_SECRET,
+    ROUTES,
+)
+from mail_warehouse_demo.world import WorldSpec, simulate
+from mail_warehouse_demo.writers import write_world
 from tests.standins.signing import signed_get
 
 YEAR = {"fromDate": "2025-01-01T00:00:00Z", "toDate": "2027-01-01T00:00:00Z"}
 
 
-def _get(server, path, params=None, *, key=DEMO_CONSUMER_KEY, secret=DEMO_CONSUMER_SECRET,
-         base="/integrationservice-1.1.0", **kwargs):
+def _get(
+    server,
+    path,
+    params=None,
+    *,
+    key=DEMO_CONSUMER_KEY,
+    secret=DEMO_CONSUMER_SECRET,
+    base="/integrationservice-1.1.0",
+    **kwargs,
+):
     return signed_get(f"{server.url}{base}{path}", key, secret, params, **kwargs)
 
 
@@ -36,22 +49,37 @@ def _world(world_dir, sql):
 @pytest.fixture
 def ids(world_dir):
     """Real identifiers of the test world for every path parameter."""
-    busiest = _world(world_dir, """
+    busiest = _world(
+        world_dir,
+        """
         select m.source_id from mailings m join events e using (mailing_index)
-        where m.system = 'spotler' and m.mailing_type = 'EMAIL' group by 1 order by count(*) desc limit 1""")[0][0]
-    campaign_mailing, subscription = _world(world_dir, """
+        where m.system = 'spotler' and m.mailing_type = 'EMAIL' group by 1 order by count(*) desc limit 1""",
+    )[0][0]
+    campaign_mailing, subscription = _world(
+        world_dir,
+        """
         select m.source_id, e.subscription_id from mailings m join events e using (mailing_index)
         where m.system = 'spotler_campaign' group by all
         having count(*) filter (where e.event_type = 'open') > 0 and count(*) filter (where e.event_type = 'click') > 0
-        order by all limit 1""")[0]
+        order by all limit 1""",
+    )[0]
     campaign = _world(world_dir, "select encrypted_id from campaigns order by campaign_index limit 1")[0][0]
-    clicker = _world(world_dir, f"""
+    clicker = _world(
+        world_dir,
+        f"""
         select p.directo_code from events e join people p using (person_id) join mailings m using (mailing_index)
-        where m.source_id = '{busiest}' and e.event_type = 'click' limit 1""")[0][0]
+        where m.source_id = '{busiest}' and e.event_type = 'click' limit 1""",
+    )[0][0]
     form_result = _world(world_dir, "select form_id, form_result_id from form_results where form_id = 103 limit 1")[0]
-    return {"encryptedMailingId": busiest, "externalId": clicker, "encryptedCampaignId": campaign,
-            "campaignSubscriptionId": str(subscription), "formId": str(form_result[0]),
-            "formResultId": str(form_result[1]), "campaign_mailing": campaign_mailing}
+    return {
+        "encryptedMailingId": busiest,
+        "externalId": clicker,
+        "encryptedCampaignId": campaign,
+        "campaignSubscriptionId": str(subscription),
+        "formId": str(form_result[0]),
+        "formResultId": str(form_result[1]),
+        "campaign_mailing": campaign_mailing,
+    }
 
 
 def _concrete(path: str, ids: dict) -> str:
@@ -67,16 +95,20 @@ def test_every_served_operation_answers_with_the_models_of_the_spec(spotler_stan
     checked = 0
     for spec_path in ROUTES:
         operation, _ = spotler_spec.find_operation("GET", spec_path)
-        required = {name: YEAR[name] for name, p in operation.query_parameters.items()
-                    if p.get("required") and name in YEAR}
+        required = {
+            name: YEAR[name] for name, p in operation.query_parameters.items() if p.get("required") and name in YEAR
+        }
         if "pageSize" in operation.query_parameters and operation.query_parameters["pageSize"].get("required"):
             required["pageSize"] = "100"
         response = _get(server, _concrete(spec_path, ids), required)
         assert response.status_code == 200, (spec_path, response.text)
         body = response.json()
         assert spotler_spec.check_response(operation, body) == [], spec_path
-        items = body if isinstance(body, list) else next(
-            (v for k, v in body.items() if k != "paging" and isinstance(v, list)), [body])
+        items = (
+            body
+            if isinstance(body, list)
+            else next((v for k, v in body.items() if k != "paging" and isinstance(v, list)), [body])
+        )
         assert items, f"{spec_path} answered no data to check"
         checked += 1
     assert checked == len(ROUTES) >= 30
@@ -118,8 +150,9 @@ def test_next_may_be_a_path_without_scheme_and_host(spotler_standin, ids):
     assert signed_get(server.url + following, DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET).status_code == 200
 
 
-@pytest.mark.parametrize("tamper", ["wrong secret", "wrong key", "changed query", "no signature", "old timestamp",
-                                    "plaintext method"])
+@pytest.mark.parametrize(
+    "tamper", ["wrong secret", "wrong key", "changed query", "no signature", "old timestamp", "plaintext method"]
+)
 def test_requests_without_a_valid_signature_get_401(spotler_standin, tamper):
     server, _ = spotler_standin
     url = f"{server.url}/integrationservice/mailing?fromDate=2025-01-01&toDate=2027-01-01"
@@ -161,8 +194,11 @@ def test_signature_covers_query_parameters_sent_in_the_url_and_oauth_in_the_quer
 
 
 def _recipient_count(world_dir, mailing):
-    return _world(world_dir, f"""select count(*) from events e join mailings m using (mailing_index)
-                                 where m.source_id = '{mailing}' and e.event_type = 'sent'""")[0][0]
+    return _world(
+        world_dir,
+        f"""select count(*) from events e join mailings m using (mailing_index)
+                                 where m.source_id = '{mailing}' and e.event_type = 'sent'""",
+    )[0][0]
 
 
 def test_paging_follows_next_to_the_end_and_stops(spotler_standin, ids, world_dir):
@@ -210,16 +246,20 @@ def many_mailings_world(tmp_path_factory):
     """Few people, many mailings: contacts with more than one history page."""
     out = tmp_path_factory.mktemp("many-mailings")
     write_world(simulate(WorldSpec(contacts=20, mailings=160, days=200, seed=5, end=dt.date(2026, 11, 23))), out)
-    server, api = spotler.serve(out)
+    server, _api = spotler.serve(out)
     yield server, out
     server.stop()
 
 
 def test_contact_histories_have_a_fixed_page_size_of_50(many_mailings_world):
     server, out = many_mailings_world
-    external_id, sends = _world(out, """
-        select p.directo_code, count(*) from sends s join people p using (person_id) join mailings m using (mailing_index)
-        where m.system = 'spotler' group by 1 order by 2 desc limit 1""")[0]
+    external_id, sends = _world(
+        out,
+        """
+        select p.directo_code, count(*)
+        from sends s join people p using (person_id) join mailings m using (mailing_index)
+        where m.system = 'spotler' group by 1 order by 2 desc limit 1""",
+    )[0]
     assert sends > CONTACT_HISTORY_PAGE_SIZE
     first = _get(server, f"/contact/{external_id}/mailings", {"pageSize": 5}).json()
     assert len(first["mailingHistories"]) == CONTACT_HISTORY_PAGE_SIZE and first["paging"]["after"] == 50
@@ -231,15 +271,23 @@ def test_contact_histories_have_a_fixed_page_size_of_50(many_mailings_world):
 
 def test_bare_arrays_where_the_spec_has_them(spotler_standin, ids):
     server, _ = spotler_standin
-    for path, params in (("/mailing", YEAR), ("/campaign/list", None), ("/form/list", None),
-                         (f"/campaign/{ids['encryptedCampaignId']}/mailing", None), ("/form/result/101", None)):
+    for path, params in (
+        ("/mailing", YEAR),
+        ("/campaign/list", None),
+        ("/form/list", None),
+        (f"/campaign/{ids['encryptedCampaignId']}/mailing", None),
+        ("/form/result/101", None),
+    ):
         assert isinstance(_get(server, path, params).json(), list), path
 
 
 def test_errors_come_as_error_type_and_message(spotler_standin):
     server, _ = spotler_standin
     missing = _get(server, "/mailing/nonexistent/statistics")
-    assert missing.status_code == 404 and missing.json() == {"errorType": "MAILING_NOTFOUND", "message": "Mailing not found"}
+    assert missing.status_code == 404 and missing.json() == {
+        "errorType": "MAILING_NOTFOUND",
+        "message": "Mailing not found",
+    }
     no_dates = _get(server, "/mailing")
     assert no_dates.status_code == 400 and no_dates.json()["errorType"] == "INVALID_PARAMS"
     bad_date = _get(server, "/mailing", {"fromDate": "yesterday", "toDate": "2026-01-01"})
@@ -277,18 +325,21 @@ def test_the_clock_hides_what_has_not_happened_yet(spotler_standin, ids):
 
 
 def test_interaction_feeds_filter_on_change_date(spotler_standin):
-    server, api = spotler_standin
+    server, _api = spotler_standin
     everything = _get(server, "/mailing-interaction/opened", {"pageSize": 10_000}).json()["interactions"]
     cut = sorted(i["changeDate"] for i in everything)[len(everything) // 2]
-    newer = _get(server, "/mailing-interaction/opened", {"pageSize": 10_000, "fromChangeDate": cut}).json()["interactions"]
+    newer = _get(server, "/mailing-interaction/opened", {"pageSize": 10_000, "fromChangeDate": cut}).json()[
+        "interactions"
+    ]
     assert 0 < len(newer) < len(everything)
     assert all(i["changeDate"] >= cut for i in newer)
 
 
 def test_faults_429_with_retry_after_500_and_counted_calls(spotler_standin):
     server, _ = spotler_standin
-    server.inject(Fault("status", path="/form/list", status=429, retry_after=7),
-                  Fault("status", path="/form/list", status=500))
+    server.inject(
+        Fault("status", path="/form/list", status=429, retry_after=7), Fault("status", path="/form/list", status=500)
+    )
     first = _get(server, "/form/list")
     assert first.status_code == 429 and first.headers["Retry-After"] == "7"
     assert _get(server, "/form/list").status_code == 500
@@ -317,8 +368,9 @@ def test_fault_cut_off_body(spotler_standin):
 
 def test_faults_can_be_set_over_http_by_a_process_outside(spotler_standin):
     server, _ = spotler_standin
-    requests.post(f"{server.url}/_standin/faults", json=[{"kind": "status", "path": "/form/list", "status": 503}],
-                  timeout=5)
+    requests.post(
+        f"{server.url}/_standin/faults", json=[{"kind": "status", "path": "/form/list", "status": 503}], timeout=5
+    )
     assert _get(server, "/form/list").status_code == 503
     requests.post(f"{server.url}/_standin/reset", timeout=5)
     assert server.total_calls() == 0

@@ -17,10 +17,10 @@ from collections import deque
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from mail_warehouse_demo.directo_xml import DIRECTO_TIME_ZONE, render_transport
-from mail_warehouse_demo.writers import iter_directo_customers
 from mail_warehouse.settings import connect
+from mail_warehouse_demo.directo_xml import DIRECTO_TIME_ZONE, render_transport
 from mail_warehouse_demo.standins.http import Request, Response, StandinServer
+from mail_warehouse_demo.writers import iter_directo_customers
 
 DEMO_DATABASE = "demo_ee"
 DEMO_KEY = "demo-directo-key"
@@ -42,7 +42,7 @@ class DirectoXmlCore:
         self.world_dir = Path(world_dir)
         self.key = key
         self.database = database
-        self.requests: list[dict[str, str]] = []   # the parameters of every call, for tests of `ts`
+        self.requests: list[dict[str, str]] = []  # the parameters of every call, for tests of `ts`
         self._raw_answers: deque[bytes] = deque()
         self._lock = threading.Lock()
         self._con = connect(self.world_dir / "world.duckdb", read_only=True)
@@ -74,8 +74,10 @@ class DirectoXmlCore:
         if params["key"] != self.key:
             return _xml('<?xml version="1.0" encoding="UTF-8"?>\n<result type="5" desc="Unauthorized"/>')
         if params.get("get") != "1" or params.get("what") != "customer":
-            return _xml(f'<?xml version="1.0" encoding="UTF-8"?>\n<error desc="Unknown request: what='
-                        f'{params.get("what", "")}" code="1"/>')
+            return _xml(
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<error desc="Unknown request: what='
+                f'{params.get("what", "")}" code="1"/>'
+            )
         with self._lock:
             raw = self._raw_answers.popleft() if self._raw_answers else None
         if isinstance(raw, Path):
@@ -87,7 +89,9 @@ class DirectoXmlCore:
             try:
                 day = dt.datetime.strptime(params["ts"], "%d.%m.%Y")
             except ValueError:
-                return _xml('<?xml version="1.0" encoding="UTF-8"?>\n<error desc="Invalid ts, expected DD.MM.YYYY" code="2"/>')
+                return _xml(
+                    '<?xml version="1.0" encoding="UTF-8"?>\n<error desc="Invalid ts, expected DD.MM.YYYY" code="2"/>'
+                )
             since = day.replace(tzinfo=DIRECTO_TIME_ZONE)
         with self._lock:
             cursor = self._con.cursor()

@@ -33,7 +33,7 @@ class Request:
     query: list[tuple[str, str]]
     headers: dict[str, str]
     body: bytes
-    base_url: str          # scheme://host:port as the client addressed it
+    base_url: str  # scheme://host:port as the client addressed it
 
     @property
     def params(self) -> dict[str, str]:
@@ -52,21 +52,22 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, payload, status: int = 200) -> "Response":
+    def json(cls, payload, status: int = 200) -> Response:
         return cls(status, json.dumps(payload, ensure_ascii=False).encode())
 
 
 @dataclass
 class Fault:
     """One injected fault for requests whose path matches `path` (a regex searched in the path)."""
-    kind: str                  # "status" | "slow" | "cutoff" | "hold" | "drop"
+
+    kind: str  # "status" | "slow" | "cutoff" | "hold" | "drop"
     path: str = ""
-    times: int = 1             # how many matching requests it hits; -1 for all
+    times: int = 1  # how many matching requests it hits; -1 for all
     status: int = 500
     retry_after: int | None = None
     delay: float = 0.0
-    skip: int = 0              # matching requests let through before the fault hits
-    act_first: bool = False    # "hold" / "drop": the request is carried out before its answer is held or lost
+    skip: int = 0  # matching requests let through before the fault hits
+    act_first: bool = False  # "hold" / "drop": the request is carried out before its answer is held or lost
     reached: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
@@ -83,8 +84,14 @@ class Fault:
 class StandinServer:
     """Serve `app(request) -> Response` on 127.0.0.1; `endpoint(request)` names what a call is counted as."""
 
-    def __init__(self, app: Callable[[Request], Response], endpoint: Callable[[Request], str],
-                 host: str = "127.0.0.1", port: int = 0, on_stop: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: Callable[[Request], Response],
+        endpoint: Callable[[Request], str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         self.app = app
         self._on_stop = on_stop
         self.endpoint = endpoint
@@ -101,7 +108,7 @@ class StandinServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "StandinServer":
+    def start(self) -> StandinServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="standin-http", daemon=True)
         self._thread.start()
         return self
@@ -113,7 +120,7 @@ class StandinServer:
         if self._on_stop:
             self._on_stop()
 
-    def __enter__(self) -> "StandinServer":
+    def __enter__(self) -> StandinServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -159,7 +166,7 @@ class StandinServer:
             self.calls[name] += 1
 
     def _admin(self, request: Request) -> Response:
-        action = request.path[len(ADMIN_PREFIX):]
+        action = request.path[len(ADMIN_PREFIX) :]
         if action == "calls":
             with self._lock:
                 return Response.json({"calls": dict(self.calls), "total": sum(self.calls.values())})
@@ -187,10 +194,12 @@ class StandinServer:
                 split = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 request = Request(
-                    method=self.command, path=split.path, query=parse_qsl(split.query, keep_blank_values=True),
+                    method=self.command,
+                    path=split.path,
+                    query=parse_qsl(split.query, keep_blank_values=True),
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=self.rfile.read(length) if length else b"",
-                    base_url=f"http://{self.headers.get('Host') or '%s:%s' % server._httpd.server_address[:2]}",
+                    base_url=f"http://{self.headers.get('Host') or '{}:{}'.format(*server._httpd.server_address[:2])}",
                 )
                 if request.path.startswith(ADMIN_PREFIX):
                     self._send(server._admin(request))
@@ -211,9 +220,15 @@ class StandinServer:
                         pass
                 if fault and fault.kind == "status":
                     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-                    self._send(Response(fault.status, json.dumps(
-                        {"errorType": "BACKEND_EXCEPTION", "message": f"injected fault {fault.status}"}).encode(),
-                        headers=headers))
+                    self._send(
+                        Response(
+                            fault.status,
+                            json.dumps(
+                                {"errorType": "BACKEND_EXCEPTION", "message": f"injected fault {fault.status}"}
+                            ).encode(),
+                            headers=headers,
+                        )
+                    )
                     return
                 self._send(acted or self._answer(request), cut_off=bool(fault and fault.kind == "cutoff"))
 

@@ -37,6 +37,7 @@ SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
 @dataclass(frozen=True)
 class SshKeys:
     """Host and user keys for a stand-in, as files a client is configured with."""
+
     folder: Path
 
     @property
@@ -56,7 +57,7 @@ class SshKeys:
         return self.folder / "known_hosts"
 
     @classmethod
-    def generate(cls, folder: Path) -> "SshKeys":
+    def generate(cls, folder: Path) -> SshKeys:
         keys = cls(Path(folder))
         keys.folder.mkdir(parents=True, exist_ok=True)
         if not keys.host_key.exists():
@@ -96,6 +97,7 @@ class SftpFault:
     request still queued and carries it out when the test releases it (`outcome` says how that went).
     `after`: act once the server has carried the request out (a rename done whose reply never arrives) rather
     than before; a request held before and whose client is gone by the release is not carried out."""
+
     operation: str
     path: str = ""
     nth: int = 1
@@ -127,7 +129,7 @@ def _text(path) -> str:
 
 
 class _MisbehavingSFTPServer(asyncssh.SFTPServer):
-    def __init__(self, chan, *, root: str, standin: "AsyncsshSftpServer") -> None:
+    def __init__(self, chan, *, root: str, standin: AsyncsshSftpServer) -> None:
         super().__init__(chan, chroot=root)
         self._standin = standin
         self._bytes_read = 0
@@ -179,23 +181,26 @@ class _MisbehavingSFTPServer(asyncssh.SFTPServer):
         return self._names.get(id(file_obj), _text(file_obj))
 
     async def open(self, path, pflags, attrs):
-        file_obj = await self._serve("open", _text(path), lambda: super(_MisbehavingSFTPServer, self).open(
-            path, pflags, attrs))
+        file_obj = await self._serve(
+            "open", _text(path), lambda: super(_MisbehavingSFTPServer, self).open(path, pflags, attrs)
+        )
         self._names[id(file_obj)] = _text(path)
         return file_obj
 
     async def close(self, file_obj):
         try:
-            return await self._serve("close", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).close(
-                file_obj))
+            return await self._serve(
+                "close", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).close(file_obj)
+            )
         finally:
             self._names.pop(id(file_obj), None)
 
     async def read(self, file_obj, offset, size):
         if self._standin.read_delay:
             await asyncio.sleep(self._standin.read_delay)
-        data = await self._serve("read", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).read(
-            file_obj, offset, size))
+        data = await self._serve(
+            "read", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).read(file_obj, offset, size)
+        )
         self._bytes_read += len(data)
         if self._standin.should_drop(self._bytes_read):
             self.channel.get_connection().abort()
@@ -204,8 +209,9 @@ class _MisbehavingSFTPServer(asyncssh.SFTPServer):
     async def write(self, file_obj, offset, data):
         if self._standin.write_delay:
             await asyncio.sleep(self._standin.write_delay)
-        return await self._serve("write", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).write(
-            file_obj, offset, data))
+        return await self._serve(
+            "write", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).write(file_obj, offset, data)
+        )
 
     async def stat(self, path):
         return await self._serve("stat", _text(path), lambda: super(_MisbehavingSFTPServer, self).stat(path))
@@ -214,19 +220,22 @@ class _MisbehavingSFTPServer(asyncssh.SFTPServer):
         return await self._serve("lstat", _text(path), lambda: super(_MisbehavingSFTPServer, self).lstat(path))
 
     async def fstat(self, file_obj):
-        return await self._serve("fstat", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).fstat(
-            file_obj))
+        return await self._serve(
+            "fstat", self._name(file_obj), lambda: super(_MisbehavingSFTPServer, self).fstat(file_obj)
+        )
 
     async def remove(self, path):
         return await self._serve("remove", _text(path), lambda: super(_MisbehavingSFTPServer, self).remove(path))
 
     async def rename(self, oldpath, newpath):
-        return await self._serve("rename", _text(oldpath), lambda: super(_MisbehavingSFTPServer, self).rename(
-            oldpath, newpath))
+        return await self._serve(
+            "rename", _text(oldpath), lambda: super(_MisbehavingSFTPServer, self).rename(oldpath, newpath)
+        )
 
     async def posix_rename(self, oldpath, newpath):
-        return await self._serve("posix_rename", _text(oldpath),
-                                 lambda: super(_MisbehavingSFTPServer, self).posix_rename(oldpath, newpath))
+        return await self._serve(
+            "posix_rename", _text(oldpath), lambda: super(_MisbehavingSFTPServer, self).posix_rename(oldpath, newpath)
+        )
 
     async def scandir(self, path):
         fault = self._standin.take_fault("scandir", _text(path))
@@ -237,8 +246,7 @@ class _MisbehavingSFTPServer(asyncssh.SFTPServer):
 
 
 class _SshServer(asyncssh.SSHServer):
-    def __init__(self, username: str, password: str | None, authorized_key: asyncssh.SSHKey,
-                 live: set) -> None:
+    def __init__(self, username: str, password: str | None, authorized_key: asyncssh.SSHKey, live: set) -> None:
         self._username, self._password, self._authorized_key = username, password, authorized_key
         self._live = live
         self._conn = None
@@ -271,8 +279,16 @@ class AsyncsshSftpServer:
 
     kind = "asyncssh"
 
-    def __init__(self, root: Path, keys: SshKeys, *, username: str = DEMO_USERNAME,
-                 password: str | None = DEMO_PASSWORD, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        keys: SshKeys,
+        *,
+        username: str = DEMO_USERNAME,
+        password: str | None = DEMO_PASSWORD,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.root, self.keys, self.username, self.password = Path(root), keys, username, password
         self.host, self.port = host, port
         self.read_delay = 0.0
@@ -317,18 +333,26 @@ class AsyncsshSftpServer:
             self.drop_after_bytes, self.drops_left = after_bytes, times
 
     def _connection_made(self) -> _SshServer:
-        return _SshServer(self.username, self.password, asyncssh.read_public_key(str(self.keys.user_public_key)),
-                          self._live_connections)
+        return _SshServer(
+            self.username,
+            self.password,
+            asyncssh.read_public_key(str(self.keys.user_public_key)),
+            self._live_connections,
+        )
 
     async def _start(self):
         self._acceptor = await asyncssh.create_server(
-            self._connection_made, self.host, self.port,
+            self._connection_made,
+            self.host,
+            self.port,
             server_host_keys=[str(self.keys.host_key)],
             sftp_factory=lambda chan: _MisbehavingSFTPServer(chan, root=str(self.root), standin=self),
-            allow_scp=False, login_timeout=30)
+            allow_scp=False,
+            login_timeout=30,
+        )
         return self._acceptor.sockets[0].getsockname()[1]
 
-    def start(self) -> "AsyncsshSftpServer":
+    def start(self) -> AsyncsshSftpServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self._thread.start()
         self.port = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
@@ -345,6 +369,7 @@ class AsyncsshSftpServer:
                 conn.close()
                 await conn.wait_closed()
             await asyncio.sleep(0)
+
         if self._acceptor is not None:
             asyncio.run_coroutine_threadsafe(_close(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -385,7 +410,7 @@ class OpenSshSftpServer:
         self._process: subprocess.Popen | None = None
         self._log = keys.folder / "sshd.log"
 
-    def start(self) -> "OpenSshSftpServer":
+    def start(self) -> OpenSshSftpServer:
         if self.sshd is None:
             raise FileNotFoundError("OpenSSH's sshd is not installed (Debian package openssh-server)")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -393,16 +418,33 @@ class OpenSshSftpServer:
         authorized = self.keys.folder / "authorized_keys"
         shutil.copyfile(self.keys.user_public_key, authorized)
         config = self.keys.folder / "sshd_config"
-        config.write_text("\n".join([
-            f"Port {self.port}", f"ListenAddress {self.host}", f"HostKey {self.keys.host_key}",
-            f"PidFile {self.keys.folder / 'sshd.pid'}", f"AuthorizedKeysFile {authorized}",
-            "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "PermitRootLogin prohibit-password", "StrictModes no", "UsePAM no", f"AllowUsers {self.username}",
-            "Subsystem sftp internal-sftp", f"ForceCommand internal-sftp -d {self.root}",
-            "AllowTcpForwarding no", "X11Forwarding no", "LogLevel ERROR", "",
-        ]))
-        self._process = subprocess.Popen([self.sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
-                                         stderr=self._log.open("wb"))
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {self.port}",
+                    f"ListenAddress {self.host}",
+                    f"HostKey {self.keys.host_key}",
+                    f"PidFile {self.keys.folder / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {authorized}",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "StrictModes no",
+                    "UsePAM no",
+                    f"AllowUsers {self.username}",
+                    "Subsystem sftp internal-sftp",
+                    f"ForceCommand internal-sftp -d {self.root}",
+                    "AllowTcpForwarding no",
+                    "X11Forwarding no",
+                    "LogLevel ERROR",
+                    "",
+                ]
+            )
+        )
+        self._process = subprocess.Popen(
+            [self.sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=self._log.open("wb")
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -15,8 +15,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -128,8 +128,13 @@ def _contact(row: dict) -> dict:
 class _SignedPagedApi:
     """The plumbing: the world's connection and clock, routing, OAuth signatures, parameters, paging."""
 
-    def __init__(self, world_dir: Path, consumer_key: str = DEMO_CONSUMER_KEY,
-                 consumer_secret: str = DEMO_CONSUMER_SECRET, now: dt.datetime | None = None) -> None:
+    def __init__(
+        self,
+        world_dir: Path,
+        consumer_key: str = DEMO_CONSUMER_KEY,
+        consumer_secret: str = DEMO_CONSUMER_SECRET,
+        now: dt.datetime | None = None,
+    ) -> None:
         self.world_dir = Path(world_dir)
         manifest = json.loads((self.world_dir / "world.json").read_text())
         self.world_now = dt.datetime.fromtimestamp(manifest["now"], dt.UTC)
@@ -143,7 +148,6 @@ class _SignedPagedApi:
         self.relative_next = False
         self._init_writes()
 
-
     def endpoint_name(self, request: Request) -> str:
         """Calls are counted per spec path (`GET /mailing/{encryptedMailingId}/opens`)."""
         path = self._strip_base(request.path)
@@ -156,7 +160,7 @@ class _SignedPagedApi:
         server most likely serves it and a published client asks for it."""
         for base in BASE_PATHS:
             if path.startswith(base + "/"):
-                path = path[len(base):]
+                path = path[len(base) :]
                 return path[:-1] if path.endswith("/") and len(path) > 1 else path
         return None
 
@@ -169,7 +173,7 @@ class _SignedPagedApi:
         try:
             cursor.execute(sql, {**(params or {}), **({"now": self.now} if "$now" in sql else {})})
             columns = [d[0] for d in cursor.description]
-            return [dict(zip(columns, row)) for row in cursor.fetchall()]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
         finally:
             cursor.close()
 
@@ -180,8 +184,10 @@ class _SignedPagedApi:
                 raise ApiError(404, "RESOURCE_NOT_FOUND", f"no resource at {request.path}")
             self.verify_signature(request)
             found = spotler_spec.find_operation(request.method, path)
-            route = found and (WRITE_ROUTES.get((request.method, found[0].path))
-                               or (ROUTES.get(found[0].path) if request.method == "GET" else None))
+            route = found and (
+                WRITE_ROUTES.get((request.method, found[0].path))
+                or (ROUTES.get(found[0].path) if request.method == "GET" else None)
+            )
             if not route:
                 raise ApiError(404, "RESOURCE_NOT_FOUND", f"{request.method} {path} is not served by the stand-in")
             operation, path_params = found
@@ -193,8 +199,11 @@ class _SignedPagedApi:
 
     def verify_signature(self, request: Request) -> None:
         authorization = request.headers.get("authorization", "")
-        oauth = ({k: unescape(v) for k, v in parse_authorization_header(authorization)}
-                 if authorization.startswith("OAuth ") else {})
+        oauth = (
+            {k: unescape(v) for k, v in parse_authorization_header(authorization)}
+            if authorization.startswith("OAuth ")
+            else {}
+        )
         oauth.update({k: v for k, v in request.query if k.startswith("oauth_")})
         if oauth.get("oauth_consumer_key") != self.consumer_key:
             raise ApiError(401, "NOT_AUTHORIZED", "unknown or missing oauth_consumer_key")
@@ -210,11 +219,15 @@ class _SignedPagedApi:
         if not nonce[0] or nonce in self._seen_nonces:
             raise ApiError(401, "NOT_AUTHORIZED", "missing or replayed oauth_nonce")
         parameters = oauth_signature.collect_parameters(
-            uri_query=urlencode(request.query), headers={"Authorization": authorization} if authorization else None,
-            exclude_oauth_signature=True)
+            uri_query=urlencode(request.query),
+            headers={"Authorization": authorization} if authorization else None,
+            exclude_oauth_signature=True,
+        )
         base = oauth_signature.signature_base_string(
-            request.method, oauth_signature.base_string_uri(request.url),
-            oauth_signature.normalize_parameters(parameters))
+            request.method,
+            oauth_signature.base_string_uri(request.url),
+            oauth_signature.normalize_parameters(parameters),
+        )
         # RFC 5849 3.4.2: the key is the escaped consumer secret and an empty token secret.
         digest = hmac.new(f"{escape(self.consumer_secret)}&".encode(), base.encode(), hashlib.sha1).digest()
         expected = base64.b64encode(digest).decode()
@@ -245,9 +258,19 @@ class _SignedPagedApi:
                 raise ApiError(400, "INVALID_PARAMS", f"Invalid {name}: {raw!r}") from None
         return values
 
-    def page(self, request: Request, sql: str, params: dict, item_key: str, to_item: Callable[[dict], dict], *,
-             after: int | None = None, pageSize: int | None = None, fixed_page_size: int | None = None,
-             order_by: str) -> dict:
+    def page(
+        self,
+        request: Request,
+        sql: str,
+        params: dict,
+        item_key: str,
+        to_item: Callable[[dict], dict],
+        *,
+        after: int | None = None,
+        pageSize: int | None = None,
+        fixed_page_size: int | None = None,
+        order_by: str,
+    ) -> dict:
         after = after or 0
         size = fixed_page_size or (DEFAULT_PAGE_SIZE if pageSize is None else pageSize)
         if after < 0 or size < 1 or size > MAX_PAGE_SIZE:
@@ -267,10 +290,13 @@ class _Mailings:
     """Mailings: lists, details, statistics and the per-mailing event lists."""
 
     def _mailing(self, encryptedMailingId: str, system: str) -> dict:
-        rows = self.query("""
+        rows = self.query(
+            """
             select m.*, c.campaign_name from mailings m left join campaigns c using (campaign_index)
             where m.source_id = $id and m.system in ('spotler', 'spotler_campaign')
-        """, {"id": encryptedMailingId})
+        """,
+            {"id": encryptedMailingId},
+        )
         if not rows or (rows[0]["sent_at"] is not None and rows[0]["sent_at"] > self.now):
             raise ApiError(404, "MAILING_NOTFOUND", "Mailing not found")
         if rows[0]["system"] != system:
@@ -282,8 +308,14 @@ class _Mailings:
         return f"https://mailing.example-shop.nl/archive/{mailing['source_id']}"
 
     def _mailing_summary(self, m: dict) -> dict:
-        return {"encryptedId": m["source_id"], "name": m["mailing_name"], "scheduledStartDate": iso_local(m["sent_at"]),
-                "type": m["mailing_type"], "archiveLink": self._archive_link(m), "sentCount": int(m["sent_count"])}
+        return {
+            "encryptedId": m["source_id"],
+            "name": m["mailing_name"],
+            "scheduledStartDate": iso_local(m["sent_at"]),
+            "type": m["mailing_type"],
+            "archiveLink": self._archive_link(m),
+            "sentCount": int(m["sent_count"]),
+        }
 
     _MAILING_LIST_SQL = """
         select m.*, (select count(*) from sends s where s.mailing_index = m.mailing_index) as sent_count
@@ -291,31 +323,55 @@ class _Mailings:
     """
 
     def mailings(self, request, operation, fromDate, toDate, **_):
-        rows = self.query(self._MAILING_LIST_SQL + " and m.sent_at >= $from and m.sent_at <= $to order by m.sent_at",
-                          {"from": fromDate, "to": toDate})
+        rows = self.query(
+            self._MAILING_LIST_SQL + " and m.sent_at >= $from and m.sent_at <= $to order by m.sent_at",
+            {"from": fromDate, "to": toDate},
+        )
         return [self._mailing_summary(m) for m in rows]
 
     def _message(self, m: dict) -> dict:
-        message = {"name": m["mailing_name"], "author": m["sender"], "fromName": "Example Shop",
-                   "fromEmail": "nieuws@example-shop.nl"}
+        message = {
+            "name": m["mailing_name"],
+            "author": m["sender"],
+            "fromName": "Example Shop",
+            "fromEmail": "nieuws@example-shop.nl",
+        }
         if m["subject"]:
             message["subject"] = m["subject"]
         return message
 
     def _links(self, m: dict) -> list[dict]:
         rows = self.query("select * from links where mailing_index = $m order by link_id", {"m": m["mailing_index"]})
-        return [{k: v for k, v in {"id": r["link_id"], "name": r["link_name"], "url": r["url"], "code": r["link_code"],
-                                   "type": r["link_type"]}.items() if v is not None} for r in rows]
+        return [
+            {
+                k: v
+                for k, v in {
+                    "id": r["link_id"],
+                    "name": r["link_name"],
+                    "url": r["url"],
+                    "code": r["link_code"],
+                    "type": r["link_type"],
+                }.items()
+                if v is not None
+            }
+            for r in rows
+        ]
 
     def mailing_details(self, request, operation, encryptedMailingId, **_):
         m = self._mailing(encryptedMailingId, "spotler")
         m = self.query(self._MAILING_LIST_SQL + " and m.source_id = $id", {"id": encryptedMailingId})[0]
-        return {**self._mailing_summary(m), "sender": m["sender"], "targetGroup": m["target_group"],
-                "message": self._message(m), "links": self._links(m)}
+        return {
+            **self._mailing_summary(m),
+            "sender": m["sender"],
+            "targetGroup": m["target_group"],
+            "message": self._message(m),
+            "links": self._links(m),
+        }
 
     def mailing_statistics(self, request, operation, encryptedMailingId, **_):
         m = self._mailing(encryptedMailingId, "spotler")
-        row = self.query("""
+        row = self.query(
+            """
             with visible as (
                 select e.*, l.link_type from events e
                 left join links l on l.mailing_index = e.mailing_index and l.link_id = e.link_id
@@ -323,7 +379,8 @@ class _Mailings:
             ), carts as (
                 select c.* from conversions c
                 where c.mailing_index = $m and exists (
-                    select 1 from visible v where v.person_id = c.person_id and v.link_type in ('webshop', 'conversion'))
+                    select 1 from visible v
+                    where v.person_id = c.person_id and v.link_type in ('webshop', 'conversion'))
             )
             select
                 count(*) filter (where event_type = 'sent') as sent,
@@ -331,21 +388,33 @@ class _Mailings:
                 count(*) filter (where event_type = 'soft_bounce') as soft,
                 count(distinct person_id) filter (where event_type in ('open', 'click')) as opens,
                 count(distinct person_id) filter (where event_type = 'open') as rendered,
-                count(distinct person_id) filter (where event_type = 'click' and coalesce(link_type, '') != 'unsubscribe') as clicks,
-                count(distinct person_id) filter (where event_type = 'click' and link_type = 'conversion') as conversion_clicks,
+                count(distinct person_id)
+                    filter (where event_type = 'click' and coalesce(link_type, '') != 'unsubscribe') as clicks,
+                count(distinct person_id) filter (where event_type = 'click' and link_type = 'conversion')
+                    as conversion_clicks,
                 count(distinct person_id) filter (where event_type = 'click' and link_type = 'webshop') as webshop,
                 count(distinct person_id) filter (where event_type in ('unsubscribe', 'complaint')) as unsubscribes,
                 (select count(*) from carts) as carts, (select count(*) from carts where paid) as paid,
                 (select coalesce(sum(value_cents), 0) from carts) as value_cents
             from visible
-        """, {"m": m["mailing_index"]})[0]
+        """,
+            {"m": m["mailing_index"]},
+        )[0]
         return {
-            "sentCount": row["sent"], "acceptedCount": row["sent"] - row["hard"] - row["soft"],
-            "openCount": row["opens"], "openRenderedCount": row["rendered"], "clickCount": row["clicks"],
-            "hardbounceCount": row["hard"], "softbounceCount": row["soft"], "notRetainedAfterBounceCount": row["hard"],
-            "conversionClickCount": row["conversion_clicks"], "unsubscribeCount": row["unsubscribes"],
-            "toWebshopCount": row["webshop"], "shoppingcartCreatedCount": row["carts"],
-            "shoppingcartConvertedCount": row["paid"], "conversionValue": int(row["value_cents"]),
+            "sentCount": row["sent"],
+            "acceptedCount": row["sent"] - row["hard"] - row["soft"],
+            "openCount": row["opens"],
+            "openRenderedCount": row["rendered"],
+            "clickCount": row["clicks"],
+            "hardbounceCount": row["hard"],
+            "softbounceCount": row["soft"],
+            "notRetainedAfterBounceCount": row["hard"],
+            "conversionClickCount": row["conversion_clicks"],
+            "unsubscribeCount": row["unsubscribes"],
+            "toWebshopCount": row["webshop"],
+            "shoppingcartCreatedCount": row["carts"],
+            "shoppingcartConvertedCount": row["paid"],
+            "conversionValue": int(row["value_cents"]),
         }
 
     def _event_sql(self, event_types: str, extra: str = "") -> str:
@@ -366,80 +435,188 @@ class _Mailings:
             clauses += " and e.event_at <= $to"
         return clauses
 
-    def _mailing_events(self, request, system, encryptedMailingId, event_types, item_key, to_item, *,
-                        contact_filter: str = "", contact_value=None, after=None, pageSize=None, fromDate=None,
-                        toDate=None):
+    def _mailing_events(
+        self,
+        request,
+        system,
+        encryptedMailingId,
+        event_types,
+        item_key,
+        to_item,
+        *,
+        contact_filter: str = "",
+        contact_value=None,
+        after=None,
+        pageSize=None,
+        fromDate=None,
+        toDate=None,
+    ):
         m = self._mailing(encryptedMailingId, system)
         params = {"m": m["mailing_index"]}
         extra = self._date_filter(params, fromDate, toDate)
         if contact_filter:
             params["who"] = contact_value
             extra += f" and {contact_filter} = $who"
-        return self.page(request, self._event_sql(event_types, extra), params, item_key, to_item,
-                         after=after, pageSize=pageSize, order_by="event_at, event_seq")
+        return self.page(
+            request,
+            self._event_sql(event_types, extra),
+            params,
+            item_key,
+            to_item,
+            after=after,
+            pageSize=pageSize,
+            order_by="event_at, event_seq",
+        )
 
     def mailing_recipients(self, request, operation, encryptedMailingId, **p):
-        return self._mailing_events(request, "spotler", encryptedMailingId, "'sent'", "recipients",
-                                    lambda r: {"contactIdentifier": _contact(r)}, **p)
+        return self._mailing_events(
+            request,
+            "spotler",
+            encryptedMailingId,
+            "'sent'",
+            "recipients",
+            lambda r: {"contactIdentifier": _contact(r)},
+            **p,
+        )
 
     def mailing_opens(self, request, operation, encryptedMailingId, **p):
-        return self._mailing_events(request, "spotler", encryptedMailingId, "'open'", "opens",
-                                    lambda r: {"contactIdentifier": _contact(r), "openDate": iso_utc_millis(r["event_at"])}, **p)
+        return self._mailing_events(
+            request,
+            "spotler",
+            encryptedMailingId,
+            "'open'",
+            "opens",
+            lambda r: {"contactIdentifier": _contact(r), "openDate": iso_utc_millis(r["event_at"])},
+            **p,
+        )
 
     def mailing_contact_opens(self, request, operation, encryptedMailingId, externalId, **p):
-        return self._mailing_events(request, "spotler", encryptedMailingId, "'open'", "opens",
-                                    lambda r: {"openDate": iso_utc_millis(r["event_at"])},
-                                    contact_filter="p.directo_code", contact_value=externalId, **p)
+        return self._mailing_events(
+            request,
+            "spotler",
+            encryptedMailingId,
+            "'open'",
+            "opens",
+            lambda r: {"openDate": iso_utc_millis(r["event_at"])},
+            contact_filter="p.directo_code",
+            contact_value=externalId,
+            **p,
+        )
 
     def mailing_clicks(self, request, operation, encryptedMailingId, **p):
-        return self._mailing_events(request, "spotler", encryptedMailingId, "'click'", "clicks",
-                                    lambda r: {"contactIdentifier": _contact(r), "clickDate": iso_utc_millis(r["event_at"]),
-                                               "linkId": r["link_id"]}, **p)
+        return self._mailing_events(
+            request,
+            "spotler",
+            encryptedMailingId,
+            "'click'",
+            "clicks",
+            lambda r: {
+                "contactIdentifier": _contact(r),
+                "clickDate": iso_utc_millis(r["event_at"]),
+                "linkId": r["link_id"],
+            },
+            **p,
+        )
 
     def mailing_contact_clicks(self, request, operation, encryptedMailingId, externalId, **p):
-        return self._mailing_events(request, "spotler", encryptedMailingId, "'click'", "clicks",
-                                    lambda r: {"clickDate": iso_utc_millis(r["event_at"]), "linkId": r["link_id"]},
-                                    contact_filter="p.directo_code", contact_value=externalId, **p)
+        return self._mailing_events(
+            request,
+            "spotler",
+            encryptedMailingId,
+            "'click'",
+            "clicks",
+            lambda r: {"clickDate": iso_utc_millis(r["event_at"]), "linkId": r["link_id"]},
+            contact_filter="p.directo_code",
+            contact_value=externalId,
+            **p,
+        )
 
     def mailing_bounces(self, request, operation, encryptedMailingId, **p):
-        return self._mailing_events(request, "spotler", encryptedMailingId, "'hard_bounce', 'soft_bounce'", "bounces",
-                                    lambda r: {"contactIdentifier": _contact(r), "bounceDate": iso_utc_millis(r["event_at"]),
-                                               "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE"}, **p)
+        return self._mailing_events(
+            request,
+            "spotler",
+            encryptedMailingId,
+            "'hard_bounce', 'soft_bounce'",
+            "bounces",
+            lambda r: {
+                "contactIdentifier": _contact(r),
+                "bounceDate": iso_utc_millis(r["event_at"]),
+                "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE",
+            },
+            **p,
+        )
 
 
 class _InteractionFeeds:
     """The account-wide interaction feeds, filtered on change date, and trend reports."""
 
-    def _interactions(self, request, event_types, to_item, *, fromDate=None, toDate=None, fromChangeDate=None,
-                      toChangeDate=None, after=None, pageSize=None, **_):
+    def _interactions(
+        self,
+        request,
+        event_types,
+        to_item,
+        *,
+        fromDate=None,
+        toDate=None,
+        fromChangeDate=None,
+        toChangeDate=None,
+        after=None,
+        pageSize=None,
+        **_,
+    ):
         params: dict = {}
         where = ""
-        for name, value, column, op in (("from", fromDate, "event_at", ">="), ("to", toDate, "event_at", "<="),
-                                        ("fromChange", fromChangeDate, "change_date", ">="),
-                                        ("toChange", toChangeDate, "change_date", "<=")):
+        for name, value, column, op in (
+            ("from", fromDate, "event_at", ">="),
+            ("to", toDate, "event_at", "<="),
+            ("fromChange", fromChangeDate, "change_date", ">="),
+            ("toChange", toChangeDate, "change_date", "<="),
+        ):
             if value is not None:
                 params[name] = value
                 where += f" and {column} {op} ${name}"
         sql = f"""
             select * from (
-                select e.event_seq, e.event_at, e.event_type, e.event_at + interval {INTERACTION_DELAY_SECONDS} second as change_date,
+                select e.event_seq, e.event_at, e.event_type,
+                    e.event_at + interval {INTERACTION_DELAY_SECONDS} second as change_date,
                        p.directo_code as external_id, m.source_id, m.mailing_name, m.subject, m.mailing_index
                 from events e join mailings m using (mailing_index) join people p using (person_id)
                 where m.system = 'spotler' and e.event_type in ({event_types})
             ) where change_date <= $now {where}
         """
-        return self.page(request, sql, params, "interactions", to_item, after=after, pageSize=pageSize,
-                         order_by="change_date, event_seq")
+        return self.page(
+            request,
+            sql,
+            params,
+            "interactions",
+            to_item,
+            after=after,
+            pageSize=pageSize,
+            order_by="change_date, event_seq",
+        )
 
     def _interaction(self, r: dict) -> dict:
-        return {"id": r["event_seq"], "externalContactId": r["external_id"], "encryptedMailingId": r["source_id"],
-                "date": iso_utc_millis(r["event_at"]), "changeDate": iso_utc_millis(r["change_date"]),
-                "trendReportId": 1}
+        return {
+            "id": r["event_seq"],
+            "externalContactId": r["external_id"],
+            "encryptedMailingId": r["source_id"],
+            "date": iso_utc_millis(r["event_at"]),
+            "changeDate": iso_utc_millis(r["change_date"]),
+            "trendReportId": 1,
+        }
 
     def sent_interactions(self, request, operation, **p):
-        return self._interactions(request, "'sent'", lambda r: {
-            **self._interaction(r), "name": r["mailing_name"], "subject": r["subject"],
-            "onlineVersionLink": f"https://mailing.example-shop.nl/archive/{r['source_id']}"}, **p)
+        return self._interactions(
+            request,
+            "'sent'",
+            lambda r: {
+                **self._interaction(r),
+                "name": r["mailing_name"],
+                "subject": r["subject"],
+                "onlineVersionLink": f"https://mailing.example-shop.nl/archive/{r['source_id']}",
+            },
+            **p,
+        )
 
     def opened_interactions(self, request, operation, **p):
         return self._interactions(request, "'open'", self._interaction, **p)
@@ -448,14 +625,33 @@ class _InteractionFeeds:
         return self._interactions(request, "'click'", self._interaction, **p)
 
     def bounced_interactions(self, request, operation, **p):
-        return self._interactions(request, "'hard_bounce', 'soft_bounce'", lambda r: {
-            **self._interaction(r), "bounceType": "HARD" if r["event_type"] == "hard_bounce" else "SOFT"}, **p)
+        return self._interactions(
+            request,
+            "'hard_bounce', 'soft_bounce'",
+            lambda r: {**self._interaction(r), "bounceType": "HARD" if r["event_type"] == "hard_bounce" else "SOFT"},
+            **p,
+        )
 
     def trend_reports(self, request, operation, after=None, pageSize=None, **_):
         sql = "select 1 as id, 'Nieuwsbrieven' as name, count(*) as mailings from mailings where system = 'spotler'"
-        return self.page(request, sql, {}, "trendReports", lambda r: {
-            "id": r["id"], "name": r["name"], "enabled": True, "target": "B2C", "contentType": "MARKETING",
-            "reportingEnabled": True, "mailingCount": r["mailings"]}, after=after, pageSize=pageSize, order_by="id")
+        return self.page(
+            request,
+            sql,
+            {},
+            "trendReports",
+            lambda r: {
+                "id": r["id"],
+                "name": r["name"],
+                "enabled": True,
+                "target": "B2C",
+                "contentType": "MARKETING",
+                "reportingEnabled": True,
+                "mailingCount": r["mailings"],
+            },
+            after=after,
+            pageSize=pageSize,
+            order_by="id",
+        )
 
 
 class _Campaigns:
@@ -463,52 +659,122 @@ class _Campaigns:
 
     def campaigns(self, request, operation, **_):
         rows = self._campaign_rows()
-        return [{"encryptedId": c["encrypted_id"], "name": c["campaign_name"], "active": c["active"],
-                 "triggers": [{"encryptedId": self._trigger_id(c), "name": c["trigger_name"]}]}
-                for c in rows]
+        return [
+            {
+                "encryptedId": c["encrypted_id"],
+                "name": c["campaign_name"],
+                "active": c["active"],
+                "triggers": [{"encryptedId": self._trigger_id(c), "name": c["trigger_name"]}],
+            }
+            for c in rows
+        ]
 
     def campaign_mailings(self, request, operation, encryptedCampaignId, **_):
         campaign = self.query("select * from campaigns where encrypted_id = $id", {"id": encryptedCampaignId})
         if not campaign:
             raise ApiError(404, "CAMPAIGN_NOTFOUND", "Campaign not found")
-        rows = self.query("select * from mailings where system = 'spotler_campaign' and campaign_index = $c "
-                          "order by offset_days, mailing_index", {"c": campaign[0]["campaign_index"]})
+        rows = self.query(
+            "select * from mailings where system = 'spotler_campaign' and campaign_index = $c "
+            "order by offset_days, mailing_index",
+            {"c": campaign[0]["campaign_index"]},
+        )
         return [{"encryptedId": m["source_id"], "name": m["mailing_name"], "type": m["mailing_type"]} for m in rows]
 
     def campaign_mailing_details(self, request, operation, encryptedMailingId, **_):
         m = self._mailing(encryptedMailingId, "spotler_campaign")
-        return {"encryptedId": m["source_id"], "name": m["mailing_name"], "type": m["mailing_type"],
-                "message": self._message(m), "links": self._links(m)}
+        return {
+            "encryptedId": m["source_id"],
+            "name": m["mailing_name"],
+            "type": m["mailing_type"],
+            "message": self._message(m),
+            "links": self._links(m),
+        }
 
     def campaign_mailing_recipients(self, request, operation, encryptedMailingId, **p):
-        return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'sent'", "recipients",
-                                    lambda r: {"contactIdentifier": _contact(r), "sendDate": iso_local(r["event_at"]),
-                                               "campaignSubscriptionId": r["subscription_id"]}, **p)
+        return self._mailing_events(
+            request,
+            "spotler_campaign",
+            encryptedMailingId,
+            "'sent'",
+            "recipients",
+            lambda r: {
+                "contactIdentifier": _contact(r),
+                "sendDate": iso_local(r["event_at"]),
+                "campaignSubscriptionId": r["subscription_id"],
+            },
+            **p,
+        )
 
     def campaign_mailing_opens(self, request, operation, encryptedMailingId, campaignSubscriptionId=None, **p):
         if campaignSubscriptionId is not None:
-            return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'open'", "opens",
-                                        lambda r: {"openDate": iso_utc_millis(r["event_at"])},
-                                        contact_filter="e.subscription_id", contact_value=int(campaignSubscriptionId), **p)
-        return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'open'", "opens",
-                                    lambda r: {"campaignSubscriptionId": r["subscription_id"], "contactIdentifier": _contact(r),
-                                               "openDate": iso_utc_millis(r["event_at"])}, **p)
+            return self._mailing_events(
+                request,
+                "spotler_campaign",
+                encryptedMailingId,
+                "'open'",
+                "opens",
+                lambda r: {"openDate": iso_utc_millis(r["event_at"])},
+                contact_filter="e.subscription_id",
+                contact_value=int(campaignSubscriptionId),
+                **p,
+            )
+        return self._mailing_events(
+            request,
+            "spotler_campaign",
+            encryptedMailingId,
+            "'open'",
+            "opens",
+            lambda r: {
+                "campaignSubscriptionId": r["subscription_id"],
+                "contactIdentifier": _contact(r),
+                "openDate": iso_utc_millis(r["event_at"]),
+            },
+            **p,
+        )
 
     def campaign_mailing_clicks(self, request, operation, encryptedMailingId, campaignSubscriptionId=None, **p):
         if campaignSubscriptionId is not None:
-            return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'click'", "clicks",
-                                        lambda r: {"clickDate": iso_utc_millis(r["event_at"]), "linkId": r["link_id"]},
-                                        contact_filter="e.subscription_id", contact_value=int(campaignSubscriptionId), **p)
-        return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'click'", "clicks",
-                                    lambda r: {"contactIdentifier": _contact(r), "clickDate": iso_utc_millis(r["event_at"]),
-                                               "linkId": r["link_id"], "campaignSubscriptionId": r["subscription_id"]}, **p)
+            return self._mailing_events(
+                request,
+                "spotler_campaign",
+                encryptedMailingId,
+                "'click'",
+                "clicks",
+                lambda r: {"clickDate": iso_utc_millis(r["event_at"]), "linkId": r["link_id"]},
+                contact_filter="e.subscription_id",
+                contact_value=int(campaignSubscriptionId),
+                **p,
+            )
+        return self._mailing_events(
+            request,
+            "spotler_campaign",
+            encryptedMailingId,
+            "'click'",
+            "clicks",
+            lambda r: {
+                "contactIdentifier": _contact(r),
+                "clickDate": iso_utc_millis(r["event_at"]),
+                "linkId": r["link_id"],
+                "campaignSubscriptionId": r["subscription_id"],
+            },
+            **p,
+        )
 
     def campaign_mailing_bounces(self, request, operation, encryptedMailingId, **p):
-        return self._mailing_events(request, "spotler_campaign", encryptedMailingId, "'hard_bounce', 'soft_bounce'",
-                                    "bounces", lambda r: {
-                                        "contactIdentifier": _contact(r), "bounceDate": iso_utc_millis(r["event_at"]),
-                                        "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE",
-                                        "campaignSubscriptionId": r["subscription_id"]}, **p)
+        return self._mailing_events(
+            request,
+            "spotler_campaign",
+            encryptedMailingId,
+            "'hard_bounce', 'soft_bounce'",
+            "bounces",
+            lambda r: {
+                "contactIdentifier": _contact(r),
+                "bounceDate": iso_utc_millis(r["event_at"]),
+                "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE",
+                "campaignSubscriptionId": r["subscription_id"],
+            },
+            **p,
+        )
 
 
 class _Forms:
@@ -517,6 +783,7 @@ class _Forms:
     @staticmethod
     def _form(form_id: int) -> dict:
         from mail_warehouse_demo.names import FORMS
+
         for fid, name, sub_type, state in FORMS:
             if fid == form_id:
                 return {"id": fid, "name": name, "formSubType": sub_type, "formState": state}
@@ -524,15 +791,23 @@ class _Forms:
 
     def forms(self, request, operation, **_):
         from mail_warehouse_demo.names import FORMS
+
         return [self._form(fid) for fid, *_ in FORMS]
 
     @staticmethod
     def _form_result(r: dict) -> dict:
         from mail_warehouse_demo.names import SURVEY_QUESTIONS
-        answers = [{"rank": rank, "fieldId": field_id, "description": question, "answer": [options[i]]}
-                   for (rank, field_id, question, options), i in zip(SURVEY_QUESTIONS, r["answer_indexes"] or [])]
-        result = {"formResultId": r["form_result_id"], "submittedAt": epoch_millis(r["submitted_at"]),
-                  "testResult": False, "completed": r["completed"]}
+
+        answers = [
+            {"rank": rank, "fieldId": field_id, "description": question, "answer": [options[i]]}
+            for (rank, field_id, question, options), i in zip(SURVEY_QUESTIONS, r["answer_indexes"] or [], strict=False)
+        ]
+        result = {
+            "formResultId": r["form_result_id"],
+            "submittedAt": epoch_millis(r["submitted_at"]),
+            "testResult": False,
+            "completed": r["completed"],
+        }
         if answers:
             result["answers"] = answers
         return result
@@ -550,8 +825,10 @@ class _Forms:
         return [self._form_result(r) for r in self.query(sql + " order by submitted_at, form_result_id", params)]
 
     def form_result(self, request, operation, formId, formResultId, **_):
-        rows = self.query("select * from form_results where form_id = $f and form_result_id = $r and submitted_at <= $now",
-                          {"f": int(formId), "r": int(formResultId)})
+        rows = self.query(
+            "select * from form_results where form_id = $f and form_result_id = $r and submitted_at <= $now",
+            {"f": int(formId), "r": int(formResultId)},
+        )
         if not rows:
             raise ApiError(404, "FORMRESULT_NOT_FOUND", "Form result not found")
         return self._form_result(rows[0])
@@ -569,12 +846,24 @@ class _Contacts:
     def _contact_object(self, p: dict) -> dict:
         subscribed = self._subscribed(p)
         return {
-            "externalId": p["directo_code"], "encryptedId": p["spotler_encrypted_id"],
-            "created": epoch_millis(p["joined_at"]), "lastChanged": epoch_millis(max(
-                t for t in (p["joined_at"], p["unsubscribed_at"], p["reoptin_at"]) if t is not None and t <= self.now)),
-            "testGroup": False, "temporary": False,
-            "properties": {"email": p["email"], "firstName": p["first_name"], "lastName": p["last_name"],
-                           "country": p["country"]},
+            "externalId": p["directo_code"],
+            "encryptedId": p["spotler_encrypted_id"],
+            "created": epoch_millis(p["joined_at"]),
+            "lastChanged": epoch_millis(
+                max(
+                    t
+                    for t in (p["joined_at"], p["unsubscribed_at"], p["reoptin_at"])
+                    if t is not None and t <= self.now
+                )
+            ),
+            "testGroup": False,
+            "temporary": False,
+            "properties": {
+                "email": p["email"],
+                "firstName": p["first_name"],
+                "lastName": p["last_name"],
+                "country": p["country"],
+            },
             "channels": [{"name": "EMAIL", "value": subscribed}, {"name": "SMS", "value": False}],
         }
 
@@ -588,8 +877,16 @@ class _Contacts:
             select * from (select p.*, {self._LAST_CHANGED_SQL} as last_changed from people p where joined_at <= $now)
             where last_changed >= $from and last_changed <= $to
         """
-        return self.page(request, sql, {"from": fromDate, "to": toDate}, "contacts", self._contact_object,
-                         after=after, pageSize=pageSize, order_by="last_changed, person_id")
+        return self.page(
+            request,
+            sql,
+            {"from": fromDate, "to": toDate},
+            "contacts",
+            self._contact_object,
+            after=after,
+            pageSize=pageSize,
+            order_by="last_changed, person_id",
+        )
 
     def contact(self, request, operation, externalId, **_):
         return self._contact_object(self._person(externalId))
@@ -617,29 +914,65 @@ class _Contacts:
 
     def contact_mailing_history(self, request, operation, externalId, after=None, **_):
         person = self._person(externalId)
-        return self.page(request, self._history_sql("spotler"), {"p": person["person_id"]}, "mailingHistories",
-                         lambda r: {"mailing": self._mailing_summary(r), "sentDate": iso_local(r["sent_date"]),
-                                    "opened": r["opened"], "clicked": r["clicked"], **self._bounce(r["bounce"])},
-                         after=after, fixed_page_size=CONTACT_HISTORY_PAGE_SIZE, order_by="sent_date desc, mailing_index")
+        return self.page(
+            request,
+            self._history_sql("spotler"),
+            {"p": person["person_id"]},
+            "mailingHistories",
+            lambda r: {
+                "mailing": self._mailing_summary(r),
+                "sentDate": iso_local(r["sent_date"]),
+                "opened": r["opened"],
+                "clicked": r["clicked"],
+                **self._bounce(r["bounce"]),
+            },
+            after=after,
+            fixed_page_size=CONTACT_HISTORY_PAGE_SIZE,
+            order_by="sent_date desc, mailing_index",
+        )
 
     def contact_campaign_mailing_history(self, request, operation, externalId, after=None, **_):
         person = self._person(externalId)
-        return self.page(request, self._history_sql("spotler_campaign"), {"p": person["person_id"]},
-                         "campaignMailingHistories",
-                         lambda r: {"campaignMailing": {"encryptedId": r["source_id"], "name": r["mailing_name"],
-                                                        "type": r["mailing_type"]},
-                                    "campaignSubscriptionId": r["subscription_id"], "sentDate": iso_local(r["sent_date"]),
-                                    "opened": r["opened"], "clicked": r["clicked"], **self._bounce(r["bounce"])},
-                         after=after, fixed_page_size=CONTACT_HISTORY_PAGE_SIZE,
-                         order_by="sent_date desc, mailing_index")
+        return self.page(
+            request,
+            self._history_sql("spotler_campaign"),
+            {"p": person["person_id"]},
+            "campaignMailingHistories",
+            lambda r: {
+                "campaignMailing": {
+                    "encryptedId": r["source_id"],
+                    "name": r["mailing_name"],
+                    "type": r["mailing_type"],
+                },
+                "campaignSubscriptionId": r["subscription_id"],
+                "sentDate": iso_local(r["sent_date"]),
+                "opened": r["opened"],
+                "clicked": r["clicked"],
+                **self._bounce(r["bounce"]),
+            },
+            after=after,
+            fixed_page_size=CONTACT_HISTORY_PAGE_SIZE,
+            order_by="sent_date desc, mailing_index",
+        )
 
     def contact_form_history(self, request, operation, externalId, after=None, pageSize=None, **_):
         person = self._person(externalId)
         sql = "select * from form_results where person_id = $p and submitted_at <= $now"
-        return self.page(request, sql, {"p": person["person_id"]}, "formHistories",
-                         lambda r: {"form": self._form(r["form_id"]), "formResultId": r["form_result_id"],
-                                    "submitDate": iso_local(r["submitted_at"]), "completed": r["completed"]},
-                         after=after, pageSize=pageSize, order_by="submitted_at desc, form_result_id")
+        return self.page(
+            request,
+            sql,
+            {"p": person["person_id"]},
+            "formHistories",
+            lambda r: {
+                "form": self._form(r["form_id"]),
+                "formResultId": r["form_result_id"],
+                "submitDate": iso_local(r["submitted_at"]),
+                "completed": r["completed"],
+            },
+            after=after,
+            pageSize=pageSize,
+            order_by="submitted_at desc, form_result_id",
+        )
 
     def bounced_contacts(self, request, operation, fromDate, toDate, after=None, pageSize=None, **_):
         sql = """
@@ -648,10 +981,21 @@ class _Contacts:
             where m.system in ('spotler', 'spotler_campaign') and e.event_type in ('hard_bounce', 'soft_bounce')
               and e.event_at <= $now and e.event_at >= $from and e.event_at <= $to
         """
-        return self.page(request, sql, {"from": fromDate, "to": toDate}, "bounces", lambda r: {
-            "date": epoch_millis(r["event_at"]), "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE",
-            "contact": self._contact_object(r), "encryptedActId": r["source_id"]},
-            after=after, pageSize=pageSize, order_by="event_at, event_seq")
+        return self.page(
+            request,
+            sql,
+            {"from": fromDate, "to": toDate},
+            "bounces",
+            lambda r: {
+                "date": epoch_millis(r["event_at"]),
+                "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE",
+                "contact": self._contact_object(r),
+                "encryptedActId": r["source_id"],
+            },
+            after=after,
+            pageSize=pageSize,
+            order_by="event_at, event_seq",
+        )
 
 
 class _Writes:
@@ -666,15 +1010,17 @@ class _Writes:
     def reset_writes(self) -> None:
         with self._writes_lock:
             self.automation = True
-            self.triggered: list[tuple[str, str]] = []      # (campaign name, externalContactId), each carried out
+            self.triggered: list[tuple[str, str]] = []  # (campaign name, externalContactId), each carried out
             self.audiences: dict[str, dict] = {}
             self.campaign_changes: dict[str, dict] = {}
             self.refusals: dict[str, str] = {}
-            self.in_campaign: dict[str, set[str]] = {}      # campaign name -> contacts in it
+            self.in_campaign: dict[str, set[str]] = {}  # campaign name -> contacts in it
 
     def _campaign_rows(self) -> list[dict]:
-        return [{**c, **self.campaign_changes.get(c["campaign_name"], {})}
-                for c in self.query("select * from campaigns order by campaign_index")]
+        return [
+            {**c, **self.campaign_changes.get(c["campaign_name"], {})}
+            for c in self.query("select * from campaigns order by campaign_index")
+        ]
 
     @staticmethod
     def _body(request: Request) -> dict:
@@ -696,8 +1042,10 @@ class _Writes:
 
     def _subscribed(self, person: dict) -> bool:
         return not person["opted_out"] and not (
-            person["unsubscribed_at"] is not None and person["unsubscribed_at"] <= self.now
-            and not (person["reoptin_at"] is not None and person["reoptin_at"] <= self.now))
+            person["unsubscribed_at"] is not None
+            and person["unsubscribed_at"] <= self.now
+            and not (person["reoptin_at"] is not None and person["reoptin_at"] <= self.now)
+        )
 
     def trigger_campaign(self, request, operation, encryptedTriggerId, **_):
         campaign = self._campaign_of_trigger(encryptedTriggerId)
@@ -731,8 +1079,19 @@ class _Writes:
 
     @staticmethod
     def _audience_object(audience: dict) -> dict:
-        return {key: audience[key] for key in ("externalId", "name", "description", "createDate", "changeDate",
-                                               "lastContactAddedAt", "lastContactRemovedAt") if audience.get(key)}
+        return {
+            key: audience[key]
+            for key in (
+                "externalId",
+                "name",
+                "description",
+                "createDate",
+                "changeDate",
+                "lastContactAddedAt",
+                "lastContactRemovedAt",
+            )
+            if audience.get(key)
+        }
 
     def create_audience(self, request, operation, **_):
         if not self.automation:
@@ -747,9 +1106,14 @@ class _Writes:
             if any(a["name"] == name for a in self.audiences.values()):
                 raise ApiError(417, "NAME_ALREADY_IN_USE", "Audience name must be unique")
             stamp = iso_local(dt.datetime.now(dt.UTC))
-            self.audiences[external_id] = {"externalId": external_id, "name": name,
-                                           "description": body.get("description"), "createDate": stamp,
-                                           "changeDate": stamp, "members": set()}
+            self.audiences[external_id] = {
+                "externalId": external_id,
+                "name": name,
+                "description": body.get("description"),
+                "createDate": stamp,
+                "changeDate": stamp,
+                "members": set(),
+            }
         return self._audience_object(self.audiences[external_id])
 
     def get_audience(self, request, operation, externalId, **_):
@@ -785,13 +1149,18 @@ class _Writes:
     def add_audience_contacts(self, request, operation, externalId, **_):
         audience = self._audience(externalId)
         contacts = self._contacts_of(request, required=True)
-        known = {r["directo_code"] for r in self.query(
-            "select directo_code from people where directo_code in (select unnest($ids)) and joined_at <= $now",
-            {"ids": contacts})}
+        known = {
+            r["directo_code"]
+            for r in self.query(
+                "select directo_code from people where directo_code in (select unnest($ids)) and joined_at <= $now",
+                {"ids": contacts},
+            )
+        }
         missing = [c for c in contacts if c not in known]
         if missing:
-            return Response.json({"errorType": "CONTACT_NOT_FOUND", "message": "Contacts not found",
-                                  "externalContactIds": missing}, 404)
+            return Response.json(
+                {"errorType": "CONTACT_NOT_FOUND", "message": "Contacts not found", "externalContactIds": missing}, 404
+            )
         with self._writes_lock:
             audience["members"].update(contacts)
             audience["lastContactAddedAt"] = iso_local(dt.datetime.now(dt.UTC))
@@ -814,8 +1183,14 @@ class SpotlerApi(_Mailings, _InteractionFeeds, _Campaigns, _Forms, _Contacts, _W
     serves one group of the spec's operations (ROUTES names the method for each path)."""
 
 
-def serve(world_dir: Path, *, port: int = 0, consumer_key: str = DEMO_CONSUMER_KEY,
-          consumer_secret: str = DEMO_CONSUMER_SECRET, now: dt.datetime | None = None) -> tuple[StandinServer, SpotlerApi]:
+def serve(
+    world_dir: Path,
+    *,
+    port: int = 0,
+    consumer_key: str = DEMO_CONSUMER_KEY,
+    consumer_secret: str = DEMO_CONSUMER_SECRET,
+    now: dt.datetime | None = None,
+) -> tuple[StandinServer, SpotlerApi]:
     """Start the stand-in on 127.0.0.1; the API base URL is `server.url + "/integrationservice-1.1.0"`."""
     api = SpotlerApi(world_dir, consumer_key, consumer_secret, now)
     server = StandinServer(api, api.endpoint_name, port=port, on_stop=api.close).start()

@@ -17,10 +17,10 @@ SPEC_PATH = Path(__file__).with_name("spotler_api.json")
 @dataclass(frozen=True)
 class Operation:
     method: str
-    path: str                   # as in the spec: /mailing/{encryptedMailingId}/opens
+    path: str  # as in the spec: /mailing/{encryptedMailingId}/opens
     nickname: str
-    response_type: str          # a model name, or "array"
-    items_type: str | None      # the model of an array's items
+    response_type: str  # a model name, or "array"
+    items_type: str | None  # the model of an array's items
     parameters: tuple[dict, ...]
 
     @property
@@ -49,8 +49,16 @@ def operations() -> tuple[Operation, ...]:
         for api in resource["apis"]:
             for op in api["operations"]:
                 items = op.get("items") or {}
-                found.append(Operation(op["method"], api["path"], op["nickname"], op["type"],
-                                       items.get("$ref") or items.get("type"), tuple(op.get("parameters", []))))
+                found.append(
+                    Operation(
+                        op["method"],
+                        api["path"],
+                        op["nickname"],
+                        op["type"],
+                        items.get("$ref") or items.get("type"),
+                        tuple(op.get("parameters", [])),
+                    )
+                )
     return tuple(found)
 
 
@@ -79,6 +87,7 @@ def find_operation(method: str, path: str) -> tuple[Operation, dict[str, str]] |
 
 # --- checking answers against the models -------------------------------------------------------------
 
+
 def _is_iso_datetime(value: str) -> bool:
     try:
         dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -94,8 +103,11 @@ def check_value(value, schema: dict, where: str) -> list[str]:
     ref = schema.get("$ref")
     kind = schema.get("type")
     if ref == "date-time":  # Contact.created, ContactBounce.date, FormResult.submittedAt: epoch millis
-        return [] if isinstance(value, int) or (isinstance(value, str) and _is_iso_datetime(value)) else [
-            f"{where}: {value!r} is not a date-time"]
+        return (
+            []
+            if isinstance(value, int) or (isinstance(value, str) and _is_iso_datetime(value))
+            else [f"{where}: {value!r} is not a date-time"]
+        )
     if ref and ref in models():
         if "enum" in schema:
             return [] if value in schema["enum"] else [f"{where}: {value!r} not in {schema['enum']}"]
@@ -128,8 +140,11 @@ def check_model(value, model_name: str, where: str = "$") -> list[str]:
     model = models()[model_name]
     if not isinstance(value, dict):
         return [f"{where}: expected a {model_name} object"]
-    problems = [f"{where}: {model_name} lacks required {field!r}" for field in model.get("required", [])
-                if value.get(field) is None]
+    problems = [
+        f"{where}: {model_name} lacks required {field!r}"
+        for field in model.get("required", [])
+        if value.get(field) is None
+    ]
     for field, item in value.items():
         schema = model["properties"].get(field)
         if schema is None:

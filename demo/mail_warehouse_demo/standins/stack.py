@@ -57,7 +57,7 @@ class DeployteqWatcher:
         while not self._stop.wait(self.interval):
             self.process()
 
-    def start(self) -> "DeployteqWatcher":
+    def start(self) -> DeployteqWatcher:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="standin-deployteq", daemon=True)
         self._thread.start()
@@ -69,7 +69,7 @@ class DeployteqWatcher:
             self._thread.join(timeout=10)
         self.process()  # whatever arrived last is taken too
 
-    def __enter__(self) -> "DeployteqWatcher":
+    def __enter__(self) -> DeployteqWatcher:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -88,7 +88,7 @@ class StandinStack:
     directo_app: directo.DirectoXmlCore | None = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
-    def start(self) -> "StandinStack":
+    def start(self) -> StandinStack:
         keys = SshKeys.generate(self.state_dir / "ssh")
         self.sftp = AsyncsshSftpServer(self.world_dir, keys).start()
         self._stack.callback(self.sftp.stop)
@@ -99,7 +99,9 @@ class StandinStack:
         # Deployteq's CSV-trigger folders: the export uploads to Upload/
         for folder in DEPLOYTEQ_FOLDERS:
             (self.deployteq_dir / folder).mkdir(parents=True, exist_ok=True)
-        self.deployteq = AsyncsshSftpServer(self.deployteq_dir, SshKeys.generate(self.state_dir / "ssh-deployteq")).start()
+        self.deployteq = AsyncsshSftpServer(
+            self.deployteq_dir, SshKeys.generate(self.state_dir / "ssh-deployteq")
+        ).start()
         self._stack.callback(self.deployteq.stop)
         return self
 
@@ -114,7 +116,7 @@ class StandinStack:
     def stop(self) -> None:
         self._stack.close()
 
-    def __enter__(self) -> "StandinStack":
+    def __enter__(self) -> StandinStack:
         return self.start()
 
     def __exit__(self, *exc) -> None:
