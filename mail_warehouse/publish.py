@@ -1,7 +1,8 @@
 """`warehouse publish`: a read-only copy of the warehouse for BI dashboards (`analytics.duckdb` beside it).
 
 The copy holds the marts, the segments and the export logs (`exports.csv_trigger_log`,
-`exports.spotler_export_log`), is written under a temporary name and renamed into place in one step, so a
+`exports.spotler_export_log`), views written as tables (marts.customer_activity is a view of the warehouse's
+classified events), is written under a temporary name and renamed into place in one step, so a
 dashboard never blocks a load, never sees a half-built file, and a dashboard that still has the old copy open
 keeps reading it undisturbed. Only a build whose models and tests all passed is published: dbt's
 `target/run_results.json` says so.
@@ -52,7 +53,8 @@ class PublishError(RuntimeError):
 
 
 def incremental_keys(manifest: Path | None = None) -> dict[tuple[str, str], list[str]]:
-    """(schema, table) -> unique key columns of every incremental model in dbt's manifest."""
+    """(schema, table) -> unique key columns of every model in dbt's manifest that has one: the incremental
+    models, and views over them that declare their key (marts.customer_activity)."""
     manifest = manifest or dbt_target_path() / "manifest.json"
     if not manifest.exists():
         return {}
@@ -61,7 +63,7 @@ def incremental_keys(manifest: Path | None = None) -> dict[tuple[str, str], list
         config = node.get("config", {})
         if (
             node.get("resource_type") == "model"
-            and config.get("materialized") == "incremental"
+            and config.get("materialized") in ("incremental", "view")
             and config.get("unique_key")
         ):
             key = config["unique_key"]
@@ -145,7 +147,7 @@ def publish(
         reusing = published.started_from != NEW_FILE
         extra = " or ".join(f"(table_schema = '{s}' and table_name = '{t}')" for s, t in PUBLISHED_EXTRA_TABLES)
         tables = con.execute(f"""select table_schema, table_name from information_schema.tables
-                                 where table_catalog = 'warehouse' and table_type = 'BASE TABLE'
+                                 where table_catalog = 'warehouse' and table_type in ('BASE TABLE', 'VIEW')
                                    and (table_schema in {PUBLISHED_SCHEMAS} or {extra})
                                  order by 1, 2""").fetchall()
         previous = set(

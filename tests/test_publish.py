@@ -173,8 +173,8 @@ def test_after_an_incremental_build_the_copy_is_brought_up_to_date_in_place(ware
     # rows gone from the warehouse (as after a full refresh of fewer rows) are gone from the copy too
     con = settings.connect(database)
     con.execute(
-        "delete from marts.customer_activity where event_id in "
-        "(select event_id from marts.customer_activity order by event_id limit 10)"
+        "delete from intermediate.int_email_events_classified where event_id in "
+        "(select event_id from intermediate.int_email_events_classified order by event_id limit 10)"
     )
     con.close()
     again = warehouse_cli("publish", env=env)

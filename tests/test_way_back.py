@@ -6,7 +6,6 @@ import csv
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,17 +14,10 @@ import pytest
 from mail_warehouse import export, settings
 from mail_warehouse.lock import WarehouseLock
 from mail_warehouse_demo.standins.sftp import SftpFault
-from tests.conftest import warehouse_cli
+from tests.conftest import query_warehouse as query
+from tests.conftest import start_warehouse_cli, warehouse_cli
 
 pytestmark = pytest.mark.slow
-
-
-def query(database, sql):
-    con = settings.connect(database, read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def uploaded(stack):
@@ -61,7 +53,9 @@ def test_once_a_day_unless_forced_and_the_cooldown_empties_the_segment(warehouse
         "build",
         "--",
         "--select",
-        "stg_exports__segment_sends",
+        "stg_exports__csv_trigger_sends",
+        "stg_exports__spotler_trigger_sends",
+        "int_segment_sends_unioned",
         "reactivation",
         "--vars",
         "{as_of_date: '2026-11-23'}",
@@ -150,8 +144,8 @@ def test_a_killed_upload_never_shows_the_watcher_a_partial_file(warehouse_copy):
     con.close()
     stack.deployteq.write_delay = 0.05
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mail_warehouse", "export"],
+        process = start_warehouse_cli(
+            "export",
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -229,8 +223,8 @@ def test_two_exports_at_once_deliver_one_trigger(warehouse_copy):
     stack.deployteq.write_delay = 0.01  # long enough for the two to overlap
     try:
         both = [
-            subprocess.Popen(
-                [sys.executable, "-m", "mail_warehouse", "export"],
+            start_warehouse_cli(
+                "export",
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -5,7 +5,7 @@
 -- Incremental: counted again for the addresses whose window changed since this table's last build: those
 -- with new events, and those with events on the days the window left (or took in) as it moved.
 {%- set window_start = engagement_window_start() %}
-{%- set events_model = ref('customer_activity') %}
+{%- set events_model = ref('int_email_events_classified') %}
 with
 
 {% if is_incremental() %}

@@ -6,7 +6,7 @@
 -- Every figure is a minimum, maximum, "any" or latest-of, so a summary of some events and a summary of
 -- others add up to the summary of all (`partials`). Incremental: the addresses with new events add them to
 -- what this table holds; an address with an event counted before in another version is summed up again.
-{%- set events_model = ref('customer_activity') %}
+{%- set events_model = ref('int_email_events_classified') %}
 with
 
 {{ events_to_add_up(events_model, 'email', 'select * from ' ~ events_model ~ ' where email is not null') }}

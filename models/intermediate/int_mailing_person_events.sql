@@ -7,7 +7,7 @@
 -- (`partials`). Beside the vendors' counts, a person's own (human_*) and machines' (machine_*, see
 -- macros/machine_rules.sql). Incremental: the mailing-person pairs with new events add them to what this table holds; a
 -- pair with an event counted before in another version is counted again.
-{%- set events_model = ref('customer_activity') %}
+{%- set events_model = ref('int_email_events_classified') %}
 {{- require_lookup_hashes_of_this_version('mailing_person_key') }}
 {%- set pair_key = lookup_hash("mailing_key || '|' || coalesce(" ~ person_key() ~ ", '')") %}
 with

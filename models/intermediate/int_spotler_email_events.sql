@@ -12,36 +12,8 @@ links as (
     select * from {{ ref('stg_spotler__mailing_links') }}
 ),
 
-sends as (
-    select mailing_kind, event_key, mailing_id, campaign_subscription_id, external_contact_id,
-           'sent' as event_type, sent_at as event_at, cast(null as {{ dbt.type_bigint() }}) as link_id,
-           cast(null as {{ dbt.type_string() }}) as bounce_kind
-    from {{ ref('stg_spotler__recipients') }}
-),
-
-opens as (
-    select mailing_kind, event_key, mailing_id, campaign_subscription_id, external_contact_id,
-           'open', opened_at, cast(null as {{ dbt.type_bigint() }}), cast(null as {{ dbt.type_string() }})
-    from {{ ref('stg_spotler__opens') }}
-),
-
-clicks as (
-    select mailing_kind, event_key, mailing_id, campaign_subscription_id, external_contact_id,
-           'click', clicked_at, link_id, cast(null as {{ dbt.type_string() }})
-    from {{ ref('stg_spotler__clicks') }}
-),
-
-bounces as (
-    select mailing_kind, event_key, mailing_id, campaign_subscription_id, external_contact_id,
-           bounce_kind || '_bounce', bounced_at, cast(null as {{ dbt.type_bigint() }}), bounce_kind
-    from {{ ref('stg_spotler__bounces') }}
-),
-
 interactions as (
-    select * from sends
-    union all select * from opens
-    union all select * from clicks
-    union all select * from bounces
+    select * from {{ ref('int_spotler_interactions_unioned') }}
 ),
 
 with_links as (

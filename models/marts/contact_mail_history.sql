@@ -5,7 +5,7 @@
 -- Every figure is a count, minimum or "any", so a history of some events and a history of others add up to
 -- the history of all (`partials`). Incremental: the contact-mailing pairs with new events add them to what
 -- this table holds; a pair with an event counted before in another version is summed up again.
-{%- set events_model = ref('customer_activity') %}
+{%- set events_model = ref('int_email_events_classified') %}
 {%- set pair_key = dbt.hash("contact_key || '|' || mailing_key") %}
 with
 

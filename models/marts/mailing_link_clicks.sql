@@ -15,11 +15,11 @@ clicks as (
         coalesce('id:' || cast(link_id as {{ dbt.type_string() }}), 'url:' || url, '(unknown link)') as link_ref,
         {{ person_key() }} as person_key,
         is_machine
-    from {{ ref('customer_activity') }}
+    from {{ ref('int_email_events_classified') }}
     where event_type = 'click'
     {% if is_incremental() %}
       and mailing_key in (
-          select mailing_key from {{ ref('customer_activity') }}
+          select mailing_key from {{ ref('int_email_events_classified') }}
           where built_at > {{ last_built_at() }} and event_type = 'click'
       )
     {% endif %}

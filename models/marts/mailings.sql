@@ -36,9 +36,9 @@ spotler as (
 ),
 
 campaign_first_sends as (
-    select mailing_id, min(sent_at) as first_sent_at
-    from {{ ref('stg_spotler__recipients') }}
-    where mailing_kind = 'campaign_mailing'
+    select mailing_id, min(event_at) as first_sent_at
+    from {{ ref('int_spotler_interactions_unioned') }}
+    where mailing_kind = 'campaign_mailing' and event_type = 'sent'
     group by 1
 ),
 

@@ -31,7 +31,7 @@ mailings_received as (
 
 recently_exported as (
     select distinct contact_key
-    from {{ ref('stg_exports__segment_sends') }}
+    from {{ ref('int_segment_sends_unioned') }}
     where segment = 'reactivation'
       and sent_at >= {{ dbt.dateadd('day', -var('reactivation_cooldown_days'), as_of_date()) }}
 ),

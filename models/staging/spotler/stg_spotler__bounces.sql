@@ -1,7 +1,12 @@
--- Bounces of regular mailings (account-wide feed or per-mailing list) and of campaign mailings, in one shape.
+-- Bounces of regular mailings (account-wide feed or per-mailing list), in the same shape as the campaign
+-- mailings' (stg_spotler__campaign_bounces): int_spotler_interactions_unioned puts them together.
 with
 
-regular as (
+bounces as (
+    select * from {{ source_or_empty('spotler', 'bounces') }}
+),
+
+renamed as (
     select
         'mailing' as mailing_kind,
         cast(interaction_id as {{ dbt.type_string() }}) as event_key,
@@ -10,25 +15,7 @@ regular as (
         external_contact_id,
         bounced_at,
         case bounce_type when 'HARD' then 'hard' when 'SOFT' then 'soft' end as bounce_kind
-    from {{ source_or_empty('spotler', 'bounces') }}
-),
-
-campaign as (
-    select
-        'campaign_mailing' as mailing_kind,
-        event_key,
-        mailing_id,
-        campaign_subscription_id,
-        external_contact_id,
-        bounced_at,
-        case bounce_type when 'HARDBOUNCE' then 'hard' when 'SOFTBOUNCE' then 'soft' end as bounce_kind
-    from {{ source_or_empty('spotler', 'campaign_bounces') }}
-),
-
-unioned as (
-    select * from regular
-    union all
-    select * from campaign
+    from bounces
 )
 
-select * from unioned
+select * from renamed

@@ -1,7 +1,12 @@
--- Clicks of regular mailings (account-wide feed or per-mailing list) and of campaign mailings, in one shape.
+-- Clicks of regular mailings (account-wide feed or per-mailing list), in the same shape as the campaign
+-- mailings' (stg_spotler__campaign_clicks): int_spotler_interactions_unioned puts them together.
 with
 
-regular as (
+clicks as (
+    select * from {{ source_or_empty('spotler', 'clicks') }}
+),
+
+renamed as (
     select
         'mailing' as mailing_kind,
         click_key as event_key,
@@ -10,25 +15,7 @@ regular as (
         external_contact_id,
         clicked_at,
         link_id
-    from {{ source_or_empty('spotler', 'clicks') }}
-),
-
-campaign as (
-    select
-        'campaign_mailing' as mailing_kind,
-        event_key,
-        mailing_id,
-        campaign_subscription_id,
-        external_contact_id,
-        clicked_at,
-        link_id
-    from {{ source_or_empty('spotler', 'campaign_clicks') }}
-),
-
-unioned as (
-    select * from regular
-    union all
-    select * from campaign
+    from clicks
 )
 
-select * from unioned
+select * from renamed

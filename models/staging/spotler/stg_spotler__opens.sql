@@ -1,7 +1,12 @@
--- Opens of regular mailings (account-wide feed or per-mailing list) and of campaign mailings, in one shape.
+-- Opens of regular mailings (account-wide feed or per-mailing list), in the same shape as the campaign
+-- mailings' (stg_spotler__campaign_opens): int_spotler_interactions_unioned puts them together.
 with
 
-regular as (
+opens as (
+    select * from {{ source_or_empty('spotler', 'opens') }}
+),
+
+renamed as (
     select
         'mailing' as mailing_kind,
         cast(interaction_id as {{ dbt.type_string() }}) as event_key,
@@ -9,24 +14,7 @@ regular as (
         cast(null as {{ dbt.type_bigint() }}) as campaign_subscription_id,
         external_contact_id,
         opened_at
-    from {{ source_or_empty('spotler', 'opens') }}
-),
-
-campaign as (
-    select
-        'campaign_mailing' as mailing_kind,
-        event_key,
-        mailing_id,
-        campaign_subscription_id,
-        external_contact_id,
-        opened_at
-    from {{ source_or_empty('spotler', 'campaign_opens') }}
-),
-
-unioned as (
-    select * from regular
-    union all
-    select * from campaign
+    from opens
 )
 
-select * from unioned
+select * from renamed

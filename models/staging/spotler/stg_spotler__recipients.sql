@@ -1,7 +1,12 @@
--- Recipients of regular mailings (account-wide feed or per-mailing list) and of campaign mailings, in one shape.
+-- Recipients of regular mailings (account-wide feed or per-mailing list), in the same shape as the campaign
+-- mailings' (stg_spotler__campaign_recipients): int_spotler_interactions_unioned puts them together.
 with
 
-regular as (
+recipients as (
+    select * from {{ source_or_empty('spotler', 'recipients') }}
+),
+
+renamed as (
     select
         'mailing' as mailing_kind,
         cast(interaction_id as {{ dbt.type_string() }}) as event_key,
@@ -9,24 +14,7 @@ regular as (
         cast(null as {{ dbt.type_bigint() }}) as campaign_subscription_id,
         external_contact_id,
         sent_at
-    from {{ source_or_empty('spotler', 'recipients') }}
-),
-
-campaign as (
-    select
-        'campaign_mailing' as mailing_kind,
-        event_key,
-        mailing_id,
-        campaign_subscription_id,
-        external_contact_id,
-        sent_at
-    from {{ source_or_empty('spotler', 'campaign_recipients') }}
-),
-
-unioned as (
-    select * from regular
-    union all
-    select * from campaign
+    from recipients
 )
 
-select * from unioned
+select * from renamed
