@@ -67,10 +67,25 @@ def sftp_server(request, world_dir, ssh_keys):
     server.stop()
 
 
-def warehouse_cli(*args, env, timeout=900):
+WAREHOUSE_COMMAND = (sys.executable, "-m", "mail_warehouse")
+
+
+def warehouse_cli(*args: str, env: dict | None = None, timeout: float = 900, cwd: Path | None = None):
+    """`warehouse <args>` in a child process, as a user runs it (env None: this process's environment); its
+    exit code, stdout and stderr."""
     return subprocess.run(
-        [sys.executable, "-m", "mail_warehouse", *args], capture_output=True, text=True, env=env, timeout=timeout
+        [*WAREHOUSE_COMMAND, *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy() if env is None else env,
+        timeout=timeout,
+        cwd=cwd,
     )
+
+
+def start_warehouse_cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    """`warehouse <args>` started in a child process, for a test that watches, signals or kills it."""
+    return subprocess.Popen([*WAREHOUSE_COMMAND, *args], env=os.environ.copy() if env is None else env, **popen)
 
 
 SETTING_PREFIXES = {"clang": "SOURCES__CLANG__", "spotler": "SOURCES__SPOTLER__", "directo": "SOURCES__DIRECTO__"}
@@ -91,17 +106,25 @@ def company_environment(stack: StandinStack, sources: tuple[str, ...]) -> dict[s
     return env
 
 
-def query_warehouse(database: Path, sql: str, world_dir: Path | None = None) -> list[tuple]:
-    """Rows of `sql` on a warehouse file (read-only), with the demo world's truth attached as `world`."""
+def query_warehouse(
+    database: Path | None, sql: str, params: dict | None = None, world_dir: Path | None = None
+) -> list[tuple]:
+    """Rows of `sql` on a DuckDB file opened read-only (None: the warehouse WAREHOUSE_PATH names), with the
+    demo world's truth attached as `world` when `world_dir` is given. The suite's one way to read a file."""
     from mail_warehouse import settings
 
     con = settings.connect(database, read_only=True)
     try:
         if world_dir is not None:
             con.execute(f"attach '{world_dir / 'world.duckdb'}' as world (read_only)")
-        return con.execute(sql).fetchall()
+        return con.execute(sql, params or {}).fetchall()
     finally:
         con.close()
+
+
+def query_world(world_dir: Path, sql: str) -> list[tuple]:
+    """Rows of `sql` on the demo world's truth (`world.duckdb`)."""
+    return query_warehouse(world_dir / "world.duckdb", sql)
 
 
 @pytest.fixture(scope="session")

@@ -10,19 +10,13 @@ from pathlib import Path
 import pytest
 
 from mail_warehouse import settings
+from tests.conftest import warehouse_cli
 
 PROJECT = settings.PROJECT_DIR
 
 
 def _run(*args, env=None, cwd=PROJECT, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "mail_warehouse", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
-    )
+    return warehouse_cli(*args, cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 @pytest.mark.parametrize("command", [[], ["demo-data"], ["demo"]])

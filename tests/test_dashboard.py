@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,7 +16,7 @@ import pytest
 
 from mail_warehouse import settings
 from mail_warehouse.dashboard.data import number, percent
-from tests.conftest import warehouse_cli
+from tests.conftest import start_warehouse_cli, warehouse_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -56,8 +54,10 @@ def _serve(warehouse: Path, log: Path):
     """`warehouse dashboard` on a free loopback port; waits until it prints its URL and Streamlit answers."""
     port = _free_port()
     output = log.open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mail_warehouse", "dashboard", "--port", str(port)],
+    server = start_warehouse_cli(
+        "dashboard",
+        "--port",
+        str(port),
         env={**os.environ, "WAREHOUSE_PATH": str(warehouse)},
         stdout=output,
         stderr=output,

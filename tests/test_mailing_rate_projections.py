@@ -11,7 +11,7 @@ import datetime as dt
 
 import pytest
 
-from mail_warehouse import settings
+from tests.conftest import query_warehouse as rows
 from tests.conftest import warehouse_cli
 
 pytestmark = pytest.mark.slow
@@ -23,14 +23,6 @@ MIN_REFERENCES = 3
 # world's mailings of 600 contacts differ by chance alone by about a point in what they still gain.
 OPEN_RATE_TOLERANCE = 0.03
 CLICK_RATE_TOLERANCE = 0.015
-
-
-def rows(database, sql, params=None):
-    con = settings.connect(database, read_only=True)
-    try:
-        return con.execute(sql, params or {}).fetchall()
-    finally:
-        con.close()
 
 
 def test_a_first_day_projection_lands_near_the_settled_rate_and_beats_the_rate_so_far(warehouse_copy):

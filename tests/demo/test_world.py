@@ -10,10 +10,9 @@ from xml.etree import ElementTree
 
 import pytest
 
-from mail_warehouse.settings import connect
 from mail_warehouse_demo.world import WorldSpec, simulate
 from mail_warehouse_demo.writers import CLANG_ACTIVITY_HEADER, CLANG_BROADCAST_HEADER, write_world
-from tests.conftest import TEST_WORLD
+from tests.conftest import TEST_WORLD, query_world
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -22,14 +21,6 @@ def _digest(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.suffix in (".csv", ".xml")
     }
-
-
-def _sql(world_dir: Path, query: str):
-    con = connect(world_dir / "world.duckdb", read_only=True)
-    try:
-        return con.execute(query).fetchall()
-    finally:
-        con.close()
 
 
 def test_one_seed_gives_the_same_files_and_another_seed_does_not(tmp_path):
@@ -68,7 +59,9 @@ def test_broadcasts_repeat_on_every_day_they_had_activity(world_dir):
 
 def test_clang_local_times_are_amsterdam_time(world_dir):
     # the first SEND of a broadcast happens on the hour in UTC, so in Amsterdam it is +1 or +2 hours
-    broadcast, sent_at = _sql(world_dir, "select source_id, sent_at from mailings where system = 'clang' limit 1")[0]
+    broadcast, sent_at = query_world(
+        world_dir, "select source_id, sent_at from mailings where system = 'clang' limit 1"
+    )[0]
     local = sent_at.astimezone(dt.timezone(dt.timedelta(hours=1 if sent_at.month in (1, 2, 3, 11, 12) else 2)))
     rows = [
         row
@@ -88,14 +81,14 @@ def test_the_same_people_appear_in_directo_clang_and_spotler(world_dir):
         for row in csv.DictReader(f.open(encoding="utf-8"), delimiter=";")
     }
     assert clang_emails and clang_emails <= directo_emails
-    spotler_people = _sql(
+    spotler_people = query_world(
         world_dir,
         """select count(distinct p.directo_code) from sends s join mailings m using (mailing_index)
                                        join people p using (person_id) where m.system like 'spotler%'""",
     )[0][0]
     codes = {c.get("code") for c in customers}
     assert spotler_people > 0
-    assert {r[0] for r in _sql(world_dir, "select directo_code from people")} <= codes
+    assert {r[0] for r in query_world(world_dir, "select directo_code from people")} <= codes
 
 
 def test_directo_has_shared_addresses_closed_customers_classes_and_optin_dates(world_dir):
@@ -113,7 +106,7 @@ def test_directo_has_shared_addresses_closed_customers_classes_and_optin_dates(w
 
 
 def test_rates_are_in_the_range_real_senders_see(world_dir):
-    opens, clicks, hard, soft, unsub = _sql(
+    opens, clicks, hard, soft, unsub = query_world(
         world_dir,
         """
         with people_only as (
@@ -134,7 +127,7 @@ def test_rates_are_in_the_range_real_senders_see(world_dir):
     assert 0.002 <= hard <= 0.01 and 0.005 <= soft <= 0.02
     assert 0.0005 <= unsub <= 0.005
     # with Apple's proxy and the scanners, the open rate senders see since 2021
-    (raw_opens,) = _sql(
+    (raw_opens,) = query_world(
         world_dir,
         """select sum(unique_opens) / sum(delivered) from truth_mailing_counts
                                       where mailing_type = 'EMAIL' or system = 'clang'""",
@@ -143,7 +136,7 @@ def test_rates_are_in_the_range_real_senders_see(world_dir):
 
 
 def test_responses_spread_over_days_and_weeks(world_dir):
-    delays = _sql(
+    delays = query_world(
         world_dir,
         """
         select quantile_cont(epoch(e.event_at - s.sent_at) / 3600, [0.5, 0.95])
@@ -157,7 +150,7 @@ def test_responses_spread_over_days_and_weeks(world_dir):
 def test_machines_open_and_click_as_documented(world_dir):
     """Apple's proxy opens nearly every mail delivered to an Apple Mail user within hours, and their own opens
     are never seen; a scanning gateway follows every link of a mail within seconds of each other."""
-    proxy_share, own_opens, proxy_hours = _sql(
+    proxy_share, own_opens, proxy_hours = query_world(
         world_dir,
         """
         with delivered as (
@@ -181,7 +174,7 @@ def test_machines_open_and_click_as_documented(world_dir):
         from delivered d""",
     )[0]
     assert proxy_share >= 0.9 and own_opens == 0 and proxy_hours <= 12.1
-    bursts = _sql(
+    bursts = query_world(
         world_dir,
         """
         select count(distinct e.link_id) as links, max(e.event_at) - min(e.event_at) as spread
@@ -193,16 +186,16 @@ def test_machines_open_and_click_as_documented(world_dir):
 
 
 def test_some_contacts_go_quiet_and_some_unsubscribers_opt_in_again(world_dir):
-    quiet = _sql(
+    quiet = query_world(
         world_dir,
         """
         select count(*) from people p where quiet_since is not null and exists (
             select 1 from events e where e.person_id = p.person_id and e.event_type in ('open', 'click'))""",
     )[0][0]
     assert quiet >= 20
-    back = _sql(world_dir, """select count(*) from people where reoptin_at > unsubscribed_at""")[0][0]
+    back = query_world(world_dir, """select count(*) from people where reoptin_at > unsubscribed_at""")[0][0]
     assert back >= 1
-    mailed_after = _sql(
+    mailed_after = query_world(
         world_dir,
         """select count(*) from people p join sends s using (person_id)
                                       where s.sent_at > p.reoptin_at""",
@@ -211,7 +204,7 @@ def test_some_contacts_go_quiet_and_some_unsubscribers_opt_in_again(world_dir):
 
 
 def test_nobody_is_mailed_after_a_hard_bounce_complaint_or_unsubscribe(world_dir):
-    violations = _sql(
+    violations = query_world(
         world_dir,
         """
         select count(*) from sends s join people p using (person_id)
@@ -223,10 +216,10 @@ def test_nobody_is_mailed_after_a_hard_bounce_complaint_or_unsubscribe(world_dir
 
 
 def test_spotler_has_data_for_every_endpoint_family(world_dir):
-    kinds = dict(_sql(world_dir, "select system, count(*) from mailings group by 1"))
+    kinds = dict(query_world(world_dir, "select system, count(*) from mailings group by 1"))
     assert kinds.get("spotler", 0) > 0 and kinds.get("spotler_campaign", 0) > 0 and kinds.get("clang", 0) > 0
-    assert _sql(world_dir, "select count(*) from form_results")[0][0] > 0
-    assert _sql(world_dir, "select count(*) from conversions")[0][0] > 0
+    assert query_world(world_dir, "select count(*) from form_results")[0][0] > 0
+    assert query_world(world_dir, "select count(*) from conversions")[0][0] > 0
 
 
 @pytest.mark.parametrize("bad", [{"contacts": 1}, {"days": 2}, {"mailings": 0}])

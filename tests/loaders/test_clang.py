@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from mail_warehouse import settings
 from mail_warehouse.loads import load_clang
 from mail_warehouse.pipelines import make_pipeline, unwrap
 from mail_warehouse_demo.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, OpenSshSftpServer, SshKeys
-from tests.conftest import _require_sshd
+from tests.conftest import _require_sshd, query_warehouse, start_warehouse_cli, warehouse_cli
 
 HEADER = "Broadcastid;Customerid;Extern klantnummer;E-mailadres;Activiteit;Activiteitdatum;Beschrijving activiteit"
 BROADCAST_HEADER = "Broadcastid;Broadcast type;Beschrijving;Onderwerp;Verzonden op"
@@ -101,12 +101,7 @@ def write(folder: Path, name: str, text: str, encoding: str = "utf-8", newline: 
     return path
 
 
-def query(sql: str):
-    con = settings.connect(read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+query = functools.partial(query_warehouse, None)  # the warehouse WAREHOUSE_PATH names
 
 
 def quiet_run() -> clang.RunSummary:
@@ -217,13 +212,7 @@ def test_a_file_whose_header_differs_fails_alone_and_the_command_exits_non_zero(
         HEADER.replace("E-mailadres", "Email") + "\n" + activity_rows(2),
     )
     write(asyncssh_remote.folder, "activiteiten_20261102.csv", HEADER + "\n" + activity_rows(3))
-    result = subprocess.run(
-        [sys.executable, "-m", "mail_warehouse", "load", "clang"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
+    result = warehouse_cli("load", "clang", timeout=300)
     assert result.returncode == 1
     assert (
         "activiteiten_20261101.csv" in result.stderr and "'E-mailadres'" in result.stderr and "'Email'" in result.stderr
@@ -327,13 +316,7 @@ def test_first_contact_is_accepted_only_when_the_setting_says_so(asyncssh_remote
 def test_wrong_password_fails_clearly_and_no_secret_is_printed(asyncssh_remote, monkeypatch):
     secret = "hunter2-not-the-password"
     monkeypatch.setenv("SOURCES__CLANG__PASSWORD", secret)
-    result = subprocess.run(
-        [sys.executable, "-m", "mail_warehouse", "load", "clang"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
+    result = warehouse_cli("load", "clang", timeout=300)
     assert result.returncode == 1
     assert "refused the login" in result.stderr and "SOURCES__CLANG__USERNAME" in result.stderr
     assert secret not in result.stdout + result.stderr
@@ -341,13 +324,7 @@ def test_wrong_password_fails_clearly_and_no_secret_is_printed(asyncssh_remote, 
 
 def test_a_successful_run_prints_no_secret(asyncssh_remote):
     write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(2))
-    result = subprocess.run(
-        [sys.executable, "-m", "mail_warehouse", "load", "clang"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
+    result = warehouse_cli("load", "clang", timeout=300)
     assert result.returncode == 0, result.stderr
     assert "2 activity rows" in result.stdout
     assert DEMO_PASSWORD not in result.stdout + result.stderr
@@ -380,13 +357,7 @@ def test_settings_errors_name_the_setting(asyncssh_remote, monkeypatch):
         quiet_run()
     monkeypatch.delenv("SOURCES__CLANG__HOST")
     monkeypatch.setenv("SOURCES__CLANG__TIMEZONE", "Europe/Amsterdam")
-    result = subprocess.run(
-        [sys.executable, "-m", "mail_warehouse", "load", "clang"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
+    result = warehouse_cli("load", "clang", timeout=300)
     assert result.returncode == 2 and "SOURCES__CLANG__HOST" in result.stderr
 
 
@@ -403,12 +374,12 @@ def test_a_killed_run_is_completed_by_the_next_with_nothing_lost_or_doubled(asyn
         marker = "new or changed"
     else:
         marker = "clang: loading"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mail_warehouse", "load", "clang"],
+    process = start_warehouse_cli(
+        "load",
+        "clang",
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=os.environ.copy(),
     )
     for line in process.stdout:
         if marker in line:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -14,6 +13,7 @@ from mail_warehouse import settings
 from mail_warehouse.lake import load_into_lake
 from mail_warehouse.loads import load_directo
 from mail_warehouse_demo.standins.directo import DEMO_KEY
+from tests.conftest import query_warehouse, warehouse_cli
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -54,12 +54,7 @@ def directo_env(directo_standin, tmp_path, monkeypatch):
     return app
 
 
-def query(sql):
-    con = settings.connect(read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+query = functools.partial(query_warehouse, None)  # the warehouse WAREHOUSE_PATH names
 
 
 def quiet(**kwargs):
@@ -244,23 +239,11 @@ def test_malformed_xml_fails_without_loading_a_partial_batch(directo_env, monkey
 
 def test_the_key_never_appears_in_output(directo_env, monkeypatch):
     monkeypatch.setenv("SOURCES__DIRECTO__KEY", "s3cr3t-directo-key")
-    result = subprocess.run(
-        [sys.executable, "-m", "mail_warehouse", "load", "directo"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
+    result = warehouse_cli("load", "directo", timeout=300)
     assert result.returncode == 1 and "refused the key" in result.stderr
     assert "s3cr3t-directo-key" not in result.stdout + result.stderr
     monkeypatch.setenv("SOURCES__DIRECTO__KEY", DEMO_KEY)
-    result = subprocess.run(
-        [sys.executable, "-m", "mail_warehouse", "load", "directo"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
+    result = warehouse_cli("load", "directo", timeout=300)
     assert result.returncode == 0, result.stderr
     assert DEMO_KEY not in result.stdout + result.stderr and "customers" in result.stdout
 
@@ -280,13 +263,7 @@ def test_an_unreachable_server_fails_after_retries(directo_env, monkeypatch):
 @pytest.mark.parametrize("name,value", [("OVERLAP_DAYS", "-1"), ("OVERLAP_DAYS", "two"), ("TIMEZONE", "Mars/Olympus")])
 def test_a_wrong_setting_exits_2_naming_it_without_a_traceback(directo_env, monkeypatch, name, value):
     monkeypatch.setenv(f"SOURCES__DIRECTO__{name}", value)
-    result = subprocess.run(
-        [sys.executable, "-m", "mail_warehouse", "load", "directo"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
+    result = warehouse_cli("load", "directo", timeout=300)
     assert result.returncode == 2, result.stderr
     assert name.lower() in result.stderr.lower() and "Traceback" not in result.stderr
     assert directo_env.requests == []

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -15,6 +14,7 @@ from mail_warehouse import settings
 from mail_warehouse.loads import load_spotler
 from mail_warehouse_demo.standins.http import Fault
 from mail_warehouse_demo.standins.spotler import DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET
+from tests.conftest import query_warehouse, query_world, warehouse_cli
 
 
 @pytest.fixture
@@ -34,24 +34,11 @@ def sync(api, **kwargs):
     return load_spotler(stream=open(os.devnull, "w"), now=api.now, **kwargs)
 
 
-def warehouse(sql):
-    con = settings.connect(read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-def world(world_dir, sql):
-    con = settings.connect(world_dir / "world.duckdb", read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+warehouse = functools.partial(query_warehouse, None)  # the warehouse WAREHOUSE_PATH names
 
 
 def truth(world_dir, system, event_types):
-    return world(
+    return query_world(
         world_dir,
         f"""select count(*) from events e join mailings m using (mailing_index)
                                where m.system = '{system}' and e.event_type in ({event_types})""",
@@ -62,7 +49,7 @@ def test_first_sync_loads_every_kind_of_data(spotler_env, world_dir):
     _server, api = spotler_env
     summary = sync(api)
     assert not summary.budget_reached
-    regular = world(world_dir, "select count(*) from mailings where system = 'spotler'")[0][0]
+    regular = query_world(world_dir, "select count(*) from mailings where system = 'spotler'")[0][0]
     assert warehouse("select count(*) from raw_spotler.mailings")[0][0] == regular == summary.new_mailings
     assert warehouse("select count(*) from raw_spotler.recipients")[0][0] == truth(world_dir, "spotler", "'sent'")
     assert warehouse("select count(*) from raw_spotler.opens")[0][0] == truth(world_dir, "spotler", "'open'")
@@ -82,7 +69,7 @@ def test_first_sync_loads_every_kind_of_data(spotler_env, world_dir):
     assert warehouse("select count(*) from raw_spotler.mailing_statistics_snapshots")[0][0] == regular
     assert (
         warehouse("select count(*) from raw_spotler.form_results")[0][0]
-        == world(world_dir, "select count(*) from form_results")[0][0]
+        == query_world(world_dir, "select count(*) from form_results")[0][0]
     )
     assert warehouse("select count(*) from raw_spotler.mailing_links where mailing_kind = 'campaign_mailing'")[0][0] > 0
     sender, subject = warehouse("select sender, subject from raw_spotler.mailings where subject is not null limit 1")[0]
@@ -111,8 +98,8 @@ def test_a_second_run_with_nothing_new_makes_only_the_settling_calls(spotler_env
     sync(api)
     server.reset()
     second = sync(api)
-    campaigns = world(world_dir, "select count(*) from campaigns")[0][0]
-    campaign_mailings = world(world_dir, "select count(*) from mailings where system = 'spotler_campaign'")[0][0]
+    campaigns = query_world(world_dir, "select count(*) from campaigns")[0][0]
+    campaign_mailings = query_world(world_dir, "select count(*) from mailings where system = 'spotler_campaign'")[0][0]
     # mailing list, statistics + clicks per settling mailing, 3 feeds, contacts (one page: nothing changed),
     # campaigns, forms
     expected = 1 + 2 * second.settling + 3 + 1 + (1 + campaigns + 4 * campaign_mailings) + (1 + 4)
@@ -125,7 +112,7 @@ def subscribed_truth(world_dir, now):
     """{directo code: (email, subscribed as of now)} of the people who have joined by now."""
     return {
         code: (email, subscribed)
-        for code, email, subscribed in world(
+        for code, email, subscribed in query_world(
             world_dir,
             f"""
         select directo_code, email,
@@ -163,7 +150,7 @@ def test_contacts_carry_address_and_email_opt_in_and_follow_their_cursor(spotler
     api.now = final
     server.reset()
     sync(api)
-    changed = world(
+    changed = query_world(
         world_dir,
         f"""select count(*) from people, (select timestamptz '{cursor.isoformat()}' as c,
                                                                         timestamptz '{final.isoformat()}' as t)
@@ -181,7 +168,7 @@ def test_contacts_carry_address_and_email_opt_in_and_follow_their_cursor(spotler
 
 def test_settling_mailings_get_a_snapshot_every_run_and_older_ones_do_not(spotler_env, world_dir):
     _server, api = spotler_env
-    last = world(
+    last = query_world(
         world_dir,
         "select source_id, sent_at from mailings where system = 'spotler' and mailing_type = 'EMAIL' "
         "order by sent_at desc limit 1",
@@ -195,7 +182,7 @@ def test_settling_mailings_get_a_snapshot_every_run_and_older_ones_do_not(spotle
         f"where mailing_id = '{last[0]}' order by fetched_at"
     )
     assert len(curve) == 2 and curve[0][1] < curve[1][1]
-    old = world(
+    old = query_world(
         world_dir,
         f"select source_id from mailings where system = 'spotler' and sent_at < "
         f"timestamptz '{(api.now - dt.timedelta(days=40)).isoformat()}' limit 1",
@@ -283,19 +270,13 @@ def test_a_persistent_failure_names_the_endpoint_and_leaves_state_intact(spotler
     ) == [(0,)]
     server.reset()
     first = sync(api)
-    assert first.new_mailings == world(world_dir, "select count(*) from mailings where system = 'spotler'")[0][0]
+    assert first.new_mailings == query_world(world_dir, "select count(*) from mailings where system = 'spotler'")[0][0]
 
 
 def test_bad_credentials_fail_at_once_naming_the_setting_not_the_secret(spotler_env, monkeypatch):
     server, _api = spotler_env
     monkeypatch.setenv("SOURCES__SPOTLER__CONSUMER_SECRET", "totally-wrong-secret")
-    result = subprocess.run(
-        [sys.executable, "-m", "mail_warehouse", "load", "spotler"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
+    result = warehouse_cli("load", "spotler", timeout=300)
     assert result.returncode == 1
     assert "SOURCES__SPOTLER__CONSUMER_SECRET" in result.stderr and "HTTP 401" in result.stderr
     assert "totally-wrong-secret" not in result.stdout + result.stderr
@@ -324,7 +305,7 @@ def test_the_call_budget_stops_cleanly_and_the_next_run_carries_on(spotler_env, 
         assert warehouse(f"select count(*) from raw_spotler.{table}")[0][0] == truth(world_dir, system, kinds), table
     assert (
         warehouse("select count(*) from raw_spotler.mailings")[0][0]
-        == world(world_dir, "select count(*) from mailings where system = 'spotler'")[0][0]
+        == query_world(world_dir, "select count(*) from mailings where system = 'spotler'")[0][0]
     )
 
 
@@ -332,7 +313,7 @@ def test_contact_histories_on_demand(spotler_env, world_dir, tmp_path):
     server, api = spotler_env
     ids = [
         r[0]
-        for r in world(
+        for r in query_world(
             world_dir,
             """select p.directo_code from sends s join people p using (person_id)
                                              join mailings m using (mailing_index) where m.system = 'spotler'
@@ -346,7 +327,7 @@ def test_contact_histories_on_demand(spotler_env, world_dir, tmp_path):
     loaded = warehouse(
         "select external_contact_id, count(*) from raw_spotler.contact_mailing_history group by 1 order by 1"
     )
-    expected = world(
+    expected = query_world(
         world_dir,
         f"""select p.directo_code, count(*) from sends s join people p using (person_id)
                                     join mailings m using (mailing_index) where m.system = 'spotler'
@@ -372,13 +353,7 @@ def test_times_in_every_form_land_as_utc(text, expected):
 def test_a_wrong_setting_exits_2_naming_it_without_a_traceback(spotler_env, monkeypatch):
     server, _api = spotler_env
     monkeypatch.setenv("SOURCES__SPOTLER__PAGE_SIZE", "0")
-    result = subprocess.run(
-        [sys.executable, "-m", "mail_warehouse", "load", "spotler"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
+    result = warehouse_cli("load", "spotler", timeout=300)
     assert result.returncode == 2 and "SOURCES__SPOTLER__PAGE_SIZE" in result.stderr
     assert "Traceback" not in result.stderr and server.total_calls() == 0
 

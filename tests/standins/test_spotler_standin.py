@@ -9,7 +9,6 @@ import pytest
 import requests
 from oauthlib.oauth1 import Client
 
-from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins import spotler, spotler_spec
 from mail_warehouse_demo.standins.http import Fault
 from mail_warehouse_demo.standins.spotler import (
@@ -20,6 +19,7 @@ from mail_warehouse_demo.standins.spotler import (
 )
 from mail_warehouse_demo.world import WorldSpec, simulate
 from mail_warehouse_demo.writers import write_world
+from tests.conftest import query_world
 from tests.standins.signing import signed_get
 
 YEAR = {"fromDate": "2025-01-01T00:00:00Z", "toDate": "2027-01-01T00:00:00Z"}
@@ -38,24 +38,16 @@ def _get(
     return signed_get(f"{server.url}{base}{path}", key, secret, params, **kwargs)
 
 
-def _world(world_dir, sql):
-    con = connect(world_dir / "world.duckdb", read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 @pytest.fixture
 def ids(world_dir):
     """Real identifiers of the test world for every path parameter."""
-    busiest = _world(
+    busiest = query_world(
         world_dir,
         """
         select m.source_id from mailings m join events e using (mailing_index)
         where m.system = 'spotler' and m.mailing_type = 'EMAIL' group by 1 order by count(*) desc limit 1""",
     )[0][0]
-    campaign_mailing, subscription = _world(
+    campaign_mailing, subscription = query_world(
         world_dir,
         """
         select m.source_id, e.subscription_id from mailings m join events e using (mailing_index)
@@ -63,14 +55,16 @@ def ids(world_dir):
         having count(*) filter (where e.event_type = 'open') > 0 and count(*) filter (where e.event_type = 'click') > 0
         order by all limit 1""",
     )[0]
-    campaign = _world(world_dir, "select encrypted_id from campaigns order by campaign_index limit 1")[0][0]
-    clicker = _world(
+    campaign = query_world(world_dir, "select encrypted_id from campaigns order by campaign_index limit 1")[0][0]
+    clicker = query_world(
         world_dir,
         f"""
         select p.directo_code from events e join people p using (person_id) join mailings m using (mailing_index)
         where m.source_id = '{busiest}' and e.event_type = 'click' limit 1""",
     )[0][0]
-    form_result = _world(world_dir, "select form_id, form_result_id from form_results where form_id = 103 limit 1")[0]
+    form_result = query_world(
+        world_dir, "select form_id, form_result_id from form_results where form_id = 103 limit 1"
+    )[0]
     return {
         "encryptedMailingId": busiest,
         "externalId": clicker,
@@ -194,7 +188,7 @@ def test_signature_covers_query_parameters_sent_in_the_url_and_oauth_in_the_quer
 
 
 def _recipient_count(world_dir, mailing):
-    return _world(
+    return query_world(
         world_dir,
         f"""select count(*) from events e join mailings m using (mailing_index)
                                  where m.source_id = '{mailing}' and e.event_type = 'sent'""",
@@ -253,7 +247,7 @@ def many_mailings_world(tmp_path_factory):
 
 def test_contact_histories_have_a_fixed_page_size_of_50(many_mailings_world):
     server, out = many_mailings_world
-    external_id, sends = _world(
+    external_id, sends = query_world(
         out,
         """
         select p.directo_code, count(*)
