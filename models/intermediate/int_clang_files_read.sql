@@ -1,15 +1,19 @@
 {{ config(materialized='incremental', unique_key='source_file') }}
 -- One row per Clang activities file the warehouse has read, with the build that first read a version of it:
--- customer_activity tells by it the events of a file delivered again (with other content) from new ones.
+-- int_email_events_classified tells by it the events of a file delivered again (with other content) from new ones.
 -- Incremental: the files loaded since, keeping when a build first read each.
 with
 
-files as (
-    select source_file, max(loaded_at) as loaded_at
-    from {{ ref('int_clang_email_events') }}
+clang_events as (
+    select * from {{ ref('int_clang_email_events') }}
     {% if is_incremental() %}
     where loaded_at > (select coalesce(max(loaded_at), {{ epoch() }}) from {{ this }})
     {% endif %}
+),
+
+files as (
+    select source_file, max(loaded_at) as loaded_at
+    from clang_events
     group by source_file
 ),
 

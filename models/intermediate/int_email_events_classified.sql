@@ -34,6 +34,12 @@ clang_events as (
     {% endif %}
 ),
 
+{% if is_incremental() %}
+files_read as (
+    select * from {{ ref('int_clang_files_read') }}
+),
+{% endif %}
+
 spotler_events as (
     select * from {{ ref('int_spotler_email_events') }}
     {% if is_incremental() %}
@@ -81,7 +87,7 @@ files_read_before as (
     -- a Clang file delivered again (with other content: the loader skips the same content) is written again
     -- whole, its events dated by the build that first read the file
     select source_file, first_built_at
-    from {{ ref('int_clang_files_read') }}
+    from files_read
     where first_built_at < {{ built_at() }}
 ),
 

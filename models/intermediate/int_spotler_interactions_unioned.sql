@@ -2,28 +2,60 @@
 -- shape: what int_spotler_email_events turns into e-mail events and marts.mailings dates campaign mails by.
 with
 
-recipients as (
+regular_recipients as (
     select * from {{ ref('stg_spotler__recipients') }}
-    union all
+),
+
+campaign_recipients as (
     select * from {{ ref('stg_spotler__campaign_recipients') }}
 ),
 
-opens as (
-    select * from {{ ref('stg_spotler__opens') }}
+recipients as (
+    select * from regular_recipients
     union all
+    select * from campaign_recipients
+),
+
+regular_opens as (
+    select * from {{ ref('stg_spotler__opens') }}
+),
+
+campaign_opens as (
     select * from {{ ref('stg_spotler__campaign_opens') }}
 ),
 
-clicks as (
-    select * from {{ ref('stg_spotler__clicks') }}
+opens as (
+    select * from regular_opens
     union all
+    select * from campaign_opens
+),
+
+regular_clicks as (
+    select * from {{ ref('stg_spotler__clicks') }}
+),
+
+campaign_clicks as (
     select * from {{ ref('stg_spotler__campaign_clicks') }}
 ),
 
-bounces as (
-    select * from {{ ref('stg_spotler__bounces') }}
+clicks as (
+    select * from regular_clicks
     union all
+    select * from campaign_clicks
+),
+
+regular_bounces as (
+    select * from {{ ref('stg_spotler__bounces') }}
+),
+
+campaign_bounces as (
     select * from {{ ref('stg_spotler__campaign_bounces') }}
+),
+
+bounces as (
+    select * from regular_bounces
+    union all
+    select * from campaign_bounces
 ),
 
 interactions as (

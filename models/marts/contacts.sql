@@ -32,6 +32,10 @@ engagement_window as (
     select * from {{ ref('int_contact_engagement_window') }}
 ),
 
+spotler_contact_records as (
+    select * from {{ ref('stg_spotler__contacts') }}
+),
+
 ranked_customers as (
     -- the open customer changed last speaks for the person; of customers changed at the same moment, the
     -- lowest code (a total order, so every engine and every evaluation picks the same one)
@@ -102,7 +106,7 @@ consent_statements as (
     -- Spotler's EMAIL channel off is an opt-out as of the contact's last change; on, it states no date of its
     -- own (any change of the contact moves lastChanged), so it is no dated opt-in
     select email, {{ directo_day('last_changed_at') }}, last_changed_at, false, 'spotler_email_channel'
-    from {{ ref('stg_spotler__contacts') }}
+    from spotler_contact_records
     where email is not null and not email_opt_in and last_changed_at is not null
     {% if implied_consent %}
     union all
@@ -126,7 +130,7 @@ latest_consent as (
 spotler_contacts as (
     -- the address's Spotler contact changed last (a total order: the lowest id among equals)
     select email, external_contact_id
-    from {{ ref('stg_spotler__contacts') }}
+    from spotler_contact_records
     where email is not null
     qualify row_number() over (partition by email order by last_changed_at desc nulls last, external_contact_id) = 1
 ),

@@ -1,8 +1,11 @@
 {{ config(materialized='incremental', unique_key='link_click_key') }}
 -- Clicks per link of each mailing: Spotler's links by their id (with name, url and type), Clang's by url
 -- (its export names no link id). Clicks on the unsubscribe link are unsubscribes, not clicks, and do not
--- show here. The human_* counts leave out link scanners' clicks (macros/machine_rules.sql). Unique clicks count people (person_key); a click without any contact identity counts in the
--- total only. Incremental: the mailings with clicks written since this table's last build are counted again.
+-- show here. The human_* counts leave out link scanners' clicks (macros/machine_rules.sql). Unique clicks
+-- count people (person_key); a click without any contact identity counts in the total only. Incremental: the
+-- mailings with clicks written since this table's last build are counted again.
+{#- the events are read where they are used: DuckDB writes a CTE read twice out whole first #}
+{%- set events = ref('int_email_events_classified') %}
 with
 
 clicks as (
@@ -15,11 +18,11 @@ clicks as (
         coalesce('id:' || cast(link_id as {{ dbt.type_string() }}), 'url:' || url, '(unknown link)') as link_ref,
         {{ person_key() }} as person_key,
         is_machine
-    from {{ ref('int_email_events_classified') }}
+    from {{ events }}
     where event_type = 'click'
     {% if is_incremental() %}
       and mailing_key in (
-          select mailing_key from {{ ref('int_email_events_classified') }}
+          select mailing_key from {{ events }}
           where built_at > {{ last_built_at() }} and event_type = 'click'
       )
     {% endif %}

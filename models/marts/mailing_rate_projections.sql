@@ -11,9 +11,13 @@
 {%- set history = ref('contact_mail_history') %}
 with
 
+all_mailings as (
+    select * from {{ ref('mailings') }}
+),
+
 mailings as (
     select mailing_key, source_system, mailing_type, mailing_name, sent_at
-    from {{ ref('mailings') }}
+    from all_mailings
     where not coalesce(is_campaign_mailing, false) and sent_at is not null
 ),
 

@@ -13,9 +13,13 @@ mailings as (
     select * from {{ ref('mailings') }}
 ),
 
+api_snapshots as (
+    select * from {{ ref('stg_spotler__mailing_statistics_snapshots') }}
+),
+
 latest_api_figures as (
     select *
-    from {{ ref('stg_spotler__mailing_statistics_snapshots') }}
+    from api_snapshots
     qualify row_number() over (partition by mailing_id order by fetched_at desc) = 1
 ),
 

@@ -5,8 +5,12 @@ snapshots as (
     select * from {{ ref('stg_spotler__mailing_statistics_snapshots') }}
 ),
 
+all_mailings as (
+    select * from {{ ref('mailings') }}
+),
+
 mailings as (
-    select source_mailing_id, mailing_key, sent_at from {{ ref('mailings') }} where source_system = 'spotler'
+    select source_mailing_id, mailing_key, sent_at from all_mailings where source_system = 'spotler'
 ),
 
 final as (

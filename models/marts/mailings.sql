@@ -1,6 +1,22 @@
 -- One row per mailing of either system: Clang broadcasts, Spotler mailings and Spotler campaign mailings.
 with
 
+clang_broadcasts as (
+    select * from {{ ref('stg_clang__broadcasts') }}
+),
+
+spotler_mailings as (
+    select * from {{ ref('stg_spotler__mailings') }}
+),
+
+spotler_interactions as (
+    select * from {{ ref('int_spotler_interactions_unioned') }}
+),
+
+spotler_campaign_mailings as (
+    select * from {{ ref('stg_spotler__campaign_mailings') }}
+),
+
 clang as (
     select
         'clang:' || broadcast_id as mailing_key,
@@ -15,7 +31,7 @@ clang as (
         cast(null as {{ dbt.type_string() }}) as campaign_name,
         cast(null as {{ dbt.type_string() }}) as sender,
         cast(null as {{ dbt.type_string() }}) as target_group
-    from {{ ref('stg_clang__broadcasts') }}
+    from clang_broadcasts
 ),
 
 spotler as (
@@ -32,12 +48,12 @@ spotler as (
         cast(null as {{ dbt.type_string() }}),
         sender,
         target_group
-    from {{ ref('stg_spotler__mailings') }}
+    from spotler_mailings
 ),
 
 campaign_first_sends as (
     select mailing_id, min(event_at) as first_sent_at
-    from {{ ref('int_spotler_interactions_unioned') }}
+    from spotler_interactions
     where mailing_kind = 'campaign_mailing' and event_type = 'sent'
     group by 1
 ),
@@ -56,7 +72,7 @@ spotler_campaign as (
         c.campaign_name,
         c.sender,
         c.campaign_name
-    from {{ ref('stg_spotler__campaign_mailings') }} c
+    from spotler_campaign_mailings c
     left join campaign_first_sends f using (mailing_id)
 ),
 

@@ -9,6 +9,14 @@ contacts as (
     select * from {{ ref('contacts') }}
 ),
 
+mail_history as (
+    select * from {{ ref('contact_mail_history') }}
+),
+
+segment_sends as (
+    select * from {{ ref('int_segment_sends_unioned') }}
+),
+
 candidates as (
     select *
     from contacts
@@ -24,14 +32,14 @@ mailings_received as (
         count(*) filter (where r.sent_at > c.last_engaged_at) as mailings_since_engagement,
         count(*) filter (where r.sent_at >= {{ inactive_since }}) as mailings_in_window
     from candidates c
-    inner join {{ ref('contact_mail_history') }} r on r.contact_key = c.contact_key
+    inner join mail_history r on r.contact_key = c.contact_key
     where r.sent_at is not null
     group by 1
 ),
 
 recently_exported as (
     select distinct contact_key
-    from {{ ref('int_segment_sends_unioned') }}
+    from segment_sends
     where segment = 'reactivation'
       and sent_at >= {{ dbt.dateadd('day', -var('reactivation_cooldown_days'), as_of_date()) }}
 ),

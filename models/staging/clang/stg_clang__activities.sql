@@ -4,8 +4,12 @@ activities as (
     select * from {{ source_or_empty('clang', 'activities') }}
 ),
 
+loaded_files as (
+    select * from {{ source_or_empty('clang', 'loaded_files') }}
+),
+
 files as (
-    select source_file, source_timezone from {{ source_or_empty('clang', 'loaded_files') }}
+    select source_file, source_timezone from loaded_files
 ),
 
 renamed as (

@@ -4,8 +4,12 @@ broadcasts as (
     select * from {{ source_or_empty('clang', 'broadcasts') }}
 ),
 
+loaded_files as (
+    select * from {{ source_or_empty('clang', 'loaded_files') }}
+),
+
 files as (
-    select source_file, source_timezone from {{ source_or_empty('clang', 'loaded_files') }}
+    select source_file, source_timezone from loaded_files
 ),
 
 latest_per_broadcast as (

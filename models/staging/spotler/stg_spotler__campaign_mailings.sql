@@ -4,8 +4,12 @@ campaign_mailings as (
     select * from {{ source_or_empty('spotler', 'campaign_mailings') }}
 ),
 
+spotler_campaigns as (
+    select * from {{ source_or_empty('spotler', 'campaigns') }}
+),
+
 campaigns as (
-    select encrypted_id as campaign_id, campaign_name from {{ source_or_empty('spotler', 'campaigns') }}
+    select encrypted_id as campaign_id, campaign_name from spotler_campaigns
 ),
 
 renamed as (
