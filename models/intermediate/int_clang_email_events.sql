@@ -31,8 +31,8 @@ events as (
         a.file_loaded_at as loaded_at,
         a.source_file,
         a.machine_flag
-    from activities a
-    left join activity_types t using (activity_code)
+    from activities as a
+    left join activity_types as t using (activity_code)
 )
 
 select * from events

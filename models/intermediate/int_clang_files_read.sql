@@ -7,12 +7,14 @@ with
 clang_events as (
     select * from {{ ref('int_clang_email_events') }}
     {% if is_incremental() %}
-    where loaded_at > (select coalesce(max(loaded_at), {{ epoch() }}) from {{ this }})
+        where loaded_at > (select coalesce(max(loaded_at), {{ epoch() }}) from {{ this }})
     {% endif %}
 ),
 
 files as (
-    select source_file, max(loaded_at) as loaded_at
+    select
+        source_file,
+        max(loaded_at) as loaded_at
     from clang_events
     group by source_file
 ),
@@ -21,15 +23,15 @@ final as (
     select
         f.source_file,
         {% if is_incremental() -%}
-        coalesce(r.first_built_at, {{ built_at() }})
+            coalesce(r.first_built_at, {{ built_at() }})
         {%- else -%}
         {{ built_at() }}
         {%- endif %} as first_built_at,
         f.loaded_at,
         {{ built_at() }} as built_at
-    from files f
+    from files as f
     {% if is_incremental() -%}
-    left join {{ this }} r on r.source_file = f.source_file
+        left join {{ this }} as r on f.source_file = r.source_file
     {%- endif %}
 )
 

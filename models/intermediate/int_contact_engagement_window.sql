@@ -9,29 +9,29 @@
 with
 
 {% if is_incremental() %}
-previous_window as (
-    select max(window_start) as window_start from {{ this }}
-),
+    previous_window as (
+        select max(window_start) as window_start from {{ this }}
+    ),
 
-changed_addresses as (
-    select email
-    from {{ events_model }}
-    where built_at > {{ last_built_at() }} and email is not null
-    union
-    select e.email
-    from {{ events_model }} e
-    cross join previous_window p
-    where e.email is not null
-      and e.event_at >= least(p.window_start, {{ window_start }})
-      and e.event_at < greatest(p.window_start, {{ window_start }})
-),
+    changed_addresses as (
+        select email
+        from {{ events_model }}
+        where built_at > {{ last_built_at() }} and email is not null
+        union
+        select e.email
+        from {{ events_model }} as e
+        cross join previous_window as p
+        where e.email is not null
+            and e.event_at >= least(p.window_start, {{ window_start }})
+            and e.event_at < greatest(p.window_start, {{ window_start }})
+    ),
 
-events as (
+    events as (
     -- every event of those addresses that can count: on or after the window's start
-    select e.*
-    from {{ events_model }} e
-    where e.event_at >= {{ window_start }} and e.email in (select email from changed_addresses)
-),
+        select e.*
+        from {{ events_model }} as e
+        where e.event_at >= {{ window_start }} and e.email in (select email from changed_addresses)
+    ),
 {% else %}
 changed_addresses as (
     select distinct email from {{ events_model }} where email is not null
@@ -75,8 +75,8 @@ final as (
         cast(coalesce(w.clicks, 0) as {{ dbt.type_bigint() }}) as clicks_in_window,
         cast(coalesce(w.machine_opens, 0) as {{ dbt.type_bigint() }}) as machine_opens_in_window,
         {{ built_at() }} as built_at
-    from changed_addresses a
-    left join window_counts w using (email)
+    from changed_addresses as a
+    left join window_counts as w using (email)
 )
 
 select * from final

@@ -35,15 +35,28 @@ partials as (
     from events
     group by email
     {% if is_incremental() %}
-    union all
-    -- what this table holds of the other addresses with new events
-    select
-        email, first_sent_at, last_sent_at, last_opened_at, last_clicked_at, last_engaged_at, is_hard_bounced,
-        has_complained, last_complained_at, last_complaint_source, last_unsubscribed_at, last_unsubscribe_source,
-        clang_customer_id, clang_customer_id_seen_at, clang_external_customer_id,
-        clang_external_customer_id_seen_at, spotler_external_id
-    from {{ this }}
-    where {{ held_rows_to_add('email') }}
+        union all
+        -- what this table holds of the other addresses with new events
+        select
+            email,
+            first_sent_at,
+            last_sent_at,
+            last_opened_at,
+            last_clicked_at,
+            last_engaged_at,
+            is_hard_bounced,
+            has_complained,
+            last_complained_at,
+            last_complaint_source,
+            last_unsubscribed_at,
+            last_unsubscribe_source,
+            clang_customer_id,
+            clang_customer_id_seen_at,
+            clang_external_customer_id,
+            clang_external_customer_id_seen_at,
+            spotler_external_id
+        from {{ this }}
+        where {{ held_rows_to_add('email') }}
     {% endif %}
 ),
 

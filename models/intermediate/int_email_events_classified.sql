@@ -28,26 +28,28 @@ with
 clang_events as (
     select * from {{ ref('int_clang_email_events') }}
     {% if is_incremental() %}
-    where loaded_at > (
-        select coalesce(max(loaded_at), {{ epoch() }}) from {{ this }} where source_system = 'clang'
-    )
+        where loaded_at > (
+                select coalesce(max(loaded_at), {{ epoch() }}) from {{ this }}
+                where source_system = 'clang'
+            )
     {% endif %}
 ),
 
 {% if is_incremental() %}
-files_read as (
-    select * from {{ ref('int_clang_files_read') }}
-),
+    files_read as (
+        select * from {{ ref('int_clang_files_read') }}
+    ),
 {% endif %}
 
 spotler_events as (
     select * from {{ ref('int_spotler_email_events') }}
     {% if is_incremental() %}
-    where event_at >= (
-        select coalesce({{ dbt.dateadd('day', -var('activity_lookback_days'), 'max(event_at)') }}, {{ epoch() }})
-        from {{ this }}
-        where source_system = 'spotler'
-    )
+        where event_at >= (
+                select
+                    coalesce({{ dbt.dateadd('day', -var('activity_lookback_days'), 'max(event_at)') }}, {{ epoch() }})
+                from {{ this }}
+                where source_system = 'spotler'
+            )
     {% endif %}
 ),
 
@@ -83,38 +85,43 @@ shaped as (
 ),
 
 {% if is_incremental() %}
-files_read_before as (
+    files_read_before as (
     -- a Clang file delivered again (with other content: the loader skips the same content) is written again
     -- whole, its events dated by the build that first read the file
-    select source_file, first_built_at
-    from files_read
-    where first_built_at < {{ built_at() }}
-),
+        select
+            source_file,
+            first_built_at
+        from files_read
+        where first_built_at < {{ built_at() }}
+    ),
 
-spotler_here as (
+    spotler_here as (
     -- Spotler's events of the lookback days as they are here, to leave alone those that read the same
-    select event_id, first_built_at, {{ compared | join(', ') }}
-    from {{ this }}
-    where source_system = 'spotler' and event_id in (select event_id from shaped where source_system = 'spotler')
-),
+        select event_id, first_built_at, {{ compared | join(', ') }}
+        from {{ this }}
+        where source_system = 'spotler' and event_id in (
+                select event_id from shaped
+                where source_system = 'spotler'
+            )
+    ),
 {% endif %}
 
 to_write as (
     select
         s.*,
         {% if is_incremental() -%}
-        coalesce(f.first_built_at, p.first_built_at, {{ built_at() }})
+            coalesce(f.first_built_at, p.first_built_at, {{ built_at() }})
         {%- else -%}
         {{ built_at() }}
         {%- endif %} as first_built_at
-    from shaped s
+    from shaped as s
     {% if is_incremental() -%}
-    left join files_read_before f on f.source_file = s.source_file
-    left join spotler_here p on p.event_id = s.event_id
-    where p.event_id is null
-        {%- for column in compared %}
-        or s.{{ column }} is distinct from p.{{ column }}
-        {%- endfor %}
+        left join files_read_before as f on s.source_file = f.source_file
+        left join spotler_here as p on s.event_id = p.event_id
+        where p.event_id is null
+            {%- for column in compared %}
+                or s.{{ column }} is distinct from p.{{ column }}
+            {%- endfor %}
     {%- endif %}
 ),
 
@@ -124,73 +131,75 @@ to_write as (
 {% endset %}
 
 {% if is_incremental() %}
-held_newest as (
-    select max(event_at) as newest_at from {{ this }}
-),
+    held_newest as (
+        select max(event_at) as newest_at from {{ this }}
+    ),
 
-classify_from as (
+    classify_from as (
     -- the earliest moment whose classification the new events can change: the earliest event written, or
     -- the newest held (mails sent just before it count in a proxy pattern now that time went on)
-    select {{ seconds_before('least(min(t.event_at), min(h.newest_at))', machine_reclassify_seconds()) }}
-               as reclassify_from,
-           {{ seconds_before('least(min(t.event_at), min(h.newest_at))', machine_context_seconds()) }}
-               as context_from
-    from held_newest h
-    left join to_write t on true
-),
+        select
+            {{ seconds_before('least(min(t.event_at), min(h.newest_at))', machine_reclassify_seconds()) }}
+                as reclassify_from,
+            {{ seconds_before('least(min(t.event_at), min(h.newest_at))', machine_context_seconds()) }}
+                as context_from
+        from held_newest as h
+        left join to_write as t on true
+    ),
 
-newest as (
-    select greatest(coalesce(max(t.event_at), min(h.newest_at)), min(h.newest_at)) as newest_at
-    from held_newest h
-    left join to_write t on true
-),
+    newest as (
+        select greatest(coalesce(max(t.event_at), min(h.newest_at)), min(h.newest_at)) as newest_at
+        from held_newest as h
+        left join to_write as t on true
+    ),
 
-touched_people as (
+    touched_people as (
     -- the people with events written, and those with a mail sent just before the newest held event, which
     -- now counts in their proxy pattern (see macros/machine_rules.sql)
-    select {{ person_key() }} as person_key from to_write
-    union
-    select {{ person_key('h.contact_key', 'h.external_customer_id') }}
-    from {{ this }} h
-    cross join held_newest n
-    where h.event_type = 'sent'
-      and h.event_at > {{ seconds_before('n.newest_at', var('apple_proxy_open_within_hours') * 3600) }}
-),
+        select {{ person_key() }} as person_key from to_write
+        union
+        select {{ person_key('h.contact_key', 'h.external_customer_id') }}
+        from {{ this }} as h
+        cross join held_newest as n
+        where h.event_type = 'sent'
+            and h.event_at > {{ seconds_before('n.newest_at', var('apple_proxy_open_within_hours') * 3600) }}
+    ),
 
-held_context as (
+    held_context as (
     -- what this table holds of those people, as far back as the rules look
     -- (an anti join for the events written again: Spark plans `not in` as a nested loop)
-    select h.*
-    from {{ this }} h
-    cross join classify_from c
-    left join to_write w on w.event_id = h.event_id
-    where h.event_at >= c.context_from
-      and h.event_type in ('sent', 'open', 'click', 'hard_bounce', 'soft_bounce')
-      and {{ person_key('h.contact_key', 'h.external_customer_id') }} in (select person_key from touched_people)
-      and w.event_id is null
-),
+        select h.*
+        from {{ this }} as h
+        cross join classify_from as c
+        left join to_write as w on h.event_id = w.event_id
+        where h.event_at >= c.context_from
+            and h.event_type in ('sent', 'open', 'click', 'hard_bounce', 'soft_bounce')
+            and {{ person_key('h.contact_key', 'h.external_customer_id') }} in (select person_key from touched_people)
+            and w.event_id is null
+    ),
 
-rule_input as (
-    select {{ rule_columns }} from to_write
-    union all
-    select {{ rule_columns }} from held_context
-),
+    rule_input as (
+        select {{ rule_columns }} from to_write
+        union all
+        select {{ rule_columns }} from held_context
+    ),
 
-{{ machine_verdict_ctes('rule_input', '(select newest_at from newest)') }},
+    {{ machine_verdict_ctes('rule_input', '(select newest_at from newest)') }},
 
-reclassified as (
+    reclassified as (
     -- held opens and clicks whose verdict changed, written again as they are with the new verdict
-    select
-        {% for column in written_columns %}h.{{ column }}, {% endfor %}
-        h.first_built_at,
-        v.is_machine,
-        v.machine_reason
-    from held_context h
-    inner join machine_verdicts v on v.event_id = h.event_id
-    cross join classify_from c
-    where h.event_at >= c.reclassify_from
-      and (h.is_machine is distinct from v.is_machine or h.machine_reason is distinct from v.machine_reason)
-),
+        select
+            {% for column in written_columns %}h.{{ column }},
+            {% endfor %}
+            h.first_built_at,
+            v.is_machine,
+            v.machine_reason
+        from held_context as h
+        inner join machine_verdicts as v on h.event_id = v.event_id
+        cross join classify_from as c
+        where h.event_at >= c.reclassify_from
+            and (h.is_machine is distinct from v.is_machine or h.machine_reason is distinct from v.machine_reason)
+    ),
 {% else %}
 rule_input as (
     select {{ rule_columns }} from to_write
@@ -201,23 +210,28 @@ rule_input as (
 
 classified as (
     select
-        {% for column in written_columns %}t.{{ column }}, {% endfor %}
+        {% for column in written_columns %}t.{{ column }},
+        {% endfor %}
         t.first_built_at,
         case when t.event_type in ('open', 'click') then coalesce(v.is_machine, t.source_machine_flag, false) end
             as is_machine,
         case when t.event_type in ('open', 'click') then
-            coalesce(v.machine_reason, case when t.source_machine_flag then 'vendor_flag' end) end
+                coalesce(v.machine_reason, case when t.source_machine_flag then 'vendor_flag' end)
+        end
             as machine_reason
-    from to_write t
-    left join machine_verdicts v on v.event_id = t.event_id
+    from to_write as t
+    left join machine_verdicts as v on t.event_id = v.event_id
     {% if is_incremental() %}
-    union all
-    select * from reclassified
+        union all
+        select * from reclassified
     {% endif %}
 ),
 
 final as (
-    select *, {{ built_at() }} as built_at from classified
+    select
+        *,
+        {{ built_at() }} as built_at
+    from classified
 )
 
 select * from final

@@ -20,7 +20,7 @@ final as (
         count(*) filter (where person_key is not null and opened) as unique_open_count,
         -- open events, plus one for each person whose open shows only in a click
         cast(sum(opens) as {{ dbt.type_bigint() }})
-            + count(*) filter (where person_key is not null and opens = 0 and opened) as total_open_count,
+        + count(*) filter (where person_key is not null and opens = 0 and opened) as total_open_count,
         count(*) filter (where person_key is not null and clicks > 0) as unique_click_count,
         cast(sum(clicks) as {{ dbt.type_bigint() }}) as total_click_count,
         count(*) filter (where person_key is not null and human_opened) as unique_human_open_count,

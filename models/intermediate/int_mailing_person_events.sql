@@ -38,14 +38,29 @@ partials as (
     from events
     group by mailing_person_key, mailing_key, person_key
     {% if is_incremental() %}
-    union all
-    -- what this table holds of the other pairs with new events
-    select
-        mailing_person_key, mailing_key, person_key, sends, opens, opened, clicks, human_opened, human_opens,
-        human_clicks, machine_opens, machine_clicks, hard_bounced, soft_bounced,
-        complained, unsubscribed, clicked_conversion_link, clicked_webshop_link
-    from {{ this }}
-    where {{ held_rows_to_add('mailing_person_key') }}
+        union all
+        -- what this table holds of the other pairs with new events
+        select
+            mailing_person_key,
+            mailing_key,
+            person_key,
+            sends,
+            opens,
+            opened,
+            clicks,
+            human_opened,
+            human_opens,
+            human_clicks,
+            machine_opens,
+            machine_clicks,
+            hard_bounced,
+            soft_bounced,
+            complained,
+            unsubscribed,
+            clicked_conversion_link,
+            clicked_webshop_link
+        from {{ this }}
+        where {{ held_rows_to_add('mailing_person_key') }}
     {% endif %}
 ),
 

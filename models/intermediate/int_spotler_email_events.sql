@@ -24,9 +24,9 @@ with_links as (
         l.link_type,
         case when i.event_type = 'click' and l.link_type = 'unsubscribe' then 'unsubscribe' else i.event_type end
             as final_event_type
-    from interactions i
-    left join links l
-        on l.mailing_kind = i.mailing_kind and l.mailing_id = i.mailing_id and l.link_id = i.link_id
+    from interactions as i
+    left join links as l
+        on i.mailing_kind = l.mailing_kind and i.mailing_id = l.mailing_id and i.link_id = l.link_id
 ),
 
 events as (
@@ -50,8 +50,8 @@ events as (
         cast(null as {{ dbt.type_string() }}) as source_file,
         -- Spotler's feeds carry no machine flag: its opens and clicks are judged by the rules alone
         cast(null as boolean) as machine_flag
-    from with_links e
-    left join addresses m on m.external_customer_id = e.external_contact_id
+    from with_links as e
+    left join addresses as m on e.external_contact_id = m.external_customer_id
 )
 
 select * from events

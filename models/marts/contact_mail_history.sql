@@ -35,14 +35,29 @@ partials as (
     from events
     group by contact_mailing_key, contact_key, mailing_key
     {% if is_incremental() %}
-    union all
-    -- what this table holds of the other pairs with new events
-    select
-        contact_mailing_key, contact_key, mailing_key, email, sent_at, was_opened, was_clicked, was_machine_opened,
-        bounce = 'hard', bounce = 'soft', was_unsubscribed, has_complained, first_opened_at, first_clicked_at,
-        open_count, click_count, machine_open_count, machine_click_count
-    from {{ this }}
-    where {{ held_rows_to_add('contact_mailing_key') }}
+        union all
+        -- what this table holds of the other pairs with new events
+        select
+            contact_mailing_key,
+            contact_key,
+            mailing_key,
+            email,
+            sent_at,
+            was_opened,
+            was_clicked,
+            was_machine_opened,
+            bounce = 'hard',
+            bounce = 'soft',
+            was_unsubscribed,
+            has_complained,
+            first_opened_at,
+            first_clicked_at,
+            open_count,
+            click_count,
+            machine_open_count,
+            machine_click_count
+        from {{ this }}
+        where {{ held_rows_to_add('contact_mailing_key') }}
     {% endif %}
 ),
 

@@ -13,11 +13,13 @@
 with
 
 customers as (
-    select * from {{ ref('stg_directo__customers') }} where email is not null
+    select * from {{ ref('stg_directo__customers') }}
+    where email is not null
 ),
 
 live_customers as (
-    select * from customers where not is_deleted
+    select * from customers
+    where not is_deleted
 ),
 
 datafields as (
@@ -42,7 +44,7 @@ ranked_customers as (
     select
         *,
         row_number() over (
-            partition by email order by is_closed, changed_at desc nulls last, customer_code
+            partition by email order by is_closed asc, changed_at desc nulls last, customer_code asc
         ) as customer_rank
     from live_customers
 ),
@@ -68,16 +70,16 @@ deleted_from_directo as (
 
 primary_customer as (
     select c.*
-    from live_customers c
-    inner join directo d on d.email = c.email and d.primary_customer_code = c.customer_code
+    from live_customers as c
+    inner join directo as d on c.email = d.email and c.customer_code = d.primary_customer_code
 ),
 
 primary_datafields as (
     select
-        customer_code,
+        datafields.customer_code,
         {{ json_object_agg('datafield_code', 'datafield_content', 'datafield_position') }} as directo_datafields
     from datafields
-    group by customer_code
+    group by datafields.customer_code
 ),
 
 consent_statements as (
@@ -93,19 +95,32 @@ consent_statements as (
     where is_opted_in is not null
     union all
     -- the latest unsubscribe speaks for every earlier one; so does the latest complaint
-    select email, {{ directo_day('last_unsubscribed_at') }}, last_unsubscribed_at, false,
-           last_unsubscribe_source || '_unsubscribe'
+    select
+        email,
+        {{ directo_day('last_unsubscribed_at') }},
+        last_unsubscribed_at,
+        false,
+        last_unsubscribe_source || '_unsubscribe'
     from summary
     where last_unsubscribed_at is not null
     union all
-    select email, {{ directo_day('last_complained_at') }}, last_complained_at, false,
-           last_complaint_source || '_complaint'
+    select
+        email,
+        {{ directo_day('last_complained_at') }},
+        last_complained_at,
+        false,
+        last_complaint_source || '_complaint'
     from summary
     where last_complained_at is not null
     union all
     -- Spotler's EMAIL channel off is an opt-out as of the contact's last change; on, it states no date of its
     -- own (any change of the contact moves lastChanged), so it is no dated opt-in
-    select email, {{ directo_day('last_changed_at') }}, last_changed_at, false, 'spotler_email_channel'
+    select
+        email,
+        {{ directo_day('last_changed_at') }},
+        last_changed_at,
+        false,
+        'spotler_email_channel'
     from spotler_contact_records
     where email is not null and not email_opt_in and last_changed_at is not null
     {% if implied_consent %}
@@ -119,20 +134,31 @@ consent_statements as (
 
 latest_consent as (
     -- dated before undated; the latest day; on one day an opt-out before an opt-in; then the latest moment
-    select email, is_opted_in, stated_at as consent_changed_at, consent_source
+    select
+        email,
+        is_opted_in,
+        stated_at as consent_changed_at,
+        consent_source
     from consent_statements
     qualify row_number() over (
-        partition by email
-        order by stated_on is not null desc, stated_on desc, is_opted_in, stated_at desc nulls last, consent_source
-    ) = 1
+            partition by email
+            order by
+                stated_on is not null desc,
+                stated_on desc,
+                is_opted_in asc,
+                stated_at desc nulls last,
+                consent_source asc
+        ) = 1
 ),
 
 spotler_contacts as (
     -- the address's Spotler contact changed last (a total order: the lowest id among equals)
-    select email, external_contact_id
+    select
+        email,
+        external_contact_id
     from spotler_contact_records
     where email is not null
-    qualify row_number() over (partition by email order by last_changed_at desc nulls last, external_contact_id) = 1
+    qualify row_number() over (partition by email order by last_changed_at desc nulls last, external_contact_id asc) = 1
 ),
 
 addresses as (
@@ -154,11 +180,11 @@ statuses as (
         coalesce(l.consent_source like '%_unsubscribe', false) as is_unsubscribed,
         coalesce(d.is_closed_in_directo, false) as is_closed_in_directo,
         x.email is not null as is_deleted_in_directo
-    from addresses a
-    left join directo d using (email)
-    left join deleted_from_directo x using (email)
-    left join latest_consent l using (email)
-    left join summary e using (email)
+    from addresses as a
+    left join directo as d using (email)
+    left join deleted_from_directo as x using (email)
+    left join latest_consent as l using (email)
+    left join summary as e using (email)
 ),
 
 mailability as (
@@ -219,16 +245,16 @@ final as (
             when e.first_sent_at is null or e.first_sent_at >= {{ dbt.dateadd('day', -30, as_of_date()) }} then 'new'
             else 'never_engaged'
         end as engagement_status
-    from addresses a
-    inner join statuses s using (email)
-    inner join mailability m using (email)
-    left join directo d using (email)
-    left join primary_customer p using (email)
-    left join primary_datafields f on f.customer_code = d.primary_customer_code
-    left join latest_consent l using (email)
-    left join summary e using (email)
-    left join engagement_window w using (email)
-    left join spotler_contacts sc using (email)
+    from addresses as a
+    inner join statuses as s using (email)
+    inner join mailability as m using (email)
+    left join directo as d using (email)
+    left join primary_customer as p using (email)
+    left join primary_datafields as f on d.primary_customer_code = f.customer_code
+    left join latest_consent as l using (email)
+    left join summary as e using (email)
+    left join engagement_window as w using (email)
+    left join spotler_contacts as sc using (email)
 )
 
 select * from final

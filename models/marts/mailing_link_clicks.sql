@@ -20,12 +20,12 @@ clicks as (
         is_machine
     from {{ events }}
     where event_type = 'click'
-    {% if is_incremental() %}
-      and mailing_key in (
-          select mailing_key from {{ events }}
-          where built_at > {{ last_built_at() }} and event_type = 'click'
-      )
-    {% endif %}
+        {% if is_incremental() %}
+            and mailing_key in (
+                select mailing_key from {{ events }}
+                where built_at > {{ last_built_at() }} and event_type = 'click'
+            )
+        {% endif %}
 ),
 
 final as (

@@ -16,16 +16,22 @@ all_mailings as (
 ),
 
 mailings as (
-    select mailing_key, source_system, mailing_type, mailing_name, sent_at
+    select
+        mailing_key,
+        source_system,
+        mailing_type,
+        mailing_name,
+        sent_at
     from all_mailings
     where not coalesce(is_campaign_mailing, false) and sent_at is not null
 ),
 
 observed as (
-    select least(
-        cast({{ as_of_date() }} as {{ type_timestamp_tz() }}) + interval 1 day,
-        max(greatest(sent_at, coalesce(first_opened_at, sent_at), coalesce(first_clicked_at, sent_at)))
-    ) as observed_until
+    select
+        least(
+            cast({{ as_of_date() }} as {{ type_timestamp_tz() }}) + interval 1 day,
+            max(greatest(sent_at, coalesce(first_opened_at, sent_at), coalesce(first_clicked_at, sent_at)))
+        ) as observed_until
     from {{ history }}
 ),
 
@@ -34,26 +40,44 @@ responses as (
     select
         h.mailing_key,
         case when h.first_opened_at < o.observed_until
-             then {{ integer_divide(minutes_between('h.sent_at', 'h.first_opened_at'), 60) }} end as open_hour,
+                then {{ integer_divide(minutes_between('h.sent_at', 'h.first_opened_at'), 60) }}
+        end as open_hour,
         case when h.first_clicked_at < o.observed_until
-             then {{ integer_divide(minutes_between('h.sent_at', 'h.first_clicked_at'), 60) }} end as click_hour
-    from {{ history }} h
-    inner join mailings m using (mailing_key)
-    cross join observed o
+                then {{ integer_divide(minutes_between('h.sent_at', 'h.first_clicked_at'), 60) }}
+        end as click_hour
+    from {{ history }} as h
+    inner join mailings using (mailing_key)
+    cross join observed as o
     where h.bounce = 'none' and h.sent_at < o.observed_until
 ),
 
 delivered as (
-    select mailing_key, count(*) as delivered_count from responses group by mailing_key
+    select
+        mailing_key,
+        count(*) as delivered_count
+    from responses
+    group by mailing_key
 ),
 
 -- How many first opens and first clicks each mailing had in each whole hour after its send.
 response_hours as (
-    select mailing_key, 'open' as response, open_hour as response_hour, count(*) as response_count
-    from responses where open_hour is not null group by mailing_key, open_hour
+    select
+        mailing_key,
+        'open' as response,
+        open_hour as response_hour,
+        count(*) as response_count
+    from responses
+    where open_hour is not null
+    group by mailing_key, open_hour
     union all
-    select mailing_key, 'click' as response, click_hour as response_hour, count(*) as response_count
-    from responses where click_hour is not null group by mailing_key, click_hour
+    select
+        mailing_key,
+        'click' as response,
+        click_hour as response_hour,
+        count(*) as response_count
+    from responses
+    where click_hour is not null
+    group by mailing_key, click_hour
 ),
 
 aged as (
@@ -61,20 +85,23 @@ aged as (
         m.*,
         o.observed_until,
         {{ integer_divide(minutes_between('m.sent_at', 'o.observed_until'), 60) }} as hours_since_send
-    from mailings m
-    cross join observed o
+    from mailings as m
+    cross join observed as o
     where m.sent_at < o.observed_until
 ),
 
 settling as (
-    select a.*, d.delivered_count
-    from aged a
-    inner join delivered d using (mailing_key)
+    select
+        a.*,
+        d.delivered_count
+    from aged as a
+    inner join delivered as d using (mailing_key)
     where a.hours_since_send < {{ var('settle_days') }} * 24
 ),
 
 settled_references as (
-    select mailing_key from aged where hours_since_send >= {{ var('settle_days') }} * 24
+    select mailing_key from aged
+    where hours_since_send >= {{ var('settle_days') }} * 24
 ),
 
 -- Per settling mailing, earlier mailing and response: responses at the settling mailing's age and after
@@ -84,10 +111,10 @@ growth as (
         s.mailing_key,
         h.response,
         cast(sum(h.response_count) filter (where h.response_hour < {{ var('settle_days') }} * 24) as double)
-            / nullif(sum(h.response_count) filter (where h.response_hour < s.hours_since_send), 0) as growth_factor
-    from settling s
-    cross join settled_references r
-    inner join response_hours h on h.mailing_key = r.mailing_key
+        / nullif(sum(h.response_count) filter (where h.response_hour < s.hours_since_send), 0) as growth_factor
+    from settling as s
+    cross join settled_references as r
+    inner join response_hours as h on r.mailing_key = h.mailing_key
     group by s.mailing_key, r.mailing_key, h.response
 ),
 
@@ -95,12 +122,15 @@ growth_factors as (
     select
         mailing_key,
         count(growth_factor) filter (where response = 'open') as reference_mailing_count,
-        {%- for response in ['open', 'click'] %}
-        {%- for name, share in [('', 0.5), ('_low', 0.1), ('_high', 0.9)] %}
+    {%- for response in ['open', 'click'] %}
+    {%- for suffix, share in [('', 0.5), ('_low', 0.1), ('_high', 0.9)] %}
+        {%- set column = response ~ '_growth_factor' ~ suffix %}
+        -- the comma is templated (none after the last column), so it cannot start a line of its own
         percentile_cont({{ share }}) within group (order by growth_factor)
-            filter (where response = '{{ response }}') as {{ response }}_growth_factor{{ name }}{{ ',' if not loop.last or response == 'open' }}
-        {%- endfor %}
-        {%- endfor %}
+        filter (where response = '{{ response }}') as {{ column }}{{ ',' if not loop.last or response == 'open' }}  -- noqa: LT02
+    {%- endfor %}
+
+    {%- endfor %}
     from growth
     group by mailing_key
 ),
@@ -112,8 +142,8 @@ so_far as (
             as unique_open_count,
         coalesce(sum(h.response_count) filter (where h.response = 'click' and h.response_hour < s.hours_since_send), 0)
             as unique_click_count
-    from settling s
-    left join response_hours h using (mailing_key)
+    from settling as s
+    left join response_hours as h using (mailing_key)
     group by all
 ),
 
@@ -140,17 +170,17 @@ final as (
         r.open_rate,
         r.click_rate,
         cast(coalesce(g.reference_mailing_count, 0) as {{ dbt.type_bigint() }}) as reference_mailing_count,
-        {%- for response in ['open', 'click'] %}
+    {%- for response in ['open', 'click'] %}
         g.{{ response }}_growth_factor,
-        {%- for suffix in ['', '_low', '_high'] %}
+    {%- for suffix in ['', '_low', '_high'] %}
         {%- set projected = 'r.' ~ response ~ '_rate * g.' ~ response ~ '_growth_factor' ~ suffix %}
         {#- a case, not least(): DuckDB's least skips nulls and would turn "no projection" into 1 #}
         case when {{ projected }} > 1 then 1.0 else {{ projected }} end as projected_{{ response }}_rate{{ suffix }}
         {{- ',' if not (loop.last and response == 'click') }}
-        {%- endfor %}
-        {%- endfor %}
-    from rates r
-    left join growth_factors g using (mailing_key)
+    {%- endfor %}
+    {%- endfor %}
+    from rates as r
+    left join growth_factors as g using (mailing_key)
 )
 
 select * from final

@@ -53,9 +53,9 @@ joined as (
         a.open_count as api_unique_open_count,
         a.click_count as api_unique_click_count,
         a.fetched_at as api_fetched_at
-    from mailings m
-    left join counts c using (mailing_key)
-    left join latest_api_figures a on m.source_system = 'spotler' and a.mailing_id = m.source_mailing_id
+    from mailings as m
+    left join counts as c using (mailing_key)
+    left join latest_api_figures as a on m.source_system = 'spotler' and m.source_mailing_id = a.mailing_id
 ),
 
 final as (

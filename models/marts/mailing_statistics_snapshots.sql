@@ -10,7 +10,12 @@ all_mailings as (
 ),
 
 mailings as (
-    select source_mailing_id, mailing_key, sent_at from all_mailings where source_system = 'spotler'
+    select
+        source_mailing_id,
+        mailing_key,
+        sent_at
+    from all_mailings
+    where source_system = 'spotler'
 ),
 
 final as (
@@ -33,8 +38,8 @@ final as (
         s.revenue,
         {{ safe_rate('s.open_count', 's.accepted_count') }} as open_rate,
         {{ safe_rate('s.click_count', 's.accepted_count') }} as click_rate
-    from snapshots s
-    inner join mailings m on m.source_mailing_id = s.mailing_id
+    from snapshots as s
+    inner join mailings as m on s.mailing_id = m.source_mailing_id
 )
 
 select * from final

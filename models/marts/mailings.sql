@@ -52,7 +52,9 @@ spotler as (
 ),
 
 campaign_first_sends as (
-    select mailing_id, min(event_at) as first_sent_at
+    select
+        mailing_id,
+        min(event_at) as first_sent_at
     from spotler_interactions
     where mailing_kind = 'campaign_mailing' and event_type = 'sent'
     group by 1
@@ -71,15 +73,17 @@ spotler_campaign as (
         cast(null as {{ dbt.type_string() }}),
         c.campaign_name,
         c.sender,
-        c.campaign_name
-    from spotler_campaign_mailings c
-    left join campaign_first_sends f using (mailing_id)
+        c.campaign_name as target_group
+    from spotler_campaign_mailings as c
+    left join campaign_first_sends as f using (mailing_id)
 ),
 
 final as (
     select * from clang
-    union all select * from spotler
-    union all select * from spotler_campaign
+    union all
+    select * from spotler
+    union all
+    select * from spotler_campaign
 )
 
 select * from final

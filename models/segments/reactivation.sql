@@ -20,9 +20,10 @@ segment_sends as (
 candidates as (
     select *
     from contacts
-    where is_mailable
-      and last_engaged_at is not null
-      and last_engaged_at < {{ inactive_since }}
+    where
+        is_mailable
+        and last_engaged_at is not null
+        and last_engaged_at < {{ inactive_since }}
 ),
 
 mailings_received as (
@@ -31,8 +32,8 @@ mailings_received as (
         c.contact_key,
         count(*) filter (where r.sent_at > c.last_engaged_at) as mailings_since_engagement,
         count(*) filter (where r.sent_at >= {{ inactive_since }}) as mailings_in_window
-    from candidates c
-    inner join mail_history r on r.contact_key = c.contact_key
+    from candidates as c
+    inner join mail_history as r on c.contact_key = r.contact_key
     where r.sent_at is not null
     group by 1
 ),
@@ -40,8 +41,9 @@ mailings_received as (
 recently_exported as (
     select distinct contact_key
     from segment_sends
-    where segment = 'reactivation'
-      and sent_at >= {{ dbt.dateadd('day', -var('reactivation_cooldown_days'), as_of_date()) }}
+    where
+        segment = 'reactivation'
+        and sent_at >= {{ dbt.dateadd('day', -var('reactivation_cooldown_days'), as_of_date()) }}
 ),
 
 final as (
@@ -54,11 +56,15 @@ final as (
         c.last_engaged_at,
         {{ dbt.datediff('cast(c.last_engaged_at as date)', as_of_date(), 'day') }} as days_inactive,
         m.mailings_since_engagement
-    from candidates c
-    inner join mailings_received m on m.contact_key = c.contact_key
+    from candidates as c
+    inner join mailings_received as m on c.contact_key = m.contact_key
     -- at least one mailing in the window, and at least reactivation_min_mailings
-    where m.mailings_in_window >= greatest({{ var('reactivation_min_mailings') }}, 1)
-      and c.contact_key not in (select contact_key from recently_exported where contact_key is not null)
+    where
+        m.mailings_in_window >= greatest({{ var('reactivation_min_mailings') }}, 1)
+        and c.contact_key not in (
+            select contact_key from recently_exported
+            where contact_key is not null
+        )
 )
 
 select * from final

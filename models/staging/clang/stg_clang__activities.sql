@@ -9,12 +9,16 @@ loaded_files as (
 ),
 
 files as (
-    select source_file, source_timezone from loaded_files
+    select
+        source_file,
+        source_timezone
+    from loaded_files
 ),
 
 renamed as (
     select
-        {{ dbt.hash("activities.source_file || ':' || cast(activities.source_line as " ~ dbt.type_string() ~ ")") }} as activity_id,
+        {{ dbt.hash("activities.source_file || ':' || cast(activities.source_line as " ~ dbt.type_string() ~ ")") }}
+            as activity_id,
         activities.broadcastid as broadcast_id,
         activities.customerid as clang_customer_id,
         nullif(trim(activities.extern_klantnummer), '') as external_customer_id,

@@ -7,10 +7,10 @@ datafields as (
 renamed as (
     select
         customer_code,
-        upper(trim(datafield_code)) as datafield_code,
         content as datafield_content,
         param as datafield_param,
-        position as datafield_position
+        position as datafield_position,
+        upper(trim(datafield_code)) as datafield_code
     from datafields
 )
 

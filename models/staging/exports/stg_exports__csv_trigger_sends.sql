@@ -20,8 +20,8 @@ sends as (
         c.email,
         l.status as delivery_status,
         l.uploaded_at as sent_at
-    from trigger_contacts c
-    inner join trigger_log l on l.export_id = c.export_id
+    from trigger_contacts as c
+    inner join trigger_log as l on c.export_id = l.export_id
     where l.status in ('uploaded', 'done')
 )
 

@@ -22,10 +22,10 @@ sends as (
         c.email,
         c.status as delivery_status,
         coalesce(c.answered_at, l.recorded_at) as sent_at
-    from spotler_contacts c
-    inner join spotler_log l on l.export_id = c.export_id
+    from spotler_contacts as c
+    inner join spotler_log as l on c.export_id = l.export_id
     where l.target_kind = 'campaign_trigger'
-      and c.status in ('triggered', 'already-in-campaign', 'pending', 'calling')
+        and c.status in ('triggered', 'already-in-campaign', 'pending', 'calling')
 )
 
 select * from sends

@@ -9,7 +9,10 @@ spotler_campaigns as (
 ),
 
 campaigns as (
-    select encrypted_id as campaign_id, campaign_name from spotler_campaigns
+    select
+        encrypted_id as campaign_id,
+        campaign_name
+    from spotler_campaigns
 ),
 
 renamed as (
