@@ -327,12 +327,15 @@ def read_customers(stream, config: DirectoSourceConfiguration, summary: SyncSumm
     gc.disable()
     optin_code = config.optin_datafield.upper()
     rows: list[tuple] = []
-    fields = {"customer_code": [], "datafield_code": [], "content": [], "param": [], "position": []}
+    fields: dict[str, list] = {"customer_code": [], "datafield_code": [], "content": [], "param": [], "position": []}
     try:
         for _, element in context:
             if element.tag != "customer":
                 if source.root in ERROR_ROOTS and element.getparent() is None:
-                    raise _error_answer(element)
+                    error = _error_answer(element)
+                    # iterparse yields only `customer` and the ERROR_ROOTS, and _error_answer knows each of those
+                    assert error is not None
+                    raise error
                 continue
             # The schema's attributes in a fixed order (others are not part of Directo's customer output).
             record = tuple(map(element.get, RAW_SCHEMA_NAMES))
@@ -382,13 +385,16 @@ class _Transient(Exception):
 
 def fetch(config: DirectoSourceConfiguration, since: dt.date | None) -> requests.Response:
     """POST the request (the key in the form body, never in a URL); the answer streamed."""
+    url = config.url
+    if not url:  # on_resolved refuses a configuration without one
+        raise DirectoSettingsError("missing setting sources.directo.url (env SOURCES__DIRECTO__URL)")
     form = {"get": "1", "what": "customer", "key": config.key}
     if since is not None:
         form["ts"] = since.strftime("%d.%m.%Y")
 
     def attempt() -> requests.Response:
         try:
-            response = requests.post(config.url, data=form, stream=True, timeout=config.timeout_seconds)
+            response = requests.post(url, data=form, stream=True, timeout=config.timeout_seconds)
         except requests.RequestException as error:
             raise _Transient(type(error).__name__) from None
         if response.status_code == 200:
@@ -423,7 +429,8 @@ class CustomerBatch:
 
 @dlt.source(name="directo", section="directo", spec=DirectoSourceConfiguration)
 def directo_source(
-    config: DirectoSourceConfiguration = None,
+    # dlt passes the resolved spec to the argument annotated with exactly the spec class, so it cannot be Optional
+    config: DirectoSourceConfiguration = None,  # type: ignore[assignment]
     full: bool = False,
     loaded_at: dt.datetime | None = None,
     summary: SyncSummary | None = None,
@@ -460,7 +467,8 @@ def directo_source(
 
     # The latest version of a customer wins: delete-insert on its code. One answer holds each customer once,
     # so no de-duplication pass (over a million rows it would cost more than the whole parse).
-    @dlt.transformer(
+    # dlt types transformer's write_disposition without the dict form that dlt.resource takes (and it passes on)
+    @dlt.transformer(  # type: ignore[call-overload]
         data_from=customer_answer,
         name="customers",
         merge_key="code",
@@ -470,7 +478,8 @@ def directo_source(
         yield batch.customers
 
     # A customer's datafields are replaced with it: delete-insert on the customer's code.
-    @dlt.transformer(
+    # dlt types transformer's write_disposition without the dict form that dlt.resource takes (and it passes on)
+    @dlt.transformer(  # type: ignore[call-overload]
         data_from=customer_answer,
         name="datafields",
         merge_key="customer_code",

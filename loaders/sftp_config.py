@@ -4,19 +4,21 @@ Kept apart from `loaders.sftp` so that moving files does not import dlt (about 0
 `from __future__ import annotations`: dlt reads the field types of a configspec and its subclasses.
 """
 
-from dlt.common.configuration.specs import configspec
+import dlt
+from dlt.common.configuration.specs import BaseConfiguration, configspec
 from dlt.common.typing import TSecretStrValue
 
 from loaders.sftp import SftpSettings
 
 
 @configspec
-class SftpConfiguration:
+class SftpConfiguration(BaseConfiguration):
     """The SFTP settings every SFTP section shares (`[sources.clang]`, `[export.deployteq]`)."""
 
-    host: str = None
+    # Required settings: dlt's placeholder (None once the class is made) keeps the type `str`, so dlt asks for them.
+    host: str = dlt.config.value
     port: int = 22
-    username: str = None
+    username: str = dlt.config.value
     known_hosts: str | None = None
     host_key_fingerprint: str | None = None
     accept_new_host_key: bool = False

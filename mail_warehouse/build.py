@@ -14,11 +14,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import yaml
 
 from mail_warehouse.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, configured_sources, connect, warehouse_path
+
+if TYPE_CHECKING:
+    from dbt.contracts.graph.manifest import Manifest
 
 # The dbt source of each loader and the raw schema it loads into (models/staging/<source>/_<source>__sources.yml).
 LOADED_SOURCES = {"clang": "raw_clang", "spotler": "raw_spotler", "directo": "raw_directo"}
@@ -60,7 +64,7 @@ def dbt_environment() -> dict[str, str]:
 
 
 # dbt's parse of the project for each (--vars, --target): what one `warehouse build` process has parsed.
-_parsed_manifests: dict[tuple[str, ...], object] = {}
+_parsed_manifests: dict[tuple[str, ...], Manifest | None] = {}
 
 
 def _close_dbt_duckdb_connection() -> None:
@@ -82,6 +86,7 @@ def _dbt(command: list[str]) -> int:
     (0 ok, 1 failures, 2 an error). The build and the freshness check after it share one interpreter, one
     import of dbt and one parse of the project, instead of a dbt process each (about 3 s of CPU apiece)."""
     from dbt.cli.main import dbtRunner
+    from dbt.contracts.graph.manifest import Manifest
 
     os.environ.update(dbt_environment())
     os.chdir(PROJECT_DIR)  # profiles.yml's relative warehouse path is relative to the repo, as for dbt's CLI
@@ -90,7 +95,7 @@ def _dbt(command: list[str]) -> int:
     if parse_key not in _parsed_manifests:
         parsed = dbtRunner().invoke(["parse", "--quiet", *parse_key, *project])
         # a project that does not parse: the command itself reports it, as dbt's CLI would
-        _parsed_manifests[parse_key] = parsed.result if parsed.success else None
+        _parsed_manifests[parse_key] = parsed.result if parsed.success and isinstance(parsed.result, Manifest) else None
     result = dbtRunner(manifest=_parsed_manifests[parse_key]).invoke([*command, *project])
     _close_dbt_duckdb_connection()
     if result.exception is not None:

@@ -386,8 +386,8 @@ def cmd_load_clang(args) -> int:
         print(f"error: clang: {error}", file=sys.stderr)
         return 1
     print(summary.line())
-    for failure in summary.failed:
-        print(f"error: clang: {failure}", file=sys.stderr)
+    for problem in summary.failed:
+        print(f"error: clang: {problem}", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
@@ -399,6 +399,7 @@ def cmd_build(args) -> int:
 
 def cmd_export(args) -> int:
     from mail_warehouse import export
+    from mail_warehouse.consent_guard import ConsentGuardError
     from mail_warehouse.lock import LockBusy
 
     try:
@@ -410,7 +411,7 @@ def cmd_export(args) -> int:
     except LockBusy as error:
         print(f"error: export: {error}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again later
-    except (export.ExportError, export.SftpError, export.ConsentGuardError) as error:
+    except (export.ExportError, export.SftpError, ConsentGuardError) as error:
         print(f"error: export: {error}", file=sys.stderr)
         return 1
     for result in results:

@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 
@@ -52,6 +53,9 @@ from mail_warehouse.export_config import SETTING_PREFIX, ExportError, ExportSett
 from mail_warehouse.export_spotler import SpotlerTargetError, SpotlerTargets, SpotlerWayBack, targets_from_meta
 from mail_warehouse.lock import WarehouseLock
 from mail_warehouse.settings import sql_literal
+
+if TYPE_CHECKING:
+    from paramiko import SFTPAttributes
 
 SEGMENT_MODELS = warehouse_settings.PROJECT_DIR / "models" / "segments"
 LOG_SCHEMA = "exports"
@@ -231,8 +235,11 @@ class Deployteq:
     """Deployteq's CSV-trigger folders over one reconnecting SFTP session."""
 
     def __init__(self, settings: ExportSettings) -> None:
+        if settings.sftp is None:
+            raise ExportError(f"Deployteq {NOT_CONFIGURED['deployteq']}")
         self.settings = settings
         self.sftp = ReconnectingSftp(settings.sftp)
+        self.where = settings.sftp.where
         self._folders_checked = False
 
     def close(self) -> None:
@@ -244,16 +251,13 @@ class Deployteq:
         if self._folders_checked:
             return
         for setting, folder in self.settings.folders.items():
-            attributes = self.sftp.call(
-                lambda session, folder=folder: session.sftp.stat(folder),
-                f"checking the folder {folder}",
-                remote=folder,
-                setting=setting,
-            )
+
+            def stat_folder(session: SftpSession, folder: str = folder) -> SFTPAttributes:
+                return session.client.stat(folder)
+
+            attributes = self.sftp.call(stat_folder, f"checking the folder {folder}", remote=folder, setting=setting)
             if not stat.S_ISDIR(attributes.st_mode or 0):
-                raise ExportError(
-                    f"{folder} on {self.settings.sftp.where} is not a folder; check {SETTING_PREFIX}{setting}"
-                )
+                raise ExportError(f"{folder} on {self.where} is not a folder; check {SETTING_PREFIX}{setting}")
         self._folders_checked = True
 
     def _look(self, session: SftpSession, file_name: str) -> Found | None:
@@ -263,7 +267,7 @@ class Deployteq:
         """Every folder that holds a file of this name, in the order Deployteq moves a trigger through them."""
         for setting, folder in self.settings.folders.items():
             try:
-                attributes = session.sftp.stat(posixpath.join(folder, file_name))
+                attributes = session.client.stat(posixpath.join(folder, file_name))
             except FileNotFoundError:
                 continue
             yield Found(setting, folder, attributes.st_size, attributes.st_mtime)
@@ -275,10 +279,10 @@ class Deployteq:
 
     def _remove_scratch_files(self, session: SftpSession, file_name: str) -> int:
         removed = 0
-        for name in session.sftp.listdir(self.settings.upload_dir):
+        for name in session.client.listdir(self.settings.upload_dir):
             if _is_scratch_of(name, file_name):
                 try:
-                    session.sftp.remove(posixpath.join(self.settings.upload_dir, name))
+                    session.client.remove(posixpath.join(self.settings.upload_dir, name))
                     removed += 1
                 except FileNotFoundError:
                     pass
@@ -324,7 +328,7 @@ class Deployteq:
                         continue  # there before this delivery (--force)
                     if found.size != size:
                         raise ExportError(
-                            f"{found.folder}/{file_name} appeared on {self.settings.sftp.where} with "
+                            f"{found.folder}/{file_name} appeared on {self.where} with "
                             f"{found.size} bytes, not the {size} sent; not sending it again: check "
                             "what wrote it"
                         )
@@ -336,17 +340,17 @@ class Deployteq:
                 raise ExportError(
                     f"{local} changed after its intent was recorded (sha256 differs); not renaming it into place"
                 )
-            remote_size = session.sftp.stat(scratch).st_size
+            remote_size = session.client.stat(scratch).st_size
             if remote_size != size:
                 raise ExportError(f"{scratch} holds {remote_size} bytes, not {size}")
             if session.sha256(scratch) != sent:
                 raise ExportError(f"{scratch} does not hold what was sent (sha256 differs)")
             try:
-                session.sftp.posix_rename(scratch, final)
+                session.client.posix_rename(scratch, final)
             except OSError:
-                if not session.transport.is_active():
+                if not session.is_connected():
                     raise
-                session.sftp.rename(scratch, final)  # a server without posix-rename@openssh.com
+                session.client.rename(scratch, final)  # a server without posix-rename@openssh.com
             return Found("UPLOAD_DIR", self.settings.upload_dir, size)
 
         return self.sftp.call(send, f"uploading {file_name}", remote=self.settings.upload_dir, setting="UPLOAD_DIR")
@@ -355,7 +359,7 @@ class Deployteq:
         folder = self.settings.folders[setting]
         return set(
             self.sftp.call(
-                lambda session: session.sftp.listdir(folder), f"listing {folder}", remote=folder, setting=setting
+                lambda session: session.client.listdir(folder), f"listing {folder}", remote=folder, setting=setting
             )
         )
 
@@ -534,7 +538,7 @@ def export_segments(
             export_spotler.ensure_log(con)
             guard = ConsentGuard.of(con)
             results: list = []
-            spotler = None
+            spotler: SpotlerWayBack | Literal[False] | None = None  # False: the Spotler account is not configured
             for name in chosen:
                 if name in triggers:
                     results.extend(
@@ -562,8 +566,10 @@ def export_segments(
         finally:
             beside.shutdown()
             con.close()
-            if destination.done() and not destination.exception() and destination.result()[1]:
-                destination.result()[1].close()
+            if destination.done() and not destination.exception():
+                deployteq = destination.result()[1]
+                if deployteq:
+                    deployteq.close()
 
 
 def _export_one(

@@ -36,8 +36,10 @@ sent again; contacts Spotler does not know are recorded `refused` and the rest o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sys
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -156,16 +158,21 @@ class SpotlerWayBack:
     def export(self, targets: SpotlerTargets) -> list[SpotlerResult]:
         from loaders.spotler.config import SpotlerError
 
-        results = []
-        for kind, name, send in (
-            ("campaign_trigger", targets.campaign_trigger, self._trigger),
-            ("audience", targets.audience, self._audience),
-        ):
-            if name is None:
-                continue
-            label = _label(kind, name.external_id if kind == "audience" else name)
+        results: list[SpotlerResult] = []
+        sends: list[tuple[str, Callable[[str], list[SpotlerResult]]]] = []  # (label, send(label)) of each target
+        if targets.campaign_trigger is not None:
+            trigger = targets.campaign_trigger
+            sends.append(
+                (_label("campaign_trigger", trigger), functools.partial(self._trigger, targets.segment, trigger))
+            )
+        if targets.audience is not None:
+            audience = targets.audience
+            sends.append(
+                (_label("audience", audience.external_id), functools.partial(self._audience, targets.segment, audience))
+            )
+        for label, send in sends:
             try:
-                results.extend(send(targets.segment, name, label))
+                results.extend(send(label))
             except (SpotlerTargetError, SpotlerError) as error:
                 results.append(
                     SpotlerResult(

@@ -170,7 +170,9 @@ def copy_spark_tables(
                 con.execute(
                     f"""create or replace table "{schema}"."{table}" as select * from read_parquet('{files}')"""
                 )
-                copied[f"{schema}.{table}"] = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
+                counted = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()
+                assert counted is not None  # count(*) answers one row
+                copied[f"{schema}.{table}"] = counted[0]
     finally:
         con.close()
     return copied

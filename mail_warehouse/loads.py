@@ -34,13 +34,16 @@ def load_spotler(*, contacts_file: Path | None = None, stream=sys.stderr, now: d
     pipeline = make_pipeline("spotler", spotler.DATASET, warehouse_path(), memory_limit=SPOTLER_MEMORY_LIMIT)
     finish_pending_load(pipeline, stream)
     report = spotler.SyncReport()
-    options = {"now": now, "report": report, "log": lambda message: print(message, file=stream, flush=True)}
+
+    def log(message: str) -> None:
+        print(message, file=stream, flush=True)
+
     if contacts_file is not None:
         ids = [line.strip() for line in Path(contacts_file).read_text(encoding="utf-8").splitlines() if line.strip()]
-        source = spotler.spotler_contacts_source(ids, **options)
+        source = spotler.spotler_contacts_source(ids, now=now, report=report, log=log)
         print(f"spotler: fetching the histories of {len(ids)} contacts from {contacts_file}", file=stream, flush=True)
     else:
-        source = spotler.spotler_source(**options)
+        source = spotler.spotler_source(now=now, report=report, log=log)
     try:
         pipeline.run(source)
     except PipelineStepFailed as failure:

@@ -12,6 +12,7 @@ import fcntl
 import os
 import time
 from pathlib import Path
+from typing import TextIO
 
 
 class LockBusy(RuntimeError):
@@ -25,25 +26,25 @@ class WarehouseLock:
         )
         self.command = command
         self.wait = wait_seconds
-        self.handle = None
+        self.handle: TextIO | None = None
 
     def __enter__(self) -> WarehouseLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = self.path.open("a+")
+        handle = self.handle = self.path.open("a+")
         deadline = time.monotonic() + self.wait
         while True:
             try:
-                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.handle.seek(0)
-                self.handle.truncate()
-                self.handle.write(f"{os.getpid()}\n")
-                self.handle.flush()
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"{os.getpid()}\n")
+                handle.flush()
                 return self
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    self.handle.seek(0)
-                    holder = self.handle.read().strip() or "another process"
-                    self.handle.close()
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    handle.close()
                     raise LockBusy(
                         f"another `warehouse {self.command}` (pid {holder}) holds {self.path}; gave up "
                         f"after {self.wait:.0f} s (--wait sets how long to wait)"
@@ -51,5 +52,7 @@ class WarehouseLock:
                 time.sleep(0.5)
 
     def __exit__(self, *exc) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
+        handle = self.handle
+        assert handle is not None  # __enter__ opened it
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()

@@ -122,7 +122,7 @@ def remove_rows_loaded_twice(pipeline) -> int:
 def unwrap(failure: BaseException, error_type: type[Exception]) -> BaseException:
     """dlt wraps what a resource raised in its own step error; our own errors already say what failed and
     what to do, so the first `error_type` in the chain is returned, else `failure` itself."""
-    seen = failure
+    seen: BaseException | None = failure
     while seen is not None:
         if isinstance(seen, error_type):
             return seen

@@ -168,7 +168,9 @@ def publish(
                 con.execute(f"create or replace table analytics.{name} as select * from warehouse.{name}")
             else:
                 published.updated[f"{schema}.{table}"] = written
-            published.rows[f"{schema}.{table}"] = con.execute(f"select count(*) from analytics.{name}").fetchone()[0]
+            counted = con.execute(f"select count(*) from analytics.{name}").fetchone()
+            assert counted is not None  # count(*) answers one row
+            published.rows[f"{schema}.{table}"] = counted[0]
         con.execute("detach warehouse")
         con.execute("checkpoint analytics")
         con.execute("detach analytics")

@@ -211,11 +211,12 @@ class _Pass:
 
     def to_parquet(self, parquet: Path) -> Parsed:
         counted = {f.source_file: f.records for f in self.files}
-        if None not in counted.values():
+        known = {source_file: records for source_file, records in counted.items() if records is not None}
+        if len(known) == len(counted):
             # Every record count is known: DuckDB reads the files once, and the counts are checked afterwards.
-            self._files_table(counted)
+            self._files_table(known)
             self._keep_structural_rejects()  # none yet: the read has not run
-            parsed = self._write(parquet, counted)
+            parsed = self._write(parquet, known)
             if self._counts_hold(parsed):
                 return parsed
             self.con.execute("drop table files; drop table structural_rejects")  # a count was wrong: ask DuckDB
@@ -275,7 +276,6 @@ class _Pass:
 
     def _scan(self) -> dict[str, int]:
         """A quick scan: how many records DuckDB accepts in each file, and which lines it rejects for their shape."""
-        {str(f.local): f.source_file for f in self.files}
         # fetchall, not fetchone: DuckDB writes the rejects table only once the scan has run to its end
         counted = dict(self.con.execute(f"select filename, count(*) from {self.read} group by filename").fetchall())
         accepted = {f.source_file: counted.get(str(f.local), 0) for f in self.files}

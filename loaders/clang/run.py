@@ -44,12 +44,11 @@ def run(pipeline: dlt.Pipeline, report: RunReport | None = None) -> RunSummary:
 def remove_superseded_rows(pipeline: dlt.Pipeline) -> None:
     """Keep only rows of the version of each file that `loaded_files` holds."""
     with pipeline.sql_client() as client:
-        existing = {
-            row[0]
-            for row in client.execute_sql(
-                "select table_name from information_schema.tables where table_schema = %s", pipeline.dataset_name
-            )
-        }
+        tables = client.execute_sql(
+            "select table_name from information_schema.tables where table_schema = %s", pipeline.dataset_name
+        )
+        assert tables is not None  # dlt answers None only for a statement that returns no rows, never a select
+        existing = {row[0] for row in tables}
         if "loaded_files" not in existing:
             return
         files = client.make_qualified_table_name("loaded_files")

@@ -75,30 +75,34 @@ class ClangConfiguration(SftpConfiguration):
             raise ClangSettingsError(
                 f"{SETTING_PREFIX}DOWNLOAD_SESSIONS must be at least 1, got {self.download_sessions}"
             )
-        for kind, default in (("activity", ACTIVITY_COLUMNS), ("broadcast", BROADCAST_COLUMNS)):
-            name = f"{kind}_columns"
-            columns = getattr(self, name)
-            if columns is None:
-                columns = list(default)
-            if not isinstance(columns, list) or not columns or not all(isinstance(c, str) and c for c in columns):
-                raise ClangSettingsError(
-                    f"{SETTING_PREFIX}{name.upper()} must be a non-empty JSON list of column names"
-                )
-            missing = [c for c in ("Broadcastid", DATE_COLUMNS[kind]) if c not in columns]
-            if missing:
-                raise ClangSettingsError(f"{SETTING_PREFIX}{name.upper()} lacks {missing}")
-            setattr(self, name, columns)
-        if self.machine_flag_column and self.machine_flag_column not in self.activity_columns:
+        activity_columns = self.activity_columns = _checked_columns("activity", self.activity_columns, ACTIVITY_COLUMNS)
+        self.broadcast_columns = _checked_columns("broadcast", self.broadcast_columns, BROADCAST_COLUMNS)
+        if self.machine_flag_column and self.machine_flag_column not in activity_columns:
             raise ClangSettingsError(
                 f"{SETTING_PREFIX}MACHINE_FLAG_COLUMN {self.machine_flag_column!r} is not one of "
                 f"{SETTING_PREFIX}ACTIVITY_COLUMNS {self.activity_columns}: add it there too"
             )
 
     def columns(self, kind: str) -> list[str]:
-        return self.activity_columns if kind == "activity" else self.broadcast_columns
+        columns = self.activity_columns if kind == "activity" else self.broadcast_columns
+        assert columns is not None  # on_resolved sets both (to the default columns when not configured)
+        return columns
 
     def glob(self, kind: str) -> str:
         return self.activity_glob if kind == "activity" else self.broadcast_glob
 
     def sftp(self) -> SftpSettings:
         return self.sftp_settings(SETTING_PREFIX)
+
+
+def _checked_columns(kind: str, columns: object, default: list[str]) -> list[str]:
+    """The configured columns of a kind of file (None: `default`), checked."""
+    name = f"{kind}_columns"
+    if columns is None:
+        columns = list(default)
+    if not isinstance(columns, list) or not columns or not all(isinstance(c, str) and c for c in columns):
+        raise ClangSettingsError(f"{SETTING_PREFIX}{name.upper()} must be a non-empty JSON list of column names")
+    missing = [c for c in ("Broadcastid", DATE_COLUMNS[kind]) if c not in columns]
+    if missing:
+        raise ClangSettingsError(f"{SETTING_PREFIX}{name.upper()} lacks {missing}")
+    return columns

@@ -14,6 +14,7 @@ import queue
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,7 +151,7 @@ def download_all(
     todo: list[RemoteFile],
     workdir: Path,
     report: RunReport,
-    on_retry,
+    on_retry: Callable[[int, BaseException], None] | None,
 ) -> list[tuple[RemoteFile, Path, str, int | None]]:
     """Download `todo` over up to `download_sessions` sessions at once (small files wait mostly on round trips);
     return (file, local copy, sha256, records counted) in the order of `todo`. The first failure stops every
@@ -172,13 +173,12 @@ def download_all(
             except queue.Empty:
                 return
             local = workdir / f"{index:06d}.download"  # never a remote name on the local disk
+
+            def download(s: SftpSession, remote: RemoteFile = remote, local: Path = local) -> str:
+                return s.download(_remote_path(settings, remote), local, report.download_progress(remote))
+
             try:
-                sha256 = sftp.call(
-                    lambda s, remote=remote, local=local: s.download(
-                        _remote_path(settings, remote), local, report.download_progress(remote)
-                    ),
-                    f"downloading {remote.path}",
-                )
+                sha256 = sftp.call(download, f"downloading {remote.path}")
             except BaseException:
                 stop.set()
                 raise
@@ -236,7 +236,8 @@ class Delivery:
             )
             downloads = download_all(sftp, settings, todo, workdir, report, self._on_retry) if todo else []
         loaded_at = dt.datetime.now(dt.UTC)  # the version of every file this run loads
-        records, to_parse = [], {kind: [] for kind in KINDS}
+        records: list[dict] = []
+        to_parse: dict[str, list[tuple[RemoteFile, dict, Downloaded]]] = {kind: [] for kind in KINDS}
         for remote, local, sha256, counted in downloads:
             summary.bytes_downloaded += local.stat().st_size
             version = {"size": remote.size, "mtime": remote.mtime, "sha256": sha256}
@@ -258,7 +259,7 @@ class Delivery:
             parsed[kind] = parse_files([e[2] for e in entries], kind, settings, loaded_at, workdir / f"{kind}.parquet")
             for reason in parsed[kind].failed:
                 report.failed(reason)
-            rejected = {}
+            rejected: dict[str, int] = {}
             for reject in parsed[kind].rejects:
                 rejected[reject[0]] = rejected.get(reject[0], 0) + 1
             for remote, version, _ in entries:
@@ -364,7 +365,11 @@ def loaded_files(delivery: Delivery):
 
 
 @dlt.source(name="clang", section="clang", spec=ClangConfiguration, max_table_nesting=0)
-def clang_source(settings: ClangConfiguration = None, report: RunReport | None = None):
+def clang_source(
+    # dlt passes the resolved spec to the argument annotated with exactly the spec class, so it cannot be Optional
+    settings: ClangConfiguration = None,  # type: ignore[assignment]
+    report: RunReport | None = None,
+):
     """Clang/Deployteq's exports on SFTP. Settings from `[sources.clang]` (SOURCES__CLANG__HOST, ...), or pass
     `settings=ClangConfiguration(...)`; `report` collects the run's summary and prints progress."""
     delivery = Delivery(settings, report or RunReport())

@@ -123,6 +123,7 @@ class SpotlerClient:
         before its retry; the last one raises a SpotlerError naming the endpoint and `consequence`."""
 
         def on_retry(attempt: int, failure: BaseException, delay: float) -> None:
+            assert isinstance(failure, _Transient)  # only a _Transient is retried (is_transient below)
             on_failure(failure)
             self.log(f"  {endpoint}: {failure}, retrying in {delay:.1f} s")
 

@@ -76,7 +76,7 @@ class SpotlerSourceConfiguration(BaseConfiguration):
     def first_day(self, now: dt.datetime) -> dt.datetime:
         """Where the first sync starts: start_date, or a year before `now`."""
         if self.start_date:
-            return parse_time(str(self.start_date), self.zone)
+            return require_time(str(self.start_date), self.zone)
         return now - dt.timedelta(days=DEFAULT_HISTORY_DAYS)
 
     def __repr__(self) -> str:
@@ -87,6 +87,12 @@ def parse_time(value, zone: ZoneInfo = ZoneInfo("Europe/Amsterdam")) -> dt.datet
     """ISO 8601 with or without an offset (without: `zone`), or epoch milliseconds, as UTC."""
     if value is None or value == "":
         return None
+    return require_time(value, zone)
+
+
+def require_time(value, zone: ZoneInfo = ZoneInfo("Europe/Amsterdam")) -> dt.datetime:
+    """`parse_time` of a value that must be a time (a cursor this source wrote, a checked setting): an empty one
+    is a ValueError."""
     if isinstance(value, (int, float)):
         return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
     text = str(value).strip()

@@ -18,13 +18,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import dlt
 import pyarrow as pa
 
 from loaders.spotler import rows
 from loaders.spotler.client import CallBudgetReached, SpotlerClient
-from loaders.spotler.config import SpotlerSourceConfiguration, iso, parse_time
+from loaders.spotler.config import SpotlerSourceConfiguration, iso, require_time
 
 FEEDS = {"sent": "recipients", "opened": "opens", "bounced": "bounces"}
 CAMPAIGN_LISTS = {
@@ -34,6 +35,8 @@ CAMPAIGN_LISTS = {
     "bounces": "campaign_bounces",
 }
 CURSOR_OVERLAP = dt.timedelta(days=1)
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 # Contacts are asked from far back on the first sync, whatever start_date says: the address map and consent
 # need everyone, also those who last changed long ago.
 CONTACTS_FIRST_CHANGE = dt.datetime(
@@ -97,7 +100,9 @@ class SpotlerSync:
         dlt.current.source_state()["budget_reached"] = True
         self.exhausted = self.report.budget_reached = True
 
-    def gather(self, action: Callable, items: Iterable, key: Callable[[object], str] | None) -> list[tuple]:
+    def gather(
+        self, action: Callable[[Item], Result], items: Iterable[Item], key: Callable[[Item], str] | None
+    ) -> list[tuple[Item, Result]]:
         """(item, result) for each item, in order, calls in parallel; items whose `key` was fetched in this
         cycle are skipped (`key` None: fetched every run, for what later steps need)."""
         done_in_cycle = self.cycle_done()
@@ -109,7 +114,7 @@ class SpotlerSync:
             except CallBudgetReached:
                 return item, None, False
 
-        done = []
+        done: list[tuple[Item, Result]] = []
         with ThreadPoolExecutor(self.config.max_parallel_requests, thread_name_prefix="spotler") as pool:
             for item, result, ok in pool.map(attempt, todo):
                 if not ok:
@@ -132,7 +137,7 @@ class SpotlerSync:
 
     def since(self, cursors: dict, name: str) -> dt.datetime:
         """Where a date-filtered list resumes: its cursor less a day's overlap, or the first day."""
-        return parse_time(cursors[name]) - CURSOR_OVERLAP if name in cursors else self.start
+        return require_time(cursors[name]) - CURSOR_OVERLAP if name in cursors else self.start
 
     def emit(self, table: str, items: list[dict]) -> Iterator[pa.Table]:
         if items:
@@ -168,7 +173,7 @@ class SpotlerSync:
 
     def settling_among(self, known: dict[str, str]) -> list[str]:
         window = self.now - dt.timedelta(days=self.config.settle_days)
-        return [mid for mid, sent in known.items() if parse_time(sent) >= window]
+        return [mid for mid, sent in known.items() if require_time(sent) >= window]
 
     def settling(self) -> list[str]:
         """Mailings still settling, and new ones once whatever their age."""
@@ -414,7 +419,8 @@ def _form_resources(sync: SpotlerSync) -> list:
 
 @dlt.source(name="spotler", section="spotler", spec=SpotlerSourceConfiguration)
 def spotler_source(
-    config: SpotlerSourceConfiguration = None,
+    # dlt passes the resolved spec to the argument annotated with exactly the spec class, so it cannot be Optional
+    config: SpotlerSourceConfiguration = None,  # type: ignore[assignment]
     now: dt.datetime | None = None,
     report: SyncReport | None = None,
     log: Callable[[str], None] = lambda message: None,
@@ -452,7 +458,8 @@ CONTACT_HISTORIES = {  # table: (endpoint suffix, item key, row builder)
 @dlt.source(name="spotler_contacts", section="spotler", spec=SpotlerSourceConfiguration)
 def spotler_contacts_source(
     external_ids: list[str],
-    config: SpotlerSourceConfiguration = None,
+    # dlt passes the resolved spec to the argument annotated with exactly the spec class, so it cannot be Optional
+    config: SpotlerSourceConfiguration = None,  # type: ignore[assignment]
     now: dt.datetime | None = None,
     report: SyncReport | None = None,
     log: Callable[[str], None] = lambda message: None,

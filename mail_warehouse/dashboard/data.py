@@ -27,7 +27,11 @@ class Published:
         return self.con.execute(sql, params or {}).df()
 
     def value(self, sql: str, params: dict | None = None):
-        return self.con.execute(sql, params or {}).fetchone()[0]
+        """The first column of the first row of `sql` (a query that always answers a row, such as a count)."""
+        row = self.con.execute(sql, params or {}).fetchone()
+        if row is None:
+            raise ValueError(f"no row from {sql}")
+        return row[0]
 
     def has_table(self, schema: str, table: str) -> bool:
         return bool(

@@ -316,13 +316,15 @@ def one_mailing(db: Published) -> None:
     if choices.empty:
         st.info("No mailing with sends in the published copy yet.")
         return
-    labels = {
-        row.mailing_key: f"{row.mailing_name} · {row.source_system} · {row.sent_at:%d-%m-%Y}"
+    labels = {  # mailing_key is a varchar that is never null
+        str(row.mailing_key): f"{row.mailing_name} · {row.source_system} · {row.sent_at:%d-%m-%Y}"
         for row in choices.itertuples()
     }
     keys = list(labels)
     wanted = st.query_params.get("mailing")
-    chosen = st.selectbox("Mailing", keys, index=keys.index(wanted) if wanted in labels else 0, format_func=labels.get)
+    chosen = st.selectbox(
+        "Mailing", keys, index=keys.index(wanted) if wanted in labels else 0, format_func=lambda key: labels[key]
+    )
     st.query_params["mailing"] = chosen
     params = {"mailing_key": chosen}
     stats = db.frame(ONE_MAILING, params).iloc[0]
