@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test test-spark bench clean dashboard
+.PHONY: setup run test lint format test-spark bench clean dashboard
 
 $(INSTALLED): pyproject.toml demo/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# ruff (lint and format), mypy on loaders/ and mail_warehouse/, sqlfluff (dbt templater) on the models; their
+# settings are in pyproject.toml and .sqlfluff. `make format` applies ruff's fixes and formatting.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/sqlfluff lint models macros
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # The same sources and models on Apache Spark (the `spark` extra; Java 17, Debian's openjdk-17-jre-headless):
 # the test world through the lake and `dbt build --target spark`, its counts against the generator's truth,
