@@ -22,7 +22,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,7 @@ class Figures:
 
     kill_points: int = 0
     killed: int = 0
+    retried: int = 0  # kills timed by a delay that came after the step had finished, tried again sooner
     runs: int = 0
     rows_compared: int = 0
     rows_lost: int = 0
@@ -69,7 +71,8 @@ def report_figures(request):
         steps = ", ".join(f"{step} {count}" for step, count in FIGURES.per_step.items())
         with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
             request.config.pluginmanager.get_plugin("terminalreporter").write_line(
-                f"\ncrash matrix: {FIGURES.kill_points} kill points ({steps}), {FIGURES.killed} killed mid-step, "
+                f"\ncrash matrix: {FIGURES.kill_points} kill points ({steps}), {FIGURES.killed} killed mid-step "
+                f"({FIGURES.retried} tried again sooner), "
                 f"{FIGURES.runs} runs; {FIGURES.rows_compared:,} rows compared, {FIGURES.rows_lost} lost, "
                 f"{FIGURES.rows_doubled} doubled; {FIGURES.triggers_doubled} triggers delivered twice"
             )
@@ -160,14 +163,51 @@ class KillPoint:
         return self.name
 
 
+def kill_mid_step(
+    args: list[str],
+    env: dict,
+    point: KillPoint,
+    log: Path,
+    prepare: Callable[[KillPoint], None] = lambda _: None,
+    tries: int = 4,
+) -> None:
+    """Run `warehouse <args>` from the state `prepare(point)` sets up (its fault injected, if any) and kill it
+    at `point`, asserting that the kill landed while the step still ran: a kill after the step finished tests
+    no recovery, so it never passes. A point timed by a delay the step outran is tried again from a fresh
+    start, with a fresh copy of its fault (a fault acts once) and half the delay."""
+    step = args[-1] if args[0] == "load" else args[0]
+    FIGURES.kill_points += 1
+    FIGURES.per_step[step] = FIGURES.per_step.get(step, 0) + 1
+    attempt = point
+    for _ in range(tries):
+        attempt = replace(attempt, fault=_unreached(point.fault))
+        prepare(attempt)
+        if run_killed(args, env, attempt, log):
+            FIGURES.killed += 1
+            return
+        if attempt.delay is None:
+            break
+        FIGURES.retried += 1
+        attempt = replace(attempt, delay=attempt.delay / 2)
+    pytest.fail(f"{point}: the step finished before it was killed ({tries} tries):\n{log.read_text()[-3000:]}")
+
+
+def _unreached(fault):
+    """A copy of `fault` as it was declared: not reached, nothing counted."""
+    if fault is None:
+        return None
+    declared = {
+        f.name: getattr(fault, f.name)
+        for f in fields(fault)
+        if f.default_factory is MISSING and f.name not in ("seen", "outcome")
+    }
+    return type(fault)(**declared)
+
+
 def run_killed(args: list[str], env: dict, point: KillPoint, log: Path) -> bool:
     """Start `warehouse <args>`, kill its process group at `point`; True if it was killed before it finished.
     The step's output is kept in `log`."""
     FIGURES.runs += 1
-    FIGURES.kill_points += 1
-    FIGURES.per_step[args[-1] if args[0] == "load" else args[0]] = (
-        FIGURES.per_step.get(args[-1] if args[0] == "load" else args[0], 0) + 1
-    )
     command = ["-c", KILL_IN_DLTS_GAP, point.committed, *args] if point.committed else ["-m", "mail_warehouse", *args]
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -213,7 +253,6 @@ def run_killed(args: list[str], env: dict, point: KillPoint, log: Path) -> bool:
                 process.wait(timeout=60)
             if point.fault is not None:
                 point.fault.release()
-    FIGURES.killed += killed
     return killed
 
 
@@ -319,13 +358,22 @@ def test_a_killed_load_run_again_loads_what_one_run_loads(source, index, built_w
     _env, reference, stack = built_warehouse
     point = LOAD_POINTS[source](_clang_files(world_dir))[index]
     server = {"clang": stack.sftp, "spotler": stack.spotler_server, "directo": stack.directo_server}[source]
-    if point.fault is not None:
-        server.inject(point.fault)
-    try:
-        trial_env = trial_environment(built_warehouse, tmp_path / "trial")
-        run_killed(["load", source], trial_env, point, tmp_path / "killed.log")
-    finally:
+
+    def clear_faults() -> None:
         server.clear_faults() if source == "clang" else server.reset()
+
+    def prepare(attempt: KillPoint) -> None:
+        clear_faults()
+        shutil.rmtree(tmp_path / "trial", ignore_errors=True)
+        trial_environment(built_warehouse, tmp_path / "trial")
+        if attempt.fault is not None:
+            server.inject(attempt.fault)
+
+    trial_env = trial_environment(built_warehouse, tmp_path / "trial")
+    try:
+        kill_mid_step(["load", source], trial_env, point, tmp_path / "killed.log", prepare)
+    finally:
+        clear_faults()
     rerun = run_to_the_end(["load", source], trial_env)
     if point.rerun_says:
         assert re.search(point.rerun_says, rerun.stderr, re.MULTILINE), rerun.stderr
@@ -350,7 +398,10 @@ def loaded_not_built(built_warehouse, tmp_path_factory) -> Path:
 
 BUILD_POINTS = [
     KillPoint("build: as the first staging model starts", output=r"START sql view model staging\."),
-    KillPoint("build: as customer_activity starts", output=r"START sql incremental model marts\.customer_activity"),
+    KillPoint(
+        "build: as the classified events start",
+        output=r"START sql incremental model intermediate\.int_email_events_classified",
+    ),
     KillPoint(
         "build: as contact_mail_history starts", output=r"START sql incremental model marts\.contact_mail_history"
     ),
@@ -364,7 +415,7 @@ def test_a_killed_build_built_again_equals_one_build(point, built_warehouse, loa
     _, reference, _ = built_warehouse
     trial_env = trial_environment(built_warehouse, tmp_path)
     shutil.copyfile(loaded_not_built, tmp_path / "warehouse.duckdb")
-    assert run_killed(["build", "--", "--vars", AS_OF], trial_env, point, tmp_path / "killed.log"), point
+    kill_mid_step(["build", "--", "--vars", AS_OF], trial_env, point, tmp_path / "killed.log")
     run_to_the_end(["build", "--", "--vars", AS_OF], trial_env)
     assert_same(reference, tmp_path / "warehouse.duckdb", ["marts", "segments"], str(point))
 
@@ -387,10 +438,15 @@ def published_reference(built_warehouse, tmp_path_factory) -> tuple[Path, float]
 def test_a_killed_publish_published_again_equals_one_publish(fraction, built_warehouse, published_reference, tmp_path):
     env, reference, _ = built_warehouse
     analytics, seconds = published_reference
-    shutil.copyfile(reference, tmp_path / "warehouse.duckdb")
     trial_env = {**env, "WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb")}
     point = KillPoint(f"publish: at {fraction:.0%} of an uninterrupted publish", delay=fraction * seconds)
-    run_killed(["publish"], trial_env, point, tmp_path / "killed.log")
+
+    def prepare(_: KillPoint) -> None:
+        for leftover in tmp_path.glob("*analytics.duckdb*"):
+            leftover.unlink()
+        shutil.copyfile(reference, tmp_path / "warehouse.duckdb")
+
+    kill_mid_step(["publish"], trial_env, point, tmp_path / "killed.log", prepare)
     run_to_the_end(["publish"], trial_env)
     con = settings.connect(analytics, read_only=True)
     schemas = sorted(
@@ -465,13 +521,18 @@ EXPORT_POINTS = [
 def test_a_killed_export_run_again_starts_the_campaign_once(point, built_warehouse, exported_reference, tmp_path):
     _, reference, stack = built_warehouse
     started, logged = exported_reference
-    shutil.copyfile(reference, tmp_path / "warehouse.duckdb")
     trial_env = trial_environment(built_warehouse, tmp_path)
-    _fresh_deployteq(stack)
     with stack.deployteq_watcher() as watcher:
-        stack.deployteq.inject(point.fault)
+
+        def prepare(attempt: KillPoint) -> None:
+            stack.deployteq.clear_faults()
+            shutil.copyfile(reference, tmp_path / "warehouse.duckdb")
+            _fresh_deployteq(stack)
+            watcher.started.clear()
+            stack.deployteq.inject(attempt.fault)
+
         try:
-            run_killed(["export"], trial_env, point, tmp_path / "killed.log")
+            kill_mid_step(["export"], trial_env, point, tmp_path / "killed.log", prepare)
         finally:
             stack.deployteq.clear_faults()
         rerun = run_to_the_end(["export"], trial_env)
@@ -600,13 +661,17 @@ def test_a_killed_spotler_export_run_again_starts_every_contact_once(
 ):
     _, reference, stack = built_warehouse
     started, outcomes = spotler_reference
-    shutil.copyfile(reference, tmp_path / "warehouse.duckdb")
     trial_env = trial_environment(built_warehouse, tmp_path)
-    _fresh_deployteq(stack)
-    stack.spotler_api.reset_writes()
-    stack.spotler_server.inject(point.fault)
+
+    def prepare(attempt: KillPoint) -> None:
+        stack.spotler_server.reset()
+        shutil.copyfile(reference, tmp_path / "warehouse.duckdb")
+        _fresh_deployteq(stack)
+        stack.spotler_api.reset_writes()
+        stack.spotler_server.inject(attempt.fault)
+
     try:
-        run_killed(["export"], trial_env, point, tmp_path / "killed.log")
+        kill_mid_step(["export"], trial_env, point, tmp_path / "killed.log", prepare)
     finally:
         stack.spotler_server.reset()
     run_to_the_end(["export"], trial_env)
