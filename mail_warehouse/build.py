@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import yaml
 
+from loaders.directo import DEFAULT_TIMEZONE as DIRECTO_DEFAULT_TIMEZONE
 from mail_warehouse.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, configured_sources, connect, warehouse_path
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 LOADED_SOURCES = {"clang": "raw_clang", "spotler": "raw_spotler", "directo": "raw_directo"}
 FRESHNESS_TABLE = "loads"  # dlt's _dlt_loads, declared in each source's yml
 DIRECTO_TIMEZONE_ENV = "SOURCES__DIRECTO__TIMEZONE"
-DIRECTO_DEFAULT_TIMEZONE = "Europe/Tallinn"  # the Directo loader's default
+# The loaders' settings the models read as dbt vars of the same meaning (dbt_project.yml's defaults equal the
+# loaders', a test ties them): `warehouse build` passes the configured value.
+MODEL_VARS_FROM_SETTINGS = {"settle_days": "sources.spotler.settle_days"}
 CLANG_MACHINE_FLAG_ENV = "SOURCES__CLANG__MACHINE_FLAG_COLUMN"  # read by macros/machine_rules.sql
 
 
@@ -211,16 +214,20 @@ def with_configured_sources(dbt_args: list[str]) -> list[str]:
     """The dbt command line with `<source>_enabled: true` for every configured source, unless the command line
     says otherwise: a configured source must have been loaded (see macros/sources_present.sql), so a first load
     that failed stops the build instead of letting the models treat the source as absent (without Directo,
-    consent is implied by mailing)."""
+    consent is implied by mailing). The loaders' settings the models share (MODEL_VARS_FROM_SETTINGS) go
+    along when set."""
     configured = configured_sources()
-    if not configured:
+    from_settings = {
+        name: int(value) for name, key in MODEL_VARS_FROM_SETTINGS.items() if (value := _dlt_setting(key)) is not None
+    }
+    if not configured and not from_settings:
         return dbt_args
     given = _options(dbt_args, ("--vars",))
     text = (given[1] if given[0] == "--vars" else given[0].split("=", 1)[1]) if given else ""
     user_vars = (yaml.safe_load(text) or {}) if text else {}
     if not isinstance(user_vars, dict):
         return dbt_args  # not a mapping: dbt itself says what is wrong with it
-    merged = {f"{source}_enabled": True for source in configured} | user_vars
+    merged = {f"{source}_enabled": True for source in configured} | from_settings | user_vars
     return [*_without_options(dbt_args, ("--vars",)), "--vars", json.dumps(merged, default=str)]
 
 

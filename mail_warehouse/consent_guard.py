@@ -8,6 +8,12 @@ from dataclasses import dataclass
 SEGMENT_SCHEMA = "segments"
 
 
+def normalized_email(column: str) -> str:
+    """SQL for the one spelling of an address the models use (macros/normalize_email.sql; a test ties the
+    two): trimmed, lower-case, empty as null. For segments and files written by hand."""
+    return f"nullif(lower(trim({column})), '')"
+
+
 class ConsentGuardError(RuntimeError):
     """The contacts mart cannot say who may be mailed (not built, or built by an older version)."""
 
@@ -46,7 +52,7 @@ class ConsentGuard:
         """The segment's rows that pass the guard, with the contact they matched (alias `c`). `segment`: its
         name, or a target that names it (`.segment`)."""
         return f"""{SEGMENT_SCHEMA}.{getattr(segment, "segment", segment)} s
-            inner join marts.contacts c on c.email = lower(trim(s.email))
+            inner join marts.contacts c on c.email = {normalized_email("s.email")}
             where {self._allowed}"""
 
     def left_out_by_reason(self, con, segment) -> dict[str, int]:
@@ -56,7 +62,7 @@ class ConsentGuard:
                                                 then coalesce(c.not_mailable_reason, 'not mailable')
                                             else $missing end as reason, count(*)
                                 from {SEGMENT_SCHEMA}.{getattr(segment, "segment", segment)} s
-                                left join marts.contacts c on c.email = lower(trim(s.email))
+                                left join marts.contacts c on c.email = {normalized_email("s.email")}
                                 where not coalesce({self._allowed}, false)
                                 group by 1 order by 2 desc, 1""",
             {"missing": self.missing_reason},

@@ -48,7 +48,7 @@ import yaml
 from loaders.sftp import RETRYABLE, ReconnectingSftp, SftpError, SftpSession
 from mail_warehouse import export_spotler
 from mail_warehouse import settings as warehouse_settings
-from mail_warehouse.consent_guard import SEGMENT_SCHEMA, ConsentGuard
+from mail_warehouse.consent_guard import SEGMENT_SCHEMA, ConsentGuard, normalized_email
 from mail_warehouse.export_config import SETTING_PREFIX, ExportError, ExportSettings, load_settings
 from mail_warehouse.export_spotler import SpotlerTargetError, SpotlerTargets, SpotlerWayBack, targets_from_meta
 from mail_warehouse.lock import WarehouseLock
@@ -446,13 +446,14 @@ def _recover_contacts(con, settings: ExportSettings, export_id: str, segment: st
     if trigger is None or not local.exists():
         return False
     email_header = trigger.columns["email"].replace('"', '""')
+    file_email = normalized_email(f'f."{email_header}"')
     encoding = "" if trigger.is_utf8 else f", encoding = {sql_literal(trigger.encoding)}"
     con.execute(
         f"""insert into {LOG_SCHEMA}.csv_trigger_contacts
                     select $id, c.email, c.contact_key
                     from read_csv({sql_literal(str(local))}, header = true, all_varchar = true,
                                   delim = {sql_literal(trigger.delimiter)}{encoding}) f
-                    inner join marts.contacts c on c.email = lower(trim(f."{email_header}"))""",
+                    inner join marts.contacts c on c.email = {file_email}""",
         {"id": export_id},
     )
     return True
