@@ -32,19 +32,41 @@ from loaders.retry import call_with_retries
 SAFE_REQUEST_SIZE = 32768  # every SFTP server takes reads and writes of this size
 LARGEST_REQUEST_SIZE = 261120  # OpenSSH's sftp-server: 256 KiB messages less room for the header
 RETRYABLE = (EOFError, OSError, socket.timeout, paramiko.SSHException)
-_default_thread_hook = threading.excepthook
 T = TypeVar("T")
 
 
-def _quiet_prefetch_failures(args) -> None:
-    """paramiko's prefetch thread dies with the connection; the download itself raises and is retried,
-    so its traceback would only alarm the person reading the log."""
-    if args.thread is not None and "_prefetch_thread" in args.thread.name and issubclass(args.exc_type, RETRYABLE):
-        return
-    _default_thread_hook(args)
+class _QuietPrefetchThreads:
+    """While a session of ours reads, paramiko's prefetch thread dying with its connection goes unreported: the
+    read itself raises and is retried, so the thread's traceback would only alarm the person reading the log.
+    Installed by the first session that reads and removed with the last one, never on import: a program that
+    imports our sources keeps its own `threading.excepthook`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions = 0
+        self._previous = threading.excepthook
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._sessions == 0:
+                self._previous = threading.excepthook
+                threading.excepthook = self._hook
+            self._sessions += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._sessions -= 1
+            if self._sessions == 0 and threading.excepthook == self._hook:
+                threading.excepthook = self._previous
+
+    def _hook(self, args) -> None:
+        thread, kind = args.thread, args.exc_type
+        if thread is not None and "_prefetch_thread" in thread.name and issubclass(kind, RETRYABLE):
+            return
+        self._previous(args)
 
 
-threading.excepthook = _quiet_prefetch_failures
+_QUIET_PREFETCH_THREADS = _QuietPrefetchThreads()
 
 
 class SftpError(RuntimeError):
@@ -172,6 +194,7 @@ class SftpSession:
         self.transport: paramiko.Transport | None = None
         self.sftp: paramiko.SFTPClient | None = None
         self.read_size = self.write_size = SAFE_REQUEST_SIZE
+        self._quieting_prefetch = False
 
     def __enter__(self) -> "SftpSession":
         s = self.settings
@@ -233,6 +256,9 @@ class SftpSession:
             self.sftp.close()
         if self.transport is not None:
             self.transport.close()
+        if self._quieting_prefetch:
+            self._quieting_prefetch = False
+            _QUIET_PREFETCH_THREADS.release()
 
     @property
     def client(self) -> paramiko.SFTPClient:
@@ -275,6 +301,9 @@ class SftpSession:
         self, remote: str, consume: Callable[[bytes], object], progress: Callable[[int, int], None] | None = None
     ) -> int:
         """Stream a remote file through `consume` with prefetched reads; return its size."""
+        if not self._quieting_prefetch:
+            self._quieting_prefetch = True
+            _QUIET_PREFETCH_THREADS.acquire()
         with self.client.open(remote, "rb") as handle:
             size = handle.stat().st_size
             handle.MAX_REQUEST_SIZE = self.read_size  # prefetch asks in requests of this size

@@ -7,6 +7,8 @@ import hashlib
 import io
 import os
 import socket
+import subprocess
+import sys
 import time
 
 import asyncssh
@@ -180,3 +182,20 @@ def test_absolute_and_relative_folders_work_as_written(kind, ssh_keys, tmp_path)
     finally:
         server.stop()
     assert sorted(p.name for p in (root / "Upload").iterdir()) == ["a.csv", "r.csv"]
+
+
+def test_importing_the_sources_changes_nothing_in_the_importing_program():
+    """A dlt user's pipeline imports our sources: their thread hook (and everything else global) stays theirs."""
+    checked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import threading; hook = threading.excepthook\n"
+            "import loaders.clang, loaders.spotler, loaders.directo, loaders.sftp\n"
+            "assert threading.excepthook is hook, threading.excepthook",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stderr
