@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench_clang_load import clang_environment, timed_load
+from results import report
 
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
@@ -103,7 +104,7 @@ def main() -> None:
         print(loader.stdout.strip())
         ratio = loader_seconds / anchor_seconds
         print(f"ratio of the medians loader / anchor = {ratio:.2f} (target <= {TARGET_RATIO:g})")
-        print(f"RESULT clang_backfill ratio={ratio:.2f} target={TARGET_RATIO:g}")
+        report("clang_backfill", ratio, TARGET_RATIO, loader_seconds=loader_seconds, anchor_seconds=anchor_seconds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import report
+
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
 
@@ -123,7 +125,15 @@ def main() -> None:
         print(f"anchor: OpenSSH sftp get + DuckDB read_csv into a table in {anchor_seconds:.1f} s")
         print(loader.stdout.strip())
         print(f"ratio loader / anchor = {loader_seconds / anchor_seconds:.2f}")
-        print(f"RESULT clang_load ratio={loader_seconds / anchor_seconds:.2f} target=none")
+        report(
+            "clang_load",
+            loader_seconds / anchor_seconds,
+            None,
+            rows=args.rows,
+            loader_seconds=loader_seconds,
+            anchor_seconds=anchor_seconds,
+            loader_peak_mb=loader_peak_mb,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import report
+
 from mail_warehouse_demo.standins.stack import StandinStack
 from mail_warehouse_demo.world import WorldSpec, simulate
 from mail_warehouse_demo.writers import write_world
@@ -173,9 +175,10 @@ def main() -> None:
     if len(scaled) >= 2:
         ratio = seconds[scaled[-1]] / seconds[scaled[0]]
         print(f"ratio {scaled[-1]} / {scaled[0]} = {ratio:.2f} (target <= 1.5)")
-        print(f"RESULT daily_run ratio={ratio:.2f} target=1.5")
+        report("daily_run", ratio, 1.5, seconds=seconds)
     else:
-        print("RESULT daily_run ratio=none target=1.5  (give --sizes two of 1M, 10M, 30M for the ratio)")
+        print("give --sizes two of 1M, 10M, 30M for the ratio")
+        report("daily_run", None, 1.5, seconds=seconds)
 
 
 if __name__ == "__main__":

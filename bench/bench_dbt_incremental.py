@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import report
 from worlds import END, add_world_arguments, write_benchmark_world
 
 from mail_warehouse.settings import connect
@@ -102,7 +103,15 @@ def main() -> None:
         print(f"dbt build after those days came in (incremental): {incremental:.1f} s")
         print(f"full build (--full-refresh) of the same data: {full:.1f} s")
         print(f"ratio incremental / full = {incremental / full:.2f} (target <= 0.1)")
-        print(f"RESULT dbt_incremental ratio={incremental / full:.2f} target=0.1")
+        report(
+            "dbt_incremental",
+            incremental / full,
+            0.1,
+            events=events,
+            first_build_seconds=first_build,
+            incremental_seconds=incremental,
+            full_seconds=full,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import report
+
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.world import WorldSpec, simulate
 from mail_warehouse_demo.writers import write_world
@@ -57,7 +59,16 @@ def main() -> None:
         )
         print(f"anchor: DuckDB COPY of {events:,} CSV rows in {anchor_seconds:.1f} s")
         print(f"ratio generator / anchor = {generator_seconds / anchor_seconds:.1f}; peak memory {peak_mb:,.0f} MB")
-        print(f"RESULT demo_data ratio={generator_seconds / anchor_seconds:.1f} target=none")
+        report(
+            "demo_data",
+            generator_seconds / anchor_seconds,
+            None,
+            digits=1,
+            events=events,
+            generator_seconds=generator_seconds,
+            anchor_seconds=anchor_seconds,
+            peak_mb=peak_mb,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

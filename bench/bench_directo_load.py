@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from lxml import etree
+from results import report
 
 from mail_warehouse_demo.directo_xml import render_transport
 from mail_warehouse_demo.standins import directo
@@ -136,7 +137,14 @@ def main() -> None:
             f"peak memory {again[1]:,.0f} MB"
         )
         print(again[2])
-        print(f"RESULT directo_load ratio={loader_seconds / anchor_seconds:.2f} target=none")
+        report(
+            "directo_load",
+            loader_seconds / anchor_seconds,
+            None,
+            customers=args.customers,
+            loader_seconds=loader_seconds,
+            anchor_seconds=anchor_seconds,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import report
+
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SshKeys, find_sshd
 
@@ -135,7 +137,13 @@ def main() -> None:
             f"target <= {TARGET_RATIO})"
         )
         print(export.stdout.strip())
-        print(f"RESULT export ratio={export_seconds / anchor_seconds:.2f} target={TARGET_RATIO}")
+        report(
+            "export",
+            export_seconds / anchor_seconds,
+            TARGET_RATIO,
+            export_seconds=export_seconds,
+            anchor_seconds=anchor_seconds,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

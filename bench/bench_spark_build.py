@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import report
 from worlds import END, add_world_arguments, write_benchmark_world
 
 from mail_warehouse.lake import load_into_lake
@@ -79,7 +80,14 @@ def main() -> None:
         print(f"world: {events:,} e-mail events, {os.cpu_count()} cores")
         print(f"dbt build on DuckDB: {duckdb_seconds:.1f} s")
         print(f"dbt build on Spark (local session, JVM start included): {spark_seconds:.1f} s")
-        print(f"RESULT spark_vs_duckdb ratio={spark_seconds / duckdb_seconds:.2f} target=none")
+        report(
+            "spark_vs_duckdb",
+            spark_seconds / duckdb_seconds,
+            None,
+            events=events,
+            duckdb_seconds=duckdb_seconds,
+            spark_seconds=spark_seconds,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import report
+
 from mail_warehouse.loads import load_spotler
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins import spotler as standin
@@ -93,7 +95,18 @@ def main() -> None:
             f"and {calls(one_new) / calls(full):.3f}, "
             f"wall time {quiet_seconds / full_seconds:.3f} and {one_new_seconds / full_seconds:.3f}"
         )
-        print(f"RESULT spotler_sync ratio={calls(quiet) / calls(full):.3f} target=none")
+        report(
+            "spotler_sync",
+            calls(quiet) / calls(full),
+            None,
+            digits=3,
+            full_calls=calls(full),
+            quiet_calls=calls(quiet),
+            one_new_calls=calls(one_new),
+            full_seconds=full_seconds,
+            quiet_seconds=quiet_seconds,
+            one_new_seconds=one_new_seconds,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
