@@ -83,6 +83,22 @@ def warehouse_cli(*args: str, env: dict | None = None, timeout: float = 900, cwd
     )
 
 
+def rebuild_the_segment(env: dict, as_of: str):
+    """`warehouse build` of the re-activation segment and what its cooldown reads: the exports' staging views
+    (built before the first export, when the log did not exist) and the sends they make up."""
+    return warehouse_cli(
+        "build",
+        "--",
+        "--select",
+        "path:models/staging/exports",
+        "int_segment_sends_unioned",
+        "reactivation",
+        "--vars",
+        "{as_of_date: '" + as_of + "'}",
+        env=env,
+    )
+
+
 def start_warehouse_cli(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
     """`warehouse <args>` started in a child process, for a test that watches, signals or kills it."""
     return subprocess.Popen([*WAREHOUSE_COMMAND, *args], env=os.environ.copy() if env is None else env, **popen)

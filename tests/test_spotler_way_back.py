@@ -16,7 +16,7 @@ from mail_warehouse import settings
 from mail_warehouse.export_spotler import AudienceTarget, SpotlerTargets, SpotlerWayBack, ensure_log
 from mail_warehouse_demo.standins.http import Fault
 from mail_warehouse_demo.standins.stack import StandinStack
-from tests.conftest import company_environment, query_warehouse, warehouse_cli
+from tests.conftest import company_environment, query_warehouse, rebuild_the_segment, warehouse_cli
 
 AS_OF = "{as_of_date: '2026-11-23'}"
 TRIGGER_PATH = r"/campaign/trigger/"
@@ -104,18 +104,7 @@ def test_a_spotler_only_company_starts_its_segment_once_through_a_429_a_503_and_
     assert stack.spotler_server.total_calls() == calls_before, "a second export the same day makes no call at all"
 
     # the cooldown reads Spotler's triggers as it reads CSV deliveries: the rebuilt segment holds none of them
-    rebuilt = warehouse_cli(
-        "build",
-        "--",
-        "--select",
-        "stg_exports__csv_trigger_sends",
-        "stg_exports__spotler_trigger_sends",
-        "int_segment_sends_unioned",
-        "reactivation",
-        "--vars",
-        "{as_of_date: '" + dt.date.today().isoformat() + "'}",
-        env=env,
-    )
+    rebuilt = rebuild_the_segment(env, dt.date.today().isoformat())
     assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]
     assert not segment_spotler_ids(database) & wanted
 

@@ -15,7 +15,7 @@ from mail_warehouse import export, settings
 from mail_warehouse.lock import WarehouseLock
 from mail_warehouse_demo.standins.sftp import SftpFault
 from tests.conftest import query_warehouse as query
-from tests.conftest import start_warehouse_cli, warehouse_cli
+from tests.conftest import rebuild_the_segment, start_warehouse_cli, warehouse_cli
 
 pytestmark = pytest.mark.slow
 
@@ -49,18 +49,7 @@ def test_once_a_day_unless_forced_and_the_cooldown_empties_the_segment(warehouse
     assert forced.returncode == 0 and "uploaded" in forced.stdout
     assert query(database, "select count(*) from exports.csv_trigger_log")[0][0] == 2
     # the exports' staging view was built before the first export, when the log did not exist: built again too
-    rebuilt = warehouse_cli(
-        "build",
-        "--",
-        "--select",
-        "stg_exports__csv_trigger_sends",
-        "stg_exports__spotler_trigger_sends",
-        "int_segment_sends_unioned",
-        "reactivation",
-        "--vars",
-        "{as_of_date: '2026-11-23'}",
-        env=env,
-    )
+    rebuilt = rebuild_the_segment(env, "2026-11-23")
     assert rebuilt.returncode == 0, rebuilt.stdout[-2000:]
     assert query(database, "select count(*) from segments.reactivation")[0][0] == 0  # all exported: cooling down
 
