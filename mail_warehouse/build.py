@@ -40,6 +40,28 @@ def dbt_target_path() -> Path:
     return configured if configured.is_absolute() else PROJECT_DIR / configured
 
 
+def project_manifest() -> dict:
+    """dbt's manifest of the project (`manifest.json` in dbt's target path, as the last dbt command wrote it;
+    parsed now when there is none yet): where publish finds the models' keys and the export its segments'
+    targets, so both read the project as dbt does."""
+    path = dbt_target_path() / "manifest.json"
+    if not path.exists() and _dbt(["parse", "--quiet"]) != 0:
+        raise RuntimeError(f"dbt could not parse the project into {path}: run `warehouse build` to see why")
+    return json.loads(path.read_text())
+
+
+def project_models(manifest: dict, layer: str | None = None) -> list[dict]:
+    """The models of a manifest, by name; `layer`: only those under models/<layer>/."""
+    return sorted(
+        (
+            node
+            for node in manifest["nodes"].values()
+            if node.get("resource_type") == "model" and (layer is None or node["fqn"][1:2] == [layer])
+        ),
+        key=lambda node: node["name"],
+    )
+
+
 def run_results_path() -> Path:
     """dbt's account of its last command (publish reads it: only a passing build is published)."""
     return dbt_target_path() / "run_results.json"

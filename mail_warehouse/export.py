@@ -43,11 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import yaml
-
 from loaders.sftp import RETRYABLE, ReconnectingSftp, SftpError, SftpSession
 from mail_warehouse import export_spotler
 from mail_warehouse import settings as warehouse_settings
+from mail_warehouse.build import project_manifest, project_models
 from mail_warehouse.consent_guard import SEGMENT_SCHEMA, ConsentGuard, normalized_email
 from mail_warehouse.export_config import SETTING_PREFIX, ExportError, ExportSettings, load_settings
 from mail_warehouse.export_spotler import SpotlerTargetError, SpotlerTargets, SpotlerWayBack, targets_from_meta
@@ -57,7 +56,6 @@ from mail_warehouse.settings import sql_literal
 if TYPE_CHECKING:
     from paramiko import SFTPAttributes
 
-SEGMENT_MODELS = warehouse_settings.PROJECT_DIR / "models" / "segments"
 LOG_SCHEMA = "exports"
 DEFAULT_LOCK_WAIT_SECONDS = 300
 DELIVERED = ("uploaded", "done")  # statuses of a trigger that reached Deployteq and was not rejected
@@ -82,16 +80,18 @@ class Trigger:
         return self.file_name.format(date=day)
 
 
-def _segment_metas(folder: Path) -> Iterator[tuple[str, str, dict]]:
-    """(yml file name, segment, meta) of every segment model."""
-    for path in sorted(folder.glob("*.yml")):
-        for model in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models", []) or []:
-            yield path.name, model["name"], (model.get("config") or {}).get("meta") or model.get("meta") or {}
+def _segment_metas(manifest: dict | None) -> Iterator[tuple[str, str, dict]]:
+    """(the yml that declares it, segment, meta) of every segment model, as dbt's manifest has them."""
+    for node in project_models(manifest or project_manifest(), SEGMENT_SCHEMA):
+        where = (node.get("patch_path") or node["original_file_path"]).split("://")[-1]
+        yield where, node["name"], (node.get("config") or {}).get("meta") or node.get("meta") or {}
 
 
-def declared_triggers(folder: Path = SEGMENT_MODELS) -> dict[str, Trigger]:
+def declared_triggers(manifest: dict | None = None) -> dict[str, Trigger]:
+    """The CSV triggers the segments declare (`csv_trigger` in their yml meta); `manifest`: dbt's, by default
+    the project's."""
     triggers = {}
-    for where, segment, segment_meta in _segment_metas(folder):
+    for where, segment, segment_meta in _segment_metas(manifest):
         meta = segment_meta.get("csv_trigger")
         if not meta:
             continue
@@ -111,11 +111,11 @@ def declared_triggers(folder: Path = SEGMENT_MODELS) -> dict[str, Trigger]:
     return triggers
 
 
-def declared_spotler_targets(folder: Path = SEGMENT_MODELS) -> dict[str, SpotlerTargets]:
+def declared_spotler_targets(manifest: dict | None = None) -> dict[str, SpotlerTargets]:
     """The Spotler campaign triggers and audiences the segments declare (`spotler_campaign_trigger`,
     `spotler_audience` in their yml meta)."""
     found = {}
-    for where, segment, meta in _segment_metas(folder):
+    for where, segment, meta in _segment_metas(manifest):
         try:
             targets = targets_from_meta(segment, meta, where)
         except SpotlerTargetError as error:
@@ -518,7 +518,8 @@ def export_segments(
     """Each segment to every target it declares whose platform is configured: Deployteq CSV triggers
     (`[export.deployteq]`), Spotler campaign triggers and audiences (the `sources.spotler` account). A target
     whose platform is not configured is named in the results as skipped."""
-    triggers, spotler_targets = declared_triggers(), declared_spotler_targets()
+    manifest = project_manifest()
+    triggers, spotler_targets = declared_triggers(manifest), declared_spotler_targets(manifest)
     segments = sorted(set(triggers) | set(spotler_targets))
     unknown = [n for n in (names or []) if n not in segments]
     if unknown:

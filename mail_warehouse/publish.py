@@ -33,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from mail_warehouse.build import dbt_target_path, run_results_path
+from mail_warehouse.build import dbt_target_path, project_models, run_results_path
 from mail_warehouse.settings import connect, sql_literal, warehouse_path
 
 PUBLISHED_SCHEMAS = ("marts", "segments")
@@ -59,13 +59,9 @@ def incremental_keys(manifest: Path | None = None) -> dict[tuple[str, str], list
     if not manifest.exists():
         return {}
     keys = {}
-    for node in json.loads(manifest.read_text())["nodes"].values():
+    for node in project_models(json.loads(manifest.read_text())):
         config = node.get("config", {})
-        if (
-            node.get("resource_type") == "model"
-            and config.get("materialized") in ("incremental", "view")
-            and config.get("unique_key")
-        ):
+        if config.get("materialized") in ("incremental", "view") and config.get("unique_key"):
             key = config["unique_key"]
             keys[(node["schema"], node.get("alias") or node["name"])] = [key] if isinstance(key, str) else list(key)
     return keys

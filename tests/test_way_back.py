@@ -359,10 +359,14 @@ def test_remote_folders_are_kept_as_written():
     ]
 
 
-def test_a_trigger_file_name_must_carry_the_date(tmp_path):
-    (tmp_path / "winback.yml").write_text("""models:
-  - name: winback
-    config: {meta: {csv_trigger: {file_name: winback.csv, columns: {email: emailadres}}}}
-""")
-    with pytest.raises(export.ExportError, match=r"winback.*must carry the date"):
-        export.declared_triggers(tmp_path)
+def test_a_trigger_file_name_must_carry_the_date():
+    """The export reads the segments' targets from dbt's manifest, as dbt parsed the yml."""
+    segment = {
+        "resource_type": "model",
+        "name": "winback",
+        "fqn": ["mail_warehouse", "segments", "winback"],
+        "patch_path": "mail_warehouse://models/segments/winback.yml",
+        "config": {"meta": {"csv_trigger": {"file_name": "winback.csv", "columns": {"email": "emailadres"}}}},
+    }
+    with pytest.raises(export.ExportError, match=r"winback\.yml.*winback.*must carry the date"):
+        export.declared_triggers({"nodes": {"model.mail_warehouse.winback": segment}})
