@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import duckdb
 import yaml
 
-from loaders.directo import DEFAULT_TIMEZONE as DIRECTO_DEFAULT_TIMEZONE
+from loaders.directo import DirectoSourceConfiguration
+from loaders.spotler.config import SpotlerSourceConfiguration
 from mail_warehouse.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, configured_sources, connect, warehouse_path
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ FRESHNESS_TABLE = "loads"  # dlt's _dlt_loads, declared in each source's yml
 DIRECTO_TIMEZONE_ENV = "SOURCES__DIRECTO__TIMEZONE"
 # The loaders' settings the models read as dbt vars of the same meaning (dbt_project.yml's defaults equal the
 # loaders', a test ties them): `warehouse build` passes the configured value.
-MODEL_VARS_FROM_SETTINGS = {"settle_days": "sources.spotler.settle_days"}
+MODEL_VARS_FROM_SETTINGS = {"settle_days": (SpotlerSourceConfiguration, "spotler", "settle_days")}
 CLANG_MACHINE_FLAG_ENV = "SOURCES__CLANG__MACHINE_FLAG_COLUMN"  # read by macros/machine_rules.sql
 
 
@@ -67,24 +68,18 @@ def run_results_path() -> Path:
     return dbt_target_path() / "run_results.json"
 
 
-def _dlt_setting(key: str):
-    import dlt
-
-    from mail_warehouse.settings import use_project_dlt_settings
-
-    use_project_dlt_settings()
-    return dlt.config.get(key)
-
-
 def dbt_environment() -> dict[str, str]:
     """dbt's environment: the warehouse file, Directo's time zone (its OPTIN dates are days in that zone) and
     the Clang field that flags machines, from the loaders' own settings, so the models read the data as the
     loaders do."""
     env = {**os.environ, WAREHOUSE_PATH_ENV: str(warehouse_path())}
+    from loaders.clang.settings import ClangConfiguration
+    from mail_warehouse.config import loader_setting
+
     if not env.get(DIRECTO_TIMEZONE_ENV):
-        env[DIRECTO_TIMEZONE_ENV] = str(_dlt_setting("sources.directo.timezone") or DIRECTO_DEFAULT_TIMEZONE)
+        env[DIRECTO_TIMEZONE_ENV] = str(loader_setting(DirectoSourceConfiguration, "directo", "timezone"))
     if not env.get(CLANG_MACHINE_FLAG_ENV):
-        env[CLANG_MACHINE_FLAG_ENV] = str(_dlt_setting("sources.clang.machine_flag_column") or "")
+        env[CLANG_MACHINE_FLAG_ENV] = str(loader_setting(ClangConfiguration, "clang", "machine_flag_column") or "")
     return env
 
 
@@ -237,13 +232,11 @@ def with_configured_sources(dbt_args: list[str]) -> list[str]:
     says otherwise: a configured source must have been loaded (see macros/sources_present.sql), so a first load
     that failed stops the build instead of letting the models treat the source as absent (without Directo,
     consent is implied by mailing). The loaders' settings the models share (MODEL_VARS_FROM_SETTINGS) go
-    along when set."""
+    along, as the loaders read them."""
+    from mail_warehouse.config import loader_setting
+
     configured = configured_sources()
-    from_settings = {
-        name: int(value) for name, key in MODEL_VARS_FROM_SETTINGS.items() if (value := _dlt_setting(key)) is not None
-    }
-    if not configured and not from_settings:
-        return dbt_args
+    from_settings = {name: loader_setting(*setting) for name, setting in MODEL_VARS_FROM_SETTINGS.items()}
     given = _options(dbt_args, ("--vars",))
     text = (given[1] if given[0] == "--vars" else given[0].split("=", 1)[1]) if given else ""
     user_vars = (yaml.safe_load(text) or {}) if text else {}
@@ -291,8 +284,9 @@ def check_freshness(stream=sys.stderr, dbt_vars: list[str] | None = None) -> lis
 
 
 def fail_on_stale_sources() -> bool:
-    setting = _dlt_setting("build.fail_on_stale_sources")
-    return str(setting).strip().lower() in ("true", "1", "yes")
+    from mail_warehouse.config import BuildConfiguration, resolve
+
+    return resolve(BuildConfiguration, "build").fail_on_stale_sources
 
 
 def dbt_build(extra: list[str] | None = None) -> int:

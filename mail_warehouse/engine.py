@@ -17,30 +17,16 @@ import sys
 from mail_warehouse.lake import copy_spark_tables, lake_url, load_into_lake
 from mail_warehouse.settings import connect, sql_literal, warehouse_path
 
-ENGINES = ("duckdb", "spark")
 # What Spark built that publish and the export read from the warehouse file.
 SPARK_BUILT_SCHEMAS = ("marts", "segments")
 EXPORT_LOG_TABLES = ("csv_trigger_log", "csv_trigger_contacts", "spotler_export_log", "spotler_export_contacts")
 
 
 def warehouse_engine() -> str:
-    """`[warehouse] engine`, read the dlt way; a wrong value is a configuration error naming the setting."""
-    from dlt.common.configuration.exceptions import ConfigurationValueError
-    from dlt.common.configuration.resolve import resolve_configuration
-    from dlt.common.configuration.specs import BaseConfiguration, configspec
+    """`[warehouse] engine`; a wrong value is a configuration error naming the setting."""
+    from mail_warehouse.config import WarehouseConfiguration, resolve
 
-    @configspec
-    class WarehouseConfiguration(BaseConfiguration):
-        engine: str = "duckdb"
-
-        def on_resolved(self) -> None:
-            self.engine = self.engine.strip().lower()
-            if self.engine not in ENGINES:
-                raise ConfigurationValueError(
-                    f"warehouse.engine (WAREHOUSE__ENGINE) is {self.engine!r}: use {' or '.join(ENGINES)}"
-                )
-
-    return resolve_configuration(WarehouseConfiguration(), sections=("warehouse",)).engine
+    return resolve(WarehouseConfiguration, "warehouse").engine
 
 
 def dbt_target_arguments() -> list[str]:

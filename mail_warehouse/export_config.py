@@ -6,7 +6,6 @@ first segment, so dlt is imported inside it, and this module (which `export` imp
 `from __future__ import annotations` either: dlt reads the field types of a configspec.
 """
 
-import functools
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,30 +50,10 @@ def remote_folder(value: str) -> str:
     return posixpath.normpath(value) if value.startswith("/") else value.rstrip("/")
 
 
-@functools.cache
-def _configuration_class():
-    from dlt.common.configuration.specs import configspec
-
-    from loaders.sftp_config import SftpConfiguration
-
-    @configspec
-    class DeployteqConfiguration(SftpConfiguration):
-        """`[export.deployteq]` in .dlt/config.toml, or EXPORT__DEPLOYTEQ__<NAME> environment variables."""
-
-        upload_dir: str = "Upload"
-        active_dir: str = "Active"
-        done_dir: str = "Done"
-        failed_dir: str = "Failed"
-        upload_empty: bool = False
-        local_dir: str = "exports"
-
-    return DeployteqConfiguration
-
-
 def load_settings(*, need_sftp: bool = True) -> ExportSettings:
-    from dlt.common.configuration.resolve import resolve_configuration
+    from mail_warehouse.config import DeployteqConfiguration, resolve
 
-    config = resolve_configuration(_configuration_class()(), sections=("export", "deployteq"), accept_partial=True)
+    config = resolve(DeployteqConfiguration, "export", "deployteq", accept_partial=True)
     sftp = None
     if config.host and config.username:
         sftp = config.sftp_settings(SETTING_PREFIX)

@@ -636,11 +636,10 @@ def _refuse_without_product(answer, segment: str) -> None:
 def spotler_account():
     """The `sources.spotler` account when this company has one configured (its consumer key is set), else None.
     Its settings are checked as the loader checks them."""
-    from dlt.common.configuration.resolve import resolve_configuration
-
     from loaders.spotler.config import SpotlerSourceConfiguration
+    from mail_warehouse.config import resolve
     from mail_warehouse.settings import configured_sources
 
     if "spotler" not in configured_sources():
         return None
-    return resolve_configuration(SpotlerSourceConfiguration(), sections=("sources", "spotler"))
+    return resolve(SpotlerSourceConfiguration, "sources", "spotler")

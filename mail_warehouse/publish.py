@@ -39,9 +39,7 @@ from mail_warehouse.settings import connect, sql_literal, warehouse_path
 PUBLISHED_SCHEMAS = ("marts", "segments")
 # The export logs tell the dashboard what went to Deployteq and Spotler; the exported addresses stay home.
 PUBLISHED_EXTRA_TABLES = (("exports", "csv_trigger_log"), ("exports", "spotler_export_log"))
-# The oldest storage format that holds every type of the marts (timestamptz, varchar[], json, decimal):
 # DuckDB 1.0 reads it, and so does every later reader.
-DEFAULT_STORAGE_COMPATIBILITY_VERSION = "v1.0.0"
 STORAGE_VERSION_PATTERN = re.compile(r"v\d+\.\d+\.\d+|latest")
 OK_STATUSES = {"success", "pass", "warn", "skipped", "no-op"}
 # What a publish starts from (Published.started_from).
@@ -72,15 +70,10 @@ def analytics_path(warehouse: Path | None = None) -> Path:
 
 
 def storage_compatibility_version() -> str:
-    """`[publish] storage_compatibility_version` (env PUBLISH__STORAGE_COMPATIBILITY_VERSION), read the dlt way."""
-    from dlt.common.configuration.resolve import resolve_configuration
-    from dlt.common.configuration.specs import BaseConfiguration, configspec
+    """`[publish] storage_compatibility_version` (env PUBLISH__STORAGE_COMPATIBILITY_VERSION)."""
+    from mail_warehouse.config import DEFAULT_STORAGE_COMPATIBILITY_VERSION, PublishConfiguration, resolve
 
-    @configspec
-    class PublishConfiguration(BaseConfiguration):
-        storage_compatibility_version: str = DEFAULT_STORAGE_COMPATIBILITY_VERSION
-
-    version = resolve_configuration(PublishConfiguration(), sections=("publish",)).storage_compatibility_version
+    version = resolve(PublishConfiguration, "publish").storage_compatibility_version
     if not STORAGE_VERSION_PATTERN.fullmatch(version):
         raise PublishError(
             f"publish.storage_compatibility_version is {version!r}: expected a DuckDB version such "

@@ -22,7 +22,6 @@ def test_directo_time_zone_default_is_the_loaders_in_the_models():
     macro = (ROOT / "macros" / "mail_event_rules.sql").read_text()
     (default,) = re.findall(r"env_var\('SOURCES__DIRECTO__TIMEZONE', '([^']+)'\)", macro)
     assert default == directo.DEFAULT_TIMEZONE == directo.DirectoSourceConfiguration().timezone
-    assert build.DIRECTO_DEFAULT_TIMEZONE == directo.DEFAULT_TIMEZONE
 
 
 def test_settle_days_default_is_the_spotler_loaders_and_a_setting_reaches_dbt(monkeypatch):

@@ -1,0 +1,82 @@
+"""The application's settings, read one way: each section a dlt configspec declared here, resolved by
+`resolve()` from the project's `.dlt/` files and the environment (`SECTION__NAME`), as dlt resolves the
+loaders' own sections (`[sources.clang]`, `[sources.spotler]`, `[sources.directo]`, declared beside each
+loader). Imported where a setting is read, so that `warehouse --help` does not import dlt."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from dlt.common.configuration.exceptions import ConfigurationValueError
+from dlt.common.configuration.resolve import resolve_configuration
+from dlt.common.configuration.specs import BaseConfiguration, configspec
+
+from loaders.sftp_config import SftpConfiguration
+from mail_warehouse.settings import use_project_dlt_settings
+
+ENGINES = ("duckdb", "spark")
+# The oldest storage format that holds every type of the marts (timestamptz, varchar[], json, decimal):
+# every DuckDB 1.x reads it.
+DEFAULT_STORAGE_COMPATIBILITY_VERSION = "v1.0.0"
+
+Spec = TypeVar("Spec", bound=BaseConfiguration)
+
+
+@configspec
+class WarehouseConfiguration(BaseConfiguration):
+    """`[warehouse]`: which engine builds the models."""
+
+    engine: str = "duckdb"
+
+    def on_resolved(self) -> None:
+        self.engine = self.engine.strip().lower()
+        if self.engine not in ENGINES:
+            raise ConfigurationValueError(
+                f"warehouse.engine (WAREHOUSE__ENGINE) is {self.engine!r}: use {' or '.join(ENGINES)}"
+            )
+
+
+@configspec
+class BuildConfiguration(BaseConfiguration):
+    """`[build]`: a source past its freshness error_after fails the build when set (else it warns)."""
+
+    fail_on_stale_sources: bool = False
+
+
+@configspec
+class PublishConfiguration(BaseConfiguration):
+    """`[publish]`: the storage format of analytics.duckdb."""
+
+    storage_compatibility_version: str = DEFAULT_STORAGE_COMPATIBILITY_VERSION
+
+
+@configspec
+class DeployteqConfiguration(SftpConfiguration):
+    """`[export.deployteq]`: the SFTP account and folders of Deployteq's CSV triggers."""
+
+    upload_dir: str = "Upload"
+    active_dir: str = "Active"
+    done_dir: str = "Done"
+    failed_dir: str = "Failed"
+    upload_empty: bool = False
+    local_dir: str = "exports"
+
+
+def resolve(spec: type[Spec], *sections: str, accept_partial: bool = False) -> Spec:
+    """The section `sections` of the settings as `spec` declares it (a wrong value names its setting)."""
+    use_project_dlt_settings()
+    return resolve_configuration(spec(), sections=sections, accept_partial=accept_partial)
+
+
+def loader_setting(spec: type[BaseConfiguration], section: str, name: str) -> Any:
+    """One setting of a loader's section `[sources.<section>]`, typed and defaulted as the loader declares it,
+    without checking the rest of the section (a company without that system has none of it): what the models
+    must read as the loader does (Directo's time zone, Clang's machine flag, Spotler's settling days)."""
+    import dlt
+
+    use_project_dlt_settings()
+    default = getattr(spec(), name)
+    value: Any = dlt.config.get(f"sources.{section}.{name}")
+    if value is None:
+        return default
+    return type(default)(value) if default is not None and not isinstance(value, type(default)) else value
