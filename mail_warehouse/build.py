@@ -21,7 +21,7 @@ import yaml
 
 from loaders.directo import DirectoSourceConfiguration
 from loaders.spotler.config import SpotlerSourceConfiguration
-from mail_warehouse.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, configured_sources, connect, warehouse_path
+from mail_warehouse.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, configured_sources, warehouse_path
 
 if TYPE_CHECKING:
     from dbt.contracts.graph.manifest import Manifest
@@ -152,24 +152,9 @@ class SourceFreshness:
 def loaded_sources(warehouse: Path | None = None) -> list[str]:
     """The sources whose raw schema holds a load log: they have been loaded at least once (with the spark
     engine: into the lake)."""
-    from mail_warehouse import engine
+    from mail_warehouse.engine import current_engine
 
-    if engine.warehouse_engine() == "spark":
-        return engine.sources_in_the_lake(LOADED_SOURCES)
-    target = warehouse or warehouse_path()
-    if not target.is_file():
-        return []
-    con = connect(target, read_only=True)
-    try:
-        schemas = {
-            schema
-            for (schema,) in con.execute(
-                "select table_schema from information_schema.tables where table_name = '_dlt_loads'"
-            ).fetchall()
-        }
-    finally:
-        con.close()
-    return [source for source, schema in LOADED_SOURCES.items() if schema in schemas]
+    return current_engine().loaded_sources(LOADED_SOURCES, warehouse)
 
 
 def _period(criterion: dict | None) -> str:
@@ -262,13 +247,13 @@ def check_freshness(stream=sys.stderr, dbt_vars: list[str] | None = None) -> lis
         return []
     checked: list[SourceFreshness] = []
     if loaded:
-        from mail_warehouse import engine
+        from mail_warehouse.engine import current_engine
 
         _dbt(
             [
                 "source",
                 "freshness",
-                *engine.dbt_target_arguments(),
+                *current_engine().dbt_target_arguments(),
                 *(dbt_vars or []),
                 "--select",
                 *(f"source:{source}.{FRESHNESS_TABLE}" for source in loaded),
@@ -292,8 +277,9 @@ def fail_on_stale_sources() -> bool:
 def dbt_build(extra: list[str] | None = None) -> int:
     """Run `dbt build` (its own output goes straight to the terminal), then check the sources' freshness.
     Returns dbt's exit code; 1 when a source is past its error_after and fail_on_stale_sources is set."""
-    from mail_warehouse import engine
+    from mail_warehouse.engine import current_engine
 
+    engine = current_engine()
     engine.before_build()
     extra = with_configured_sources(extra or [])
     # dbt writes no results when the project fails to compile: an earlier build's must not speak for this one

@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fetch new or changed Clang/Deployteq export files over SFTP into raw_clang. Settings: "
         "[sources.clang] (SOURCES__CLANG__HOST, ...; see the README).",
     )
-    clang.set_defaults(handler=cmd_load_clang)
+    clang.set_defaults(handler=cmd_load)
     directo = sources.add_parser(
         "directo",
         help="Directo customers XML (XMLCore)",
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     directo.add_argument(
         "--full", action="store_true", help="ask for every customer and mark those missing from the answer as deleted"
     )
-    directo.set_defaults(handler=cmd_load_directo)
+    directo.set_defaults(handler=cmd_load)
     spotler = sources.add_parser(
         "spotler",
         help="Spotler Mail+ reporting API",
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: fetch the mail, campaign and form histories of the contacts whose external "
         "ids FILE lists, one per line (one paged call per contact and history)",
     )
-    spotler.set_defaults(handler=cmd_load_spotler)
+    spotler.set_defaults(handler=cmd_load)
 
     build = commands.add_parser(
         "build",
@@ -269,16 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class DemoNotInstalled(Exception):
-    """`warehouse demo` and `demo-data` need the demo package, which the runtime install does not carry."""
-
-
 def _demo_package():
     try:
         import mail_warehouse_demo
     except ModuleNotFoundError as missing:
         if missing.name != "mail_warehouse_demo":
             raise
+        from mail_warehouse.steps import DemoNotInstalled
+
         raise DemoNotInstalled(
             "the demo world and stand-ins are not installed: `make setup` installs them, or "
             "`pip install -e './demo' '.[demo]'` from the repo"
@@ -334,7 +332,7 @@ def cmd_demo_data(args) -> int:
 
 def cmd_demo(args) -> int:
     from mail_warehouse.publish import analytics_path
-    from mail_warehouse.run import LockBusy, run_steps
+    from mail_warehouse.run import run_steps
 
     _demo_package()
     from mail_warehouse_demo.standins.stack import StandinStack
@@ -347,11 +345,7 @@ def cmd_demo(args) -> int:
             print(f"  {line}")
         os.environ.update(stack.environment())
         # the scheduled job itself, against the stand-ins
-        try:
-            code, steps = run_steps(main, wait_seconds=0)
-        except LockBusy as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 75
+        code, steps = run_steps(wait_seconds=0)
         print("warehouse run: " + _steps_line(steps))
         failures = code != 0
         if args.serve:
@@ -370,76 +364,37 @@ def cmd_demo(args) -> int:
     return 1 if failures else 0
 
 
-def cmd_load_clang(args) -> int:
-    from dlt.pipeline.exceptions import PipelineStepFailed
+def cmd_load(args) -> int:
+    from mail_warehouse import steps
 
-    from loaders.sftp import SftpError
-    from mail_warehouse.loads import load_clang
-    from mail_warehouse.pipelines import unwrap
-
-    try:
-        summary = load_clang()
-    except PipelineStepFailed as failure:
-        error = unwrap(failure, SftpError)
-        if error is failure:
-            raise
-        print(f"error: clang: {error}", file=sys.stderr)
-        return 1
-    print(summary.line())
-    for problem in summary.failed:
-        print(f"error: clang: {problem}", file=sys.stderr)
-    return 1 if summary.failed else 0
+    return steps.load(args.source, full=getattr(args, "full", False), contacts=getattr(args, "contacts", None))
 
 
 def cmd_build(args) -> int:
-    from mail_warehouse.build import dbt_build
+    from mail_warehouse import steps
 
-    return dbt_build(args.dbt_args)
+    return steps.build(args.dbt_args)
 
 
 def cmd_export(args) -> int:
-    from mail_warehouse import export
-    from mail_warehouse.consent_guard import ConsentGuardError
-    from mail_warehouse.lock import LockBusy
+    from mail_warehouse import steps
 
-    try:
-        if args.status:
-            for line in export.check_status(wait_seconds=args.wait):
-                print(line)
-            return 0
-        results = export.export_segments(args.segments, force=args.force, dry_run=args.dry_run, wait_seconds=args.wait)
-    except LockBusy as error:
-        print(f"error: export: {error}", file=sys.stderr)
-        return 75  # EX_TEMPFAIL: try again later
-    except (export.ExportError, export.SftpError, ConsentGuardError) as error:
-        print(f"error: export: {error}", file=sys.stderr)
-        return 1
-    for result in results:
-        print(result.line())
-    return 1 if any(r.status == "failed" for r in results) else 0
+    if args.status:
+        return steps.export_status(wait_seconds=args.wait)
+    return steps.export(args.segments, force=args.force, dry_run=args.dry_run, wait_seconds=args.wait)
 
 
 def cmd_publish(args) -> int:
-    from mail_warehouse.publish import PublishError, publish
+    from mail_warehouse import steps
 
-    try:
-        published = publish()
-    except PublishError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(published.line())
-    return 0
+    return steps.publish()
 
 
 def cmd_dashboard(args) -> int:
-    from mail_warehouse.dashboard import DashboardError, start, url
+    from mail_warehouse.dashboard import start, url
     from mail_warehouse.publish import analytics_path
 
-    try:
-        server = start(args.host, args.port)
-    except DashboardError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    server = start(args.host, args.port)
     copy = analytics_path()
     print(
         f"Dashboard on {url(args.host, args.port)} reading {copy} read-only"
@@ -457,13 +412,9 @@ def cmd_dashboard(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from mail_warehouse.run import LockBusy, run_steps
+    from mail_warehouse.run import run_steps
 
-    try:
-        code, steps = run_steps(main, args.wait, full_refresh=args.full_refresh)
-    except LockBusy as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 75  # EX_TEMPFAIL: try again later
+    code, steps = run_steps(args.wait, full_refresh=args.full_refresh)
     print("warehouse run: " + _steps_line(steps))
     return code
 
@@ -475,66 +426,19 @@ def _steps_line(steps) -> str:
     )
 
 
-def cmd_load_directo(args) -> int:
-    from loaders.directo import DirectoError
-    from mail_warehouse.loads import load_directo
-
-    try:
-        summary = load_directo(full=args.full)
-    except DirectoError as error:
-        print(f"error: directo: {error}", file=sys.stderr)
-        return 1
-    print(summary.line())
-    return 0
-
-
-def cmd_load_spotler(args) -> int:
-    from loaders.spotler import SpotlerError
-    from mail_warehouse.loads import load_spotler
-
-    contacts = args.contacts
-    if contacts is not None and not contacts.is_file():
-        print(f"error: --contacts {contacts}: no such file", file=sys.stderr)
-        return 2
-    try:
-        report = load_spotler(contacts_file=contacts)
-    except SpotlerError as error:
-        print(f"error: spotler: {error}", file=sys.stderr)
-        return 1
-    print("\n".join(report.lines()))
-    return 0
-
-
-def _is_wrong_setting(error: BaseException) -> bool:
-    """A setting missing or malformed: dlt's configuration errors, which the loaders' own settings errors
-    extend. Anything else is a bug and must surface as a traceback."""
-    from dlt.common.configuration.exceptions import ConfigurationException
-
-    return isinstance(error, ConfigurationException)
-
-
 def main(argv: list[str] | None = None) -> int:
+    from mail_warehouse import steps
+
     use_project_dlt_settings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "load":
-            from mail_warehouse.engine import load_source_into_lake, warehouse_engine
-
-            if warehouse_engine() == "spark":  # the spark engine's sources live in the lake
-                return load_source_into_lake(args.source, args)
         return args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except DemoNotInstalled as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:
-        if not _is_wrong_setting(error):
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return steps.INTERRUPTED
+    except Exception as error:  # the one table of exceptions and exit codes; a bug is raised again
+        return steps.exit_code(error, args.source if args.command == "load" else args.command)
 
 
 if __name__ == "__main__":

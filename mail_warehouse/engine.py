@@ -13,6 +13,7 @@ engine for the whole job.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from mail_warehouse.lake import copy_spark_tables, lake_url, load_into_lake
 from mail_warehouse.settings import connect, sql_literal, warehouse_path
@@ -29,34 +30,104 @@ def warehouse_engine() -> str:
     return resolve(WarehouseConfiguration, "warehouse").engine
 
 
-def dbt_target_arguments() -> list[str]:
-    """The dbt target of the engine: dev (profiles.yml's default) or spark."""
-    return ["--target", "spark"] if warehouse_engine() == "spark" else []
+def current_engine() -> DuckDBEngine | SparkEngine:
+    """The engine `[warehouse] engine` names: where every difference between the two lives."""
+    return SparkEngine() if warehouse_engine() == "spark" else DuckDBEngine()
 
 
-def sources_in_the_lake(schemas: dict[str, str]) -> list[str]:
-    """Of `schemas` (source -> raw schema), the sources the lake holds a load log of. A bucket cannot be listed
-    from here: every configured source is taken as loaded, and dbt's freshness check says otherwise."""
-    from pathlib import Path
+class DuckDBEngine:
+    """The warehouse file is the warehouse: the loaders load it and dbt's dev target builds it."""
 
-    from mail_warehouse.settings import configured_sources
+    name = "duckdb"
 
-    url = lake_url()
-    if "://" in url:
-        return [source for source in configured_sources() if source in schemas]
-    return [source for source, schema in schemas.items() if any((Path(url) / schema / "_dlt_loads").glob("*.jsonl"))]
+    def dbt_target_arguments(self) -> list[str]:
+        return []  # dev, profiles.yml's default
+
+    def load(self, source: str, *, full: bool = False, contacts=None, stream=sys.stderr) -> int:
+        from mail_warehouse import loads
+
+        if source == "clang":
+            summary = loads.load_clang()
+            print(summary.line())
+            for problem in summary.failed:
+                print(f"error: clang: {problem}", file=stream)
+            return 1 if summary.failed else 0
+        if source == "spotler":
+            if contacts is not None and not contacts.is_file():
+                print(f"error: --contacts {contacts}: no such file", file=stream)
+                return 2
+            print("\n".join(loads.load_spotler(contacts_file=contacts).lines()))
+            return 0
+        print(loads.load_directo(full=full).line())
+        return 0
+
+    def before_build(self) -> None:
+        pass
+
+    def after_build(self) -> dict[str, int]:
+        return {}
+
+    def loaded_sources(self, schemas: dict[str, str], warehouse: Path | None = None) -> list[str]:
+        """Of `schemas` (source -> raw schema), the sources whose raw schema in the warehouse file holds a load
+        log."""
+        target = warehouse or warehouse_path()
+        if not target.is_file():
+            return []
+        con = connect(target, read_only=True)
+        try:
+            found = {
+                schema
+                for (schema,) in con.execute(
+                    "select table_schema from information_schema.tables where table_name = '_dlt_loads'"
+                ).fetchall()
+            }
+        finally:
+            con.close()
+        return [source for source, schema in schemas.items() if schema in found]
 
 
-def load_source_into_lake(source: str, args, stream=sys.stderr) -> int:
+class SparkEngine:
+    """The sources load into the lake, dbt's spark target builds on it, and what Spark built is copied into
+    the warehouse file for publish and the export."""
+
+    name = "spark"
+
+    def dbt_target_arguments(self) -> list[str]:
+        return ["--target", "spark"]
+
+    def load(self, source: str, *, full: bool = False, contacts=None, stream=sys.stderr) -> int:
+        return load_source_into_lake(source, full=full, contacts=contacts, stream=stream)
+
+    def before_build(self) -> None:
+        if "://" not in lake_url():
+            export_log_into_lake()
+
+    def after_build(self) -> dict[str, int]:
+        """The marts and segments Spark built, copied into the warehouse file."""
+        return copy_spark_tables(warehouse_path(), SPARK_BUILT_SCHEMAS)
+
+    def loaded_sources(self, schemas: dict[str, str], warehouse: Path | None = None) -> list[str]:
+        """Of `schemas`, the sources the lake holds a load log of. A bucket cannot be listed from here: every
+        configured source is taken as loaded, and dbt's freshness check says otherwise."""
+        from mail_warehouse.settings import configured_sources
+
+        url = lake_url()
+        if "://" in url:
+            return [source for source in configured_sources() if source in schemas]
+        return [
+            source for source, schema in schemas.items() if any((Path(url) / schema / "_dlt_loads").glob("*.jsonl"))
+        ]
+
+
+def load_source_into_lake(source: str, *, full: bool = False, contacts=None, stream=sys.stderr) -> int:
     """`warehouse load <source>` with the spark engine: the source's dlt source into the lake."""
-    if getattr(args, "contacts", None):
+    if contacts:
         print(
             f"error: load {source}: --contacts loads the DuckDB warehouse; with warehouse.engine spark the "
             "build makes every contact's history from the per-mailing data",
             file=stream,
         )
         return 2
-    full = bool(getattr(args, "full", False))
     if full and "://" in lake_url():
         print(
             f"error: load {source} --full marks deleted customers by reading the lake's parquet files, which "
@@ -94,15 +165,3 @@ def export_log_into_lake() -> None:
             con.execute(f"copy (select * from exports.{table}) to {sql_literal(str(target))} (format parquet)")
     finally:
         con.close()
-
-
-def before_build() -> None:
-    if warehouse_engine() == "spark" and "://" not in lake_url():
-        export_log_into_lake()
-
-
-def after_build() -> dict[str, int]:
-    """With the spark engine: the marts and segments Spark built, copied into the warehouse file."""
-    if warehouse_engine() != "spark":
-        return {}
-    return copy_spark_tables(warehouse_path(), SPARK_BUILT_SCHEMAS)
