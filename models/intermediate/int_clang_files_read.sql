@@ -25,7 +25,7 @@ final as (
         {% if is_incremental() -%}
             coalesce(r.first_built_at, {{ built_at() }})
         {%- else -%}
-        {{ built_at() }}
+            {{ built_at() }}
         {%- endif %} as first_built_at,
         f.loaded_at,
         {{ built_at() }} as built_at

@@ -88,7 +88,7 @@ final as (
         {% if is_incremental() %}
             coalesce((select max(file_loaded_at) from clang_rows), (select max(clang_loaded_at) from {{ this }}))
         {% else %}
-        (select max(file_loaded_at) from clang_rows)
+            (select max(file_loaded_at) from clang_rows)
         {% endif %} as clang_loaded_at
     from candidates
     qualify row_number() over (partition by external_customer_id order by preference asc, seen_at desc, email asc) = 1

@@ -33,13 +33,15 @@ with
         where e.event_at >= {{ window_start }} and e.email in (select email from changed_addresses)
     ),
 {% else %}
-changed_addresses as (
-    select distinct email from {{ events_model }} where email is not null
-),
+    changed_addresses as (
+        select distinct email from {{ events_model }}
+        where email is not null
+    ),
 
-events as (
-    select * from {{ events_model }} where event_at >= {{ window_start }} and email is not null
-),
+    events as (
+        select * from {{ events_model }}
+        where event_at >= {{ window_start }} and email is not null
+    ),
 {% endif %}
 
 window_mailings as (

@@ -112,7 +112,7 @@ to_write as (
         {% if is_incremental() -%}
             coalesce(f.first_built_at, p.first_built_at, {{ built_at() }})
         {%- else -%}
-        {{ built_at() }}
+            {{ built_at() }}
         {%- endif %} as first_built_at
     from shaped as s
     {% if is_incremental() -%}
@@ -201,11 +201,11 @@ to_write as (
             and (h.is_machine is distinct from v.is_machine or h.machine_reason is distinct from v.machine_reason)
     ),
 {% else %}
-rule_input as (
-    select {{ rule_columns }} from to_write
-),
+    rule_input as (
+        select {{ rule_columns }} from to_write
+    ),
 
-{{ machine_verdict_ctes('rule_input', '(select max(event_at) from rule_input)') }},
+    {{ machine_verdict_ctes('rule_input', '(select max(event_at) from rule_input)') }},
 {% endif %}
 
 classified as (

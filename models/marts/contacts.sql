@@ -124,11 +124,16 @@ consent_statements as (
     from spotler_contact_records
     where email is not null and not email_opt_in and last_changed_at is not null
     {% if implied_consent %}
-    union all
-    -- no ERP: the platforms mail only opted-in contacts, so having been mailed is an (undated) opt-in
-    select email, cast(null as date), cast(null as {{ type_timestamp_tz() }}), true, 'implied_by_mailing'
-    from summary
-    where first_sent_at is not null
+        union all
+        -- no ERP: the platforms mail only opted-in contacts, so having been mailed is an (undated) opt-in
+        select
+            email,
+            cast(null as date),
+            cast(null as {{ type_timestamp_tz() }}),
+            true,
+            'implied_by_mailing'
+        from summary
+        where first_sent_at is not null
     {% endif %}
 ),
 

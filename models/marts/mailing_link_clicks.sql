@@ -19,13 +19,14 @@ clicks as (
         {{ person_key() }} as person_key,
         is_machine
     from {{ events }}
-    where event_type = 'click'
-        {% if is_incremental() %}
-            and mailing_key in (
-                select mailing_key from {{ events }}
-                where built_at > {{ last_built_at() }} and event_type = 'click'
-            )
-        {% endif %}
+    where
+        event_type = 'click'
+    {% if is_incremental() -%}
+        and mailing_key in (
+            select mailing_key from {{ events }}
+            where built_at > {{ last_built_at() }} and event_type = 'click'
+        )
+    {%- endif %}
 ),
 
 final as (
