@@ -130,10 +130,6 @@ class DirectoSourceConfiguration(BaseConfiguration):
         return f"DirectoSourceConfiguration({self.url})"
 
 
-def redact(text: str, config: DirectoSourceConfiguration) -> str:
-    return text.replace(config.key, "***") if config.key else text
-
-
 # --- reading the answer -------------------------------------------------------------------------------
 
 

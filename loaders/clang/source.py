@@ -39,7 +39,6 @@ from loaders.clang.parse import (
 from loaders.clang.settings import DATE_COLUMNS, KINDS, ClangConfiguration
 from loaders.sftp import ReconnectingSftp, SftpSession, glob_to_regex
 
-TABLE_OF_KIND = {"activity": "activities", "broadcast": "broadcasts"}
 FILE_RECORD_SCHEMA = pa.schema(
     [
         pa.field("source_file", pa.string(), nullable=False),
