@@ -1,5 +1,6 @@
 """`warehouse load clang|spotler|directo`: each loader's dlt source run into the warehouse through the one
-pipeline factory, an earlier interrupted load finished first, and the run's summary for the command line."""
+pipeline factory, an earlier interrupted load finished first, and the run's summary for the command line. The
+load drivers of all three sources live here; the loaders are dlt sources only."""
 
 from __future__ import annotations
 
@@ -17,13 +18,27 @@ SPOTLER_MEMORY_LIMIT = "1GB"
 
 
 def load_clang(*, stream=sys.stderr):
-    """Load Clang's new and changed export files into raw_clang, each file's rows exactly once; returns the
-    RunSummary. What the source raised comes wrapped in dlt's PipelineStepFailed."""
+    """Load Clang's new and changed export files into raw_clang, each file's rows exactly once (the versions a
+    file delivered again replaced are removed right after the load); returns the RunSummary. Wrong settings
+    raise dlt configuration errors (`ClangSettingsError` among them) before anything is fetched; what the
+    source raised (an `SftpError` naming what failed) comes wrapped in dlt's PipelineStepFailed. A run killed
+    mid-download or mid-load: the next one first finishes what dlt left pending (`finish_pending_load`, which
+    removes rows a killed load may have committed twice), then fetches what dlt's state does not hold yet."""
     from loaders import clang
 
     pipeline = make_pipeline(clang.PIPELINE_NAME, clang.DATASET, warehouse_path())
     finish_pending_load(pipeline, stream)
-    return clang.run(pipeline, clang.RunReport(stream))
+    report = clang.RunReport(stream)
+    source = clang.clang_source(report=report)  # resolves and checks [sources.clang] before anything else
+    pipeline.extract(source)
+    del source  # its downloads and Parquet files are in the load package now
+    pipeline.normalize()
+    rows = report.summary.activity_rows + report.summary.broadcast_rows
+    if rows:
+        report.say(f"clang: loading {rows:,} rows into {pipeline.dataset_name}")
+    pipeline.load()
+    clang.remove_superseded_rows(pipeline)
+    return report.summary
 
 
 def load_spotler(*, contacts_file: Path | None = None, stream=sys.stderr, now: dt.datetime | None = None):

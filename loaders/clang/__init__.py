@@ -1,17 +1,16 @@
-"""Clang/Deployteq activity and broadcast exports on SFTP, as a dlt source (`clang_source()`) and as
-`warehouse load clang` (`run()`).
+"""Clang/Deployteq activity and broadcast exports on SFTP, as a dlt source (`clang_source()`).
 
 - `settings.py`: `[sources.clang]`, one configspec checked where it is declared.
 - `source.py`: the source and its resources; new files listed, downloaded over a few sessions at once, and
   their versions kept in dlt's state.
 - `parse.py`: all new files of one kind read in one DuckDB pass, rejects with file, line and reason.
-- `run.py`: the warehouse's run: exactly once per file version, superseded rows removed.
+- `file_versions.py`: `remove_superseded_rows`, each file's rows of its latest version only in a SQL destination.
 
 Raw codes and local times are kept as delivered: `activiteit` as is, dates as local timestamps; the zone
 they are in is the file's `source_timezone` in `loaded_files`; staging (dbt) maps codes and converts to UTC.
 """
 
-from loaders.clang.run import remove_superseded_rows, run
+from loaders.clang.file_versions import remove_superseded_rows
 from loaders.clang.settings import ACTIVITY_COLUMNS, BROADCAST_COLUMNS, ClangConfiguration, ClangSettingsError
 from loaders.clang.source import RunReport, RunSummary, clang_source
 
@@ -29,5 +28,4 @@ __all__ = [
     "RunSummary",
     "clang_source",
     "remove_superseded_rows",
-    "run",
 ]
