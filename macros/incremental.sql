@@ -1,5 +1,8 @@
 {#
-  Helpers of the incremental models (see README, "Incremental builds").
+  Helpers of the incremental models (see README, "Incremental builds"): this file is the one place that says
+  how an incremental build adds up; the rest of the machinery is the strategy on Spark
+  (spark_incremental.sql: delete+insert on plain parquet) and the data tests on the rows a build wrote
+  (get_where_subquery.sql: `where: __built_this_run__`).
 
   built_at(): when this build started (dbt's run_started_at), stamped on every row an incremental model
   writes. A model downstream rebuilds the keys of the rows stamped after its own newest stamp.
@@ -19,10 +22,10 @@
 {%- endmacro %}
 
 {#
-  counted_before(events): for an incremental model that adds the events customer_activity wrote since its
+  counted_before(events): for an incremental model that adds the events int_email_events_classified wrote since its
   last build to what it holds, whether a written event (a row of `events`) may have been counted by it
   already, in an earlier version: first written before this model's last build (a Clang file delivered again
-  with other content), or customer_activity rebuilt since (a full refresh of it alone). The keys of such
+  with other content), or int_email_events_classified rebuilt since (a full refresh of it alone). The keys of such
   events are counted again from all their events; the keys of the others add the new events.
 #}
 {% macro counted_before(events) -%}
@@ -32,7 +35,7 @@
 
 {#
   The CTEs of a model that keeps figures that add up (counts, minimums, maximums, "any", latest-of) per `key`
-  of customer_activity's events, `keyed` being those events with the key (`select *, <key> from ...`):
+  of int_email_events_classified's events, `keyed` being those events with the key (`select *, <key> from ...`):
   - written: the events written since this model's last build;
   - recounted_keys: the keys with an event it may have counted before in another version (counted_before);
   - events: what to add up now: the new events of the other keys, and every event of the recounted keys.

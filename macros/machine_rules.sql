@@ -1,6 +1,6 @@
 {#
   Machine opens and clicks: the rules that tell them from people, written once (README, "Human engagement").
-  customer_activity applies them to every open and click; every model downstream counts people through
+  int_email_events_classified (behind customer_activity) applies them to every open and click; every model downstream counts people through
   human_open() and human_click() below. Each rule's threshold is a dbt var (dbt_project.yml).
 
   In order of strength, the first that speaks decides:
