@@ -1,7 +1,7 @@
 {#
   Machine opens and clicks: the rules that tell them from people, written once (README, "Human engagement").
-  int_email_events_classified (behind customer_activity) applies them to every open and click; every model downstream counts people through
-  human_open() and human_click() below. Each rule's threshold is a dbt var (dbt_project.yml).
+  int_email_events_classified (behind customer_activity) applies them to every open and click; every model
+  downstream counts people through human_open() and human_click() below. Each rule's threshold is a dbt var (dbt_project.yml).
 
   In order of strength, the first that speaks decides:
   1. vendor_flag: the source says so. Clang's export can carry additional fields (Deployteq's newer events
