@@ -123,7 +123,7 @@ def company_environment(stack: StandinStack, sources: tuple[str, ...]) -> dict[s
 
 
 def query_warehouse(
-    database: Path | None, sql: str, params: dict | None = None, world_dir: Path | None = None
+    database: Path | None, sql: str, world_dir: Path | None = None, *, params: dict | None = None
 ) -> list[tuple]:
     """Rows of `sql` on a DuckDB file opened read-only (None: the warehouse WAREHOUSE_PATH names), with the
     demo world's truth attached as `world` when `world_dir` is given. The suite's one way to read a file."""

@@ -38,7 +38,7 @@ def test_a_first_day_projection_lands_near_the_settled_rate_and_beats_the_rate_s
           and (select count(*) from marts.mailings r where not r.is_campaign_mailing
                and r.sent_at < m.sent_at - to_days($settle)) >= $min_references
         order by day desc limit 3""",
-            {
+            params={
                 "last_settled": WORLD_END - dt.timedelta(days=SETTLE_DAYS),
                 "settle": SETTLE_DAYS,
                 "min_references": MIN_REFERENCES,
@@ -62,7 +62,7 @@ def test_a_first_day_projection_lands_near_the_settled_rate_and_beats_the_rate_s
             from marts.mailing_rate_projections p
             inner join marts.mailing_statistics s using (mailing_key)
             where cast(p.sent_at as date) = $day""",
-            {"day": day},
+            params={"day": day},
         )
     assert len(compared) >= 3
 
