@@ -363,11 +363,13 @@ class AsyncsshSftpServer:
         self.clear_faults()
 
         async def _close():
+            # connections first: from Python 3.12 on, a server's wait_closed waits for every connection it
+            # accepted, so one still open (a client that gave up before logging in) held it until login_timeout
             self._acceptor.close()
-            await self._acceptor.wait_closed()
             for conn in list(self._live_connections):
                 conn.close()
                 await conn.wait_closed()
+            await self._acceptor.wait_closed()
             await asyncio.sleep(0)
 
         if self._acceptor is not None:
