@@ -75,3 +75,23 @@
         where false)
     {%- endif -%}
 {%- endmacro %}
+
+{#
+  list_source_schemas(): lists each source schema's tables once, before any model compiles (on-run-start).
+  dbt's adapter marks a schema as listed as soon as it caches the first of its tables: with two threads
+  compiling staging models at once, one could read a source schema that was half cached and take a present
+  table for absent (source_or_empty's empty relation: a load's rows silently left out). Listed here, in the one
+  thread of the hook, every later lookup sees the whole schema. Spark builds with one thread: nothing to do.
+#}
+{% macro list_source_schemas() -%}
+    {%- if execute and target.type != 'spark' -%}
+        {%- set listed = [] -%}
+        {%- for node in graph.sources.values() if node.package_name == project_name -%}
+            {%- if node.schema not in listed -%}
+                {%- do listed.append(node.schema) -%}
+                {%- do adapter.get_relation(database=node.database, schema=node.schema, identifier=node.identifier) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    select 1 as source_schemas_listed
+{%- endmacro %}
