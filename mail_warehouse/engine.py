@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mail_warehouse.lake import copy_spark_tables, lake_url, load_into_lake
 from mail_warehouse.settings import connect, sql_literal, warehouse_path
+from mail_warehouse.steps import FAILED, WRONG_SETTING
 
 # What Spark built that publish and the export read from the warehouse file.
 SPARK_BUILT_SCHEMAS = ("marts", "segments")
@@ -51,11 +52,11 @@ class DuckDBEngine:
             print(summary.line())
             for problem in summary.failed:
                 print(f"error: clang: {problem}", file=stream)
-            return 1 if summary.failed else 0
+            return FAILED if summary.failed else 0
         if source == "spotler":
             if contacts is not None and not contacts.is_file():
                 print(f"error: --contacts {contacts}: no such file", file=stream)
-                return 2
+                return WRONG_SETTING
             print("\n".join(loads.load_spotler(contacts_file=contacts).lines()))
             return 0
         print(loads.load_directo(full=full).line())
@@ -127,14 +128,14 @@ def load_source_into_lake(source: str, *, full: bool = False, contacts=None, str
             "build makes every contact's history from the per-mailing data",
             file=stream,
         )
-        return 2
+        return WRONG_SETTING
     if full and "://" in lake_url():
         print(
             f"error: load {source} --full marks deleted customers by reading the lake's parquet files, which "
             f"works on a local lake only ({lake_url()} is a bucket): run it where the lake is a folder",
             file=stream,
         )
-        return 2
+        return WRONG_SETTING
     written = load_into_lake((source,), directo_full=full, stream=stream)
     print(f"{source}: {written[source]:,} rows into the lake {lake_url()}")
     return 0
