@@ -8,10 +8,10 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: setup run test lint format test-spark bench clean dashboard
 
-$(INSTALLED): pyproject.toml demo/pyproject.toml
+$(INSTALLED): pyproject.toml sources/pyproject.toml demo/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[demo,dev,dashboard]' -e ./demo
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./sources -e '.[demo,dev,dashboard]' -e ./demo
 	touch $(INSTALLED)
 
 setup: $(INSTALLED)
@@ -22,7 +22,7 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
-# ruff (lint and format), mypy on loaders/ and mail_warehouse/, sqlfluff (dbt templater) on the models; their
+# ruff (lint and format), mypy on sources/ and mail_warehouse/, sqlfluff (dbt templater) on the models; their
 # settings are in pyproject.toml and .sqlfluff. `make format` applies ruff's fixes and formatting. sqlfluff
 # compiles the models against an empty warehouse of its own, so it lints the same SQL on every machine (a
 # first, full build's), not what the models compile to against whatever warehouse.duckdb is at hand.
@@ -44,7 +44,7 @@ format: setup
 SPARK_INSTALLED := $(VENV)/.installed-spark
 
 $(SPARK_INSTALLED): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[demo,dev,dashboard,spark]' -e ./demo
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ./sources -e '.[demo,dev,dashboard,spark]' -e ./demo
 	touch $(SPARK_INSTALLED)
 
 test-spark: $(SPARK_INSTALLED)

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 import duckdb
 import yaml
 
-from loaders.directo import DirectoSourceConfiguration
-from loaders.spotler.config import SpotlerSourceConfiguration
 from mail_warehouse.settings import PROJECT_DIR, WAREHOUSE_PATH_ENV, configured_sources, warehouse_path
+from mail_warehouse_sources.directo import DirectoSourceConfiguration
+from mail_warehouse_sources.spotler.config import SpotlerSourceConfiguration
 
 if TYPE_CHECKING:
     from dbt.contracts.graph.manifest import Manifest
@@ -73,8 +73,8 @@ def dbt_environment() -> dict[str, str]:
     the Clang field that flags machines, from the loaders' own settings, so the models read the data as the
     loaders do."""
     env = {**os.environ, WAREHOUSE_PATH_ENV: str(warehouse_path())}
-    from loaders.clang.settings import ClangConfiguration
     from mail_warehouse.config import loader_setting
+    from mail_warehouse_sources.clang.settings import ClangConfiguration
 
     if not env.get(DIRECTO_TIMEZONE_ENV):
         env[DIRECTO_TIMEZONE_ENV] = str(loader_setting(DirectoSourceConfiguration, "directo", "timezone"))

@@ -11,8 +11,8 @@ from dlt.common.configuration.exceptions import ConfigurationValueError
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration, configspec
 
-from loaders.sftp_config import SftpConfiguration
 from mail_warehouse.settings import use_project_dlt_settings
+from mail_warehouse_sources.sftp_config import SftpConfiguration
 
 ENGINES = ("duckdb", "spark")
 # The oldest storage format that holds every type of the marts (timestamptz, varchar[], json, decimal):

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from loaders.sftp import RETRYABLE, ReconnectingSftp, SftpError, SftpSession
 from mail_warehouse import export_spotler
 from mail_warehouse import settings as warehouse_settings
 from mail_warehouse.build import project_manifest, project_models
@@ -52,6 +51,7 @@ from mail_warehouse.export_config import SETTING_PREFIX, ExportError, ExportSett
 from mail_warehouse.export_spotler import SpotlerTargetError, SpotlerTargets, SpotlerWayBack, targets_from_meta
 from mail_warehouse.lock import WarehouseLock
 from mail_warehouse.settings import sql_literal
+from mail_warehouse_sources.sftp import RETRYABLE, ReconnectingSftp, SftpError, SftpSession
 
 if TYPE_CHECKING:
     from paramiko import SFTPAttributes

@@ -10,8 +10,8 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from loaders.sftp import SftpSettings
 from mail_warehouse import settings as warehouse_settings
+from mail_warehouse_sources.sftp import SftpSettings
 
 SETTING_PREFIX = "EXPORT__DEPLOYTEQ__"
 

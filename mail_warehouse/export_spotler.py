@@ -142,7 +142,7 @@ class SpotlerWayBack:
         stream=sys.stderr,
         audience_batch: int = MAX_AUDIENCE_BATCH,
     ) -> None:
-        from loaders.spotler.client import SpotlerClient
+        from mail_warehouse_sources.spotler.client import SpotlerClient
 
         self.con, self.config, self.today, self.stream = con, config, today, stream
         self.force, self.dry_run = force, dry_run
@@ -156,7 +156,7 @@ class SpotlerWayBack:
         print(message, file=self.stream, flush=True)
 
     def export(self, targets: SpotlerTargets) -> list[SpotlerResult]:
-        from loaders.spotler.config import SpotlerError
+        from mail_warehouse_sources.spotler.config import SpotlerError
 
         results: list[SpotlerResult] = []
         sends: list[tuple[str, Callable[[str], list[SpotlerResult]]]] = []  # (label, send(label)) of each target
@@ -188,7 +188,7 @@ class SpotlerWayBack:
 
     def campaigns(self) -> list[dict]:
         if self._campaigns is None:
-            from loaders.spotler.config import SpotlerError
+            from mail_warehouse_sources.spotler.config import SpotlerError
 
             answer = self.client.send("GET", "GET /campaign/list", "/campaign/list")
             if not answer.ok or not isinstance(answer.body, list):
@@ -636,9 +636,9 @@ def _refuse_without_product(answer, segment: str) -> None:
 def spotler_account():
     """The `sources.spotler` account when this company has one configured (its consumer key is set), else None.
     Its settings are checked as the loader checks them."""
-    from loaders.spotler.config import SpotlerSourceConfiguration
     from mail_warehouse.config import resolve
     from mail_warehouse.settings import configured_sources
+    from mail_warehouse_sources.spotler.config import SpotlerSourceConfiguration
 
     if "spotler" not in configured_sources():
         return None

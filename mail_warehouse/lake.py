@@ -63,7 +63,7 @@ def load_into_lake(
     --full`), as in the warehouse."""
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from loaders import clang, directo, spotler
+    from mail_warehouse_sources import clang, directo, spotler
 
     log = lambda message: print(message, file=stream, flush=True)  # noqa: E731
     loaded_at = dt.datetime.now(dt.UTC)
@@ -104,7 +104,7 @@ def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -
     rule as the warehouse's `load directo --full`; returns how many were marked."""
     import dlt
 
-    from loaders.directo import DATASET
+    from mail_warehouse_sources.directo import DATASET
 
     answer_loads = pipeline.last_trace.last_normalize_info.loads_ids  # none: the answer held no customer
     folder = Path(url) / DATASET / "customers"

@@ -24,7 +24,7 @@ def load_clang(*, stream=sys.stderr):
     source raised (an `SftpError` naming what failed) comes wrapped in dlt's PipelineStepFailed. A run killed
     mid-download or mid-load: the next one first finishes what dlt left pending (`finish_pending_load`, which
     removes rows a killed load may have committed twice), then fetches what dlt's state does not hold yet."""
-    from loaders import clang
+    from mail_warehouse_sources import clang
 
     pipeline = make_pipeline(clang.PIPELINE_NAME, clang.DATASET, warehouse_path())
     finish_pending_load(pipeline, stream)
@@ -44,7 +44,7 @@ def load_clang(*, stream=sys.stderr):
 def load_spotler(*, contacts_file: Path | None = None, stream=sys.stderr, now: dt.datetime | None = None):
     """Sync Spotler into raw_spotler (or, with `contacts_file`, the histories of the contacts it lists, one
     external id a line); returns the run's SyncReport."""
-    from loaders import spotler
+    from mail_warehouse_sources import spotler
 
     pipeline = make_pipeline("spotler", spotler.DATASET, warehouse_path(), memory_limit=SPOTLER_MEMORY_LIMIT)
     finish_pending_load(pipeline, stream)
@@ -76,7 +76,7 @@ def load_directo(*, full: bool = False, stream=sys.stderr):
     """Sync Directo's customers into raw_directo; count new, changed and unchanged customers against what
     was loaded before, and with `full` mark customers missing from the answer as deleted. Returns the
     SyncSummary."""
-    from loaders import directo
+    from mail_warehouse_sources import directo
 
     warehouse = warehouse_path()
     pipeline = make_pipeline("directo", directo.DATASET, warehouse, memory_limit=DIRECTO_MEMORY_LIMIT)
@@ -100,7 +100,7 @@ def load_directo(*, full: bool = False, stream=sys.stderr):
 
 def _content_hashes(con) -> str:
     """A query of (code, content_hash): a customer's attributes and its datafields, as loaded."""
-    from loaders.directo import DATASET, DECIMAL_ATTRIBUTES, INT_ATTRIBUTES, STRING_ATTRIBUTES
+    from mail_warehouse_sources.directo import DATASET, DECIMAL_ATTRIBUTES, INT_ATTRIBUTES, STRING_ATTRIBUTES
 
     columns = ", ".join(
         f"c.{name}"
@@ -129,7 +129,7 @@ def _content_hashes(con) -> str:
 
 
 def _tables(con) -> set[str]:
-    from loaders.directo import DATASET
+    from mail_warehouse_sources.directo import DATASET
 
     return {
         r[0]
@@ -148,7 +148,7 @@ def _connect(warehouse: Path):
 
 def _snapshot_customers(warehouse: Path) -> bool:
     """Remember each customer's content before the load, to tell new, changed and unchanged apart after it."""
-    from loaders.directo import DATASET
+    from mail_warehouse_sources.directo import DATASET
 
     con = _connect(warehouse)
     try:
@@ -163,7 +163,7 @@ def _snapshot_customers(warehouse: Path) -> bool:
 
 
 def _count_changes(warehouse: Path, summary, loaded_at: dt.datetime, had_snapshot: bool, full: bool) -> None:
-    from loaders.directo import DATASET
+    from mail_warehouse_sources.directo import DATASET
 
     con = _connect(warehouse)
     try:

@@ -27,14 +27,14 @@ def _exit_code_table() -> list[tuple[tuple[type[BaseException], ...], int]]:
     from dlt.common.configuration.exceptions import ConfigurationException
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from loaders.directo import DirectoError
-    from loaders.sftp import SftpError
-    from loaders.spotler import SpotlerError
     from mail_warehouse.consent_guard import ConsentGuardError
     from mail_warehouse.dashboard import DashboardError
     from mail_warehouse.export_config import ExportError
     from mail_warehouse.lock import LockBusy
     from mail_warehouse.publish import PublishError
+    from mail_warehouse_sources.directo import DirectoError
+    from mail_warehouse_sources.sftp import SftpError
+    from mail_warehouse_sources.spotler import SpotlerError
 
     return [
         ((KeyboardInterrupt,), INTERRUPTED),
@@ -50,8 +50,8 @@ def _unwrapped(error: BaseException) -> BaseException:
     is raised as it is."""
     from dlt.pipeline.exceptions import PipelineStepFailed
 
-    from loaders.sftp import SftpError
     from mail_warehouse.pipelines import unwrap
+    from mail_warehouse_sources.sftp import SftpError
 
     if isinstance(error, PipelineStepFailed):
         cause = unwrap(error, SftpError)

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loaders import directo
-from loaders.spotler import rows as spotler_rows
-from loaders.spotler.config import SpotlerSourceConfiguration
 from mail_warehouse import build, export, settings
 from mail_warehouse.consent_guard import normalized_email
+from mail_warehouse_sources import directo
+from mail_warehouse_sources.spotler import rows as spotler_rows
+from mail_warehouse_sources.spotler.config import SpotlerSourceConfiguration
 
 ROOT = Path(__file__).resolve().parent.parent
 

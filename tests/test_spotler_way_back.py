@@ -191,7 +191,7 @@ def test_the_consent_guard_overrules_the_segment_for_spotler_too(company):
 def _way_back(database, stack, today, **options):
     from dlt.common.configuration.resolve import resolve_configuration
 
-    from loaders.spotler.config import SpotlerSourceConfiguration
+    from mail_warehouse_sources.spotler.config import SpotlerSourceConfiguration
 
     config = resolve_configuration(
         SpotlerSourceConfiguration(

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from loaders import clang
-from loaders.sftp import SftpError
 from mail_warehouse import settings
 from mail_warehouse.loads import load_clang
 from mail_warehouse.pipelines import make_pipeline, unwrap
 from mail_warehouse_demo.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, OpenSshSftpServer, SshKeys
+from mail_warehouse_sources import clang
+from mail_warehouse_sources.sftp import SftpError
 from tests.conftest import _require_sshd, query_warehouse, start_warehouse_cli, warehouse_cli
 
 HEADER = "Broadcastid;Customerid;Extern klantnummer;E-mailadres;Activiteit;Activiteitdatum;Beschrijving activiteit"

@@ -8,11 +8,11 @@ import os
 
 import pytest
 
-from loaders import directo
 from mail_warehouse import settings
 from mail_warehouse.lake import load_into_lake
 from mail_warehouse.loads import load_directo
 from mail_warehouse_demo.standins.directo import DEMO_KEY
+from mail_warehouse_sources import directo
 from tests.conftest import query_warehouse, warehouse_cli
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -9,11 +9,11 @@ import dlt
 import pyarrow.parquet as pq
 import pytest
 
-from loaders.clang import clang_source
-from loaders.directo import SyncSummary, directo_source
-from loaders.spotler import SyncReport, spotler_source
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins.stack import StandinStack
+from mail_warehouse_sources.clang import clang_source
+from mail_warehouse_sources.directo import SyncSummary, directo_source
+from mail_warehouse_sources.spotler import SyncReport, spotler_source
 
 
 @pytest.fixture

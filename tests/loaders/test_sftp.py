@@ -14,7 +14,8 @@ import time
 import asyncssh
 import pytest
 
-from loaders.sftp import (
+from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SftpFault, SshKeys
+from mail_warehouse_sources.sftp import (
     LARGEST_REQUEST_SIZE,
     SAFE_REQUEST_SIZE,
     HostKeyError,
@@ -23,7 +24,6 @@ from loaders.sftp import (
     SftpSession,
     SftpSettings,
 )
-from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, OpenSshSftpServer, SftpFault, SshKeys
 from tests.conftest import _require_sshd
 
 
@@ -191,7 +191,8 @@ def test_importing_the_sources_changes_nothing_in_the_importing_program():
             sys.executable,
             "-c",
             "import threading; hook = threading.excepthook\n"
-            "import loaders.clang, loaders.spotler, loaders.directo, loaders.sftp\n"
+            "import mail_warehouse_sources.clang, mail_warehouse_sources.spotler\n"
+            "import mail_warehouse_sources.directo, mail_warehouse_sources.sftp\n"
             "assert threading.excepthook is hook, threading.excepthook",
         ],
         capture_output=True,

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from loaders import spotler
 from mail_warehouse import settings
 from mail_warehouse.loads import load_spotler
 from mail_warehouse_demo.standins.http import Fault
 from mail_warehouse_demo.standins.spotler import DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET
+from mail_warehouse_sources import spotler
 from tests.conftest import query_warehouse, query_world, warehouse_cli
 
 

@@ -23,9 +23,9 @@ from typing import TypeVar
 import dlt
 import pyarrow as pa
 
-from loaders.spotler import rows
-from loaders.spotler.client import CallBudgetReached, SpotlerClient
-from loaders.spotler.config import SpotlerSourceConfiguration, iso, require_time
+from mail_warehouse_sources.spotler import rows
+from mail_warehouse_sources.spotler.client import CallBudgetReached, SpotlerClient
+from mail_warehouse_sources.spotler.config import SpotlerSourceConfiguration, iso, require_time
 
 FEEDS = {"sent": "recipients", "opened": "opens", "bounced": "bounces"}
 CAMPAIGN_LISTS = {

@@ -37,7 +37,7 @@ from dlt.common.configuration.specs import BaseConfiguration, configspec
 from dlt.common.typing import TSecretStrValue
 from lxml import etree
 
-from loaders.retry import call_with_retries
+from mail_warehouse_sources.retry import call_with_retries
 
 DATASET = "raw_directo"
 # The parse holds at most BATCH_CUSTOMERS customers in Python (the other bound on a load's memory is the

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dlt.common.configuration.exceptions import ConfigurationValueError
 from dlt.common.configuration.specs import configspec
 
-from loaders.sftp import SftpSettings
-from loaders.sftp_config import SftpConfiguration
+from mail_warehouse_sources.sftp import SftpSettings
+from mail_warehouse_sources.sftp_config import SftpConfiguration
 
 SETTING_PREFIX = "SOURCES__CLANG__"
 ACTIVITY_COLUMNS = [

@@ -27,7 +27,7 @@ from typing import BinaryIO, TypeGuard, TypeVar
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
-from loaders.retry import call_with_retries
+from mail_warehouse_sources.retry import call_with_retries
 
 SAFE_REQUEST_SIZE = 32768  # every SFTP server takes reads and writes of this size
 LARGEST_REQUEST_SIZE = 261120  # OpenSSH's sftp-server: 256 KiB messages less room for the header
@@ -387,8 +387,8 @@ def glob_to_regex(pattern: str) -> re.Pattern:
 
 class ReconnectingSftp:
     """One session reused across calls; a call that loses the connection reconnects and retries (the one retry
-    policy, `loaders.retry`). What the server answers (no such file or folder, permission denied) and a host
-    key or login it refuses fail at once: asking again gives the same answer."""
+    policy, `mail_warehouse_sources.retry`). What the server answers (no such file or folder, permission denied)
+    and a host key or login it refuses fail at once: asking again gives the same answer."""
 
     def __init__(self, settings: SftpSettings, on_retry: Callable[[int, BaseException], None] | None = None) -> None:
         self.settings = settings

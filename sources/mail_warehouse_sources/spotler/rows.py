@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from loaders.spotler.config import parse_time
+from mail_warehouse_sources.spotler.config import parse_time
 
 TS = pa.timestamp("us", tz="UTC")
 COLUMNS: dict[str, tuple[str, ...]] = {

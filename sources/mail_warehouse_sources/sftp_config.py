@@ -1,6 +1,6 @@
 """The settings every SFTP section shares (`[sources.clang]`, `[export.deployteq]`), read the dlt way.
 
-Kept apart from `loaders.sftp` so that moving files does not import dlt (about 0.4 s), and without
+Kept apart from `mail_warehouse_sources.sftp` so that moving files does not import dlt (about 0.4 s), and without
 `from __future__ import annotations`: dlt reads the field types of a configspec and its subclasses.
 """
 
@@ -8,7 +8,7 @@ import dlt
 from dlt.common.configuration.specs import BaseConfiguration, configspec
 from dlt.common.typing import TSecretStrValue
 
-from loaders.sftp import SftpSettings
+from mail_warehouse_sources.sftp import SftpSettings
 
 
 @configspec

@@ -10,9 +10,14 @@ Raw codes and local times are kept as delivered: `activiteit` as is, dates as lo
 they are in is the file's `source_timezone` in `loaded_files`; staging (dbt) maps codes and converts to UTC.
 """
 
-from loaders.clang.file_versions import remove_superseded_rows
-from loaders.clang.settings import ACTIVITY_COLUMNS, BROADCAST_COLUMNS, ClangConfiguration, ClangSettingsError
-from loaders.clang.source import RunReport, RunSummary, clang_source
+from mail_warehouse_sources.clang.file_versions import remove_superseded_rows
+from mail_warehouse_sources.clang.settings import (
+    ACTIVITY_COLUMNS,
+    BROADCAST_COLUMNS,
+    ClangConfiguration,
+    ClangSettingsError,
+)
+from mail_warehouse_sources.clang.source import RunReport, RunSummary, clang_source
 
 DATASET = "raw_clang"
 PIPELINE_NAME = "clang"

@@ -21,8 +21,13 @@ Parts: `config` (the settings), `client` (signed calls, retries, budget), `rows`
 `source` (the dlt sources and their resources).
 """
 
-from loaders.spotler.config import SpotlerError, SpotlerSettingsError, SpotlerSourceConfiguration, parse_time
-from loaders.spotler.source import SyncReport, spotler_contacts_source, spotler_source
+from mail_warehouse_sources.spotler.config import (
+    SpotlerError,
+    SpotlerSettingsError,
+    SpotlerSourceConfiguration,
+    parse_time,
+)
+from mail_warehouse_sources.spotler.source import SyncReport, spotler_contacts_source, spotler_source
 
 DATASET = "raw_spotler"
 

@@ -20,8 +20,8 @@ from urllib.parse import urlencode, urlsplit
 import requests
 from oauthlib.oauth1 import Client as OAuthClient
 
-from loaders.retry import call_with_retries
-from loaders.spotler.config import SpotlerError, SpotlerSourceConfiguration
+from mail_warehouse_sources.retry import call_with_retries
+from mail_warehouse_sources.spotler.config import SpotlerError, SpotlerSourceConfiguration
 
 
 class CallBudgetReached(Exception):

@@ -24,7 +24,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loaders.clang.parse import (
+from mail_warehouse_sources.clang.parse import (
     Downloaded,
     FileRejected,
     Parsed,
@@ -36,8 +36,8 @@ from loaders.clang.parse import (
     readable,
     rejects_table,
 )
-from loaders.clang.settings import DATE_COLUMNS, KINDS, ClangConfiguration
-from loaders.sftp import ReconnectingSftp, SftpSession, glob_to_regex
+from mail_warehouse_sources.clang.settings import DATE_COLUMNS, KINDS, ClangConfiguration
+from mail_warehouse_sources.sftp import ReconnectingSftp, SftpSession, glob_to_regex
 
 FILE_RECORD_SCHEMA = pa.schema(
     [

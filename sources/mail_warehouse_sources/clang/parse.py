@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-from loaders.clang.settings import DATE_COLUMNS, SETTING_PREFIX, ClangConfiguration
+from mail_warehouse_sources.clang.settings import DATE_COLUMNS, SETTING_PREFIX, ClangConfiguration
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # Activiteitdatum and Verzonden op, local time without a zone
 PARSE_MEMORY_LIMIT = "1GB"  # DuckDB spills to disk beside the downloads rather than grow past this
