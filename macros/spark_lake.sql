@@ -4,7 +4,9 @@
   default var/lake; s3://... is read as s3a://). Before every run (on-run-start) each source table found in
   the lake becomes a view <schema>.<table> over its folder, so the models read it as source() as on DuckDB.
   The filesystem destination appends where the DuckDB load merges: a table whose yml meta names `latest_by`
-  keys shows only the rows of the latest load of each key (what dlt's merge keeps). dlt's load log
+  keys shows only the rows of the latest load of each key (what dlt's merge keeps; or of the latest value of
+  its `latest_version` column: Clang's rows carry their file's version, `file_loaded_at`), without the rows its
+  `deleted_by` column flags (a Clang file's version without rows: dlt's merge deletes by them). dlt's load log
   (`_dlt_loads`, JSON lines) becomes a view too, for source freshness. A table the lake lacks stays
   absent: its staging view is empty (see sources_present.sql). On DuckDB this does nothing.
 #}
@@ -40,7 +42,15 @@
     {%- for node in graph.sources.values() if node.package_name == project_name -%}
         {%- if (node.schema ~ '/' ~ node.identifier) in folders -%}
             {%- set folder = lake ~ '/' ~ node.schema ~ '/' ~ node.identifier -%}
-            {%- set latest_by = (node.config.meta or {}).get('latest_by') or (node.meta or {}).get('latest_by') or [] -%}
+            {%- set meta = node.config.meta or node.meta or {} -%}
+            {%- set latest_by = meta.get('latest_by') or [] -%}
+            {#- the latest by the load's id, or by a version column the rows carry (Clang's file_loaded_at) -#}
+            {%- set version = meta.get('latest_version') or '_dlt_load_id' -%}
+            {#- a flag column is in the lake only once a flagged row was loaded -#}
+            {%- set deleted_by = meta.get('deleted_by') -%}
+            {%- if deleted_by and deleted_by not in run_query('select * from parquet.`' ~ folder ~ '` limit 0').column_names -%}
+                {%- set deleted_by = none -%}
+            {%- endif -%}
             {%- set view = api.Relation.create(schema=node.schema, identifier=node.identifier, type='view') -%}
             {%- do run_query('create database if not exists ' ~ node.schema) -%}
             {%- set view_sql -%}
@@ -54,11 +64,14 @@
                 from parquet.`{{ folder }}` lake
                 {%- if latest_by %}
                 left semi join (
-                    select {{ latest_by | join(', ') }}, max(_dlt_load_id) as _dlt_load_id
+                    select {{ latest_by | join(', ') }}, max({{ version }}) as {{ version }}
                     from parquet.`{{ folder }}`
                     group by {{ latest_by | join(', ') }}
                 ) latest
-                    on {% for key in latest_by %}lake.{{ key }} <=> latest.{{ key }} and {% endfor %}lake._dlt_load_id = latest._dlt_load_id
+                    on {% for key in latest_by %}lake.{{ key }} <=> latest.{{ key }} and {% endfor %}lake.{{ version }} = latest.{{ version }}
+                {%- endif %}
+                {%- if deleted_by %}
+                where not coalesce(lake.{{ deleted_by }}, false)
                 {%- endif %}
                 {%- endif %}
             {%- endset -%}

@@ -18,8 +18,8 @@ SPOTLER_MEMORY_LIMIT = "1GB"
 
 
 def load_clang(*, stream=sys.stderr):
-    """Load Clang's new and changed export files into raw_clang, each file's rows exactly once (the versions a
-    file delivered again replaced are removed right after the load); returns the RunSummary. Wrong settings
+    """Load Clang's new and changed export files into raw_clang, each file's rows exactly once (dlt's merge
+    replaces the rows of a file delivered again with other content); returns the RunSummary. Wrong settings
     raise dlt configuration errors (`ClangSettingsError` among them) before anything is fetched; what the
     source raised (an `SftpError` naming what failed) comes wrapped in dlt's PipelineStepFailed. A run killed
     mid-download or mid-load: the next one first finishes what dlt left pending (`finish_pending_load`, which
@@ -37,7 +37,6 @@ def load_clang(*, stream=sys.stderr):
     if rows:
         report.say(f"clang: loading {rows:,} rows into {pipeline.dataset_name}")
     pipeline.load()
-    clang.remove_superseded_rows(pipeline)
     return report.summary
 
 

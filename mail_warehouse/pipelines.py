@@ -43,6 +43,9 @@ def make_pipeline(name: str, dataset: str, warehouse: Path | None = None, *, mem
 
     target = warehouse or warehouse_path()
     remove_unfinished_schema_saves(pipelines_dir(target) / name)
+    # A merge loads into <dataset>_staging first; emptied after each load, so no second copy of the last load's
+    # rows stays in the warehouse file.
+    dlt.config["load.truncate_staging_dataset"] = True
     return dlt.pipeline(
         pipeline_name=name,
         destination=dlt_destination(target, memory_limit=memory_limit),

@@ -205,6 +205,96 @@ def test_bad_rows_are_rejected_with_file_line_reason_and_raw_text_and_the_rest_l
     assert "too many" in rejects[3][1]
 
 
+def test_a_file_delivered_again_without_its_bad_rows_leaves_no_rejects_behind(asyncssh_remote):
+    write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(2) + "20001;1;2\n")
+    assert quiet_run().rejected_rows == 1
+    write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(3))  # corrected
+    assert quiet_run().rejected_rows == 0
+    assert query("select count(*) from raw_clang.rejected_rows") == [(0,)]
+    assert query("select count(*) from raw_clang.activities") == [(3,)]
+
+
+def plain_pipeline(tmp_path: Path, name: str):
+    """A dlt user's own pipeline into a DuckDB file of its own."""
+    import dlt
+
+    return dlt.pipeline(
+        pipeline_name=name,
+        destination=dlt.destinations.duckdb(str(tmp_path / f"{name}.duckdb")),
+        dataset_name="clang_data",
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+
+
+def tables_of(pipeline) -> dict[str, list[tuple]]:
+    """Every table the source loaded, its rows sorted, without dlt's columns and the load times (a table loaded
+    in an earlier run has an earlier time); that each row's `file_loaded_at` is its file's `loaded_at` in
+    `loaded_files` is checked instead."""
+    # the flag of a version without rows is a column once such a version was loaded (never set in a kept row)
+    stamps = ("_dlt_load_id", "_dlt_id", "file_loaded_at", "loaded_at", clang.VERSION_WITHOUT_ROWS)
+    with pipeline.sql_client() as client:
+        tables = {}
+        for table in ("activities", "broadcasts", "rejected_rows", "loaded_files"):
+            name = client.make_qualified_table_name(table)
+            columns = client.execute_sql(
+                "select column_name from information_schema.columns where table_schema = %s and table_name = %s",
+                pipeline.dataset_name,
+                table,
+            )
+            kept = ", ".join(f'"{c}"' for (c,) in columns or [] if c not in stamps)
+            tables[table] = sorted(client.execute_sql(f"select {kept} from {name}"), key=repr)
+            if table != "loaded_files":
+                files = client.make_qualified_table_name("loaded_files")
+                stale = client.execute_sql(
+                    f"select count(*) from {name} t join {files} f using (source_file) "
+                    "where t.file_loaded_at <> f.loaded_at"
+                )
+                assert stale == [(0,)], f"{table}: rows whose version is not their file's"
+    return tables
+
+
+@pytest.mark.parametrize(
+    "first", [("activities",), ("broadcasts",), ("rejected_rows",), ("loaded_files",), ("activities", "loaded_files")]
+)
+def test_some_tables_first_then_the_whole_source_loads_what_one_whole_run_loads(asyncssh_remote, tmp_path, first):
+    """Each table keeps its own record of the file versions it loaded: loading some first costs the others
+    nothing, also across a file delivered again in between."""
+    folder = asyncssh_remote.folder
+    write(folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(4) + "20001;1;2\n")  # one reject
+    write(folder, "activiteiten_20261102.csv", HEADER + "\n" + activity_rows(3, start=10))
+    write(
+        folder, "broadcasts_20261101.csv", BROADCAST_HEADER + "\n20000;SINGLE;Nieuwsbrief;Hallo;2026-11-01 09:00:00\n"
+    )
+    stepwise = plain_pipeline(tmp_path, "stepwise")
+    stepwise.run(clang.clang_source().with_resources(*first))
+    write(folder, "activiteiten_20261102.csv", HEADER + "\n" + activity_rows(4, start=10))  # one more row
+    stepwise.run(clang.clang_source())
+
+    whole = plain_pipeline(tmp_path, "whole")
+    whole.run(clang.clang_source())
+    expected = tables_of(whole)
+    assert [len(expected[t]) for t in ("activities", "broadcasts", "rejected_rows", "loaded_files")] == [8, 1, 1, 3]
+    assert tables_of(stepwise) == expected
+
+
+def test_a_pipeline_state_of_the_earlier_source_wide_record_is_taken_over(asyncssh_remote, tmp_path):
+    """A pipeline loaded by a release that kept one source-wide `loaded_files` record fetches nothing again."""
+    write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(3))
+    pipeline = plain_pipeline(tmp_path, "upgraded")
+    pipeline.run(clang.clang_source())
+    with pipeline.managed_state(extract_state=True) as state:  # as the earlier release left it
+        source = state["sources"]["clang"]
+        source["loaded_files"] = source.pop("resources")["activities"]["files"]
+    pipeline.normalize()  # the changed state, as a package of its own
+    pipeline.load()
+    report = clang.RunReport()
+    pipeline.run(clang.clang_source(report=report))
+    assert (report.summary.unchanged, report.summary.loaded, report.summary.bytes_downloaded) == (1, 0, 0)
+    assert pipeline.state["sources"]["clang"]["resources"]["loaded_files"]["files"].keys() == {
+        "activiteiten_20261101.csv"
+    }
+
+
 def test_a_file_whose_header_differs_fails_alone_and_the_command_exits_non_zero(asyncssh_remote):
     write(
         asyncssh_remote.folder,
@@ -401,8 +491,11 @@ def test_a_killed_run_is_completed_by_the_next_with_nothing_lost_or_doubled(asyn
 def test_which_file_versions_were_loaded_is_kept_in_dlt_state(asyncssh_remote):
     write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(3))
     quiet_run()
-    state = make_pipeline(clang.PIPELINE_NAME, clang.DATASET).state["sources"]["clang"]["loaded_files"]
-    assert set(state) == {"activiteiten_20261101.csv"} and state["activiteiten_20261101.csv"]["data_rows"] == 3
+    resources = make_pipeline(clang.PIPELINE_NAME, clang.DATASET).state["sources"]["clang"]["resources"]
+    for table in ("activities", "rejected_rows", "loaded_files"):  # each table its own record
+        files = resources[table]["files"]
+        assert set(files) == {"activiteiten_20261101.csv"} and files["activiteiten_20261101.csv"]["data_rows"] == 3
+    assert resources["broadcasts"]["files"] == {}
     con = settings.connect()
     con.execute("drop table raw_clang.loaded_files")  # the destination's record is not what decides
     con.close()

@@ -1,6 +1,8 @@
 """Reading downloaded Clang files with DuckDB: every new file of one kind in one `read_csv` pass.
 
-Each valid row goes to one Parquet file per kind with its `source_file`, `source_line` and `file_loaded_at`;
+Each valid row goes to one Parquet file per kind with its `source_file`, `source_line`, `file_loaded_at` and an
+empty `version_without_rows` (the flag of a version without rows, see source.py: written here so that the file
+has the table's every column and dlt imports it as it is);
 each invalid one to the rejects with its file, line, reason and raw text. Line numbers count records as
 DuckDB does: the header is line 1, each record one line (a quoted field holding a newline does not move the
 numbers of later records).
@@ -31,6 +33,8 @@ NATIVE_ENCODINGS = {
     "latin1": "latin-1",
     "iso-8859-1": "latin-1",
 }
+# The flag of a file's version without rows for a table (see source.py), a column of each table of rows.
+VERSION_WITHOUT_ROWS = "version_without_rows"
 REJECTS_SCHEMA = pa.schema(
     [
         ("source_file", pa.string()),
@@ -249,7 +253,8 @@ class _Pass:
         written = self.con.execute(f"""
             copy (
                 select {selected}, source_file, line::bigint as source_line,
-                       {_literal(self.loaded_at.isoformat())}::timestamptz as file_loaded_at
+                       {_literal(self.loaded_at.isoformat())}::timestamptz as file_loaded_at,
+                       null::boolean as {VERSION_WITHOUT_ROWS}
                 from {checked} where reject_reason is null
             ) to {_literal(str(parquet))} (format parquet)
         """).fetchone()[0]

@@ -1,10 +1,12 @@
 """`clang_source()`: Clang/Deployteq's activity and broadcast exports on SFTP as a dlt source.
 
-One resource per table: `activities`, `broadcasts`, `rejected_rows` (appended) and `loaded_files` (merged on
-`source_file`). Which version of each file was loaded (size, mtime, sha256, load time) is kept in dlt's source
-state, committed with the rows in the same load package, so a run fetches only new or changed files.
-The first resource that runs lists the folder, downloads the new files over a few SFTP sessions at once and
-reads all files of each kind in one DuckDB pass; the others take their share of that work.
+One resource per table: `activities`, `broadcasts`, `rejected_rows` (merged per file: dlt deletes a file's rows
+and inserts its new version's, `merge_key` source_file) and `loaded_files` (merged on `source_file`). Each
+resource keeps the version of every file it loaded (size, mtime, sha256, load time) in its own dlt resource
+state, committed with its rows in the same load package, so a run fetches only files some selected resource
+lacks, and loading some tables first never costs the others a file. The first resource that runs lists the
+folder, downloads what the selected resources lack over a few SFTP sessions at once and reads the files of each
+kind in one DuckDB pass; each resource takes its share of that work.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mail_warehouse_sources.clang.parse import (
+    VERSION_WITHOUT_ROWS,
     Downloaded,
     FileRejected,
     Parsed,
@@ -195,26 +198,73 @@ def download_all(
     return [results[index] for index in sorted(results)]
 
 
+# The kinds of file each resource holds rows of. Each resource keeps, in its own dlt resource state, the version
+# of every file it loaded (`files`: source_file -> size, mtime, sha256, loaded_at, timezone, row counts), so any
+# selection of resources, run in any order, then the whole source, loads what one whole run loads.
+RESOURCE_KINDS = {
+    "activities": ("activity",),
+    "broadcasts": ("broadcast",),
+    "rejected_rows": KINDS,
+    "loaded_files": KINDS,
+}
+
+
 @dataclass
-class Prepared:
-    parsed: dict[str, Parsed]  # per kind
-    rejects: pa.Table
-    records: pa.Table
+class Batch:
+    """One DuckDB pass over files of one kind that share a version stamp (`loaded_at`)."""
+
+    kind: str
+    loaded_at: dt.datetime
+    parsed: Parsed
+
+
+@dataclass
+class Plan:
+    """What one run brings each resource: the files it must load (`fresh`), the files delivered again with the
+    content it already holds (`same`), each file's version, and the parsed batches."""
+
+    versions: dict[str, dict] = field(default_factory=dict)  # source_file -> its version in this delivery
+    kinds: dict[str, str] = field(default_factory=dict)  # source_file -> activity | broadcast
+    fresh: dict[str, set[str]] = field(default_factory=dict)  # resource -> source_files
+    same: dict[str, set[str]] = field(default_factory=dict)  # resource -> source_files
+    held: dict[str, set[str]] = field(default_factory=dict)  # resource -> source_files it loaded a version of
+    batches: list[Batch] = field(default_factory=list)
+
+
+def _loaded_versions(resource: str) -> dict[str, dict]:
+    """The versions a resource loaded, read without writing any state: its own `files`, or for a pipeline the
+    source state of an earlier release wrote (one `loaded_files` for the whole source), a copy of that."""
+    state = dlt.current.source_state()
+    own = state.get("resources", {}).get(resource, {}).get("files")
+    if own is not None:
+        return own
+    return {path: dict(version) for path, version in state.get("loaded_files", {}).items()}
+
+
+def _selected_resources() -> list[str]:
+    """The resources of this source that dlt extracts in this run (all of them outside an extract)."""
+    try:
+        selected = set(dlt.current.source().selected_resources)
+    except Exception:  # no source being extracted: a resource iterated on its own
+        selected = set(RESOURCE_KINDS)
+    return [name for name in RESOURCE_KINDS if name in selected]
 
 
 class Delivery:
-    """The new files of one run: listed, downloaded and parsed once, by whichever resource asks first."""
+    """The new files of one run: listed, downloaded and parsed once for every selected resource, by whichever
+    resource asks first. A file is fetched when any selected resource lacks its current version; each resource
+    takes its share and records what it loaded in its own state."""
 
     def __init__(self, settings: ClangConfiguration, report: RunReport) -> None:
         self.settings, self.report = settings, report
-        self._prepared: Prepared | None = None
+        self._plan: Plan | None = None
         self._workdir: tempfile.TemporaryDirectory | None = None
 
-    def prepared(self) -> Prepared:
-        if self._prepared is None:
+    def plan(self) -> Plan:
+        if self._plan is None:
             self._workdir = tempfile.TemporaryDirectory(prefix="clang-download-")  # removed with this object
-            self._prepared = self._fetch_and_parse(Path(self._workdir.name))
-        return self._prepared
+            self._plan = self._fetch_and_parse(Path(self._workdir.name))
+        return self._plan
 
     def _on_retry(self, attempt: int, error: BaseException) -> None:
         self.report.say(
@@ -222,95 +272,177 @@ class Delivery:
             f"(attempt {attempt + 1} of {self.settings.sftp().max_attempts})"
         )
 
-    def _fetch_and_parse(self, workdir: Path) -> Prepared:
+    def _fetch_and_parse(self, workdir: Path) -> Plan:
         settings, report, summary = self.settings, self.report, self.report.summary
-        loaded = dlt.current.source_state().setdefault("loaded_files", {})  # source_file -> its loaded version
+        selected = _selected_resources()
+        loaded = {name: _loaded_versions(name) for name in RESOURCE_KINDS}  # every resource's, to reuse stamps
         with ReconnectingSftp(settings.sftp(), on_retry=self._on_retry) as sftp:  # lists, then downloads
             remote_files = sftp.call(lambda s: list_remote(s, settings), f"listing {settings.remote_dir}")
-            todo = [f for f in remote_files if not _unchanged(loaded.get(f.path), f)]
+            wanted = {
+                name: {
+                    f.path
+                    for f in remote_files
+                    if f.kind in RESOURCE_KINDS[name] and not _unchanged(loaded[name].get(f.path), f)
+                }
+                for name in selected
+            }
+            todo = [f for f in remote_files if any(f.path in paths for paths in wanted.values())]
             summary.seen, summary.unchanged = len(remote_files), len(remote_files) - len(todo)
             report.say(
                 f"clang: {summary.seen} files on {settings.sftp().where}/{settings.remote_dir}, "
                 f"{len(todo)} new or changed"
             )
             downloads = download_all(sftp, settings, todo, workdir, report, self._on_retry) if todo else []
-        loaded_at = dt.datetime.now(dt.UTC)  # the version of every file this run loads
-        records: list[dict] = []
-        to_parse: dict[str, list[tuple[RemoteFile, dict, Downloaded]]] = {kind: [] for kind in KINDS}
+        run_stamp = dt.datetime.now(dt.UTC)  # the version of every file first loaded in this run
+        plan = Plan(
+            fresh={name: set() for name in selected},
+            same={name: set() for name in selected},
+            held={name: set(loaded[name]) for name in selected},
+        )
+        to_parse: dict[tuple[str, dt.datetime], list[tuple[RemoteFile, Downloaded]]] = {}
         for remote, local, sha256, counted in downloads:
             summary.bytes_downloaded += local.stat().st_size
+            plan.kinds[remote.path] = remote.kind
+            needing = [name for name in selected if remote.path in wanted[name]]
+            for name in needing:
+                previous = loaded[name].get(remote.path)
+                same = previous is not None and previous["sha256"] == sha256
+                (plan.same if same else plan.fresh)[name].add(remote.path)
+            # the version of this content some resource already loaded keeps its stamp, so every table says
+            # the same `loaded_at` for it, whichever run loaded it
+            known = next(
+                (
+                    v
+                    for versions in loaded.values()
+                    if (v := versions.get(remote.path)) is not None and v["sha256"] == sha256 and "loaded_at" in v
+                ),
+                None,
+            )
             version = {"size": remote.size, "mtime": remote.mtime, "sha256": sha256}
-            previous = loaded.get(remote.path)
-            if previous and previous["sha256"] == sha256:
-                summary.same_content += 1  # its rows stay as they are, with the version they were loaded as
-                previous.update(version)
-                records.append(_record(remote, previous, "same content"))
+            plan.versions[remote.path] = (
+                {**known, **version}
+                if known
+                else {**version, "loaded_at": run_stamp.isoformat(), "timezone": settings.timezone}
+            )
+            must_parse = [
+                name
+                for name in needing
+                if remote.path in plan.fresh[name] and (name != "loaded_files" or known is None)
+            ]
+            if not must_parse:
+                if not any(remote.path in plan.fresh[name] for name in needing):
+                    summary.same_content += 1
                 local.unlink()
                 continue
             try:
                 file = Downloaded(remote.path, remote.kind, local, counted)
                 check_header(file, settings)
-                to_parse[remote.kind].append((remote, version, readable(file, settings)))
+                stamp = dt.datetime.fromisoformat(plan.versions[remote.path]["loaded_at"])
+                to_parse.setdefault((remote.kind, stamp), []).append((remote, readable(file, settings)))
             except FileRejected as error:
-                report.failed(str(error))
-        parsed = {}
-        for kind, entries in to_parse.items():
-            parsed[kind] = parse_files([e[2] for e in entries], kind, settings, loaded_at, workdir / f"{kind}.parquet")
-            for reason in parsed[kind].failed:
-                report.failed(reason)
+                self._refused(plan, remote.path, str(error))
+        for (kind, stamp), entries in to_parse.items():
+            parquet = workdir / f"{kind}-{len(plan.batches)}.parquet"
+            parsed = parse_files([downloaded for _, downloaded in entries], kind, settings, stamp, parquet)
+            for reason in parsed.failed:
+                self._refused(plan, reason.split(": ", 1)[0], reason)
             rejected: dict[str, int] = {}
-            for reject in parsed[kind].rejects:
+            for reject in parsed.rejects:
                 rejected[reject[0]] = rejected.get(reject[0], 0) + 1
-            for remote, version, _ in entries:
-                if remote.path not in parsed[kind].rows_per_file:
+            for remote, _ in entries:
+                if remote.path not in parsed.rows_per_file:
                     continue  # failed whole
-                rows = parsed[kind].rows_per_file[remote.path]
-                loaded[remote.path] = {
-                    **version,
-                    "loaded_at": loaded_at.isoformat(),
-                    "timezone": settings.timezone,
-                    "data_rows": rows,
-                    "rejected_rows": rejected.get(remote.path, 0),
-                }
-                records.append(_record(remote, loaded[remote.path], "loaded"))
+                rows = parsed.rows_per_file[remote.path]
+                plan.versions[remote.path].update(data_rows=rows, rejected_rows=rejected.get(remote.path, 0))
                 report.file_parsed(remote.path, rows, rejected.get(remote.path, 0), remote.size)
                 summary.loaded += 1
-            summary.rejected_rows += len(parsed[kind].rejects)
-            setattr(summary, f"{kind}_rows", parsed[kind].rows)
-        rejects = pa.concat_tables([rejects_table(parsed[k].rejects, k, loaded_at) for k in KINDS])
-        return Prepared(
-            parsed,
-            rejects,
-            arrow_table([tuple(r[f] for f in FILE_RECORD_SCHEMA.names) for r in records], FILE_RECORD_SCHEMA),
-        )
+            summary.rejected_rows += len(parsed.rejects)
+            setattr(summary, f"{kind}_rows", getattr(summary, f"{kind}_rows") + parsed.rows)
+            plan.batches.append(Batch(kind, stamp, parsed))
+        return plan
 
-    def rows(self, kind: str):
-        parsed = self.prepared().parsed[kind]
-        if parsed.parquet is not None:
-            yield dlt.mark.with_file_import(
-                str(parsed.parquet),
-                "parquet",
-                parsed.rows,
-                hints=dlt.mark.make_hints(columns=_columns_hint(kind, self.settings, parsed.parquet)),
+    def _refused(self, plan: Plan, path: str, reason: str) -> None:
+        """A file refused whole: no resource loads it or records it; the next run tries again."""
+        self.report.failed(reason)
+        plan.versions.pop(path, None)
+        for paths in (*plan.fresh.values(), *plan.same.values()):
+            paths.discard(path)
+
+    def record(self, resource: str) -> None:
+        """Write what `resource` loaded in this run into its own state (called by the resource, after its rows)."""
+        plan = self.plan()
+        files = dlt.current.resource_state(resource).setdefault("files", _loaded_versions(resource))
+        for path in plan.fresh.get(resource, set()) | plan.same.get(resource, set()):
+            if path in plan.versions:
+                files[path] = dict(plan.versions[path])
+
+    def rows(self, resource: str, kind: str):
+        plan = self.plan()
+        fresh = plan.fresh.get(resource, set())
+        for batch in plan.batches:
+            parsed = batch.parsed
+            if batch.kind != kind:
+                continue
+            with_rows = {path for path, rows in parsed.rows_per_file.items() if rows and path in fresh}
+            if parsed.parquet is not None and with_rows:
+                hints = dlt.mark.make_hints(columns=_columns_hint(kind, self.settings, parsed.parquet))
+                if with_rows == {path for path, rows in parsed.rows_per_file.items() if rows}:
+                    yield dlt.mark.with_file_import(str(parsed.parquet), "parquet", parsed.rows, hints=hints)
+                else:  # the batch also holds files another resource needed: this resource's share only
+                    table = pq.read_table(parsed.parquet, filters=[("source_file", "in", sorted(with_rows))])
+                    yield dlt.mark.with_hints(table, hints)
+            yield from self._tombstones(resource, batch, set(parsed.rows_per_file) & fresh - with_rows)
+        self.record(resource)
+
+    def rejected_rows(self, resource: str):
+        plan = self.plan()
+        fresh = plan.fresh.get(resource, set())
+        for batch in plan.batches:
+            rejects = [reject for reject in batch.parsed.rejects if reject[0] in fresh]
+            if rejects:
+                yield rejects_table(rejects, batch.kind, batch.loaded_at)
+            with_rejects = {reject[0] for reject in rejects}
+            yield from self._tombstones(resource, batch, set(batch.parsed.rows_per_file) & fresh - with_rejects)
+        self.record(resource)
+
+    def _tombstones(self, resource: str, batch: Batch, files: set[str]):
+        """A new version of a file without rows for this table still replaces the rows of the version before:
+        one row per such file, flagged `version_without_rows`, which dlt's merge deletes by and never inserts."""
+        replaced = sorted(files & self.plan().held.get(resource, set()))
+        if replaced:
+            flags = pa.table(
+                {
+                    "source_file": pa.array(replaced, pa.string()),
+                    "file_loaded_at": pa.array([batch.loaded_at] * len(replaced), pa.timestamp("us", tz="UTC")),
+                    VERSION_WITHOUT_ROWS: pa.array([True] * len(replaced), pa.bool_()),
+                }
             )
+            yield dlt.mark.with_hints(flags, dlt.mark.make_hints(columns=VERSION_FLAG))
 
-    def rejected_rows(self):
-        if self.prepared().rejects.num_rows:
-            yield self.prepared().rejects
-
-    def file_records(self):
-        if self.prepared().records.num_rows:
-            yield self.prepared().records
+    def file_records(self, resource: str):
+        plan = self.plan()
+        records = [
+            _record(path, plan.kinds[path], plan.versions[path], status)
+            for status, paths in (
+                ("loaded", plan.fresh.get(resource, set())),
+                ("same content", plan.same.get(resource, set())),
+            )
+            for path in sorted(paths)
+            if path in plan.versions
+        ]
+        if records:
+            yield arrow_table([tuple(r[f] for f in FILE_RECORD_SCHEMA.names) for r in records], FILE_RECORD_SCHEMA)
+        self.record(resource)
 
 
 def _unchanged(previous: dict | None, remote: RemoteFile) -> bool:
     return previous is not None and previous["size"] == remote.size and previous["mtime"] == remote.mtime
 
 
-def _record(remote: RemoteFile, version: dict, status: str) -> dict:
+def _record(path: str, kind: str, version: dict, status: str) -> dict:
     return {
-        "source_file": remote.path,
-        "file_kind": remote.kind,
+        "source_file": path,
+        "file_kind": kind,
         "size": version["size"],
         "mtime": version["mtime"],
         "file_sha256": version["sha256"],
@@ -336,31 +468,43 @@ def _columns_hint(kind: str, settings: ClangConfiguration, parquet: Path) -> dic
         columns[name] = {"name": name, "data_type": data_type, "nullable": written.get(name, True)}
         if name == date_name:
             columns[name]["timezone"] = False  # local time as delivered; staging converts to UTC
-    return columns
+    return {**columns, **VERSION_FLAG}
 
 
-@dlt.resource(name="activities", write_disposition="append")
+# A file delivered again with other content replaces its rows: dlt deletes the rows of each file it loads
+# (merge key `source_file`) and inserts the new version's, on every destination that merges. An append-only
+# destination (dlt's filesystem) keeps every version: its reader keeps each file's latest `file_loaded_at`.
+_REPLACED_PER_FILE = {
+    "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
+    "merge_key": "source_file",
+}
+# A version without rows for a table is one row flagged `version_without_rows`: dlt's `hard_delete`, which deletes
+# the file's earlier rows and is not inserted. Declared with each item, after the data columns.
+VERSION_FLAG = {VERSION_WITHOUT_ROWS: {"name": VERSION_WITHOUT_ROWS, "data_type": "bool", "hard_delete": True}}
+
+
+@dlt.resource(name="activities", **_REPLACED_PER_FILE)  # type: ignore[call-overload]
 def activities(delivery: Delivery):
     """One row per line of an activities file, with its `source_file`, `source_line` and `file_loaded_at`."""
-    yield from delivery.rows("activity")
+    yield from delivery.rows("activities", "activity")
 
 
-@dlt.resource(name="broadcasts", write_disposition="append")
+@dlt.resource(name="broadcasts", **_REPLACED_PER_FILE)  # type: ignore[call-overload]
 def broadcasts(delivery: Delivery):
     """One row per line of a broadcasts file, with its `source_file`, `source_line` and `file_loaded_at`."""
-    yield from delivery.rows("broadcast")
+    yield from delivery.rows("broadcasts", "broadcast")
 
 
-@dlt.resource(name="rejected_rows", write_disposition="append")
+@dlt.resource(name="rejected_rows", **_REPLACED_PER_FILE)  # type: ignore[call-overload]
 def rejected_rows(delivery: Delivery):
     """Each refused line: its file, line, kind, reason and raw text."""
-    yield from delivery.rejected_rows()
+    yield from delivery.rejected_rows("rejected_rows")
 
 
 @dlt.resource(name="loaded_files", write_disposition="merge", primary_key="source_file")
 def loaded_files(delivery: Delivery):
     """The version of each file that was loaded: size, mtime, sha256, time zone of its dates, row counts."""
-    yield from delivery.file_records()
+    yield from delivery.file_records("loaded_files")
 
 
 @dlt.source(name="clang", section="clang", spec=ClangConfiguration, max_table_nesting=0)
