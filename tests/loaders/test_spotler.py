@@ -7,25 +7,32 @@ import functools
 import os
 import time
 
+import dlt
 import pytest
 
 from mail_warehouse import settings
 from mail_warehouse.loads import load_spotler
+from mail_warehouse_demo.standins import spotler as spotler_standin_module
 from mail_warehouse_demo.standins.http import Fault
 from mail_warehouse_demo.standins.spotler import DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET
 from mail_warehouse_sources import spotler
 from tests.conftest import query_warehouse, query_world, warehouse_cli
 
 
-@pytest.fixture
-def spotler_env(spotler_standin, tmp_path, monkeypatch):
-    server, api = spotler_standin
-    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
+def configure(monkeypatch, server) -> None:
+    """[sources.spotler] pointed at a stand-in."""
     monkeypatch.setenv("SOURCES__SPOTLER__BASE_URL", f"{server.url}/integrationservice-1.1.0")
     monkeypatch.setenv("SOURCES__SPOTLER__CONSUMER_KEY", DEMO_CONSUMER_KEY)
     monkeypatch.setenv("SOURCES__SPOTLER__CONSUMER_SECRET", DEMO_CONSUMER_SECRET)
     monkeypatch.setenv("SOURCES__SPOTLER__START_DATE", "2025-01-01")
     monkeypatch.setenv("SOURCES__SPOTLER__RETRY_DELAY_SECONDS", "0.01")
+
+
+@pytest.fixture
+def spotler_env(spotler_standin, tmp_path, monkeypatch):
+    server, api = spotler_standin
+    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
+    configure(monkeypatch, server)
     return server, api
 
 
@@ -364,3 +371,168 @@ def test_a_budget_smaller_than_the_calls_every_run_makes_stops_cleanly(spotler_e
     monkeypatch.setenv("SOURCES__SPOTLER__MAX_CALLS_PER_RUN", budget)
     summary = sync(api)
     assert summary.budget_reached and server.total_calls() == sum(summary.calls.values()) == int(budget)
+
+
+# --- state per resource: any selection first, then the whole source, loads what one whole run loads -------
+
+SETTLE_DAYS = 30
+# They stamp which load wrote a row: they differ between any two pipelines. Every other column is compared:
+# the fetch stamps (fetched_at, details_fetched_at) are the sync's clock, and every run here has the same one.
+DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
+
+
+def spotler_tables(now) -> list[str]:
+    return list(spotler.spotler_source(now=now).resources)
+
+
+def run_source(directory, now, *selections: tuple[str, ...]):
+    """One plain dlt pipeline into DuckDB in `directory`, running `spotler_source(now=now)` once per selection
+    of resources (empty: the whole source); the pipeline."""
+    pipeline = dlt.pipeline(
+        pipeline_name="spotler",
+        pipelines_dir=str(directory / "pipelines"),
+        destination=dlt.destinations.duckdb(str(directory / "spotler.duckdb")),
+        dataset_name=spotler.DATASET,
+    )
+    for selection in selections:
+        source = spotler.spotler_source(now=now)
+        pipeline.run(source.with_resources(*selection) if selection else source)
+    return pipeline
+
+
+def loaded_rows(directory, tables) -> dict[str, list[dict]]:
+    """Each table's rows (dlt's own columns left out), sorted; [] for a table never created."""
+    loaded = {}
+    for table in tables:
+        columns = [
+            name
+            for (name,) in query_warehouse(
+                directory / "spotler.duckdb",
+                "select column_name from information_schema.columns where table_schema = $schema "
+                "and table_name = $table order by ordinal_position",
+                params={"schema": spotler.DATASET, "table": table},
+            )
+            if name not in DLT_COLUMNS
+        ]
+        found = (
+            query_warehouse(directory / "spotler.duckdb", f"select {', '.join(columns)} from {spotler.DATASET}.{table}")
+            if columns
+            else []
+        )
+        loaded[table] = sorted((dict(zip(columns, row, strict=True)) for row in found), key=repr)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def one_whole_run(world_dir, tmp_path_factory):
+    """(now, every table's rows) after one run of the whole source at the stand-in's clock."""
+    server, api = spotler_standin_module.serve(world_dir)
+    directory = tmp_path_factory.mktemp("one-whole-run")
+    try:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            configure(monkeypatch, server)
+            monkeypatch.setenv("SOURCES__SPOTLER__SETTLE_DAYS", str(SETTLE_DAYS))
+            run_source(directory, api.now, ())
+            tables = spotler_tables(api.now)
+    finally:
+        server.stop()
+    return api.now, loaded_rows(directory, tables)
+
+
+def still_settling_snapshots(tables: dict[str, list[dict]], now) -> list[dict]:
+    """The snapshots of mailings sent within SETTLE_DAYS of `now`: those a second run takes again."""
+    window = now - dt.timedelta(days=SETTLE_DAYS)
+    settling = {m["encrypted_id"] for m in tables["mailings"] if m["scheduled_start_date"] >= window}
+    return [s for s in tables["mailing_statistics_snapshots"] if s["mailing_id"] in settling]
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        ("clicks",),
+        ("mailing_statistics_snapshots",),
+        ("campaign_mailings",),
+        ("contacts", "opens"),
+        ("mailing_links", "campaign_recipients", "form_results"),
+    ],
+)
+def test_any_selection_first_then_the_whole_source_loads_what_one_whole_run_loads(
+    spotler_env, one_whole_run, tmp_path, monkeypatch, selection
+):
+    now, expected = one_whole_run
+    monkeypatch.setenv("SOURCES__SPOTLER__SETTLE_DAYS", str(SETTLE_DAYS))
+    run_source(tmp_path, now, selection, ())
+    loaded = loaded_rows(tmp_path, expected)
+    if "mailing_statistics_snapshots" in selection:
+        # an append table: each run takes a snapshot of every mailing still settling, so a second run adds
+        # these again (the same rows: the same clock, the same statistics, fetched_at is `now`)
+        expected = {
+            **expected,
+            "mailing_statistics_snapshots": sorted(
+                expected["mailing_statistics_snapshots"] + still_settling_snapshots(expected, now), key=repr
+            ),
+        }
+    assert all(expected.values()), "every table has rows to compare"
+    for table, rows in expected.items():
+        assert len(loaded[table]) == len(rows), table
+        assert loaded[table] == rows, table
+
+
+def test_a_pipeline_whose_source_state_the_old_code_wrote_goes_on_without_fetching_again_or_losing(
+    spotler_env, one_whole_run, tmp_path, monkeypatch
+):
+    server, _api = spotler_env
+    now, expected = one_whole_run
+    monkeypatch.setenv("SOURCES__SPOTLER__SETTLE_DAYS", str(SETTLE_DAYS))
+    pipeline = run_source(tmp_path, now, ())
+    # the state as the code before per-resource state left it after that run: the known mailings, the
+    # mailing-list cursor, the known campaign mailings and the budget cycle in the source's state
+    with pipeline.managed_state() as state:
+        source_state = state["sources"]["spotler"]
+        resources = source_state["resources"]
+        source_state.update(
+            mailings=resources["mailings"]["mailings"],
+            mailings_since=resources["mailings"]["mailings_since"],
+            campaign_mailings=resources["campaign_mailings"]["campaign_mailings"],
+            cycle_done=[],
+            budget_reached=False,
+        )
+        for name in ("mailings", "mailing_links", "mailing_statistics_snapshots", "clicks", "campaign_mailings"):
+            del resources[name]
+        for kept in resources.values():
+            kept.pop("cycle_done", None)
+            kept.pop("budget_reached", None)
+    server.reset()
+    report = spotler.SyncReport()
+    pipeline.run(spotler.spotler_source(now=now, report=report))
+    assert (
+        server.calls["GET /mailing/{encryptedMailingId}"]
+        == server.calls["GET /campaign-mailing/{encryptedMailingId}"]
+        == 0
+    )
+    assert server.calls["GET /mailing/{encryptedMailingId}/statistics"] == report.settling < len(expected["mailings"])
+    loaded = loaded_rows(tmp_path, expected)
+    expected = {  # the second run took its snapshots of the mailings still settling
+        **expected,
+        "mailing_statistics_snapshots": sorted(
+            expected["mailing_statistics_snapshots"] + still_settling_snapshots(expected, now), key=repr
+        ),
+    }
+    for table, rows in expected.items():
+        assert loaded[table] == rows, table
+
+
+def test_a_mailing_listed_again_in_the_day_of_overlap_keeps_its_details(spotler_env, tmp_path):
+    """The mailing list is asked again from a day before the last sync; a mailing loaded with its details
+    stays whole (its row is not replaced by the bare listing)."""
+    run_source(tmp_path / "probe", spotler_env[1].now, ())
+    mailings = loaded_rows(tmp_path / "probe", ["mailings"])["mailings"]
+    latest = max(mailings, key=lambda m: m["scheduled_start_date"])
+    sent = latest["scheduled_start_date"]
+    # a run an hour after the mailing was scheduled, then one an hour later: the second lists it again
+    pipeline = run_source(tmp_path, sent + dt.timedelta(hours=1), ())
+    before = {m["encrypted_id"]: m for m in loaded_rows(tmp_path, ["mailings"])["mailings"]}
+    assert before[latest["encrypted_id"]]["subject"] == latest["subject"] is not None
+    pipeline.run(spotler.spotler_source(now=sent + dt.timedelta(hours=2)))
+    after = {m["encrypted_id"]: m for m in loaded_rows(tmp_path, ["mailings"])["mailings"]}
+    assert after == before
