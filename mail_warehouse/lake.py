@@ -35,9 +35,6 @@ def lake_pipeline(name: str, dataset: str, bucket_url: str | None = None, pipeli
     import dlt
 
     url = bucket_url or lake_url()
-    # The lake appends: each row carries its load's id, by which the Spark target keeps a key's latest row
-    # (Arrow tables, as the loaders yield, get it only when asked).
-    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     if pipelines_dir is None:
         pipelines_dir = (Path(url).parent if "://" not in url else PROJECT_DIR) / ".dlt_pipelines" / "lake"
     remove_unfinished_schema_saves(pipelines_dir / f"lake_{name}")
@@ -47,6 +44,16 @@ def lake_pipeline(name: str, dataset: str, bucket_url: str | None = None, pipeli
         dataset_name=dataset,
         pipelines_dir=str(pipelines_dir),
     )
+
+
+def run_into_lake(pipeline, data) -> None:
+    """Run `data` into the lake as parquet. The lake appends: each row carries its load's id, by which the Spark
+    target keeps a key's latest row (dlt adds it to Arrow tables, as the loaders yield, only when asked: asked
+    for this run only, not for the process)."""
+    import dlt
+
+    with dlt.config.values({"normalize.parquet_normalizer.add_dlt_load_id": True}):
+        pipeline.run(data, loader_file_format="parquet")
 
 
 def load_into_lake(
@@ -86,7 +93,7 @@ def load_into_lake(
         finish_pending_load(pipeline, stream)
         log(f"{system}: loading into the lake {url}/{dataset}")
         try:
-            pipeline.run(make_source(), loader_file_format="parquet")
+            run_into_lake(pipeline, make_source())
         except PipelineStepFailed as failure:
             raise unwrap(failure, error_type) from None
         row_counts = pipeline.last_trace.last_normalize_info.row_counts
@@ -127,7 +134,7 @@ def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -
     finally:
         con.close()
     if deleted.num_rows:
-        pipeline.run(dlt.resource(deleted, name="customers", write_disposition="append"), loader_file_format="parquet")
+        run_into_lake(pipeline, dlt.resource(deleted, name="customers", write_disposition="append"))
     return deleted.num_rows
 
 

@@ -1,6 +1,6 @@
 """The README's plain-pipeline snippet, run as written (only its DESTINATION chosen) in a process of its own
 against the demo stand-ins, into DuckDB, dlt's `filesystem` (parquet) and SQLite (dlt's `sqlalchemy`): twice,
-with a Clang file delivered again with one more row between the runs."""
+with a Clang file delivered again with one more row and another without rows between the runs."""
 
 from __future__ import annotations
 
@@ -79,6 +79,8 @@ def test_the_readme_snippet_loads_every_source_twice_with_a_file_delivered_again
     again = files[len(files) // 2]
     with again.open("a", encoding="utf-8") as appended:  # delivered again, one more row
         appended.write("4242;1;CUST-NEW;nieuw@example.nl;OPEN;2026-11-20 10:00:00;\n")
+    emptied = next(path for path in reversed(files) if data_lines(path) > 1)  # delivered again without rows
+    emptied.write_text(emptied.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
     run_snippet(code, env, home)
 
     def dataset(name: str):

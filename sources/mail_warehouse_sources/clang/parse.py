@@ -349,6 +349,31 @@ class _Pass:
                     left join record_lines l on l.filename = p.filename and l.ordinal = p.ordinal - f.record_offset)"""
 
 
+def flags_parquet(
+    files: list[str], kind: str, settings: ClangConfiguration, loaded_at: dt.datetime, parquet: Path
+) -> Path:
+    """The rows that flag versions without rows of `files` (one each, `version_without_rows` true), written as
+    the parsed rows are: a file with the same columns and types, which dlt imports as it is (an Arrow table would
+    be normalized, and given `_dlt_load_id` where that is asked for, which the imported files lack)."""
+    date_column = DATE_COLUMNS[kind]
+    columns = ", ".join(
+        f"null::{'timestamp' if name == date_column else 'varchar'} as {_identifier(normalized(name))}"
+        for name in settings.columns(kind)
+    )
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute(
+            f"""copy (select {columns}, unnest($files::varchar[]) as source_file, null::bigint as source_line,
+                             $loaded_at::timestamptz as file_loaded_at, true as {VERSION_WITHOUT_ROWS})
+                to {_literal(str(parquet))} (format parquet)""",
+            {"files": files, "loaded_at": loaded_at},
+        )
+    finally:
+        con.close()
+    return parquet
+
+
 def rejects_table(rejects: list[tuple], kind: str, loaded_at: dt.datetime) -> pa.Table:
     return arrow_table(
         [(path, line, kind, reason, raw, loaded_at) for path, line, reason, raw in rejects], REJECTS_SCHEMA

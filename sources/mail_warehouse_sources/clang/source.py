@@ -25,6 +25,7 @@ from typing import TextIO
 import dlt
 import pyarrow as pa
 import pyarrow.parquet as pq
+from dlt.common.schema.typing import TColumnSchema
 
 from mail_warehouse_sources.clang.parse import (
     VERSION_WITHOUT_ROWS,
@@ -34,6 +35,7 @@ from mail_warehouse_sources.clang.parse import (
     arrow_table,
     check_header,
     count_records,
+    flags_parquet,
     normalized,
     parse_files,
     readable,
@@ -379,7 +381,7 @@ class Delivery:
     def rows(self, resource: str, kind: str):
         plan = self.plan()
         fresh = plan.fresh.get(resource, set())
-        for batch in plan.batches:
+        for index, batch in enumerate(plan.batches):
             parsed = batch.parsed
             if batch.kind != kind:
                 continue
@@ -391,7 +393,18 @@ class Delivery:
                 else:  # the batch also holds files another resource needed: this resource's share only
                     table = pq.read_table(parsed.parquet, filters=[("source_file", "in", sorted(with_rows))])
                     yield dlt.mark.with_hints(table, hints)
-            yield from self._tombstones(resource, batch, set(parsed.rows_per_file) & fresh - with_rows)
+            replaced = self._replaced_by_nothing(resource, set(parsed.rows_per_file) & fresh - with_rows)
+            if replaced:
+                assert self._workdir is not None  # plan() made it
+                flags = flags_parquet(
+                    replaced,
+                    kind,
+                    self.settings,
+                    batch.loaded_at,
+                    Path(self._workdir.name) / f"{resource}-{index}.flags.parquet",
+                )
+                hints = dlt.mark.make_hints(columns=_columns_hint(kind, self.settings, flags))
+                yield dlt.mark.with_file_import(str(flags), "parquet", len(replaced), hints=hints)
         self.record(resource)
 
     def rejected_rows(self, resource: str):
@@ -402,22 +415,23 @@ class Delivery:
             if rejects:
                 yield rejects_table(rejects, batch.kind, batch.loaded_at)
             with_rejects = {reject[0] for reject in rejects}
-            yield from self._tombstones(resource, batch, set(batch.parsed.rows_per_file) & fresh - with_rejects)
+            replaced = self._replaced_by_nothing(resource, set(batch.parsed.rows_per_file) & fresh - with_rejects)
+            if replaced:
+                flags = pa.table(
+                    {
+                        "source_file": pa.array(replaced, pa.string()),
+                        "file_loaded_at": pa.array([batch.loaded_at] * len(replaced), pa.timestamp("us", tz="UTC")),
+                        VERSION_WITHOUT_ROWS: pa.array([True] * len(replaced), pa.bool_()),
+                    }
+                )
+                yield dlt.mark.with_hints(flags, dlt.mark.make_hints(columns=VERSION_FLAG))
         self.record(resource)
 
-    def _tombstones(self, resource: str, batch: Batch, files: set[str]):
-        """A new version of a file without rows for this table still replaces the rows of the version before:
-        one row per such file, flagged `version_without_rows`, which dlt's merge deletes by and never inserts."""
-        replaced = sorted(files & self.plan().held.get(resource, set()))
-        if replaced:
-            flags = pa.table(
-                {
-                    "source_file": pa.array(replaced, pa.string()),
-                    "file_loaded_at": pa.array([batch.loaded_at] * len(replaced), pa.timestamp("us", tz="UTC")),
-                    VERSION_WITHOUT_ROWS: pa.array([True] * len(replaced), pa.bool_()),
-                }
-            )
-            yield dlt.mark.with_hints(flags, dlt.mark.make_hints(columns=VERSION_FLAG))
+    def _replaced_by_nothing(self, resource: str, files: set[str]) -> list[str]:
+        """Of `files`, whose new version has no rows for this table, those the table holds an earlier version
+        of: each gets one row flagged `version_without_rows`, which dlt's merge deletes the file's rows by and
+        never inserts."""
+        return sorted(files & self.plan().held.get(resource, set()))
 
     def file_records(self, resource: str):
         plan = self.plan()
@@ -480,7 +494,9 @@ _REPLACED_PER_FILE = {
 }
 # A version without rows for a table is one row flagged `version_without_rows`: dlt's `hard_delete`, which deletes
 # the file's earlier rows and is not inserted. Declared with each item, after the data columns.
-VERSION_FLAG = {VERSION_WITHOUT_ROWS: {"name": VERSION_WITHOUT_ROWS, "data_type": "bool", "hard_delete": True}}
+VERSION_FLAG: dict[str, TColumnSchema] = {
+    VERSION_WITHOUT_ROWS: {"name": VERSION_WITHOUT_ROWS, "data_type": "bool", "hard_delete": True}
+}
 
 
 @dlt.resource(name="activities", **_REPLACED_PER_FILE)  # type: ignore[call-overload]
