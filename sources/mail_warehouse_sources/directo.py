@@ -1,10 +1,11 @@
 """Directo customers XML as a dlt source, `directo_source()` (`warehouse load directo [--full]` into
 `raw_directo`): the parsed answer (`customer_answer`, not a table) feeds two transformers, `customers`
-and `datafields`; settings from `[sources.directo]`; the last sync day in dlt state.
+and `datafields`; settings from `[sources.directo]`; each table's last sync day in its own dlt resource state.
 
 - The request is a form POST to the configured `.../xmlcore.asp` with `get=1&what=customer&key=...` and,
-  after the first run, `ts=DD.MM.YYYY`: the day of the last sync minus `overlap_days` (Directo filters by
-  day, and whether the bound is inclusive is unconfirmed: the overlap is merged away on customer code).
+  once every table the run loads has a last sync day, `ts=DD.MM.YYYY`: the earliest of them minus `overlap_days`
+  (Directo filters by day, and whether the bound is inclusive is unconfirmed: the overlap is merged away on
+  customer code). A table not loaded in a run (`with_resources`) keeps its day.
   POSTing keeps the key out of every URL, so it cannot leak through an error or a log line.
 - The answer is streamed and parsed incrementally (lxml iterparse, each customer cleared once read), in
   Arrow batches: bounded memory whatever its size.
@@ -33,13 +34,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import requests
 from dlt.common.configuration.exceptions import ConfigurationValueError
-from dlt.common.configuration.specs import BaseConfiguration, configspec
+from dlt.common.configuration.specs import configspec
 from dlt.common.typing import TSecretStrValue
+from dlt.extract.exceptions import CurrentSourceNotAvailable
 from lxml import etree
 
 from mail_warehouse_sources.retry import call_with_retries
+from mail_warehouse_sources.settings_scope import OwnSectionConfiguration, missing_setting
 
 DATASET = "raw_directo"
+SECTION = ("sources", "directo")
+TABLES = ("customers", "datafields")  # the tables of the source, each with its own last sync day
 # The parse holds at most BATCH_CUSTOMERS customers in Python (the other bound on a load's memory is the
 # destination's: mail_warehouse.loads holds DuckDB to 128 MB; together a 1M-customer answer peaks near 380 MB).
 BATCH_CUSTOMERS = 10_000
@@ -91,8 +96,11 @@ DEFAULT_TIMEZONE = "Europe/Tallinn"
 
 
 @configspec
-class DirectoSourceConfiguration(BaseConfiguration):
-    """`[sources.directo]` in .dlt/config.toml (the key in .dlt/secrets.toml), or SOURCES__DIRECTO__<NAME>."""
+class DirectoSourceConfiguration(OwnSectionConfiguration):
+    """`[sources.directo]` in .dlt/config.toml (the key in .dlt/secrets.toml), or SOURCES__DIRECTO__<NAME> (only
+    those: see settings_scope)."""
+
+    __own_section__ = SECTION
 
     url: str | None = None
     optin_datafield: str = "OPTIN"
@@ -106,8 +114,7 @@ class DirectoSourceConfiguration(BaseConfiguration):
     def on_resolved(self) -> None:
         if not self.url:
             raise DirectoSettingsError(
-                "missing setting sources.directo.url (env SOURCES__DIRECTO__URL): the company "
-                "database's .../xmlcore.asp address"
+                missing_setting(SECTION, "url") + ": the company database's .../xmlcore.asp address"
             )
         if "key=" in self.url.lower():
             raise DirectoSettingsError(
@@ -115,7 +122,7 @@ class DirectoSourceConfiguration(BaseConfiguration):
                 "SOURCES__DIRECTO__KEY (the loader adds get, what, key and ts itself)"
             )
         if not self.key:
-            raise DirectoSettingsError("missing secret sources.directo.key (env SOURCES__DIRECTO__KEY)")
+            raise DirectoSettingsError(missing_setting(SECTION, "key", "secret"))
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -388,7 +395,7 @@ def fetch(config: DirectoSourceConfiguration, since: dt.date | None) -> requests
     """POST the request (the key in the form body, never in a URL); the answer streamed."""
     url = config.url
     if not url:  # on_resolved refuses a configuration without one
-        raise DirectoSettingsError("missing setting sources.directo.url (env SOURCES__DIRECTO__URL)")
+        raise DirectoSettingsError(missing_setting(SECTION, "url"))
     form = {"get": "1", "what": "customer", "key": config.key}
     if since is not None:
         form["ts"] = since.strftime("%d.%m.%Y")
@@ -428,6 +435,31 @@ class CustomerBatch:
     datafields: pa.Table
 
 
+@dataclass
+class AnswerRead:
+    """The answer's end, sent after its last batch: each table that gets it advances its own last sync day."""
+
+    day: str
+
+    def advance(self, table: str) -> None:
+        dlt.current.resource_state(table)["last_sync_day"] = self.day  # committed with the load, as dlt state is
+
+
+# Before each table kept its own day, the hidden parent resource kept one for both: a table without a day of its
+# own starts from it, and it goes once every table has one.
+SHARED_DAY_RESOURCE = "customer_answer"
+
+
+def _selected_tables() -> tuple[str, ...]:
+    """The tables this run loads: the source's selected resources (every table where the answer is read outside
+    a source)."""
+    try:
+        selected = dlt.current.source().selected_resources
+    except CurrentSourceNotAvailable:
+        return TABLES
+    return tuple(table for table in TABLES if table in selected)
+
+
 @dlt.source(name="directo", section="directo", spec=DirectoSourceConfiguration)
 def directo_source(
     # dlt passes the resolved spec to the argument annotated with exactly the spec class, so it cannot be Optional
@@ -439,20 +471,26 @@ def directo_source(
 ):
     """Directo's customers and their datafields.
 
-    The first run (and `full`) asks for every customer, later runs for those changed since the last sync day
-    minus `overlap_days`; the day is kept in dlt state with the load. `loaded_at` stamps the rows of this
-    sync (default now); `summary` collects what was read.
+    Each table keeps its own last sync day in its dlt resource state, so a run of some of them
+    (`with_resources`) never skips what the others have not loaded yet. A run asks for the customers changed
+    since the earliest day among its tables, minus `overlap_days`; for every customer when one of them has no
+    day yet, or with `full`. `loaded_at` stamps the rows of this sync (default now); `summary` collects what was
+    read.
     """
     summary = summary if summary is not None else SyncSummary()
     stamp = loaded_at or dt.datetime.now(dt.UTC)
 
-    @dlt.resource(name="customer_answer", selected=False)
+    @dlt.resource(name=SHARED_DAY_RESOURCE, selected=False)
     def customer_answer():
-        """Directo's answer, parsed as it streams in; feeds the two tables below."""
-        state = dlt.current.resource_state()
+        """Directo's answer, parsed as it streams in; feeds the two tables below, then tells them it was read."""
         run_day = dt.datetime.now(ZoneInfo(config.timezone)).date()
-        last = state.get("last_sync_day")
-        since = None if full or not last else dt.date.fromisoformat(last) - dt.timedelta(days=config.overlap_days)
+        states = dlt.current.source_state().get("resources", {})  # read only: a table's day is its own to write
+        shared_day = states.get(SHARED_DAY_RESOURCE, {}).get("last_sync_day")
+        tables = _selected_tables()
+        days = [states.get(table, {}).get("last_sync_day") or shared_day for table in tables]
+        since = None
+        if not full and days and all(days):
+            since = min(map(dt.date.fromisoformat, days)) - dt.timedelta(days=config.overlap_days)
         summary.since = since.strftime("%d.%m.%Y") if since else None
         log(
             f"directo: asking {config.url} for "
@@ -464,7 +502,10 @@ def directo_source(
                 yield CustomerBatch(customers, datafields)
         finally:
             response.close()
-        state["last_sync_day"] = run_day.isoformat()  # committed with the load: a failed run leaves it
+        # only once the whole answer was read (dlt commits nothing of a failed extract, state included)
+        if shared_day and all(table in tables or states.get(table, {}).get("last_sync_day") for table in TABLES):
+            dlt.current.resource_state(SHARED_DAY_RESOURCE).pop("last_sync_day")
+        yield AnswerRead(run_day.isoformat())
 
     # The latest version of a customer wins: delete-insert on its code. One answer holds each customer once,
     # so no de-duplication pass (over a million rows it would cost more than the whole parse).
@@ -475,8 +516,11 @@ def directo_source(
         merge_key="code",
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
     )
-    def customers(batch: CustomerBatch):
-        yield batch.customers
+    def customers(item: CustomerBatch | AnswerRead):
+        if isinstance(item, AnswerRead):
+            item.advance("customers")
+        else:
+            yield item.customers
 
     # A customer's datafields are replaced with it: delete-insert on the customer's code.
     # dlt types transformer's write_disposition without the dict form that dlt.resource takes (and it passes on)
@@ -486,8 +530,10 @@ def directo_source(
         merge_key="customer_code",
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
     )
-    def datafields(batch: CustomerBatch):
-        if batch.datafields.num_rows:
-            yield batch.datafields
+    def datafields(item: CustomerBatch | AnswerRead):
+        if isinstance(item, AnswerRead):
+            item.advance("datafields")
+        elif item.datafields.num_rows:
+            yield item.datafields
 
     return customer_answer, customers, datafields

@@ -6,6 +6,7 @@ import functools
 import io
 import os
 
+import dlt
 import pytest
 
 from mail_warehouse import settings
@@ -267,3 +268,79 @@ def test_a_wrong_setting_exits_2_naming_it_without_a_traceback(directo_env, monk
     assert result.returncode == 2, result.stderr
     assert name.lower() in result.stderr.lower() and "Traceback" not in result.stderr
     assert directo_env.requests == []
+
+
+# --- the source in any dlt pipeline: each table keeps its own last sync day -----------------------------
+
+
+def plain_pipeline(tmp_path, name: str) -> dlt.Pipeline:
+    """A pipeline as any dlt user makes one (not mail_warehouse's), into a DuckDB file of its own."""
+    return dlt.pipeline(
+        pipeline_name=name,
+        pipelines_dir=str(tmp_path / "pipelines"),
+        destination=dlt.destinations.duckdb(str(tmp_path / f"{name}.duckdb")),
+        dataset_name=directo.DATASET,
+    )
+
+
+def loaded_tables(pipeline: dlt.Pipeline) -> dict[str, list[tuple]]:
+    """Each table's rows, sorted, without dlt's own columns and the sync's time stamps: those differ between
+    any two runs whatever they loaded, and every other column is what Directo answered."""
+    stamps = {"loaded_at", "customer_loaded_at"}
+    with pipeline.sql_client() as client:
+        tables = {}
+        for table in directo.TABLES:
+            if table not in pipeline.default_schema.tables:  # never loaded: no rows
+                tables[table] = []
+                continue
+            columns = [
+                c
+                for c in pipeline.default_schema.get_table_columns(table)
+                if not c.startswith("_dlt_") and c not in stamps
+            ]
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            tables[table] = sorted(
+                client.execute_sql(f"select {quoted} from {client.make_qualified_table_name(table)}"), key=repr
+            )
+    return tables
+
+
+def table_days(pipeline: dlt.Pipeline) -> dict[str, str | None]:
+    resources = pipeline.state["sources"]["directo"]["resources"]
+    return {name: resources.get(name, {}).get("last_sync_day") for name in ("customer_answer", *directo.TABLES)}
+
+
+@pytest.mark.parametrize("first", ["customers", "datafields"])
+def test_one_table_first_then_the_whole_source_loads_what_one_whole_run_loads(directo_env, tmp_path, first):
+    """A table loaded alone moves only its own day: the other one's first whole run still asks for everyone."""
+    one_table_first = plain_pipeline(tmp_path, "one_table_first")
+    one_table_first.run(directo.directo_source().with_resources(first))
+    assert "ts" not in directo_env.requests[-1]
+    other = next(t for t in directo.TABLES if t != first)
+    assert table_days(one_table_first)[other] is None and table_days(one_table_first)[first]
+    one_table_first.run(directo.directo_source())
+    assert "ts" not in directo_env.requests[-1]  # the other table had no day yet: every customer
+
+    whole = plain_pipeline(tmp_path, "whole")
+    whole.run(directo.directo_source())
+    expected = loaded_tables(whole)
+    assert len(expected["customers"]) > 500 and len(expected["datafields"]) > 500
+    assert loaded_tables(one_table_first) == expected
+
+    one_table_first.run(directo.directo_source())  # now both have a day: asked since it, less the overlap
+    assert "ts" in directo_env.requests[-1]
+
+
+def test_a_pipeline_with_the_old_shared_day_starts_each_table_from_it(directo_env, tmp_path):
+    """Before each table kept its own day, the hidden parent `customer_answer` kept one for both."""
+    pipeline = plain_pipeline(tmp_path, "upgraded")
+    with pipeline.managed_state() as state:  # as the old source left it
+        state.setdefault("sources", {})["directo"] = {"resources": {"customer_answer": {"last_sync_day": "2026-11-20"}}}
+    pipeline.run(directo.directo_source().with_resources("customers"))
+    assert directo_env.requests[-1]["ts"] == "18.11.2026"
+    days = table_days(pipeline)
+    assert days["customer_answer"] == "2026-11-20" and days["datafields"] is None  # datafields still need it
+    pipeline.run(directo.directo_source())
+    assert directo_env.requests[-1]["ts"] == "18.11.2026"  # the earliest day: datafields' inherited one
+    days = table_days(pipeline)
+    assert days["customer_answer"] is None and days["customers"] == days["datafields"] != "2026-11-20"
