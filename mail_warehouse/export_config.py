@@ -13,6 +13,7 @@ from pathlib import Path
 from mail_warehouse import settings as warehouse_settings
 from mail_warehouse_sources.sftp import SftpSettings
 
+SECTION = ("export", "deployteq")
 SETTING_PREFIX = "EXPORT__DEPLOYTEQ__"
 
 
@@ -52,8 +53,10 @@ def remote_folder(value: str) -> str:
 
 def load_settings(*, need_sftp: bool = True) -> ExportSettings:
     from mail_warehouse.config import DeployteqConfiguration, resolve
+    from mail_warehouse_sources.settings_scope import keep_to_own_section
 
-    config = resolve(DeployteqConfiguration, "export", "deployteq", accept_partial=True)
+    config = resolve(DeployteqConfiguration, *SECTION, accept_partial=True)
+    keep_to_own_section(config, *SECTION)  # a bare HOST or PORT in the environment is no Deployteq setting
     sftp = None
     if config.host and config.username:
         sftp = config.sftp_settings(SETTING_PREFIX)

@@ -4,21 +4,24 @@ Kept apart from `mail_warehouse_sources.sftp` so that moving files does not impo
 `from __future__ import annotations`: dlt reads the field types of a configspec and its subclasses.
 """
 
-import dlt
-from dlt.common.configuration.specs import BaseConfiguration, configspec
+from dlt.common.configuration.exceptions import ConfigurationValueError
+from dlt.common.configuration.specs import configspec
 from dlt.common.typing import TSecretStrValue
 
+from mail_warehouse_sources.settings_scope import OwnSectionConfiguration
 from mail_warehouse_sources.sftp import SftpSettings
 
 
 @configspec
-class SftpConfiguration(BaseConfiguration):
-    """The SFTP settings every SFTP section shares (`[sources.clang]`, `[export.deployteq]`)."""
+class SftpConfiguration(OwnSectionConfiguration):
+    """The SFTP settings every SFTP section shares (`[sources.clang]`, `[export.deployteq]`); each section says
+    where it is read (`__own_section__`, or `keep_to_own_section` by whoever resolves it)."""
 
-    # Required settings: dlt's placeholder (None once the class is made) keeps the type `str`, so dlt asks for them.
-    host: str = dlt.config.value
+    # Required, but optional to dlt: each section names a missing one itself, by its environment variable, where
+    # dlt's own error would list every shorter path it tried (HOST, SOURCES__HOST...) as if those were settings.
+    host: str | None = None
     port: int = 22
-    username: str = dlt.config.value
+    username: str | None = None
     known_hosts: str | None = None
     host_key_fingerprint: str | None = None
     accept_new_host_key: bool = False
@@ -29,6 +32,8 @@ class SftpConfiguration(BaseConfiguration):
     private_key_passphrase: TSecretStrValue | None = None
 
     def sftp_settings(self, setting_prefix: str) -> SftpSettings:
+        if not self.host or not self.username:  # each section checks these first, naming its own settings
+            raise ConfigurationValueError(f"missing setting {setting_prefix}HOST or {setting_prefix}USERNAME")
         return SftpSettings(
             host=self.host,
             port=int(self.port),

@@ -8,9 +8,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dlt.common.configuration.exceptions import ConfigurationValueError
 from dlt.common.configuration.specs import configspec
 
+from mail_warehouse_sources.settings_scope import missing_setting
 from mail_warehouse_sources.sftp import SftpSettings
 from mail_warehouse_sources.sftp_config import SftpConfiguration
 
+SECTION = ("sources", "clang")
 SETTING_PREFIX = "SOURCES__CLANG__"
 ACTIVITY_COLUMNS = [
     "Broadcastid",
@@ -32,7 +34,10 @@ class ClangSettingsError(ConfigurationValueError):
 
 @configspec
 class ClangConfiguration(SftpConfiguration):
-    """`[sources.clang]` in .dlt/config.toml, or SOURCES__CLANG__<NAME> environment variables."""
+    """`[sources.clang]` in .dlt/config.toml, or SOURCES__CLANG__<NAME> environment variables (only those: see
+    settings_scope)."""
+
+    __own_section__ = SECTION
 
     remote_dir: str = "."
     activity_glob: str = "**/activiteiten_*.csv"
@@ -51,9 +56,7 @@ class ClangConfiguration(SftpConfiguration):
     def on_resolved(self) -> None:
         for required in ("host", "username"):
             if not getattr(self, required):
-                raise ClangSettingsError(
-                    f"missing setting sources.clang.{required} (env {SETTING_PREFIX}{required.upper()})"
-                )
+                raise ClangSettingsError(missing_setting(SECTION, required))
         self.remote_dir = self.remote_dir or "."
         self.delimiter = "\t" if self.delimiter in ("\\t", "\t", "tab") else self.delimiter
         if len(self.delimiter) != 1:

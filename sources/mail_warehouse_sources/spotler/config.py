@@ -7,9 +7,12 @@ import datetime as dt
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dlt.common.configuration.exceptions import ConfigurationValueError
-from dlt.common.configuration.specs import BaseConfiguration, configspec
+from dlt.common.configuration.specs import configspec
 from dlt.common.typing import TSecretStrValue
 
+from mail_warehouse_sources.settings_scope import OwnSectionConfiguration, missing_setting
+
+SECTION = ("sources", "spotler")
 DEFAULT_HISTORY_DAYS = 365  # the first sync reaches this far back unless start_date says otherwise
 
 
@@ -23,8 +26,11 @@ class SpotlerSettingsError(ConfigurationValueError):
 
 
 @configspec
-class SpotlerSourceConfiguration(BaseConfiguration):
-    """`[sources.spotler]` in .dlt/config.toml (secrets in .dlt/secrets.toml), or SOURCES__SPOTLER__<NAME>."""
+class SpotlerSourceConfiguration(OwnSectionConfiguration):
+    """`[sources.spotler]` in .dlt/config.toml (secrets in .dlt/secrets.toml), or SOURCES__SPOTLER__<NAME> (only
+    those: see settings_scope)."""
+
+    __own_section__ = SECTION
 
     base_url: str = "https://restapi.mailplus.nl/integrationservice-1.1.0"
     start_date: str | None = None
@@ -43,9 +49,7 @@ class SpotlerSourceConfiguration(BaseConfiguration):
     def on_resolved(self) -> None:
         for secret in ("consumer_key", "consumer_secret"):
             if not getattr(self, secret):
-                raise SpotlerSettingsError(
-                    f"missing secret sources.spotler.{secret} (env SOURCES__SPOTLER__{secret.upper()})"
-                )
+                raise SpotlerSettingsError(missing_setting(SECTION, secret, "secret"))
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
