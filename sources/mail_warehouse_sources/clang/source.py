@@ -26,6 +26,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dlt.common.schema.typing import TColumnSchema
+from dlt.extract.exceptions import CurrentSourceNotAvailable
 
 from mail_warehouse_sources.clang.parse import (
     VERSION_WITHOUT_ROWS,
@@ -247,7 +248,7 @@ def _selected_resources() -> list[str]:
     """The resources of this source that dlt extracts in this run (all of them outside an extract)."""
     try:
         selected = set(dlt.current.source().selected_resources)
-    except Exception:  # no source being extracted: a resource iterated on its own
+    except CurrentSourceNotAvailable:  # no source being extracted: a resource iterated on its own
         selected = set(RESOURCE_KINDS)
     return [name for name in RESOURCE_KINDS if name in selected]
 
