@@ -25,7 +25,7 @@ from typing import TextIO
 import dlt
 import pyarrow as pa
 import pyarrow.parquet as pq
-from dlt.common.schema.typing import TColumnSchema
+from dlt.common.schema.typing import TColumnSchema, TWriteDispositionConfig
 from dlt.extract.exceptions import CurrentSourceNotAvailable
 
 from mail_warehouse_sources.clang.parse import (
@@ -379,16 +379,27 @@ class Delivery:
             if path in plan.versions:
                 files[path] = dict(plan.versions[path])
 
+    def _disposition(self, resource: str) -> TWriteDispositionConfig:
+        """The write disposition of this run's rows of `resource`: merged per file when the table holds an
+        earlier version of any file it loads now; else (the first run, each day's new files) appended, which
+        spares the destination the merge's staging copy and its pass over every row the table holds."""
+        plan = self.plan()
+        replacing = plan.fresh.get(resource, set()) & plan.held.get(resource, set())
+        return REPLACED_PER_FILE if replacing else "append"
+
     def rows(self, resource: str, kind: str):
         plan = self.plan()
         fresh = plan.fresh.get(resource, set())
+        disposition = self._disposition(resource)
         for index, batch in enumerate(plan.batches):
             parsed = batch.parsed
             if batch.kind != kind:
                 continue
             with_rows = {path for path, rows in parsed.rows_per_file.items() if rows and path in fresh}
             if parsed.parquet is not None and with_rows:
-                hints = dlt.mark.make_hints(columns=_columns_hint(kind, self.settings, parsed.parquet))
+                hints = dlt.mark.make_hints(
+                    columns=_columns_hint(kind, self.settings, parsed.parquet), write_disposition=disposition
+                )
                 if with_rows == {path for path, rows in parsed.rows_per_file.items() if rows}:
                     yield dlt.mark.with_file_import(str(parsed.parquet), "parquet", parsed.rows, hints=hints)
                 else:  # the batch also holds files another resource needed: this resource's share only
@@ -404,17 +415,21 @@ class Delivery:
                     batch.loaded_at,
                     Path(self._workdir.name) / f"{resource}-{index}.flags.parquet",
                 )
-                hints = dlt.mark.make_hints(columns=_columns_hint(kind, self.settings, flags))
+                hints = dlt.mark.make_hints(
+                    columns=_columns_hint(kind, self.settings, flags), write_disposition=disposition
+                )
                 yield dlt.mark.with_file_import(str(flags), "parquet", len(replaced), hints=hints)
         self.record(resource)
 
     def rejected_rows(self, resource: str):
         plan = self.plan()
         fresh = plan.fresh.get(resource, set())
+        disposition = self._disposition(resource)
         for batch in plan.batches:
             rejects = [reject for reject in batch.parsed.rejects if reject[0] in fresh]
             if rejects:
-                yield rejects_table(rejects, batch.kind, batch.loaded_at)
+                table = rejects_table(rejects, batch.kind, batch.loaded_at)
+                yield dlt.mark.with_hints(table, dlt.mark.make_hints(write_disposition=disposition))
             with_rejects = {reject[0] for reject in rejects}
             replaced = self._replaced_by_nothing(resource, set(batch.parsed.rows_per_file) & fresh - with_rejects)
             if replaced:
@@ -425,7 +440,9 @@ class Delivery:
                         VERSION_WITHOUT_ROWS: pa.array([True] * len(replaced), pa.bool_()),
                     }
                 )
-                yield dlt.mark.with_hints(flags, dlt.mark.make_hints(columns=VERSION_FLAG))
+                yield dlt.mark.with_hints(
+                    flags, dlt.mark.make_hints(columns=VERSION_FLAG, write_disposition=disposition)
+                )
         self.record(resource)
 
     def _replaced_by_nothing(self, resource: str, files: set[str]) -> list[str]:
@@ -487,12 +504,11 @@ def _columns_hint(kind: str, settings: ClangConfiguration, parquet: Path) -> dic
 
 
 # A file delivered again with other content replaces its rows: dlt deletes the rows of each file it loads
-# (merge key `source_file`) and inserts the new version's, on every destination that merges. An append-only
-# destination (dlt's filesystem) keeps every version: its reader keeps each file's latest `file_loaded_at`.
-_REPLACED_PER_FILE = {
-    "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
-    "merge_key": "source_file",
-}
+# (merge key `source_file`) and inserts the new version's, on every destination that merges; a run that loads
+# only files the table never held appends (`Delivery._disposition`). An append-only destination (dlt's
+# filesystem) keeps every version: its reader keeps each file's latest `file_loaded_at`.
+REPLACED_PER_FILE: TWriteDispositionConfig = {"disposition": "merge", "strategy": "delete-insert"}
+_REPLACED_PER_FILE = {"write_disposition": REPLACED_PER_FILE, "merge_key": "source_file"}
 # A version without rows for a table is one row flagged `version_without_rows`: dlt's `hard_delete`, which deletes
 # the file's earlier rows and is not inserted. Declared with each item, after the data columns.
 VERSION_FLAG: dict[str, TColumnSchema] = {
