@@ -36,10 +36,10 @@ import requests
 from dlt.common.configuration.exceptions import ConfigurationValueError
 from dlt.common.configuration.specs import configspec
 from dlt.common.typing import TSecretStrValue
-from dlt.extract.exceptions import CurrentSourceNotAvailable
 from lxml import etree
 
 from mail_warehouse_sources.retry import call_with_retries
+from mail_warehouse_sources.selection import selected_resources
 from mail_warehouse_sources.settings_scope import OwnSectionConfiguration, missing_setting
 
 DATASET = "raw_directo"
@@ -450,16 +450,6 @@ class AnswerRead:
 SHARED_DAY_RESOURCE = "customer_answer"
 
 
-def _selected_tables() -> tuple[str, ...]:
-    """The tables this run loads: the source's selected resources (every table where the answer is read outside
-    a source)."""
-    try:
-        selected = dlt.current.source().selected_resources
-    except CurrentSourceNotAvailable:
-        return TABLES
-    return tuple(table for table in TABLES if table in selected)
-
-
 @dlt.source(name="directo", section="directo", spec=DirectoSourceConfiguration)
 def directo_source(
     # dlt passes the resolved spec to the argument annotated with exactly the spec class, so it cannot be Optional
@@ -486,7 +476,7 @@ def directo_source(
         run_day = dt.datetime.now(ZoneInfo(config.timezone)).date()
         states = dlt.current.source_state().get("resources", {})  # read only: a table's day is its own to write
         shared_day = states.get(SHARED_DAY_RESOURCE, {}).get("last_sync_day")
-        tables = _selected_tables()
+        tables = selected_resources(TABLES)
         days = [states.get(table, {}).get("last_sync_day") or shared_day for table in tables]
         since = None
         if not full and days and all(days):

@@ -26,7 +26,6 @@ import dlt
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dlt.common.schema.typing import TColumnSchema, TWriteDispositionConfig
-from dlt.extract.exceptions import CurrentSourceNotAvailable
 
 from mail_warehouse_sources.clang.parse import (
     VERSION_WITHOUT_ROWS,
@@ -43,6 +42,7 @@ from mail_warehouse_sources.clang.parse import (
     rejects_table,
 )
 from mail_warehouse_sources.clang.settings import DATE_COLUMNS, KINDS, ClangConfiguration
+from mail_warehouse_sources.selection import selected_resources
 from mail_warehouse_sources.sftp import ReconnectingSftp, SftpSession, glob_to_regex
 
 FILE_RECORD_SCHEMA = pa.schema(
@@ -244,15 +244,6 @@ def _loaded_versions(resource: str) -> dict[str, dict]:
     return {path: dict(version) for path, version in state.get("loaded_files", {}).items()}
 
 
-def _selected_resources() -> list[str]:
-    """The resources of this source that dlt extracts in this run (all of them outside an extract)."""
-    try:
-        selected = set(dlt.current.source().selected_resources)
-    except CurrentSourceNotAvailable:  # no source being extracted: a resource iterated on its own
-        selected = set(RESOURCE_KINDS)
-    return [name for name in RESOURCE_KINDS if name in selected]
-
-
 class Delivery:
     """The new files of one run: listed, downloaded and parsed once for every selected resource, by whichever
     resource asks first. A file is fetched when any selected resource lacks its current version; each resource
@@ -277,7 +268,7 @@ class Delivery:
 
     def _fetch_and_parse(self, workdir: Path) -> Plan:
         settings, report, summary = self.settings, self.report, self.report.summary
-        selected = _selected_resources()
+        selected = selected_resources(RESOURCE_KINDS)
         loaded = {name: _loaded_versions(name) for name in RESOURCE_KINDS}  # every resource's, to reuse stamps
         with ReconnectingSftp(settings.sftp(), on_retry=self._on_retry) as sftp:  # lists, then downloads
             remote_files = sftp.call(lambda s: list_remote(s, settings), f"listing {settings.remote_dir}")
