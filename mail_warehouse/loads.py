@@ -30,6 +30,10 @@ def load_clang(*, stream=sys.stderr):
     finish_pending_load(pipeline, stream)
     report = clang.RunReport(stream)
     source = clang.clang_source(report=report)  # resolves and checks [sources.clang] before anything else
+    # as `pipeline.run` does: the state dlt keeps in the warehouse, when the pipeline folder has none or an older
+    # one (a restored or copied warehouse), says which file versions each table holds; else every file would be
+    # taken for new and appended a second time
+    pipeline.sync_destination()
     pipeline.extract(source)
     del source  # its downloads and Parquet files are in the load package now
     pipeline.normalize()

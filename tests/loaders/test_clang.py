@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -15,7 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from mail_warehouse import settings
 from mail_warehouse.loads import load_clang
-from mail_warehouse.pipelines import make_pipeline, unwrap
+from mail_warehouse.pipelines import make_pipeline, pipelines_dir, unwrap
 from mail_warehouse_demo.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, OpenSshSftpServer, SshKeys
 from mail_warehouse_sources import clang
 from mail_warehouse_sources.sftp import SftpError
@@ -501,6 +502,21 @@ def test_which_file_versions_were_loaded_is_kept_in_dlt_state(asyncssh_remote):
     con.close()
     again = quiet_run()
     assert (again.unchanged, again.loaded, again.bytes_downloaded) == (1, 0, 0)
+
+
+def test_a_warehouse_without_its_pipeline_folder_takes_the_state_dlt_kept_in_it(asyncssh_remote, capfd):
+    """A copied or restored warehouse file: dlt's state comes back from the warehouse, no file loads twice."""
+    write(asyncssh_remote.folder, "activiteiten_20261101.csv", HEADER + "\n" + activity_rows(3))
+    quiet_run()
+    shutil.rmtree(pipelines_dir(settings.warehouse_path()))
+    write(asyncssh_remote.folder, "activiteiten_20261102.csv", HEADER + "\n" + activity_rows(2, start=10))
+    again = quiet_run()
+    assert (again.unchanged, again.loaded) == (1, 1)
+    assert query("select source_file, count(*) from raw_clang.activities group by all order by 1") == [
+        ("activiteiten_20261101.csv", 3),
+        ("activiteiten_20261102.csv", 2),
+    ]
+    assert "will be ignored" not in capfd.readouterr().err  # an appending run declares no hint dlt must ignore
 
 
 def test_rejects_of_several_files_read_in_one_pass_keep_their_own_lines(asyncssh_remote):

@@ -389,7 +389,8 @@ class Delivery:
             with_rows = {path for path, rows in parsed.rows_per_file.items() if rows and path in fresh}
             if parsed.parquet is not None and with_rows:
                 hints = dlt.mark.make_hints(
-                    columns=_columns_hint(kind, self.settings, parsed.parquet), write_disposition=disposition
+                    columns=_columns_hint(kind, self.settings, parsed.parquet, disposition),
+                    write_disposition=disposition,
                 )
                 if with_rows == {path for path, rows in parsed.rows_per_file.items() if rows}:
                     yield dlt.mark.with_file_import(str(parsed.parquet), "parquet", parsed.rows, hints=hints)
@@ -407,7 +408,7 @@ class Delivery:
                     Path(self._workdir.name) / f"{resource}-{index}.flags.parquet",
                 )
                 hints = dlt.mark.make_hints(
-                    columns=_columns_hint(kind, self.settings, flags), write_disposition=disposition
+                    columns=_columns_hint(kind, self.settings, flags, disposition), write_disposition=disposition
                 )
                 yield dlt.mark.with_file_import(str(flags), "parquet", len(replaced), hints=hints)
         self.record(resource)
@@ -420,7 +421,9 @@ class Delivery:
             rejects = [reject for reject in batch.parsed.rejects if reject[0] in fresh]
             if rejects:
                 table = rejects_table(rejects, batch.kind, batch.loaded_at)
-                yield dlt.mark.with_hints(table, dlt.mark.make_hints(write_disposition=disposition))
+                yield dlt.mark.with_hints(
+                    table, dlt.mark.make_hints(columns=version_flag(disposition), write_disposition=disposition)
+                )
             with_rejects = {reject[0] for reject in rejects}
             replaced = self._replaced_by_nothing(resource, set(batch.parsed.rows_per_file) & fresh - with_rejects)
             if replaced:
@@ -432,7 +435,7 @@ class Delivery:
                     }
                 )
                 yield dlt.mark.with_hints(
-                    flags, dlt.mark.make_hints(columns=VERSION_FLAG, write_disposition=disposition)
+                    flags, dlt.mark.make_hints(columns=version_flag(disposition), write_disposition=disposition)
                 )
         self.record(resource)
 
@@ -477,7 +480,7 @@ def _record(path: str, kind: str, version: dict, status: str) -> dict:
     }
 
 
-def _columns_hint(kind: str, settings: ClangConfiguration, parquet: Path) -> dict:
+def _columns_hint(kind: str, settings: ClangConfiguration, parquet: Path, disposition: TWriteDispositionConfig) -> dict:
     """Column types for the raw table, with each column's nullability as DuckDB wrote it into the Parquet
     file: any difference would make dlt rewrite the whole file in its normalize step."""
     date_name = normalized(DATE_COLUMNS[kind])
@@ -491,7 +494,7 @@ def _columns_hint(kind: str, settings: ClangConfiguration, parquet: Path) -> dic
         columns[name] = {"name": name, "data_type": data_type, "nullable": written.get(name, True)}
         if name == date_name:
             columns[name]["timezone"] = False  # local time as delivered; staging converts to UTC
-    return {**columns, **VERSION_FLAG}
+    return {**columns, **version_flag(disposition)}
 
 
 # A file delivered again with other content replaces its rows: dlt deletes the rows of each file it loads
@@ -500,11 +503,20 @@ def _columns_hint(kind: str, settings: ClangConfiguration, parquet: Path) -> dic
 # filesystem) keeps every version: its reader keeps each file's latest `file_loaded_at`.
 REPLACED_PER_FILE: TWriteDispositionConfig = {"disposition": "merge", "strategy": "delete-insert"}
 _REPLACED_PER_FILE = {"write_disposition": REPLACED_PER_FILE, "merge_key": "source_file"}
-# A version without rows for a table is one row flagged `version_without_rows`: dlt's `hard_delete`, which deletes
-# the file's earlier rows and is not inserted. Declared with each item, after the data columns.
-VERSION_FLAG: dict[str, TColumnSchema] = {
-    VERSION_WITHOUT_ROWS: {"name": VERSION_WITHOUT_ROWS, "data_type": "bool", "hard_delete": True}
-}
+
+
+def version_flag(disposition: TWriteDispositionConfig) -> dict[str, TColumnSchema]:
+    """A version without rows for a table is one row flagged `version_without_rows`: dlt's `hard_delete`, which
+    deletes the file's earlier rows and is not inserted. Declared with each item, after the data columns; only a
+    merge deletes (such rows come only with one), so an appending run says so rather than have dlt warn that the
+    hint is ignored."""
+    return {
+        VERSION_WITHOUT_ROWS: {
+            "name": VERSION_WITHOUT_ROWS,
+            "data_type": "bool",
+            "hard_delete": disposition == REPLACED_PER_FILE,
+        }
+    }
 
 
 @dlt.resource(name="activities", **_REPLACED_PER_FILE)  # type: ignore[call-overload]
