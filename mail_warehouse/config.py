@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from dlt.common.configuration.exceptions import ConfigurationValueError
 from dlt.common.configuration.resolve import resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration, configspec
+from dlt.common.typing import TSecretStrValue
 
 from mail_warehouse.settings import use_project_dlt_settings
 from mail_warehouse_sources.sftp_config import SftpConfiguration
@@ -48,6 +49,14 @@ class PublishConfiguration(BaseConfiguration):
     """`[publish]`: the storage format of analytics.duckdb."""
 
     storage_compatibility_version: str = DEFAULT_STORAGE_COMPATIBILITY_VERSION
+
+
+@configspec
+class PrivacyConfiguration(BaseConfiguration):
+    """`[privacy]`: the secret key of the suppression list's hashes (a secret: .dlt/secrets.toml or
+    PRIVACY__SECRET). Lost, the list cannot be matched any more; changed, every hash must be made again."""
+
+    secret: TSecretStrValue | None = None
 
 
 @configspec

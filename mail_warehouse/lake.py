@@ -13,9 +13,13 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mail_warehouse.pipelines import finish_pending_load, remove_unfinished_schema_saves, unwrap
 from mail_warehouse.settings import PROJECT_DIR, connect, sql_literal
+
+if TYPE_CHECKING:
+    from mail_warehouse_sources.suppression import Suppression
 
 BUCKET_URL_VARIABLE = "DESTINATION__FILESYSTEM__BUCKET_URL"
 DEFAULT_LAKE = PROJECT_DIR / "var" / "lake"
@@ -70,16 +74,23 @@ def load_into_lake(
     --full`), as in the warehouse."""
     from dlt.pipeline.exceptions import PipelineStepFailed
 
+    from mail_warehouse.privacy import current_suppression
     from mail_warehouse_sources import clang, directo, spotler
 
     log = lambda message: print(message, file=stream, flush=True)  # noqa: E731
     loaded_at = dt.datetime.now(dt.UTC)
+    # the warehouse's list of forgotten people: nobody on it is written into the lake either
+    suppression = current_suppression()
     sources = {
-        "clang": (clang.DATASET, lambda: clang.clang_source(), Exception),
-        "spotler": (spotler.DATASET, lambda: spotler.spotler_source(now=spotler_now, log=log), spotler.SpotlerError),
+        "clang": (clang.DATASET, lambda: clang.clang_source(suppression=suppression), Exception),
+        "spotler": (
+            spotler.DATASET,
+            lambda: spotler.spotler_source(now=spotler_now, log=log, suppression=suppression),
+            spotler.SpotlerError,
+        ),
         "directo": (
             directo.DATASET,
-            lambda: directo.directo_source(full=directo_full, loaded_at=loaded_at, log=log),
+            lambda: directo.directo_source(full=directo_full, loaded_at=loaded_at, log=log, suppression=suppression),
             directo.DirectoError,
         ),
     }
@@ -99,19 +110,22 @@ def load_into_lake(
         row_counts = pipeline.last_trace.last_normalize_info.row_counts
         written[system] = sum(rows for table, rows in row_counts.items() if not table.startswith("_dlt"))
         if system == "directo" and directo_full:
-            deleted = mark_missing_customers_deleted(pipeline, url, loaded_at)
+            deleted = mark_missing_customers_deleted(pipeline, url, loaded_at, suppression)
             log(f"directo: {deleted:,} customers no longer in Directo's answer marked deleted in the lake")
     return written
 
 
-def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -> int:
+def mark_missing_customers_deleted(
+    pipeline, url: str, loaded_at: dt.datetime, suppression: Suppression | None = None
+) -> int:
     """After a full Directo load into the lake: every customer whose latest version is not of this load is gone
     from Directo. The lake appends, so each gets a new version, its latest with `deleted_at` set, loaded after
     the full answer (the Spark target reads the latest load of each code, as `latest_by` declares). The same
-    rule as the warehouse's `load directo --full`; returns how many were marked."""
+    rule as the warehouse's `load directo --full`; returns how many were marked. A forgotten person's customer
+    (`suppression`) is missing from the answer because the source left it out: it is never written again."""
     import dlt
 
-    from mail_warehouse_sources.directo import DATASET
+    from mail_warehouse_sources.directo import DATASET, PERSON_COLUMNS, TEXT_NAMING_PEOPLE
 
     answer_loads = pipeline.last_trace.last_normalize_info.loads_ids  # none: the answer held no customer
     folder = Path(url) / DATASET / "customers"
@@ -133,6 +147,8 @@ def mark_missing_customers_deleted(pipeline, url: str, loaded_at: dt.datetime) -
         ).to_arrow_table()
     finally:
         con.close()
+    if suppression:
+        deleted, _ = suppression.drop_rows(deleted, PERSON_COLUMNS, TEXT_NAMING_PEOPLE)
     if deleted.num_rows:
         run_into_lake(pipeline, dlt.resource(deleted, name="customers", write_disposition="append"))
     return deleted.num_rows

@@ -1,6 +1,10 @@
 """`warehouse load clang|spotler|directo`: each loader's dlt source run into the warehouse through the one
 pipeline factory, an earlier interrupted load finished first, and the run's summary for the command line. The
-load drivers of all three sources live here; the loaders are dlt sources only."""
+load drivers of all three sources live here; the loaders are dlt sources only.
+
+Each load first reads the warehouse's suppression list (`privacy.current_suppression`) and hands it to its
+source, which leaves out every row naming a forgotten person before anything is written; with anyone on the
+list and no `[privacy] secret`, the load stops (PrivacySecretMissing) before it fetches anything."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pathlib import Path
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from mail_warehouse.pipelines import finish_pending_load, make_pipeline, run_in_steps, unwrap
+from mail_warehouse.privacy import current_suppression
 from mail_warehouse.settings import connect, sql_literal, warehouse_path
 
 SPOTLER_MEMORY_LIMIT = "1GB"
@@ -26,10 +31,12 @@ def load_clang(*, stream=sys.stderr):
     removes rows a killed load may have committed twice), then fetches what dlt's state does not hold yet."""
     from mail_warehouse_sources import clang
 
+    suppression = current_suppression()
     pipeline = make_pipeline(clang.PIPELINE_NAME, clang.DATASET, warehouse_path())
     finish_pending_load(pipeline, stream)
     report = clang.RunReport(stream)
-    source = clang.clang_source(report=report)  # resolves and checks [sources.clang] before anything else
+    # resolves and checks [sources.clang] before anything else
+    source = clang.clang_source(report=report, suppression=suppression)
     # as `pipeline.run` does: the state dlt keeps in the warehouse, when the pipeline folder has none or an older
     # one (a restored or copied warehouse), says which file versions each table holds; else every file would be
     # taken for new and appended a second time
@@ -49,6 +56,7 @@ def load_spotler(*, contacts_file: Path | None = None, stream=sys.stderr, now: d
     external id a line); returns the run's SyncReport."""
     from mail_warehouse_sources import spotler
 
+    suppression = current_suppression()
     pipeline = make_pipeline("spotler", spotler.DATASET, warehouse_path(), memory_limit=SPOTLER_MEMORY_LIMIT)
     finish_pending_load(pipeline, stream)
     report = spotler.SyncReport()
@@ -58,10 +66,10 @@ def load_spotler(*, contacts_file: Path | None = None, stream=sys.stderr, now: d
 
     if contacts_file is not None:
         ids = [line.strip() for line in Path(contacts_file).read_text(encoding="utf-8").splitlines() if line.strip()]
-        source = spotler.spotler_contacts_source(ids, now=now, report=report, log=log)
+        source = spotler.spotler_contacts_source(ids, now=now, report=report, log=log, suppression=suppression)
         print(f"spotler: fetching the histories of {len(ids)} contacts from {contacts_file}", file=stream, flush=True)
     else:
-        source = spotler.spotler_source(now=now, report=report, log=log)
+        source = spotler.spotler_source(now=now, report=report, log=log, suppression=suppression)
     try:
         pipeline.run(source)
     except PipelineStepFailed as failure:
@@ -81,13 +89,18 @@ def load_directo(*, full: bool = False, stream=sys.stderr):
     SyncSummary."""
     from mail_warehouse_sources import directo
 
+    suppression = current_suppression()
     warehouse = warehouse_path()
     pipeline = make_pipeline("directo", directo.DATASET, warehouse, memory_limit=DIRECTO_MEMORY_LIMIT)
     finish_pending_load(pipeline, stream)
     summary = directo.SyncSummary()
     loaded_at = dt.datetime.now(dt.UTC)
     source = directo.directo_source(
-        full=full, loaded_at=loaded_at, summary=summary, log=lambda message: print(message, file=stream, flush=True)
+        full=full,
+        loaded_at=loaded_at,
+        summary=summary,
+        log=lambda message: print(message, file=stream, flush=True),
+        suppression=suppression,
     )
     started = time.monotonic()
     had_snapshot = _snapshot_customers(warehouse) if warehouse.exists() else False

@@ -41,6 +41,7 @@ from lxml import etree
 from mail_warehouse_sources.retry import call_with_retries
 from mail_warehouse_sources.selection import selected_resources
 from mail_warehouse_sources.settings_scope import OwnSectionConfiguration, missing_setting
+from mail_warehouse_sources.suppression import Suppression
 
 DATASET = "raw_directo"
 SECTION = ("sources", "directo")
@@ -201,6 +202,7 @@ class SyncSummary:
     deleted: int = 0
     flagged_optin: int = 0
     unreadable_numbers: int = 0
+    suppressed_customers: int = 0  # forgotten people's customers, left out with their datafields (not counted above)
     since: str | None = None
     seconds: float = 0.0
 
@@ -211,6 +213,11 @@ class SyncSummary:
             f"{self.unchanged:,} unchanged, {self.deleted:,} marked deleted; {self.datafields:,} datafields; "
             f"{self.flagged_optin:,} OPTIN values not understood (kept raw, flagged)"
             + (f"; {self.unreadable_numbers:,} unreadable numbers left empty" if self.unreadable_numbers else "")
+            + (
+                f"; {self.suppressed_customers:,} customers of forgotten people left out"
+                if self.suppressed_customers
+                else ""
+            )
             + f"; {self.seconds:.1f} s"
         )
 
@@ -226,6 +233,10 @@ RAW_SCHEMA = pa.schema(
         ("datafield_count", pa.int64()),
     ]
 )
+# A customer's attributes that name a person, and the kind of identifier each holds (suppression.py); the
+# e-mail field may hold several addresses, so it is also searched as text.
+PERSON_COLUMNS = {"code": "customer_number", "email": "email"}
+TEXT_NAMING_PEOPLE = ("email",)
 DATAFIELD_SCHEMA = pa.schema(
     [
         pa.field("customer_code", pa.string(), nullable=False),
@@ -244,7 +255,8 @@ class _Typing:
     rule: a time in the spring-forward gap moves forward by the gap, a time in the repeated autumn hour is
     read as the later (standard-time) one."""
 
-    def __init__(self, config: DirectoSourceConfiguration) -> None:
+    def __init__(self, config: DirectoSourceConfiguration, suppression: Suppression | None = None) -> None:
+        self.suppression = suppression
         self.con = duckdb.connect()
         self.con.execute("set TimeZone = 'UTC'; set threads = 1")
         self.params = {
@@ -298,6 +310,8 @@ class _Typing:
             },
             schema=DATAFIELD_SCHEMA,
         )
+        if self.suppression:  # before anything is typed or counted: the counts are of what is loaded
+            raw, fields = self._without_forgotten(raw, fields, summary)
         self.con.register("raw", raw)
         try:
             customers = self.con.sql(
@@ -311,12 +325,33 @@ class _Typing:
         customers = customers.cast(customers.schema.set(code, pa.field("code", pa.string(), nullable=False)))
         return customers, fields
 
+    def _without_forgotten(self, raw: pa.Table, fields: pa.Table, summary: SyncSummary) -> tuple[pa.Table, pa.Table]:
+        """The batch without the customers naming a forgotten person, nor their datafields (whichever identifier
+        named them: a datafield holds its customer's code only)."""
+        assert self.suppression is not None
+        keep = self.suppression.keep_mask(raw, PERSON_COLUMNS, TEXT_NAMING_PEOPLE)
+        gone = raw.filter(pc.invert(keep)).column("code").combine_chunks()
+        if not len(gone):
+            return raw, fields
+        kept_fields = fields.filter(pc.invert(pc.is_in(fields.column("customer_code"), gone)))
+        summary.customers -= len(gone)
+        summary.datafields -= fields.num_rows - kept_fields.num_rows
+        summary.suppressed_customers += len(gone)
+        return raw.filter(keep), kept_fields
+
     def close(self) -> None:
         self.con.close()
 
 
-def read_customers(stream, config: DirectoSourceConfiguration, summary: SyncSummary, loaded_at: dt.datetime):
-    """Parse the answer incrementally; yield (customers, datafields) Arrow tables per batch."""
+def read_customers(
+    stream,
+    config: DirectoSourceConfiguration,
+    summary: SyncSummary,
+    loaded_at: dt.datetime,
+    suppression: Suppression | None = None,
+):
+    """Parse the answer incrementally; yield (customers, datafields) Arrow tables per batch, without the
+    customers `suppression` names as forgotten and their datafields."""
     source = _RefuseDoctype(stream)
     context = etree.iterparse(
         source,
@@ -328,7 +363,7 @@ def read_customers(stream, config: DirectoSourceConfiguration, summary: SyncSumm
         huge_tree=False,
         remove_comments=True,
     )
-    typing = _Typing(config)
+    typing = _Typing(config, suppression)
     # The parse makes tens of millions of small acyclic objects; the cyclic garbage collector would walk
     # the growing batch again and again (a third of the parse time) and finds nothing to free.
     collecting = gc.isenabled()
@@ -458,6 +493,7 @@ def directo_source(
     loaded_at: dt.datetime | None = None,
     summary: SyncSummary | None = None,
     log: Callable[[str], None] = lambda message: None,
+    suppression: Suppression | None = None,
 ):
     """Directo's customers and their datafields.
 
@@ -465,7 +501,8 @@ def directo_source(
     (`with_resources`) never skips what the others have not loaded yet. A run asks for the customers changed
     since the earliest day among its tables, minus `overlap_days`; for every customer when one of them has no
     day yet, or with `full`. `loaded_at` stamps the rows of this sync (default now); `summary` collects what was
-    read.
+    read; `suppression` (none: nothing left out) names forgotten people, whose customers (by code or address) are
+    left out with their datafields (each table's day moves all the same).
     """
     summary = summary if summary is not None else SyncSummary()
     stamp = loaded_at or dt.datetime.now(dt.UTC)
@@ -488,7 +525,7 @@ def directo_source(
         )
         response = fetch(config, since)
         try:
-            for customers, datafields in read_customers(response.raw, config, summary, stamp):
+            for customers, datafields in read_customers(response.raw, config, summary, stamp, suppression):
                 yield CustomerBatch(customers, datafields)
         finally:
             response.close()
@@ -509,7 +546,7 @@ def directo_source(
     def customers(item: CustomerBatch | AnswerRead):
         if isinstance(item, AnswerRead):
             item.advance("customers")
-        else:
+        elif item.customers.num_rows:  # none left: every customer of the batch was a forgotten person's
             yield item.customers
 
     # A customer's datafields are replaced with it: delete-insert on the customer's code.

@@ -13,14 +13,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import shutil
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from mail_warehouse_sources.clang.settings import DATE_COLUMNS, SETTING_PREFIX, ClangConfiguration
+from mail_warehouse_sources.suppression import Suppression
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # Activiteitdatum and Verzonden op, local time without a zone
 PARSE_MEMORY_LIMIT = "1GB"  # DuckDB spills to disk beside the downloads rather than grow past this
@@ -347,6 +352,64 @@ class _Pass:
                            coalesce(l.line, p.ordinal - f.record_offset + {self.first_line - 1}) as line
                     from {rows} p join files f using (filename)
                     left join record_lines l on l.filename = p.filename and l.ordinal = p.ordinal - f.record_offset)"""
+
+
+def drop_forgotten(parsed: Parsed, suppression: Suppression, columns: Mapping[str, str]) -> int:
+    """Leave out of `parsed` the rows and rejects that name a forgotten person (mail_warehouse_sources/
+    suppression.py): `columns` maps a Parquet column to the kind of identifier it holds; a reject's reason and
+    raw text are searched for any. The Parquet file is rewritten, batch by batch and with its own schema, only
+    when it holds such rows; each file's row count follows. Returns how many rows and rejects went."""
+    kept_rejects = [r for r in parsed.rejects if not any(suppression.names_anyone_in(text) for text in r[2:])]
+    dropped = len(parsed.rejects) - len(kept_rejects)
+    parsed.rejects = kept_rejects
+    if parsed.parquet is None:
+        return dropped
+    hits = _forgotten_values(parsed.parquet, suppression, columns)
+    if not hits:
+        return dropped
+    kept = parsed.parquet.with_suffix(".kept.parquet")
+    written = 0
+    # the file's own schema, nullability included: the columns hint is read from it (source.py)
+    with pq.ParquetFile(parsed.parquet) as original, pq.ParquetWriter(kept, original.schema_arrow) as out:
+        for batch in original.iter_batches():
+            naming = pa.array([False] * batch.num_rows, pa.bool_())
+            for column, values in hits.items():
+                naming = pc.or_(naming, pc.fill_null(pc.is_in(batch.column(column), values), False))
+            for source_file, rows in Counter(batch.column("source_file").filter(naming).to_pylist()).items():
+                parsed.rows_per_file[source_file] -= rows
+                parsed.rows -= rows
+                dropped += rows
+            rest = batch.filter(pc.invert(naming))
+            if rest.num_rows:
+                out.write_batch(rest)
+                written += rest.num_rows
+    if written:
+        kept.replace(parsed.parquet)
+    else:
+        kept.unlink()
+        parsed.parquet.unlink()
+        parsed.parquet = None
+    return dropped
+
+
+def _forgotten_values(parquet: Path, suppression: Suppression, columns: Mapping[str, str]) -> dict[str, pa.Array]:
+    """Of each column of `columns` in `parquet`, the values naming a forgotten person (none: the column is left
+    out). Each distinct value is hashed once, in Python: DuckDB has no keyed hash."""
+    present = set(pq.read_schema(parquet).names)
+    hits = {}
+    con = duckdb.connect()
+    try:
+        for column, kind in columns.items():
+            if column in present:
+                distinct = con.execute(
+                    f"select distinct {_identifier(column)} from read_parquet({_literal(str(parquet))})"
+                )
+                found = suppression.matching(kind, (value for (value,) in distinct.fetchall()))
+                if found:
+                    hits[column] = pa.array(sorted(found), pa.string())
+    finally:
+        con.close()
+    return hits
 
 
 def flags_parquet(

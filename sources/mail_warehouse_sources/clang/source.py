@@ -35,6 +35,7 @@ from mail_warehouse_sources.clang.parse import (
     arrow_table,
     check_header,
     count_records,
+    drop_forgotten,
     flags_parquet,
     normalized,
     parse_files,
@@ -44,6 +45,7 @@ from mail_warehouse_sources.clang.parse import (
 from mail_warehouse_sources.clang.settings import DATE_COLUMNS, KINDS, ClangConfiguration
 from mail_warehouse_sources.selection import selected_resources
 from mail_warehouse_sources.sftp import ReconnectingSftp, SftpSession, glob_to_regex
+from mail_warehouse_sources.suppression import Suppression
 
 FILE_RECORD_SCHEMA = pa.schema(
     [
@@ -79,6 +81,7 @@ class RunSummary:
     activity_rows: int = 0
     broadcast_rows: int = 0
     rejected_rows: int = 0
+    suppressed_rows: int = 0  # rows and rejects of forgotten people, left out (the counts above are without them)
     bytes_downloaded: int = 0
 
     def line(self) -> str:
@@ -86,7 +89,9 @@ class RunSummary:
             f"clang: {self.seen} files seen, {self.loaded} loaded, {self.unchanged} skipped as unchanged, "
             f"{self.same_content} re-delivered with the same content, {len(self.failed)} failed; "
             f"{self.activity_rows:,} activity rows, {self.broadcast_rows:,} broadcast rows, "
-            f"{self.rejected_rows:,} rejected rows; {self.bytes_downloaded / 1e6:,.1f} MB downloaded"
+            f"{self.rejected_rows:,} rejected rows"
+            + (f", {self.suppressed_rows:,} rows of forgotten people left out" if self.suppressed_rows else "")
+            + f"; {self.bytes_downloaded / 1e6:,.1f} MB downloaded"
         )
 
 
@@ -201,6 +206,13 @@ def download_all(
     return [results[index] for index in sorted(results)]
 
 
+# The columns of an activities file that name a person, as the Parquet file names them, and the kind of
+# identifier each holds (suppression.py); a broadcasts file names nobody.
+PERSON_COLUMNS = {
+    normalized("Customerid"): "clang_customer_id",
+    normalized("Extern klantnummer"): "customer_number",
+    normalized("E-mailadres"): "email",
+}
 # The kinds of file each resource holds rows of. Each resource keeps, in its own dlt resource state, the version
 # of every file it loaded (`files`: source_file -> size, mtime, sha256, loaded_at, timezone, row counts), so any
 # selection of resources, run in any order, then the whole source, loads what one whole run loads.
@@ -249,8 +261,8 @@ class Delivery:
     resource asks first. A file is fetched when any selected resource lacks its current version; each resource
     takes its share and records what it loaded in its own state."""
 
-    def __init__(self, settings: ClangConfiguration, report: RunReport) -> None:
-        self.settings, self.report = settings, report
+    def __init__(self, settings: ClangConfiguration, report: RunReport, suppression: Suppression) -> None:
+        self.settings, self.report, self.suppression = settings, report, suppression
         self._plan: Plan | None = None
         self._workdir: tempfile.TemporaryDirectory | None = None
 
@@ -338,6 +350,8 @@ class Delivery:
         for (kind, stamp), entries in to_parse.items():
             parquet = workdir / f"{kind}-{len(plan.batches)}.parquet"
             parsed = parse_files([downloaded for _, downloaded in entries], kind, settings, stamp, parquet)
+            if self.suppression:  # before anything is counted or recorded: the counts are of what is loaded
+                summary.suppressed_rows += drop_forgotten(parsed, self.suppression, PERSON_COLUMNS)
             for reason in parsed.failed:
                 self._refused(plan, reason.split(": ", 1)[0], reason)
             rejected: dict[str, int] = {}
@@ -548,8 +562,11 @@ def clang_source(
     # dlt passes the resolved spec to the argument annotated with exactly the spec class, so it cannot be Optional
     settings: ClangConfiguration = None,  # type: ignore[assignment]
     report: RunReport | None = None,
+    suppression: Suppression | None = None,
 ):
     """Clang/Deployteq's exports on SFTP. Settings from `[sources.clang]` (SOURCES__CLANG__HOST, ...), or pass
-    `settings=ClangConfiguration(...)`; `report` collects the run's summary and prints progress."""
-    delivery = Delivery(settings, report or RunReport())
+    `settings=ClangConfiguration(...)`; `report` collects the run's summary and prints progress; `suppression`
+    (none: nothing left out) names forgotten people, whose rows and rejected lines are left out of every table
+    (the files' versions are recorded as loaded all the same)."""
+    delivery = Delivery(settings, report or RunReport(), suppression or Suppression())
     return activities(delivery), broadcasts(delivery), rejected_rows(delivery), loaded_files(delivery)

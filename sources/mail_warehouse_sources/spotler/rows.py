@@ -222,6 +222,21 @@ PRIMARY_KEYS = {
 }
 
 
+# The columns of each table that name a person, and the kind of identifier each holds (mail_warehouse_sources/
+# suppression.py): a contact's external id is the customer number the systems share. The free text of
+# `TEXT_NAMING_PEOPLE` is searched for any identifier (a form's answers, a contact's properties).
+PERSON_COLUMNS: dict[str, dict[str, str]] = {
+    name: {
+        column: kind
+        for column, kind in (("external_contact_id", "customer_number"), ("encrypted_contact_id", "spotler_contact"))
+        if column in columns
+    }
+    for name, columns in COLUMNS.items()
+}
+PERSON_COLUMNS["contacts"] = {"external_id": "customer_number", "encrypted_id": "spotler_contact", "email": "email"}
+TEXT_NAMING_PEOPLE: dict[str, tuple[str, ...]] = {"form_results": ("answers",), "contacts": ("properties",)}
+
+
 def key(*parts) -> str:
     """A stable key for rows the API gives no id of their own."""
     return hashlib.sha1("|".join("" if p is None else str(p) for p in parts).encode()).hexdigest()

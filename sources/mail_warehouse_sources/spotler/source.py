@@ -30,14 +30,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import dlt
 import pyarrow as pa
+from dlt.extract.items_transform import MapItem
 
 from mail_warehouse_sources.spotler import rows
 from mail_warehouse_sources.spotler.client import CallBudgetReached, SpotlerClient
 from mail_warehouse_sources.spotler.config import SpotlerSourceConfiguration, iso, require_time
+from mail_warehouse_sources.suppression import Suppression
 
 FEEDS = {"sent": "recipients", "opened": "opens", "bounced": "bounces"}
 CAMPAIGN_LISTS = {
@@ -65,12 +67,20 @@ class SyncReport:
     settling: int = 0
     new_mailings: int = 0
     budget_reached: bool = False
+    suppressed_rows: int = 0  # rows of forgotten people left out (`rows` counts what was loaded)
+    suppressed_contacts: int = 0  # contacts asked for whose histories were not fetched: they were forgotten
 
     def lines(self) -> list[str]:
         out = [
             f"spotler: {sum(self.calls.values())} calls, {self.new_mailings} new mailings, {self.settling} "
             f"mailings still settling"
             + ("; stopped at max_calls_per_run, the next run carries on" if self.budget_reached else "")
+            + (f"; {self.suppressed_rows:,} rows of forgotten people left out" if self.suppressed_rows else "")
+            + (
+                f"; {self.suppressed_contacts:,} forgotten contacts' histories not fetched"
+                if self.suppressed_contacts
+                else ""
+            )
         ]
         out.append("  calls: " + ", ".join(f"{k} {v}" for k, v in sorted(self.calls.items())))
         out.append("  rows: " + (", ".join(f"{k} {v:,}" for k, v in sorted(self.rows.items())) or "none"))
@@ -541,6 +551,39 @@ def _form_resources(sync: SpotlerSync) -> list:
     return [forms, form_results]
 
 
+class _LeaveOutForgotten(MapItem):
+    """The step of a resource's pipe that leaves out the rows naming a forgotten person. dlt places a pipe's
+    steps by their affinity to its end, whenever it adds one (its incremental is added again on every copy of
+    a resource): this one stays behind the incremental (1), whose cursor so moves over the rows left out too,
+    and before `add_limit` (1.1)."""
+
+    placement_affinity: ClassVar[float] = 1.05
+
+
+def _leaving_out_forgotten(resources: list, suppression: Suppression | None, report: SyncReport) -> list:
+    """`resources`, each leaving out the rows that name a forgotten person (suppression.py) after dlt's
+    incremental: they are left out on purpose, not missing, and a later run must not ask for them again."""
+    if not suppression:
+        return resources
+
+    def leaving_out(table_name: str) -> Callable[[pa.Table], pa.Table | None]:
+        # one argument only: dlt passes a step of two the item's meta as its second
+        def leave_out(table: pa.Table) -> pa.Table | None:
+            kept, dropped = suppression.drop_rows(
+                table, rows.PERSON_COLUMNS[table_name], rows.TEXT_NAMING_PEOPLE.get(table_name, ())
+            )
+            if dropped:
+                report.rows[table_name] -= dropped
+                report.suppressed_rows += dropped
+            return kept if kept.num_rows else None
+
+        return leave_out
+
+    for resource in resources:
+        resource.add_step(_LeaveOutForgotten(leaving_out(resource.name)))
+    return resources
+
+
 @dlt.source(name="spotler", section="spotler", spec=SpotlerSourceConfiguration)
 def spotler_source(
     # dlt passes the resolved spec to the argument annotated with exactly the spec class, so it cannot be Optional
@@ -548,24 +591,27 @@ def spotler_source(
     now: dt.datetime | None = None,
     report: SyncReport | None = None,
     log: Callable[[str], None] = lambda message: None,
+    suppression: Suppression | None = None,
 ):
     """Every `raw_spotler` table, paying only for what is new and for mailings still settling.
 
     `now` is the sync's clock (default: now); `report` collects calls, rows and why the run stopped;
-    `log` is told where the sync goes and about retries.
+    `log` is told where the sync goes and about retries; `suppression` (none: nothing left out) names forgotten
+    people, whose rows are left out of every table (cursors and state move as if they were loaded).
     """
     report = report if report is not None else SyncReport()
     client = SpotlerClient(config, log)
     report.calls = client.calls
     sync = SpotlerSync(client, config, report, now or dt.datetime.now(dt.UTC))
     log(f"spotler: syncing from {config.base_url}")
-    return [
+    resources = [
         *_mailing_resources(sync),
         *[_feed_resource(sync, feed, table) for feed, table in FEEDS.items()],
         _contacts_resource(sync),
         *_campaign_resources(sync),
         *_form_resources(sync),
     ]
+    return _leaving_out_forgotten(resources, suppression, report)
 
 
 CONTACT_HISTORIES = {  # table: (endpoint suffix, item key, row builder)
@@ -587,10 +633,16 @@ def spotler_contacts_source(
     now: dt.datetime | None = None,
     report: SyncReport | None = None,
     log: Callable[[str], None] = lambda message: None,
+    suppression: Suppression | None = None,
 ):
     """The mail, campaign and form histories of the given contacts: one paged call per contact and history
-    (50 a page). Loaded into the same tables as `spotler_source`'s dataset, beside them."""
+    (50 a page). Loaded into the same tables as `spotler_source`'s dataset, beside them. A contact `suppression`
+    names as forgotten is not asked for, and no row naming one is loaded."""
     report = report if report is not None else SyncReport()
+    if suppression:
+        forgotten = suppression.matching("customer_number", external_ids)
+        external_ids = [external_id for external_id in external_ids if str(external_id) not in forgotten]
+        report.suppressed_contacts += len(forgotten)
     client = SpotlerClient(config, log)
     report.calls = client.calls
     fetched_at = now or dt.datetime.now(dt.UTC)
@@ -614,4 +666,6 @@ def spotler_contacts_source(
 
         return dlt.resource(contacts, **_merge(table))
 
-    return [history(table, *spec) for table, spec in CONTACT_HISTORIES.items()]
+    return _leaving_out_forgotten(
+        [history(table, *spec) for table, spec in CONTACT_HISTORIES.items()], suppression, report
+    )
