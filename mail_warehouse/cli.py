@@ -252,6 +252,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_run)
 
+    forget = commands.add_parser(
+        "forget",
+        help="erase people everywhere (GDPR) and keep them out of every later load and export",
+        description="Erase each person named by address from every table of the warehouse, dlt's load packages, "
+        "the BI copy and its standby, the exported CSV copies and the Spark lake, then rewrite the DuckDB files so "
+        "no byte of them remains; their address and the ids tied to it go on a suppression list of keyed hashes "
+        "([privacy] secret) that every loader applies. Prints per place how many rows went.",
+    )
+    forget.add_argument("addresses", nargs="*", metavar="EMAIL", help="the addresses of the people to forget")
+    forget.add_argument("--file", type=Path, help="a file with one address a line (# starts a comment)")
+    forget.add_argument("--dry-run", action="store_true", help="say per place how many rows would go; change nothing")
+    forget.add_argument(
+        "--propagate",
+        action="store_true",
+        help="also list what only the source systems can erase (Clang/Deployteq, Directo, Spotler), with their ids",
+    )
+    forget.add_argument(
+        "--wait", type=float, default=300.0, help="seconds to wait for a running `warehouse run` (default 300)"
+    )
+    forget.set_defaults(handler=cmd_forget)
+
     demo = commands.add_parser(
         "demo",
         help="generate a small demo world, start its stand-ins and run every pipeline step",
@@ -335,8 +356,12 @@ def cmd_demo(args) -> int:
     from mail_warehouse.run import run_steps
 
     _demo_package()
+    from mail_warehouse.privacy import ensure_demo_secret
     from mail_warehouse_demo.standins.stack import StandinStack
 
+    written = ensure_demo_secret()
+    if written is not None:
+        print(f"A random [privacy] secret for `warehouse forget` written to {written}")
     world_dir = args.out / "world"
     _generate(args, world_dir)
     with StandinStack(world_dir, args.out / "state") as stack:
@@ -382,6 +407,14 @@ def cmd_export(args) -> int:
     if args.status:
         return steps.export_status(wait_seconds=args.wait)
     return steps.export(args.segments, force=args.force, dry_run=args.dry_run, wait_seconds=args.wait)
+
+
+def cmd_forget(args) -> int:
+    from mail_warehouse import steps
+
+    return steps.forget(
+        args.addresses, file=args.file, dry_run=args.dry_run, propagate=args.propagate, wait_seconds=args.wait
+    )
 
 
 def cmd_publish(args) -> int:

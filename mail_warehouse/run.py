@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from mail_warehouse import steps
 from mail_warehouse.build import freshness_summary
+from mail_warehouse.forget import unfinished_erasures
 from mail_warehouse.lock import WarehouseLock
 from mail_warehouse.settings import SOURCE_SETTINGS, configured_sources, warehouse_path
 
@@ -60,6 +61,16 @@ def run_steps(wait_seconds: float, full_refresh: bool = False, stream=sys.stderr
     warehouse = warehouse_path()
     done: list[StepResult] = []
     with WarehouseLock(warehouse, wait_seconds):
+        if unfinished_erasures(warehouse):  # a forget killed midway: finished before anything loads
+            erasures = _step(
+                "finish erasures", stream, functools.partial(steps.finish_erasures, wait_seconds), "forget"
+            )
+            done.append(erasures)
+            if erasures.status == "failed":  # a person half erased is never built, published nor exported
+                skipped = [
+                    StepResult(name, "skipped", note="erasures unfinished") for name in ("build", "publish", "export")
+                ]
+                return 1, [*done, *skipped]
         sources = configured_sources()
         for source in SOURCE_SETTINGS:
             if source in sources:

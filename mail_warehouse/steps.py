@@ -30,7 +30,9 @@ def _exit_code_table() -> list[tuple[tuple[type[BaseException], ...], int]]:
     from mail_warehouse.consent_guard import ConsentGuardError
     from mail_warehouse.dashboard import DashboardError
     from mail_warehouse.export_config import ExportError
+    from mail_warehouse.forget import ForgetError
     from mail_warehouse.lock import LockBusy
+    from mail_warehouse.privacy import PrivacySecretMissing
     from mail_warehouse.publish import PublishError
     from mail_warehouse_sources.directo import DirectoError
     from mail_warehouse_sources.sftp import SftpError
@@ -39,7 +41,7 @@ def _exit_code_table() -> list[tuple[tuple[type[BaseException], ...], int]]:
     return [
         ((KeyboardInterrupt,), INTERRUPTED),
         ((LockBusy,), BUSY),
-        ((ConfigurationException, DashboardError, DemoNotInstalled), WRONG_SETTING),
+        ((ConfigurationException, DashboardError, DemoNotInstalled, PrivacySecretMissing, ForgetError), WRONG_SETTING),
         ((SftpError, DirectoError, SpotlerError, ExportError, ConsentGuardError, PublishError), FAILED),
         ((PipelineStepFailed,), FAILED),  # only when it wraps one of the failures above (see _unwrapped)
     ]
@@ -100,6 +102,40 @@ def export(
     for result in results:
         print(result.line())
     return FAILED if any(r.status == "failed" for r in results) else 0
+
+
+def forget(
+    addresses: list[str],
+    *,
+    file: Path | None = None,
+    dry_run: bool = False,
+    propagate: bool = False,
+    wait_seconds: float = 0,
+) -> int:
+    """`warehouse forget`: erase people everywhere, under both of the warehouse's locks (no run, no export)."""
+    from mail_warehouse.forget import forget as erase
+    from mail_warehouse.forget import read_addresses
+    from mail_warehouse.lock import WarehouseLock
+    from mail_warehouse.settings import warehouse_path
+
+    people = read_addresses(addresses, file)
+    warehouse = warehouse_path()
+    with WarehouseLock(warehouse, wait_seconds), WarehouseLock(warehouse, wait_seconds, command="export"):
+        erasure = erase(people, dry_run=dry_run, propagate=propagate)
+    print(erasure.line(dry_run))
+    return 0 if erasure.propagated else FAILED
+
+
+def finish_erasures(wait_seconds: float = 0) -> int:
+    """Finish the erasures a killed `warehouse forget` left (the caller holds the run lock)."""
+    from mail_warehouse.forget import finish_erasures as sweep
+    from mail_warehouse.lock import WarehouseLock
+    from mail_warehouse.settings import warehouse_path
+
+    with WarehouseLock(warehouse_path(), wait_seconds, command="export"):
+        done = sweep()
+    print(f"forget: unfinished erasures finished; {done.total:,} rows and files removed")
+    return 0
 
 
 def export_status(wait_seconds: float = 0) -> int:

@@ -17,6 +17,10 @@ from mail_warehouse_demo.standins.stack import DEPLOYTEQ_FOLDERS, StandinStack
 from mail_warehouse_demo.world import WorldSpec, simulate
 from mail_warehouse_demo.writers import write_world
 
+# The suppression list's key for every test (and every command a test starts): `warehouse demo` would otherwise
+# write a random one into the repo's .dlt/secrets.toml.
+os.environ.setdefault("PRIVACY__SECRET", "test-suite-privacy-secret")
+
 # A fixed end date keeps every assertion about calendar days reproducible.
 TEST_WORLD = WorldSpec(contacts=600, mailings=14, days=120, seed=2026, end=dt.date(2026, 11, 23))
 

@@ -1,5 +1,5 @@
-"""The crash matrix: each step (load clang, load spotler, load directo, build, publish, export) is killed with
-SIGKILL at chosen moments, then run again; what it leaves must equal what one uninterrupted run leaves: no row
+"""The crash matrix: each step (load clang, load spotler, load directo, build, publish, export, forget) is killed
+with SIGKILL at chosen moments, then run again; what it leaves must equal what one uninterrupted run leaves: no row
 lost, no row doubled, no trigger delivered twice.
 
 The moments are chosen by the stand-ins, real servers with an injected fault: the reply to the Nth request is
@@ -33,11 +33,15 @@ from mail_warehouse.settings import sql_literal
 from mail_warehouse_demo.standins.http import Fault
 from mail_warehouse_demo.standins.sftp import SftpFault
 from mail_warehouse_demo.standins.stack import DEPLOYTEQ_FOLDERS
-from tests.conftest import warehouse_cli
+from tests.conftest import query_warehouse, warehouse_cli
 
 pytestmark = pytest.mark.slow
 
-WHEN_SOMETHING_HAPPENED = re.compile(r"^_dlt_|loaded_at$|fetched_at$|built_at$|checked_at$|^hours_since_send$")
+# (window_start: the first day of the engagement window a build counted in; an incremental build stamps only the
+# rows it counts again, so rows whose counts the moved window did not change keep an earlier build's day)
+WHEN_SOMETHING_HAPPENED = re.compile(
+    r"^_dlt_|loaded_at$|fetched_at$|built_at$|checked_at$|^hours_since_send$|^window_start$"
+)
 # One row per fetch by design (the response curve): a run killed after loading and run again adds a later
 # observation of the same figures, so these compare as sets.
 OBSERVATIONS = {"mailing_statistics_snapshots"}
@@ -679,3 +683,53 @@ def test_a_killed_spotler_export_run_again_starts_every_contact_once(
     FIGURES.triggers_doubled += sum(count - 1 for count in trial.values() if count > 1)
     assert trial == started, f"{point}: started twice or left out: {(trial - started) or (started - trial)}"
     assert _spotler_outcomes(tmp_path / "warehouse.duckdb") == outcomes
+
+
+# --- forget ----------------------------------------------------------------------------------------------
+
+
+def someone_in_every_source(database: Path) -> str:
+    (row,) = query_warehouse(
+        database,
+        """select lower(trim(c.email)) from raw_spotler.contacts c
+           where lower(trim(c.email)) in (select lower(trim(e_mailadres)) from raw_clang.activities)
+             and lower(trim(c.email)) in (select lower(trim(email)) from raw_directo.customers)
+           order by 1 limit 1""",
+    )
+    return row[0]
+
+
+@pytest.fixture(scope="module")
+def forgotten(built_warehouse, tmp_path_factory) -> tuple[Path, str]:
+    """The session's warehouse after one uninterrupted `warehouse forget` of someone every source knows."""
+    _, reference, _ = built_warehouse
+    folder = tmp_path_factory.mktemp("forgotten")
+    shutil.copyfile(reference, folder / "warehouse.duckdb")
+    person = someone_in_every_source(reference)
+    run_to_the_end(["forget", person], trial_environment(built_warehouse, folder))
+    return folder / "warehouse.duckdb", person
+
+
+FORGET_POINTS = [
+    KillPoint("forget: as the intent is recorded", output=r"identifiers on the suppression list; sweeping"),
+    KillPoint("forget: midway through the warehouse's tables", output=r"warehouse\.duckdb raw_clang\.\w+: removed"),
+    KillPoint("forget: as the warehouse file is rewritten", output=r"compacting warehouse\.duckdb"),
+]
+
+
+@pytest.mark.parametrize("point", FORGET_POINTS, ids=str)
+def test_a_killed_forget_forgotten_again_equals_one_forget(point, built_warehouse, forgotten, tmp_path):
+    _, built, _ = built_warehouse
+    reference, person = forgotten
+    trial_env = trial_environment(built_warehouse, tmp_path)
+    shutil.copyfile(built, tmp_path / "warehouse.duckdb")
+    kill_mid_step(["forget", person], trial_env, point, tmp_path / "killed.log")
+    run_to_the_end(["forget", person], trial_env)
+    trial = tmp_path / "warehouse.duckdb"
+    schemas = [*schemas_of(reference, "raw_"), *schemas_of(reference, "exports"), *BUILT_SCHEMAS]
+    assert_same(reference, trial, schemas, str(point))
+    assert query_warehouse(trial, "select count(*) from privacy.erasure_runs where finished_at is null") == [(0,)]
+    assert sorted(query_warehouse(trial, "select identifier_hash from privacy.suppression")) == sorted(
+        query_warehouse(reference, "select identifier_hash from privacy.suppression")
+    )
+    assert not list(tmp_path.glob(".*.compact*")), "a rewrite's scratch file was left"

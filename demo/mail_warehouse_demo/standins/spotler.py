@@ -87,6 +87,7 @@ WRITE_ROUTES = {
     ("DELETE", "/audience/{externalId}"): "delete_audience",
     ("POST", "/audience/{externalId}/contact"): "add_audience_contacts",
     ("DELETE", "/audience/{externalId}/contact"): "remove_audience_contacts",
+    ("PUT", "/contact/anonymize/{externalId}"): "anonymize_contact",
 }
 MAX_AUDIENCE_BATCH = 2500
 
@@ -1015,6 +1016,7 @@ class _Writes:
             self.campaign_changes: dict[str, dict] = {}
             self.refusals: dict[str, str] = {}
             self.in_campaign: dict[str, set[str]] = {}  # campaign name -> contacts in it
+            self.anonymized: list[str] = []  # externalIds anonymized, in order
 
     def _campaign_rows(self) -> list[dict]:
         return [
@@ -1067,6 +1069,13 @@ class _Writes:
                 raise ApiError(400, "INVALID_STATE", "Contact already in campaign")
             members.add(contact)
             self.triggered.append((campaign["campaign_name"], contact))
+        return Response(204)
+
+    def anonymize_contact(self, request, operation, externalId, **_):
+        if not self.query("select 1 from people where directo_code = $id and joined_at <= $now", {"id": externalId}):
+            raise ApiError(404, "CONTACT_NOT_FOUND", "Given contact not found")
+        with self._writes_lock:
+            self.anonymized.append(externalId)
         return Response(204)
 
     def _audience(self, externalId: str) -> dict:
