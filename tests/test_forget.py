@@ -98,7 +98,10 @@ def test_a_forgotten_person_leaves_no_trace_and_nothing_brings_them_back(built_w
         database = home / "warehouse.duckdb"
         person, second = everywhere(database)
         assert len(traces(home, person)) > 20 and traces(home / "lake", person)
-        others = "select * exclude (built_at) from marts.customer_activity where coalesce(email, '') not in ($a, $b) order by 1"
+        others = (
+            "select * exclude (built_at) from marts.customer_activity where coalesce(email, '') not in ($a, $b) "
+            "order by 1"
+        )
         before = query_warehouse(database, others, params={"a": person, "b": second})
 
         untouched = fingerprint(home, (home / "target",))
