@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 
 from mail_warehouse.privacy import SCHEMA, create_privacy_tables, read_suppression, require_secret
 from mail_warehouse.settings import PROJECT_DIR, connect, sql_literal, warehouse_path
-from mail_warehouse_sources.suppression import KINDS, Suppression, normalised
+from mail_warehouse_sources.suppression import TEXT_KINDS, TOKEN_SEPARATORS, Suppression, normalised
 
 # Columns that identify a person, by name, wherever they appear (raw tables, models, export logs, the lake),
 # and the kinds of identifier each holds. Names that mean something else elsewhere are per table below.
@@ -69,8 +69,8 @@ TABLE_IDENTIFIER_COLUMNS: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
     ("raw_directo", "customers"): {"code": ("customer_number",)},
     ("raw_spotler", "contacts"): {"external_id": ("customer_number",), "encrypted_id": ("spotler_contact",)},
 }
-# Free text searched for any identifier (a rejected CSV line, a form's answers, a contact's properties); every
-# other text column is searched for the person's address.
+# Free text searched for an address or a Spotler contact id (TEXT_KINDS: a rejected CSV line, a form's answers,
+# a contact's properties); every other text column is searched for the person's address.
 TEXT_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
     ("raw_clang", "rejected_rows"): ("raw_text",),
     ("raw_spotler", "form_results"): ("answers",),
@@ -80,6 +80,8 @@ TEXT_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
 # contact_key or 'external:' || customer number (macros/mail_event_rules.sql).
 DERIVED_KEYS = ("contact_key", "person_key")
 SKIPPED_SCHEMAS = (SCHEMA, "information_schema", "pg_catalog")
+# DuckDB spills beyond this while it deletes and rewrites (its default is most of the machine's memory)
+MEMORY_LIMIT = "2GB"
 
 
 class ForgetError(RuntimeError):
@@ -206,12 +208,12 @@ def tie_identifiers(con: duckdb.DuckDBPyConnection, catalog: str, matched: Match
                 matched.add(kind, (v for (v,) in found if v))
 
 
-def erase_in_database(
-    con: duckdb.DuckDBPyConnection, catalog: str, place: str, suppression: Suppression, matched: Matched, sweep: Sweep
-) -> None:
+def erase_in_database(con: duckdb.DuckDBPyConnection, catalog: str, place: str, matched: Matched, sweep: Sweep) -> None:
     """Delete (or count) every row of `catalog` naming a forgotten person: by identifier columns, derived keys,
     free text holding any identifier, and any other text holding their address."""
     emails = sorted(matched.of("email"))
+    # what free text is searched for (TEXT_KINDS), as it may spell it (tokens are compared in lower case)
+    everything = {v.lower() for kind in TEXT_KINDS for v in matched.of(kind)}
     for schema, table, columns in _tables(con, catalog):
         conditions: list[str] = []
         parameters: dict[str, list] = {}
@@ -238,15 +240,14 @@ def erase_in_database(
         target = _q(catalog, schema, table)
         for column in free:  # free text: any identifier in the known ones, the address in every other
             known = column in text_columns
-            if not known and not emails:
+            needles = sorted(everything if known else set(emails))
+            if not needles:
                 continue
-            filter_sql = f" where {_q(column)} is not null" + ("" if known else f" and {_q(column)} like '%@%'")
-            texts = [t for (t,) in con.execute(f"select distinct {_q(column)} from {target}{filter_sql}").fetchall()]
-            hits = [t for t in texts if suppression.names_anyone_in(t, KINDS if known else ("email",))]
-            if hits:
-                name = f"p{len(parameters)}"
-                parameters[name] = hits
-                conditions.append(f"{_q(column)} in (select unnest(${name}))")
+            name = f"p{len(parameters)}"
+            parameters[name] = needles
+            tokens = f"regexp_split_to_array(lower(cast({_q(column)} as varchar)), {sql_literal(TOKEN_SEPARATORS)})"
+            prefilter = "" if known else f"{_q(column)} like '%@%' and "
+            conditions.append(f"({prefilter}list_has_any({tokens}, ${name}))")
         where = " or ".join(conditions)
         if not where:
             continue
@@ -334,7 +335,7 @@ def compact(path: Path) -> None:
     for leftover in (scratch, scratch.with_name(scratch.name + ".wal")):
         leftover.unlink(missing_ok=True)
     version = storage_version_of(path)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
     try:
         # the source under its own name: views that name their catalog bind while they are copied
         con.execute(f"attach {sql_literal(str(path))} as {_q(path.stem)} (read_only)")
@@ -396,8 +397,11 @@ def erase_in_parquet(folder: Path, place: str, suppression: Suppression, matched
         sweep.count(f"{place} {path.relative_to(folder)}", removed)
         if removed and not sweep.dry_run:
             scratch = path.with_name(f".{path.name}.forget")
-            pq.write_table(table.filter(keep), scratch)
+            pq.write_table(table.filter(keep), scratch)  # the file's schema and its metadata (Spark's) kept
             os.replace(scratch, path)
+            # Hadoop's local file system (Spark's tables) checks a file against its `.crc` beside it: the old
+            # checksum would make Spark refuse the new file; without one it reads it unchecked
+            path.with_name(f".{path.name}.crc").unlink(missing_ok=True)
 
 
 def _keep_mask(table: pa.Table, columns: dict[str, tuple[str, ...]], suppression: Suppression, matched: Matched):
@@ -455,7 +459,6 @@ class Erasure:
 
     people: int = 0
     identifiers: int = 0
-    already_forgotten: int = 0
     sweep: Sweep | None = None
     source_ids: dict[str, set[str]] = field(default_factory=dict)  # what only the source systems can erase
     propagated: bool = True  # False: a source system was asked and refused or did not answer
@@ -513,6 +516,8 @@ def forget(addresses: list[str], *, dry_run: bool = False, propagate: bool = Fal
     warehouse = warehouse_path()
     erasure = Erasure(people=len(addresses))
     con = connect(warehouse, read_only=dry_run and warehouse.exists()) if warehouse.exists() or not dry_run else None
+    if con is not None:
+        con.execute(f"set memory_limit = {sql_literal(MEMORY_LIMIT)}")
     try:
         if con is not None and not dry_run:
             create_privacy_tables(con)
@@ -531,7 +536,7 @@ def forget(addresses: list[str], *, dry_run: bool = False, propagate: bool = Fal
         erasure.identifiers = len(all_hashes)
         erasure.source_ids = {kind: set(values) for kind, values in matched.values.items() if kind != "email"}
         if con is not None and not dry_run:
-            _record_intent(con, addresses, asked, all_hashes, erasure)
+            _record_intent(con, addresses, asked, all_hashes)
             print(
                 f"forget: {_people(len(addresses))}, {len(all_hashes)} identifiers on the suppression list; sweeping",
                 file=stream,
@@ -554,29 +559,25 @@ def forget(addresses: list[str], *, dry_run: bool = False, propagate: bool = Fal
     return erasure
 
 
-def _record_intent(con, addresses: list[str], asked: Suppression, hashes: Iterable[str], erasure: Erasure) -> None:
+def _record_intent(con, addresses: list[str], asked: Suppression, hashes: Iterable[str]) -> None:
     """The erasure's intent, in one transaction: the hashes on the list and one unfinished erasure per person."""
-    run_id = uuid.uuid4().hex
-    now = dt.datetime.now(dt.UTC)
-    known = {
-        h for (h,) in con.execute(f"select email_hash from {SCHEMA}.erasures where finished_at is not null").fetchall()
-    }
+    run, now = uuid.uuid4().hex, dt.datetime.now(dt.UTC)
+    identifiers = sorted(set(hashes))
+    people = [asked.key("email", address) for address in addresses]
     con.execute("begin")
-    con.executemany(
-        f"insert into {SCHEMA}.suppression values (?, ?, ?) on conflict do nothing",
-        [(h, run_id, now) for h in sorted(hashes)],
+    con.execute(
+        f"""insert into {SCHEMA}.suppression select h, $run, $now from unnest($hashes) as t(h)
+            on conflict do nothing""",
+        {"run": run, "now": now, "hashes": identifiers},
     )
-    rows = []
-    for address in addresses:
-        email_hash = asked.key("email", address)
-        erasure.already_forgotten += email_hash in known
-        rows.append((uuid.uuid4().hex, run_id, email_hash, now))
-    con.executemany(
-        f"insert into {SCHEMA}.erasures (erasure_id, erasure_run, email_hash, requested_at) values (?, ?, ?, ?)", rows
+    con.execute(
+        f"""insert into {SCHEMA}.erasures (erasure_id, erasure_run, email_hash, requested_at)
+            select cast(gen_random_uuid() as varchar), $run, h, $now from unnest($people) as t(h)""",
+        {"run": run, "now": now, "people": people},
     )
     con.execute(
         f"insert into {SCHEMA}.erasure_runs (erasure_run, requested_at, people, identifiers) values (?, ?, ?, ?)",
-        [run_id, now, len(addresses), len(set(hashes))],
+        [run, now, len(people), len(identifiers)],
     )
     con.execute("commit")
 
@@ -606,6 +607,7 @@ def finish_erasures(*, stream=sys.stderr) -> Sweep:
     sweep = Sweep(dry_run=False, stream=stream)
     finish_pending_loads(warehouse, stream)
     con = connect(warehouse)
+    con.execute(f"set memory_limit = {sql_literal(MEMORY_LIMIT)}")
     try:
         suppression = read_suppression(con)
         matched = Matched()
@@ -653,15 +655,15 @@ def _sweep(con, warehouse: Path, suppression: Suppression, sweep: Sweep, matched
     manifest_path = dbt_target_path() / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
     if con is not None:
-        erase_in_database(con, warehouse.stem, warehouse.name, suppression, matched, sweep)
+        erase_in_database(con, warehouse.stem, warehouse.name, matched, sweep)
         for table in drop_counting_models(con, warehouse.stem, counting_people(manifest), sweep):
             verb = "would drop" if sweep.dry_run else "dropped"
             sweep.say(f"  {warehouse.name} {table}: {verb} (counts people; the next build makes it again in full)")
     analytics = _analytics(warehouse)
     if analytics.exists():
-        bi = duckdb.connect(str(analytics), read_only=sweep.dry_run)
+        bi = duckdb.connect(str(analytics), read_only=sweep.dry_run, config={"memory_limit": MEMORY_LIMIT})
         try:
-            erase_in_database(bi, analytics.stem, analytics.name, suppression, matched, sweep)
+            erase_in_database(bi, analytics.stem, analytics.name, matched, sweep)
         finally:
             bi.close()
     standby = analytics.with_name(f".{analytics.name}.standby")

@@ -24,8 +24,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 KINDS = ("email", "customer_number", "clang_customer_id", "spotler_contact")
-# Tokens of free text (a rejected CSV line, a form's answers) that could be an address or an id.
-_TOKEN = re.compile(r"[^\s;,\t\"'<>(){}\[\]|:=]+")
+# What free text is searched for: addresses and Spotler's long opaque contact ids. Short numbers (customer
+# numbers, Clang's ids) are not: in text they are as likely a house number, a broadcast id or a quantity of
+# someone else's, and a row of theirs must never go.
+TEXT_KINDS = ("email", "spotler_contact")
+# Free text (a rejected CSV line, a form's answers) is split into tokens, each of which could be an address or
+# an id, at these characters; the same pattern (RE2 and Python alike) for the erasure's SQL and the loaders.
+_SEPARATORS = r"\s;,\"'<>(){}\[\]|:="
+TOKEN_SEPARATORS = f"[{_SEPARATORS}]+"
+_TOKEN = re.compile(f"[^{_SEPARATORS}]+")
 
 
 def normalised(kind: str, value: object) -> str | None:
@@ -73,8 +80,9 @@ class Suppression:
             return set()
         return {str(v) for v in values if v is not None and self.key(kind, v) in self.hashes}
 
-    def names_anyone_in(self, text: object, kinds: Iterable[str] = KINDS) -> bool:
-        """Whether free text (a rejected line, a form's answers) holds an identifier of a forgotten person."""
+    def names_anyone_in(self, text: object, kinds: Iterable[str] = TEXT_KINDS) -> bool:
+        """Whether free text (a rejected line, a form's answers) holds an address (or another identifier of
+        `kinds`) of a forgotten person."""
         if not self.hashes or text is None:
             return False
         tokens = set(_TOKEN.findall(str(text)))

@@ -1,5 +1,6 @@
 """`warehouse run` with `[warehouse] engine = spark`: the sources go into the lake, dbt builds on Spark, and
-publish and export work from what Spark built (needs Java 17 and the `spark` extra: `make test-spark`)."""
+publish and export work from what Spark built, and a forgotten person leaves the lake and Spark's tables (needs
+Java 17 and the `spark` extra: `make test-spark`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import tests.test_end_to_end as end_to_end
 from mail_warehouse_demo.standins.stack import StandinStack
 from tests.conftest import query_warehouse, warehouse_cli
+from tests.test_forget import traces
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -49,3 +51,14 @@ def test_warehouse_run_with_the_spark_engine(world_dir, tmp_path):
     # the export read Spark's segment: a run without candidates skips, one with them uploads; either way
     # the run said so, and what it uploaded is in the export log
     assert "export ok" in result.stderr or "export ok" in result.stdout, result.stderr[-2000:]
+    # a person forgotten: gone from the lake's and Spark's parquet files and from every DuckDB file
+    (person,) = query_warehouse(
+        warehouse,
+        "select email from marts.contacts where clang_customer_id is not null and spotler_external_id is not null "
+        "and directo_customer_code is not null order by email limit 1",
+    )[0]
+    assert traces(tmp_path / "lake", person) and traces(tmp_path / "spark", person)
+    forgot = warehouse_cli("forget", person, env=env)
+    assert forgot.returncode == 0, forgot.stderr[-3000:]
+    assert "lake raw_clang" in forgot.stderr and "spark " in forgot.stderr, forgot.stderr[-3000:]
+    assert traces(tmp_path, person, skip=(tmp_path / "standins",)) == []
