@@ -587,7 +587,7 @@ def _record_intent(con, addresses: list[str], asked: Suppression, hashes: Iterab
 def unfinished_erasures(warehouse: Path | None = None) -> int:
     """How many erasures were asked and not finished (a forget killed midway)."""
     warehouse = warehouse or warehouse_path()
-    if not warehouse.exists():
+    if not warehouse.is_file():  # none yet, or not a warehouse: the run's own steps say so
         return 0
     con = connect(warehouse, read_only=True)
     try:
