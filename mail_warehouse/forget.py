@@ -109,9 +109,6 @@ class Matched:
             return self.of("contact_key") | {f"external:{n}" for n in self.values.get("customer_number", set())}
         return self.values.get(kind, set())
 
-    def __bool__(self) -> bool:
-        return any(self.values.values())
-
 
 @dataclass
 class Sweep:
@@ -320,11 +317,11 @@ def drop_counting_models(
 
 def storage_version_of(path: Path) -> str:
     """The storage format `path` is written in, as ATTACH's storage_version takes it (e.g. v1.0.0)."""
+    from mail_warehouse.publish import storage_tag_of
+
     con = duckdb.connect()
     try:
-        con.execute(f"attach {sql_literal(str(path))} as probe (read_only)")
-        (tags,) = con.execute("select tags from duckdb_databases() where database_name = 'probe'").fetchall()[0]
-        return (tags or {}).get("storage_version", "").rstrip("+") or "v1.0.0"
+        return (storage_tag_of(con, path) or "").rstrip("+") or "v1.0.0"
     finally:
         con.close()
 

@@ -203,7 +203,7 @@ def _start_the_copy(con, target: Path, standby: Path, temporary: Path, storage_v
     if (
         standby.exists()
         and not (target.exists() and os.path.samefile(standby, target))
-        and _storage_tag_of(con, standby) == wanted
+        and storage_tag_of(con, standby) == wanted
     ):
         os.replace(standby, temporary)
         try:  # writable only when no reader still holds it open (DuckDB's file lock)
@@ -211,7 +211,7 @@ def _start_the_copy(con, target: Path, standby: Path, temporary: Path, storage_v
             return STANDBY
         except duckdb.Error:
             temporary.unlink()
-    if target.exists() and _storage_tag_of(con, target) == wanted:
+    if target.exists() and storage_tag_of(con, target) == wanted:
         shutil.copyfile(target, temporary)
         con.execute(f"attach {sql_literal(str(temporary))} as analytics")
         return COPY_OF_PUBLISHED
@@ -219,7 +219,7 @@ def _start_the_copy(con, target: Path, standby: Path, temporary: Path, storage_v
     return NEW_FILE
 
 
-def _storage_tag_of(con, path: Path) -> str | None:
+def storage_tag_of(con, path: Path) -> str | None:
     """The storage format of the DuckDB file `path`; None when it is not one this DuckDB can read."""
     try:
         con.execute(f"attach {sql_literal(str(path))} as previous (read_only)")
