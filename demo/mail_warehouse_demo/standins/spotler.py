@@ -11,6 +11,10 @@
 - The write side the export uses: external campaign triggers (`POST /campaign/trigger/{id}`) and audiences,
   held in memory. `triggered` lists every trigger it carried out, in order, so a contact started twice shows
   twice; `automation=False` is an account without Automation or eCommerce (403 on audiences).
+- The write side the contact sync uses: contacts added (`POST /contact/list`, at most 100 a call, an answer code
+  per contact; `POST /contact`) and changed (`PUT /contact/{externalId}`), held in memory over the world's people:
+  `GET /contact/{externalId}` serves them, `contact_writes` lists every add and change carried out, and a
+  process outside reads both at `GET /_standin/contacts`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +37,7 @@ from oauthlib.oauth1.rfc5849.utils import escape, parse_authorization_header, un
 
 from mail_warehouse.settings import connect
 from mail_warehouse_demo.standins import spotler_spec
-from mail_warehouse_demo.standins.http import Request, Response, StandinServer
+from mail_warehouse_demo.standins.http import ADMIN_PREFIX, Request, Response, StandinServer
 
 BASE_PATHS = ("/integrationservice-1.1.0", "/integrationservice")
 DEFAULT_PAGE_SIZE = 1000
@@ -88,8 +93,32 @@ WRITE_ROUTES = {
     ("POST", "/audience/{externalId}/contact"): "add_audience_contacts",
     ("DELETE", "/audience/{externalId}/contact"): "remove_audience_contacts",
     ("PUT", "/contact/anonymize/{externalId}"): "anonymize_contact",
+    ("POST", "/contact/list"): "insert_contacts",
+    ("POST", "/contact"): "insert_contact",
+    ("PUT", "/contact/{externalId}"): "update_contact",
 }
 MAX_AUDIENCE_BATCH = 2500
+MAX_CONTACTS_PER_LIST = 100
+# The properties every Mail+ account has (a part of what GET /contact/properties/list lists); an account's own
+# properties come on top (`contact_properties`).
+STANDARD_CONTACT_PROPERTIES = frozenset(
+    {
+        "email",
+        "firstName",
+        "infix",
+        "lastName",
+        "gender",
+        "birthday",
+        "street",
+        "houseNumber",
+        "postalCode",
+        "city",
+        "country",
+        "mobileNumber",
+    }
+)
+EXISTS = "Contact already exists"
+EMAIL_PATTERN = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;.]{2,}$")
 
 
 class ApiError(Exception):
@@ -890,7 +919,8 @@ class _Contacts:
         )
 
     def contact(self, request, operation, externalId, **_):
-        return self._contact_object(self._person(externalId))
+        written = self.written_contacts.get(externalId)
+        return written if written is not None else self._contact_object(self._person(externalId))
 
     def _history_sql(self, system: str) -> str:
         return f"""
@@ -1017,6 +1047,9 @@ class _Writes:
             self.refusals: dict[str, str] = {}
             self.in_campaign: dict[str, set[str]] = {}  # campaign name -> contacts in it
             self.anonymized: list[str] = []  # externalIds anonymized, in order
+            self.written_contacts: dict[str, dict] = {}  # externalId -> the Contact GET /contact/{externalId} serves
+            self.contact_writes: list[tuple[str, str]] = []  # ("create" | "update", externalId), each carried out
+            self.contact_properties: set[str] | None = None  # the account's own properties; None: any name is one
 
     def _campaign_rows(self) -> list[dict]:
         return [
@@ -1072,10 +1105,13 @@ class _Writes:
         return Response(204)
 
     def anonymize_contact(self, request, operation, externalId, **_):
-        if not self.query("select 1 from people where directo_code = $id and joined_at <= $now", {"id": externalId}):
+        if not self._contact_exists(externalId):
             raise ApiError(404, "CONTACT_NOT_FOUND", "Given contact not found")
         with self._writes_lock:
             self.anonymized.append(externalId)
+            written = self.written_contacts.get(externalId)
+            if written is not None:  # what the sync wrote about the person goes; the contact stays, anonymous
+                self.written_contacts[externalId] = {**written, "properties": {}}
         return Response(204)
 
     def _audience(self, externalId: str) -> dict:
@@ -1187,9 +1223,157 @@ class _Writes:
         return Response(204)
 
 
-class SpotlerApi(_Mailings, _InteractionFeeds, _Campaigns, _Forms, _Contacts, _Writes, _SignedPagedApi):
+class _ContactWrites:
+    """Contacts the sync adds and changes, kept in `written_contacts` over the world's people (a contact written
+    there is served from there). `POST /contact/list` answers a code per contact: OK, CONTACT_ALREADY_EXISTS
+    (its externalId is taken and `update` is not set), PROPERTY_INVALID (an invalid or missing email, a
+    property the account does not have: `contact_properties`); the whole call is refused (400) for more than 100
+    contacts or one without an externalId. `PUT /contact/{externalId}`: 204, 404 for an unknown contact, 400 for
+    an invalid one. Properties are merged into what the contact has, unless `purge`; `channels` (EMAIL, SMS)
+    are set as given."""
+
+    def _contact_exists(self, external_id: str) -> bool:
+        return external_id in self.written_contacts or bool(
+            self.query("select 1 from people where directo_code = $id and joined_at <= $now", {"id": external_id})
+        )
+
+    def _current_contact(self, external_id: str) -> dict:
+        written = self.written_contacts.get(external_id)
+        return written if written is not None else self._contact_object(self._person(external_id))
+
+    def _contact_problem(self, contact: dict, *, creating: bool) -> str | None:
+        """Spotler's message for a contact it would refuse (PROPERTY_INVALID), else None."""
+        properties = contact.get("properties") or {}
+        if not isinstance(properties, dict):
+            return "Property is invalid"
+        known = None if self.contact_properties is None else STANDARD_CONTACT_PROPERTIES | self.contact_properties
+        for name, value in properties.items():
+            if (known is not None and name not in known) or isinstance(value, (dict, list)):
+                return f"Property is invalid: {name}"
+        email = properties.get("email")
+        if (creating and not email) or (email is not None and not EMAIL_PATTERN.match(str(email))):
+            return "Email is invalid"
+        channels = contact.get("channels") or []
+        if not isinstance(channels, list) or not all(
+            isinstance(c, dict) and c.get("name") in ("EMAIL", "SMS") and isinstance(c.get("value"), bool)
+            for c in channels
+        ):
+            return "Channel is invalid"
+        return None
+
+    def _store_contact(self, external_id: str, contact: dict, *, purge: bool) -> None:
+        """Add or change the contact (the caller holds the writes lock and has checked it)."""
+        now = epoch_millis(dt.datetime.now(dt.UTC))
+        exists = self._contact_exists(external_id)
+        base = (
+            self._current_contact(external_id)
+            if exists
+            else {
+                "externalId": external_id,
+                "encryptedId": "w" + hashlib.sha1(external_id.encode()).hexdigest()[:15],
+                "created": now,
+                "testGroup": False,
+                "temporary": False,
+                "properties": {},
+                "channels": [{"name": "EMAIL", "value": False}, {"name": "SMS", "value": False}],
+            }
+        )
+        properties = {} if purge else dict(base.get("properties") or {})
+        properties.update(contact.get("properties") or {})
+        channels = {c["name"]: c["value"] for c in base.get("channels") or []}
+        channels.update({c["name"]: c["value"] for c in contact.get("channels") or []})
+        self.written_contacts[external_id] = {
+            **base,
+            "lastChanged": now,
+            "properties": {name: value for name, value in properties.items() if value is not None},
+            "channels": [{"name": name, "value": value} for name, value in channels.items()],
+        }
+        self.contact_writes.append(("update" if exists else "create", external_id))
+
+    def insert_contacts(self, request, operation, **_):
+        body = self._body(request)
+        contacts = body.get("contacts")
+        if not isinstance(contacts, list) or not contacts:
+            raise ApiError(400, "INVALID_PARAMS", "No contacts provided")
+        if len(contacts) > MAX_CONTACTS_PER_LIST:
+            raise ApiError(400, "INVALID_PARAMS", f"Too many contacts provided (max is {MAX_CONTACTS_PER_LIST})")
+        if not all(isinstance(c, dict) and str(c.get("externalId") or "").strip() for c in contacts):
+            raise ApiError(400, "INVALID_PARAMS", "Contact without externalId found")
+        update, purge = body.get("update") is True, body.get("purge") is True
+        answers = []
+        with self._writes_lock:
+            for contact in contacts:
+                external_id = str(contact["externalId"])
+                exists = self._contact_exists(external_id)
+                problem = self._contact_problem(contact, creating=not exists)
+                if exists and not update:
+                    answers.append({"externalId": external_id, "code": "CONTACT_ALREADY_EXISTS", "message": EXISTS})
+                elif problem:
+                    answers.append({"externalId": external_id, "code": "PROPERTY_INVALID", "message": problem})
+                else:
+                    self._store_contact(external_id, contact, purge=purge)
+                    answers.append({"externalId": external_id, "code": "OK"})
+        return answers
+
+    def _contact_request(self, request: Request) -> tuple[dict, bool, bool]:
+        body = self._body(request)
+        contact = body.get("contact")
+        if not isinstance(contact, dict):
+            raise ApiError(400, "INVALID_PARAMS", "Invalid contact or no contact given")
+        return contact, body.get("update") is True, body.get("purge") is True
+
+    def insert_contact(self, request, operation, **_):
+        contact, update, purge = self._contact_request(request)
+        external_id = str(contact.get("externalId") or "").strip()
+        if not external_id:
+            raise ApiError(400, "INVALID_PARAMS", "Contact without externalId found")
+        with self._writes_lock:
+            exists = self._contact_exists(external_id)
+            if exists and not update:
+                raise ApiError(400, "CONTACT_ALREADY_EXISTS", EXISTS)
+            problem = self._contact_problem(contact, creating=not exists)
+            if problem:
+                raise ApiError(400, "INVALID_PROPERTY", problem)
+            self._store_contact(external_id, contact, purge=purge)
+        return Response(204)
+
+    def update_contact(self, request, operation, externalId, **_):
+        contact, _update, purge = self._contact_request(request)
+        with self._writes_lock:
+            if not self._contact_exists(externalId):
+                raise ApiError(404, "CONTACT_NOT_FOUND", "Given contact not found")
+            problem = self._contact_problem(contact, creating=False)
+            if problem:
+                raise ApiError(400, "INVALID_PROPERTY", problem)
+            self._store_contact(externalId, contact, purge=purge)
+        return Response(204)
+
+    def contacts_state(self) -> dict:
+        """What `GET /_standin/contacts` tells a process outside: the contacts written and every write, in order."""
+        with self._writes_lock:
+            return {
+                "contacts": dict(self.written_contacts),
+                "writes": [{"action": action, "externalId": contact} for action, contact in self.contact_writes],
+            }
+
+
+class SpotlerApi(_Mailings, _InteractionFeeds, _Campaigns, _Forms, _Contacts, _ContactWrites, _Writes, _SignedPagedApi):
     """The application: answers signed requests from world.duckdb as of `self.now`; each part above
     serves one group of the spec's operations (ROUTES names the method for each path)."""
+
+
+class SpotlerStandinServer(StandinServer):
+    """The shared server with one admin endpoint more: `GET /_standin/contacts`, the contacts the sync wrote
+    (`{"contacts": {externalId: Contact}, "writes": [{"action": "create" | "update", "externalId": ...}]}`)."""
+
+    def __init__(self, api: SpotlerApi, port: int = 0) -> None:
+        super().__init__(api, api.endpoint_name, port=port, on_stop=api.close)
+        self.api = api
+
+    def _admin(self, request: Request) -> Response:
+        if request.path == ADMIN_PREFIX + "contacts" and request.method == "GET":
+            return Response.json(self.api.contacts_state())
+        return super()._admin(request)
 
 
 def serve(
@@ -1202,5 +1386,5 @@ def serve(
 ) -> tuple[StandinServer, SpotlerApi]:
     """Start the stand-in on 127.0.0.1; the API base URL is `server.url + "/integrationservice-1.1.0"`."""
     api = SpotlerApi(world_dir, consumer_key, consumer_secret, now)
-    server = StandinServer(api, api.endpoint_name, port=port, on_stop=api.close).start()
+    server = SpotlerStandinServer(api, port=port).start()
     return server, api
