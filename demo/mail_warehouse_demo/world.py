@@ -832,7 +832,11 @@ def _directo_tables(rng, people, people_table: pa.Table, reoptins, spec):
             value = "maybe"  # a value nobody can read: the loader keeps it raw and flags it
         else:
             value = optin_spellings[rng.integers(len(optin_spellings))] if rng.random() < 0.05 else "yes"
-        datafields.append((code, "OPTIN", value, _directo_date(optin_at)))
+        # Customers from before Directo dated its OPTIN have an undated yes: one in 40, and one in three of those
+        # who later unsubscribed on a platform without coming back (chosen by number: the random stream stays)
+        undated = value != "maybe" and not p["opted_out"] and i not in reopt
+        undated = undated and (i % 40 == 3 or (i % 3 == 0 and p["unsubscribed_at"] is not None))
+        datafields.append((code, "OPTIN", value, None if undated else _directo_date(optin_at)))
         datafields.append((code, "KEEL", names.LANGUAGES[country], None))
         datafields.append((code, "SYNNIPAEV", p["birth_date"].strftime("%d.%m.%Y"), None))
         if rng.random() < 0.3:
