@@ -216,12 +216,18 @@ def _write_csv(con, trigger: Trigger, target: Path, guard: ConsentGuard | None =
 
 # --- Deployteq's folders --------------------------------------------------------------------------------
 
-STATUS_OF_FOLDER = {"UPLOAD_DIR": "uploaded", "ACTIVE_DIR": "uploaded", "DONE_DIR": "done", "FAILED_DIR": "failed"}
+STATUS_OF_FOLDER = {
+    "UPLOAD_DIR": "uploaded",
+    "ACTIVE_DIR": "uploaded",
+    "DONE_DIR": "done",
+    "FAILED_DIR": "failed",
+    "IMPORT_DIR": "uploaded",  # the contacts sync's files (mail_warehouse.sync.contacts)
+}
 
 
 @dataclass(frozen=True)
 class Found:
-    setting: str  # the folder's setting, UPLOAD_DIR ... FAILED_DIR
+    setting: str  # the folder's setting, UPLOAD_DIR ... FAILED_DIR, IMPORT_DIR
     folder: str
     size: int
     mtime: float | None = None
@@ -232,12 +238,16 @@ class Found:
 
 
 class Deployteq:
-    """Deployteq's CSV-trigger folders over one reconnecting SFTP session."""
+    """Deployteq's folders over one reconnecting SFTP session: by default the CSV triggers' (a file is delivered
+    to Upload and may move on to Active, Done or Failed); `folders` (setting -> folder, the one delivered to
+    first) for other files, such as the contacts sync's import folder."""
 
-    def __init__(self, settings: ExportSettings) -> None:
+    def __init__(self, settings: ExportSettings, folders: dict[str, str] | None = None) -> None:
         if settings.sftp is None:
             raise ExportError(f"Deployteq {NOT_CONFIGURED['deployteq']}")
         self.settings = settings
+        self.folders = folders or settings.folders
+        self.delivery_setting, self.delivery_dir = next(iter(self.folders.items()))
         self.sftp = ReconnectingSftp(settings.sftp)
         self.where = settings.sftp.where
         self._folders_checked = False
@@ -250,7 +260,7 @@ class Deployteq:
         in a folder that does not exist would otherwise just be 'not there')."""
         if self._folders_checked:
             return
-        for setting, folder in self.settings.folders.items():
+        for setting, folder in self.folders.items():
 
             def stat_folder(session: SftpSession, folder: str = folder) -> SFTPAttributes:
                 return session.client.stat(folder)
@@ -265,7 +275,7 @@ class Deployteq:
 
     def _look_everywhere(self, session: SftpSession, file_name: str) -> Iterator[Found]:
         """Every folder that holds a file of this name, in the order Deployteq moves a trigger through them."""
-        for setting, folder in self.settings.folders.items():
+        for setting, folder in self.folders.items():
             try:
                 attributes = session.client.stat(posixpath.join(folder, file_name))
             except FileNotFoundError:
@@ -279,25 +289,25 @@ class Deployteq:
 
     def _remove_scratch_files(self, session: SftpSession, file_name: str) -> int:
         removed = 0
-        for name in session.client.listdir(self.settings.upload_dir):
+        for name in session.client.listdir(self.delivery_dir):
             if _is_scratch_of(name, file_name):
                 try:
-                    session.client.remove(posixpath.join(self.settings.upload_dir, name))
+                    session.client.remove(posixpath.join(self.delivery_dir, name))
                     removed += 1
                 except FileNotFoundError:
                     pass
         return removed
 
     def remove_scratch(self, file_name: str) -> bool:
-        """Remove every `.part` of this file name that a dead run (or a dropped attempt) left in the upload
+        """Remove every `.part` of this file name that a dead run (or a dropped attempt) left in the delivery
         folder; True if there was one."""
         self._check_folders()
         return bool(
             self.sftp.call(
                 lambda session: self._remove_scratch_files(session, file_name),
                 f"removing the scratch files of {file_name}",
-                remote=self.settings.upload_dir,
-                setting="UPLOAD_DIR",
+                remote=self.delivery_dir,
+                setting=self.delivery_setting,
             )
         )
 
@@ -312,7 +322,7 @@ class Deployteq:
         earlier attempt never touches the file of a later one. With --force the name may be on the server from
         an earlier delivery: only a file that was not there before this delivery, or changed since, counts."""
         self._check_folders()
-        final = posixpath.join(self.settings.upload_dir, file_name)
+        final = posixpath.join(self.delivery_dir, file_name)
         attempts = 0
         before: dict[str, float | None] = {}
 
@@ -333,7 +343,7 @@ class Deployteq:
                             "what wrote it"
                         )
                     return found
-            scratch = _scratch_name(self.settings, file_name, f"{export_id[:8]}-{attempts}")
+            scratch = posixpath.join(self.delivery_dir, f".{file_name}.{export_id[:8]}-{attempts}.part")
             with local.open("rb") as source:
                 sent = session.upload(source, scratch)
             if sent != sha256:
@@ -351,21 +361,17 @@ class Deployteq:
                 if not session.is_connected():
                     raise
                 session.client.rename(scratch, final)  # a server without posix-rename@openssh.com
-            return Found("UPLOAD_DIR", self.settings.upload_dir, size)
+            return Found(self.delivery_setting, self.delivery_dir, size)
 
-        return self.sftp.call(send, f"uploading {file_name}", remote=self.settings.upload_dir, setting="UPLOAD_DIR")
+        return self.sftp.call(send, f"uploading {file_name}", remote=self.delivery_dir, setting=self.delivery_setting)
 
     def listing(self, setting: str) -> set[str]:
-        folder = self.settings.folders[setting]
+        folder = self.folders[setting]
         return set(
             self.sftp.call(
                 lambda session: session.client.listdir(folder), f"listing {folder}", remote=folder, setting=setting
             )
         )
-
-
-def _scratch_name(settings: ExportSettings, file_name: str, attempt: str) -> str:
-    return posixpath.join(settings.upload_dir, f".{file_name}.{attempt}.part")
 
 
 def _is_scratch_of(name: str, file_name: str) -> bool:
