@@ -427,17 +427,23 @@ class _Transient(Exception):
 
 
 def fetch(config: DirectoSourceConfiguration, since: dt.date | None) -> requests.Response:
-    """POST the request (the key in the form body, never in a URL); the answer streamed."""
-    url = config.url
-    if not url:  # on_resolved refuses a configuration without one
-        raise DirectoSettingsError(missing_setting(SECTION, "url"))
+    """Ask for the customers (changed since a day); the answer streamed."""
     form = {"get": "1", "what": "customer", "key": config.key}
     if since is not None:
         form["ts"] = since.strftime("%d.%m.%Y")
+    return _post(config, form, stream=True)
+
+
+def _post(config: DirectoSourceConfiguration, form: dict, *, stream: bool) -> requests.Response:
+    """POST a form to XMLCore (the key in the form body, never in a URL), no connection, a timeout or a 5xx tried
+    again with the one retry policy; an HTTP status other than 200 is a wrong address."""
+    url = config.url
+    if not url:  # on_resolved refuses a configuration without one
+        raise DirectoSettingsError(missing_setting(SECTION, "url"))
 
     def attempt() -> requests.Response:
         try:
-            response = requests.post(url, data=form, stream=True, timeout=config.timeout_seconds)
+            response = requests.post(url, data=form, stream=stream, timeout=config.timeout_seconds)
         except requests.RequestException as error:
             raise _Transient(type(error).__name__) from None
         if response.status_code == 200:
@@ -446,7 +452,7 @@ def fetch(config: DirectoSourceConfiguration, since: dt.date | None) -> requests
         response.close()
         if response.status_code >= 500:
             raise _Transient(f"HTTP {response.status_code}")
-        raise DirectoError(f"Directo answered HTTP {response.status_code} at {config.url}: check SOURCES__DIRECTO__URL")
+        raise DirectoError(f"Directo answered HTTP {response.status_code} at {url}: check SOURCES__DIRECTO__URL")
 
     try:
         return call_with_retries(
@@ -456,7 +462,72 @@ def fetch(config: DirectoSourceConfiguration, since: dt.date | None) -> requests
             is_transient=lambda error: isinstance(error, _Transient),
         )
     except _Transient as last:
-        raise DirectoError(f"Directo at {config.url} failed after {config.max_attempts} attempts ({last})") from None
+        raise DirectoError(f"Directo at {url} failed after {config.max_attempts} attempts ({last})") from None
+
+
+# --- writing a customer's datafields --------------------------------------------------------------------
+#
+# Directo publishes no specification of XMLCore's writes that we could read; the format is inferred from public
+# client code: a form POST to the same address with put=1, what=customer, the key and `xmldata` holding
+# `<customers><customer code=".."><datafields><data code=".." content=".." param=".."/></datafields></customer>
+# </customers>`, answered `<results><Result Type="0" .../></results>` (Type 0: applied; any other: refused, with
+# a Desc). README: how a company checks it on a Directo test database before switching it on.
+
+
+@dataclass(frozen=True)
+class WriteAnswer:
+    applied: bool
+    message: str  # Directo's Desc (or what it answered instead)
+
+
+def customer_datafields_xml(customer_code: str, datafields: dict[str, tuple[str, str | None]]) -> str:
+    """The `xmldata` of one customer's datafields: code -> (content, param)."""
+    customer = etree.Element("customer", code=customer_code)
+    fields = etree.SubElement(customer, "datafields")
+    for code, (content, param) in datafields.items():
+        data = etree.SubElement(fields, "data", code=code, content=content)
+        if param is not None:
+            data.set("param", param)
+    customers = etree.Element("customers")
+    customers.append(customer)
+    return etree.tostring(customers, encoding="unicode")
+
+
+def write_customer_datafields(
+    config: DirectoSourceConfiguration, customer_code: str, datafields: dict[str, tuple[str, str | None]]
+) -> WriteAnswer:
+    """Write one customer's datafields through XMLCore (the key in the form body, never in a URL or a message).
+    A refusal of this customer is an answer; a refused key, an unreadable answer or a server that keeps failing
+    raise DirectoError: no later customer would fare better."""
+    form = {
+        "put": "1",
+        "what": "customer",
+        "key": config.key,
+        "xmldata": customer_datafields_xml(customer_code, datafields),
+    }
+    body = _post(config, form, stream=False).content
+    return _write_answer(body, customer_code)
+
+
+def _write_answer(body: bytes, customer_code: str) -> WriteAnswer:
+    if DOCTYPE.search(body):
+        raise DirectoError("Directo's answer declares a DTD or entities; refused")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(body, parser)
+    except etree.XMLSyntaxError as error:
+        raise DirectoError(f"Directo's answer to the write of customer {customer_code} is no XML: {error}") from None
+    refused = _error_answer(root)
+    if refused is not None:
+        raise refused
+    results = root.findall("Result") if root.tag == "results" else []
+    if len(results) != 1:
+        raise DirectoError(
+            f"Directo answered the write of customer {customer_code} with {len(results)} results "
+            f"(<{root.tag}>), not one: not taken as written"
+        )
+    kind, desc = results[0].get("Type", ""), results[0].get("Desc", "")
+    return WriteAnswer(kind == "0", desc or f"Type {kind}")
 
 
 # --- the dlt source ----------------------------------------------------------------------------------
