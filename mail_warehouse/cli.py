@@ -252,6 +252,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_run)
 
+    sync = commands.add_parser(
+        "sync",
+        help="send back what the warehouse knows: contacts to the mail platform, opt-outs to Directo",
+        description="contacts: the Directo customers, one row per address, to each configured mail platform "
+        "(Deployteq: a CSV in [export.deployteq] import_dir over SFTP; Spotler: its contacts API), only the rows that "
+        "changed since the last delivery. consent: OPTIN=no, dated with the opt-out's day, for each Directo customer "
+        "whose opt-out (an unsubscribe, a complaint) Directo does not know, each once. `warehouse run` runs them "
+        "when [sync] contacts / consent_to_directo are true (both off by default).",
+    )
+    sync.add_argument("what", choices=("contacts", "consent"), help="what to send back")
+    sync.add_argument(
+        "--dry-run", action="store_true", help="say exactly what would be sent (the CSV written locally); send nothing"
+    )
+    sync.add_argument(
+        "--wait", type=float, default=300.0, help="seconds to wait for another sync of this warehouse (default 300)"
+    )
+    sync.set_defaults(handler=cmd_sync)
+
     forget = commands.add_parser(
         "forget",
         help="erase people everywhere (GDPR) and keep them out of every later load and export",
@@ -417,6 +435,13 @@ def cmd_forget(args) -> int:
     )
 
 
+def cmd_sync(args) -> int:
+    from mail_warehouse import steps
+
+    sync = steps.sync_contacts if args.what == "contacts" else steps.sync_consent
+    return sync(dry_run=args.dry_run, wait_seconds=args.wait)
+
+
 def cmd_publish(args) -> int:
     from mail_warehouse import steps
 
@@ -471,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return steps.INTERRUPTED
     except Exception as error:  # the one table of exceptions and exit codes; a bug is raised again
-        return steps.exit_code(error, args.source if args.command == "load" else args.command)
+        command = {"load": getattr(args, "source", None), "sync": f"sync {getattr(args, 'what', '')}"}
+        return steps.exit_code(error, command.get(args.command) or args.command)
 
 
 if __name__ == "__main__":

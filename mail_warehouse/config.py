@@ -69,6 +69,41 @@ class DeployteqConfiguration(SftpConfiguration):
     failed_dir: str = "Failed"
     upload_empty: bool = False
     local_dir: str = "exports"
+    import_dir: str = "Import"  # the contacts sync's CSV files, which Deployteq imports
+
+
+# The contacts sync's CSV columns, each the column's name as written in the file (`[sync] contacts_columns` renames
+# them): the address, Directo's customer code, name and country, consent as 1 or 0 and the day it was stated.
+CONTACT_COLUMNS = ("emailadres", "klantnummer", "naam", "land", "optin", "optin_datum")
+
+
+@configspec
+class SyncConfiguration(BaseConfiguration):
+    """`[sync]`: what `warehouse run` sends back besides the segments, and how. Both off by default: writing into
+    a mail platform's contacts or into the ERP is the company's decision."""
+
+    contacts: bool = False  # warehouse run: the Directo customers to each configured mail platform
+    consent_to_directo: bool = False  # warehouse run: opt-outs Directo does not know written to its OPTIN
+    contacts_file_name: str = "contacten_{date:%Y%m%d_%H%M%S}.csv"  # {date}: the moment of the sync, UTC
+    contacts_columns: dict[str, str] | None = None  # renames: default column -> name in the file
+    contacts_datafields: list[str] | None = None  # Directo datafield codes added as columns (named in lower case)
+    contacts_class: bool = False  # Directo's customer class added as the column `klass`
+    contacts_delimiter: str = ";"
+
+    def on_resolved(self) -> None:
+        unknown = sorted(set(self.contacts_columns or {}) - set(CONTACT_COLUMNS))
+        if unknown:
+            raise ConfigurationValueError(
+                f"sync.contacts_columns (SYNC__CONTACTS_COLUMNS) renames {', '.join(unknown)}: only "
+                f"{', '.join(CONTACT_COLUMNS)} can be renamed"
+            )
+        if "{date" not in self.contacts_file_name or self.contacts_file_name.startswith("."):
+            raise ConfigurationValueError(
+                f"sync.contacts_file_name {self.contacts_file_name!r} must carry the moment, e.g. "
+                "contacten_{date:%Y%m%d_%H%M%S}.csv, and not start with a dot"
+            )
+        if len(self.contacts_delimiter) != 1:
+            raise ConfigurationValueError("sync.contacts_delimiter must be one character")
 
 
 def resolve(spec: type[Spec], *sections: str, accept_partial: bool = False) -> Spec:

@@ -30,6 +30,7 @@ class ExportSettings:
     failed_dir: str
     upload_empty: bool
     local_dir: Path
+    import_dir: str = "Import"  # where the contacts sync delivers its files (mail_warehouse.sync.contacts)
 
     @property
     def folders(self) -> dict[str, str]:
@@ -73,4 +74,5 @@ def load_settings(*, need_sftp: bool = True) -> ExportSettings:
         remote_folder(config.failed_dir),
         bool(config.upload_empty),
         local if local.is_absolute() else warehouse_settings.PROJECT_DIR / local,
+        remote_folder(config.import_dir),
     )

@@ -1,4 +1,5 @@
-"""`warehouse run`, the scheduled job: load every configured source, build, publish, export.
+"""`warehouse run`, the scheduled job: load every configured source, build, publish, export, and the syncs
+`[sync]` switches on.
 
 One lock per warehouse keeps two overlapping runs (cron) from writing at once: the second waits up to
 `--wait` seconds, then exits with a clear message. The steps run one after the other in this process, each the
@@ -55,6 +56,28 @@ def _step(name: str, stream, step: Callable[[], int], step_name: str) -> StepRes
     )
 
 
+def _syncs(stream) -> list[StepResult]:
+    """The syncs `[sync]` switches on (contacts to the mail platforms, opt-outs to Directo); a wrong `[sync]`
+    setting fails them both, naming it."""
+    from mail_warehouse.config import SyncConfiguration, resolve
+
+    try:
+        config = resolve(SyncConfiguration, "sync")
+    except Exception as error:
+        return [_step("sync", stream, functools.partial(_raise, error), "sync")]
+    return [
+        _step(name, stream, step, name) if enabled else StepResult(name, "skipped", note=f"[sync] {setting} is off")
+        for name, step, enabled, setting in (
+            ("sync contacts", steps.sync_contacts, config.contacts, "contacts"),
+            ("sync consent", steps.sync_consent, config.consent_to_directo, "consent_to_directo"),
+        )
+    ]
+
+
+def _raise(error: Exception) -> int:
+    raise error
+
+
 def run_steps(wait_seconds: float, full_refresh: bool = False, stream=sys.stderr) -> tuple[int, list[StepResult]]:
     """The job: every configured source loaded, built, published, exported; the exit code and each step's
     result."""
@@ -89,6 +112,7 @@ def run_steps(wait_seconds: float, full_refresh: bool = False, stream=sys.stderr
         if build.status == "ok":
             done.append(_step("publish", stream, steps.publish, "publish"))
             done.append(_step("export", stream, steps.export, "export"))
+            done.extend(_syncs(stream))
         else:
             done.append(StepResult("publish", "skipped", note="the build failed"))
             done.append(StepResult("export", "skipped", note="the build failed"))

@@ -34,6 +34,7 @@ def _exit_code_table() -> list[tuple[tuple[type[BaseException], ...], int]]:
     from mail_warehouse.lock import LockBusy
     from mail_warehouse.privacy import PrivacySecretMissing
     from mail_warehouse.publish import PublishError
+    from mail_warehouse.sync import SyncError
     from mail_warehouse_sources.directo import DirectoError
     from mail_warehouse_sources.sftp import SftpError
     from mail_warehouse_sources.spotler import SpotlerError
@@ -42,7 +43,7 @@ def _exit_code_table() -> list[tuple[tuple[type[BaseException], ...], int]]:
         ((KeyboardInterrupt,), INTERRUPTED),
         ((LockBusy,), BUSY),
         ((ConfigurationException, DashboardError, DemoNotInstalled, PrivacySecretMissing, ForgetError), WRONG_SETTING),
-        ((SftpError, DirectoError, SpotlerError, ExportError, ConsentGuardError, PublishError), FAILED),
+        ((SftpError, DirectoError, SpotlerError, ExportError, ConsentGuardError, PublishError, SyncError), FAILED),
         ((PipelineStepFailed,), FAILED),  # only when it wraps one of the failures above (see _unwrapped)
     ]
 
@@ -102,6 +103,25 @@ def export(
     for result in results:
         print(result.line())
     return FAILED if any(r.status == "failed" for r in results) else 0
+
+
+def sync_contacts(*, dry_run: bool = False, wait_seconds: float = 0) -> int:
+    """`warehouse sync contacts`: the Directo customers to each configured mail platform."""
+    from mail_warehouse.sync.contacts import sync_contacts as send
+
+    result = send(dry_run=dry_run, wait_seconds=wait_seconds)
+    for line in result.lines():
+        print(line)
+    return FAILED if result.failed else 0
+
+
+def sync_consent(*, dry_run: bool = False, wait_seconds: float = 0) -> int:
+    """`warehouse sync consent`: the opt-outs Directo does not know, written to its OPTIN."""
+    from mail_warehouse.sync.directo_consent import sync_consent as send
+
+    result = send(dry_run=dry_run, wait_seconds=wait_seconds)
+    print(result.line())
+    return FAILED if result.status == "failed" else 0
 
 
 def forget(

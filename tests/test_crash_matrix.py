@@ -1,6 +1,6 @@
-"""The crash matrix: each step (load clang, load spotler, load directo, build, publish, export, forget) is killed
-with SIGKILL at chosen moments, then run again; what it leaves must equal what one uninterrupted run leaves: no row
-lost, no row doubled, no trigger delivered twice.
+"""The crash matrix: each step (load clang, load spotler, load directo, build, publish, export, forget, the syncs) is
+killed with SIGKILL at chosen moments, then run again; what it leaves must equal what one uninterrupted run leaves:
+no row lost, no row doubled, no trigger delivered twice.
 
 The moments are chosen by the stand-ins, real servers with an injected fault: the reply to the Nth request is
 held back (the step is killed while it waits), or released and the step killed a moment later, in the local
@@ -733,3 +733,134 @@ def test_a_killed_forget_forgotten_again_equals_one_forget(point, built_warehous
         query_warehouse(reference, "select identifier_hash from privacy.suppression")
     )
     assert not list(tmp_path.glob(".*.compact*")), "a rewrite's scratch file was left"
+
+
+# --- the syncs: contacts to Deployteq's import folder, opt-outs to Directo -----------------------------------
+
+
+def _without_spotler(env: dict) -> dict:
+    """A Clang + Directo company: the contacts go to Deployteq only (the shared Spotler stand-in stays untouched)."""
+    return {key: value for key, value in env.items() if not key.startswith("SOURCES__SPOTLER__")}
+
+
+def _synced_contacts(database: Path, stack) -> tuple[list[tuple], list[tuple]]:
+    """What Deployteq's import folder holds (every file's rows) and what the warehouse records it holds."""
+    received = sorted(
+        tuple(line.split(";")[:2])
+        for path in (stack.deployteq_dir / "Import").iterdir()
+        for line in path.read_text(encoding="utf-8").splitlines()[1:]
+    )
+    return received, query_warehouse(database, "select platform, email, row_hash from sync.contact_state order by all")
+
+
+@pytest.fixture(scope="module")
+def contacts_synced_reference(built_warehouse, tmp_path_factory):
+    _, reference, stack = built_warehouse
+    folder = tmp_path_factory.mktemp("synced")
+    shutil.copyfile(reference, folder / "warehouse.duckdb")
+    _fresh_deployteq(stack)
+    run_to_the_end(["sync", "contacts"], _without_spotler(trial_environment(built_warehouse, folder)))
+    return _synced_contacts(folder / "warehouse.duckdb", stack)
+
+
+SYNC_CONTACTS_POINTS = [
+    KillPoint(
+        "sync contacts: the rename held before it is done",
+        SftpFault("posix_rename", r"\.part$"),
+        rerun_says=r"had not delivered it; its rows go in this run's file",
+    ),
+    KillPoint(
+        "sync contacts: the rename done, its reply held",
+        SftpFault("posix_rename", r"\.part$", after=True),
+        rerun_says=r"had delivered it; recorded as delivered, not sent again",
+    ),
+]
+
+
+@pytest.mark.parametrize("point", SYNC_CONTACTS_POINTS, ids=str)
+def test_a_killed_contacts_sync_run_again_delivers_each_row_once(
+    point, built_warehouse, contacts_synced_reference, tmp_path
+):
+    _, reference, stack = built_warehouse
+    trial_env = _without_spotler(trial_environment(built_warehouse, tmp_path))
+
+    def prepare(attempt: KillPoint) -> None:
+        stack.deployteq.clear_faults()
+        shutil.copyfile(reference, tmp_path / "warehouse.duckdb")
+        _fresh_deployteq(stack)
+        stack.deployteq.inject(attempt.fault)
+
+    try:
+        kill_mid_step(["sync", "contacts"], trial_env, point, tmp_path / "killed.log", prepare)
+    finally:
+        stack.deployteq.clear_faults()
+    rerun = run_to_the_end(["sync", "contacts"], trial_env)
+    assert re.search(point.rerun_says or "", rerun.stdout + rerun.stderr), rerun.stdout + rerun.stderr
+    assert _synced_contacts(tmp_path / "warehouse.duckdb", stack) == contacts_synced_reference
+    assert len(list((stack.deployteq_dir / "Import").iterdir())) == 1, "one file, no scratch file left"
+
+
+@pytest.fixture(scope="module")
+def consent_synced_reference(built_warehouse, world_dir, tmp_path_factory):
+    """The Directo customers one uninterrupted `warehouse sync consent` writes, and its ledger."""
+    from mail_warehouse_demo.standins import directo
+
+    _, reference, _ = built_warehouse
+    folder = tmp_path_factory.mktemp("consent-synced")
+    shutil.copyfile(reference, folder / "warehouse.duckdb")
+    server, app = directo.serve(world_dir)
+    try:
+        env = {**trial_environment(built_warehouse, folder), "SOURCES__DIRECTO__URL": app.url(server)}
+        run_to_the_end(["sync", "consent"], env)
+        written = Counter((w["customer_code"], w["param"]) for w in app.writes)
+    finally:
+        server.stop()
+    assert written and set(written.values()) == {1}
+    ledger = "select customer_code, opted_out_on, status from sync.directo_consent_writes order by all"
+    return written, query_warehouse(folder / "warehouse.duckdb", ledger)
+
+
+SYNC_CONSENT_POINTS = [
+    KillPoint("sync consent: the first write held before Directo acts", Fault("hold", path="xmlcore")),
+    KillPoint(
+        "sync consent: the 3rd write carried out, its answer held (not recorded)",
+        Fault("hold", path="xmlcore", skip=2, act_first=True),
+    ),
+]
+
+
+@pytest.mark.parametrize("point", SYNC_CONSENT_POINTS, ids=str)
+def test_a_killed_consent_sync_run_again_writes_each_opt_out(
+    point, built_warehouse, world_dir, consent_synced_reference, tmp_path
+):
+    """Each customer's OPTIN=no reaches Directo; the only write a rerun repeats is the one the kill cut off, whose
+    outcome the ledger could not know (writing the same no and day again leaves Directo as it was)."""
+    from mail_warehouse_demo.standins import directo
+
+    _, reference, _ = built_warehouse
+    written, ledger = consent_synced_reference
+    trial_env = trial_environment(built_warehouse, tmp_path)
+    standin: list = []
+
+    def prepare(attempt: KillPoint) -> None:
+        while standin:
+            standin.pop()[0].stop()
+        server, app = directo.serve(world_dir)
+        standin.append((server, app))
+        trial_env["SOURCES__DIRECTO__URL"] = app.url(server)
+        shutil.copyfile(reference, tmp_path / "warehouse.duckdb")
+        server.inject(attempt.fault)
+
+    try:
+        kill_mid_step(["sync", "consent"], trial_env, point, tmp_path / "killed.log", prepare)
+        run_to_the_end(["sync", "consent"], trial_env)
+        trial = Counter((w["customer_code"], w["param"]) for w in standin[0][1].writes)
+    finally:
+        for server, _ in standin:
+            server.stop()
+    repeated = trial - written
+    assert set(trial) == set(written), f"{point}: written {set(trial) ^ set(written)} otherwise than once"
+    # the held call is carried out once the stand-in lets it go, as a server finishes a request whose client died
+    assert sum(repeated.values()) <= 1, f"{point}: repeated {repeated}"
+    ledger_now = "select customer_code, opted_out_on, status from sync.directo_consent_writes order by all"
+    assert query_warehouse(tmp_path / "warehouse.duckdb", ledger_now) == ledger

@@ -17,7 +17,7 @@ from mail_warehouse_demo.standins.http import StandinServer
 from mail_warehouse_demo.standins.sftp import AsyncsshSftpServer, SshKeys
 
 CLANG_REMOTE_DIR = "clang"
-DEPLOYTEQ_FOLDERS = ("Upload", "Active", "Done", "Failed")
+DEPLOYTEQ_FOLDERS = ("Upload", "Active", "Done", "Failed", "Import")  # Import: the contacts sync's files
 
 
 @dataclass(frozen=True)
