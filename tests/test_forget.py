@@ -90,9 +90,12 @@ def test_a_forgotten_person_leaves_no_trace_and_nothing_brings_them_back(built_w
             "EXPORT__DEPLOYTEQ__LOCAL_DIR": str(home / "exports"),
             "DESTINATION__FILESYSTEM__BUCKET_URL": str(home / "lake"),
             "SPARK_HOME_DIR": str(home / "spark"),
+            "SYNC__CONTACTS": "true",  # the syncs' ledgers and the contacts file kept in exports/ too
+            "SYNC__CONSENT_TO_DIRECTO": "true",
         }
-        ran = warehouse_cli("run", "--wait", "0", env=env)  # loads, build, BI copy, CSV export, dlt's folders
+        ran = warehouse_cli("run", "--wait", "0", env=env)  # loads, build, BI copy, CSV export, syncs, dlt's folders
         assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+        assert "sync contacts ok" in ran.stdout and "sync consent ok" in ran.stdout, ran.stdout[-2000:]
         lake = warehouse_cli("load", "directo", env={**env, "WAREHOUSE__ENGINE": "spark"})  # the Spark side's lake
         assert lake.returncode == 0, lake.stderr[-2000:]
         database = home / "warehouse.duckdb"

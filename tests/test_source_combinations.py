@@ -79,9 +79,14 @@ def _run_with(sources: tuple[str, ...], stack: StandinStack, folder: Path) -> tu
     )
     if "spotler" in sources:
         env["SOURCES__SPOTLER__START_DATE"] = "2025-01-01"
+    if "directo" not in sources:  # switched on, the syncs have nothing to send without the ERP and say so
+        env.update({"SYNC__CONTACTS": "true", "SYNC__CONSENT_TO_DIRECTO": "true"})
     result = warehouse_cli("run", env=env)
     summary = result.stdout + result.stderr
     assert result.returncode == 0, summary[-6000:]
+    if "directo" not in sources:
+        assert "sync contacts ok" in summary and "sync consent ok" in summary, summary[-3000:]
+        assert "sync consent: skipped; Directo is not configured" in summary, summary[-3000:]
     for source in SETTING_PREFIXES:
         expected = "ok" if source in sources else "skipped (not configured)"
         assert f"load {source} {expected}" in summary, summary[-3000:]
