@@ -61,7 +61,9 @@ class ConsentSyncResult:
     def line(self) -> str:
         if self.status == "skipped":
             return f"sync consent: skipped; {self.message}"
-        if self.dry_run:
+        if not self.to_write:
+            head = "sync consent" + (" (dry run)" if self.dry_run else "") + ": no opt-out Directo does not know"
+        elif self.dry_run:
             head = f"sync consent (dry run): would write OPTIN=no for {self.to_write:,} Directo customers"
         else:
             head = f"sync consent: {self.written:,} of {self.to_write:,} Directo customers written OPTIN=no"
