@@ -72,7 +72,10 @@ def dbt_environment() -> dict[str, str]:
     """dbt's environment: the warehouse file, Directo's time zone (its OPTIN dates are days in that zone) and
     the Clang field that flags machines, from the loaders' own settings, so the models read the data as the
     loaders do."""
-    env = {**os.environ, WAREHOUSE_PATH_ENV: str(warehouse_path())}
+    from mail_warehouse.lake import BUCKET_URL_VARIABLE, lake_url
+
+    # the lake as an absolute path: a Spark Thrift server resolves a relative one from a folder of its own
+    env = {**os.environ, WAREHOUSE_PATH_ENV: str(warehouse_path()), BUCKET_URL_VARIABLE: lake_url()}
     from mail_warehouse.config import loader_setting
     from mail_warehouse_sources.clang.settings import ClangConfiguration
 
@@ -110,7 +113,7 @@ def _dbt(command: list[str]) -> int:
 
     os.environ.update(dbt_environment())
     os.chdir(PROJECT_DIR)  # profiles.yml's relative warehouse path is relative to the repo, as for dbt's CLI
-    project = ["--profiles-dir", str(PROJECT_DIR), "--project-dir", str(PROJECT_DIR)]
+    project = _project_arguments()
     parse_key = tuple(_options(command, ("--vars", "--target")))
     if parse_key not in _parsed_manifests:
         parsed = dbtRunner().invoke(["parse", "--quiet", *parse_key, *project])
@@ -121,6 +124,37 @@ def _dbt(command: list[str]) -> int:
     if result.exception is not None:
         return 2
     return 0 if result.success else 1
+
+
+def _project_arguments() -> list[str]:
+    """The project, and the repo's profiles.yml unless DBT_PROFILES_DIR names another (dbt reads that itself)."""
+    profiles = [] if os.environ.get("DBT_PROFILES_DIR") else ["--profiles-dir", str(PROJECT_DIR)]
+    return [*profiles, "--project-dir", str(PROJECT_DIR)]
+
+
+def dbt_operation(macro: str, arguments: dict, target_arguments: list[str]) -> list[str]:
+    """`dbt run-operation <macro>` in this process on the given target; the lines the macro logged. Its results go
+    to a folder of their own under dbt's target path (`operations/`), so the build's run_results.json, which
+    publish reads, stays the last build's. Raises when dbt fails (its own output says why)."""
+    import json as json_module
+
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(dbt_environment())
+    os.chdir(PROJECT_DIR)
+    logged: list[str] = []
+
+    def keep(event) -> None:
+        if event.info.name in ("JinjaLogInfo", "JinjaLogDebug"):
+            logged.append(event.data.msg)
+
+    command = ["run-operation", macro, "--args", json_module.dumps(arguments), *target_arguments]
+    result = dbtRunner(callbacks=[keep]).invoke(
+        [*command, "--target-path", str(dbt_target_path() / "operations"), *_project_arguments()]
+    )
+    if not result.success:
+        raise RuntimeError(f"dbt run-operation {macro} failed: {result.exception or 'see its output above'}")
+    return logged
 
 
 @dataclass

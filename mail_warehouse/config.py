@@ -25,9 +25,11 @@ Spec = TypeVar("Spec", bound=BaseConfiguration)
 
 @configspec
 class WarehouseConfiguration(BaseConfiguration):
-    """`[warehouse]`: which engine builds the models."""
+    """`[warehouse]`: which engine builds the models, and on Spark which dbt target (profiles.yml's `spark`, in
+    this process; `spark_thrift`, a cluster's Thrift server; or a target of the company's own profiles)."""
 
     engine: str = "duckdb"
+    spark_target: str = "spark"
 
     def on_resolved(self) -> None:
         self.engine = self.engine.strip().lower()

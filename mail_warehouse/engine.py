@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mail_warehouse.lake import copy_spark_tables, lake_url, load_into_lake
+from mail_warehouse.lake import SparkTablesError, copy_spark_tables, lake_url, load_into_lake, spark_table_locations
 from mail_warehouse.settings import connect, sql_literal, warehouse_path
 from mail_warehouse.steps import FAILED, WRONG_SETTING
 
@@ -94,7 +94,10 @@ class SparkEngine:
     name = "spark"
 
     def dbt_target_arguments(self) -> list[str]:
-        return ["--target", "spark"]
+        """`[warehouse] spark_target`: profiles.yml's session target, the cluster's, or one of the company's own."""
+        from mail_warehouse.config import WarehouseConfiguration, resolve
+
+        return ["--target", resolve(WarehouseConfiguration, "warehouse").spark_target]
 
     def load(self, source: str, *, full: bool = False, contacts=None, stream=sys.stderr) -> int:
         return load_source_into_lake(source, full=full, contacts=contacts, stream=stream)
@@ -104,8 +107,34 @@ class SparkEngine:
             export_log_into_lake()
 
     def after_build(self) -> dict[str, int]:
-        """The marts and segments Spark built, copied into the warehouse file."""
-        return copy_spark_tables(warehouse_path(), SPARK_BUILT_SCHEMAS)
+        """The marts and segments Spark built, found through Spark itself (the tables and locations it reports on
+        the build's target) and copied into the warehouse file with the types the models declare. Fails naming
+        any mart or segment of the project that Spark does not hold."""
+        from mail_warehouse.build import project_manifest, project_models
+
+        manifest = project_manifest()
+        models = {
+            f"{node['schema']}.{node.get('alias') or node['name']}": node
+            for layer in SPARK_BUILT_SCHEMAS
+            for node in project_models(manifest, layer)
+            if node["config"].get("materialized") != "ephemeral"
+        }
+        locations = spark_table_locations(self.dbt_target_arguments(), SPARK_BUILT_SCHEMAS)
+        missing = sorted(set(models) - set(locations))
+        if missing:
+            raise SparkTablesError(
+                f"Spark holds no table for {', '.join(missing)} after the build: nothing copied into "
+                f"{warehouse_path().name}, so publish and export have nothing new to read"
+            )
+        declared = {
+            name: {c: column["data_type"] for c, column in node["columns"].items() if column.get("data_type")}
+            for name, node in models.items()
+        }
+        copied = copy_spark_tables(warehouse_path(), {name: locations[name] for name in models}, declared)
+        print(
+            f"copied {len(copied)} tables ({sum(copied.values()):,} rows) that Spark built into {warehouse_path().name}"
+        )
+        return copied
 
     def loaded_sources(self, schemas: dict[str, str], warehouse: Path | None = None) -> list[str]:
         """Of `schemas`, the sources the lake holds a load log of. A bucket cannot be listed from here: every

@@ -157,45 +157,85 @@ def mark_missing_customers_deleted(
 SPARK_HOME_VARIABLE = "SPARK_HOME_DIR"
 
 
+class SparkTablesError(RuntimeError):
+    """What Spark built cannot be copied into the warehouse file; the message names the tables and what to do."""
+
+
 def spark_home() -> Path:
-    """Where the Spark target keeps its catalog (Derby metastore) and its tables: SPARK_HOME_DIR, default
+    """Where the session target keeps its catalog (Derby metastore) and its tables: SPARK_HOME_DIR, default
     var/spark in the repo (profiles.yml reads the same variable; a relative path is from the repo root)."""
     configured = Path(os.environ.get(SPARK_HOME_VARIABLE) or "var/spark").expanduser()
     return configured if configured.is_absolute() else PROJECT_DIR / configured
 
 
-def spark_table_files(schema: str, table: str, home: Path | None = None) -> str:
-    """The parquet files of a table the Spark target built (a managed table of its warehouse folder), as a
-    glob DuckDB's read_parquet takes: how publish and the tests read Spark's marts without a Spark session."""
-    return str((home or spark_home()) / "warehouse" / f"{schema}.db" / table / "*.parquet")
+def spark_table_locations(target_arguments: list[str], schemas: tuple[str, ...]) -> dict[str, str]:
+    """Every table of `schemas` and where its files are, as Spark reports them (`schema.table` -> location), asked
+    through dbt on the build's own target: the session, or the cluster's Thrift server."""
+    import json
+
+    from mail_warehouse.build import dbt_operation
+
+    try:
+        lines = dbt_operation("spark_table_locations", {"schemas": list(schemas)}, target_arguments)
+    except RuntimeError as failed:  # dbt's own output above says why
+        raise SparkTablesError(f"Spark could not be asked where its tables are: {failed}") from None
+    for line in lines:
+        if line.startswith("spark_tables "):
+            return {f"{t['schema']}.{t['table']}": t["location"] for t in json.loads(line[len("spark_tables ") :])}
+    raise SparkTablesError(
+        f"Spark did not list its tables (dbt run-operation spark_table_locations {' '.join(target_arguments)} "
+        "said nothing): see dbt's output above"
+    )
+
+
+def local_folder(location: str) -> Path:
+    """A table location Spark reports (`file:/...`, `file:///...` or a bare path) as a folder this machine reads."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(location)
+    if parts.scheme in ("", "file"):
+        return Path(unquote(parts.path))
+    raise SparkTablesError(
+        f"a table Spark built is at {location}, which this machine does not read as a folder: copying the marts "
+        "from a bucket or HDFS warehouse is not supported (make the Thrift server's spark.sql.warehouse.dir a "
+        "folder this machine shares)"
+    )
 
 
 def copy_spark_tables(
-    database: Path, schemas: tuple[str, ...] = ("marts", "segments", "intermediate"), home: Path | None = None
+    database: Path, locations: dict[str, str], declared_types: dict[str, dict[str, str]] | None = None
 ) -> dict[str, int]:
-    """Copy the tables the Spark target built in `schemas` into the DuckDB file `database` (same schema and
-    table names), read from their parquet files; returns the rows per schema.table."""
-    warehouse = (home or spark_home()) / "warehouse"
+    """Copy each table (`schema.table` -> its location, as `spark_table_locations` gives them) into the DuckDB
+    file `database` under the same schema and name, read from its parquet files; a column `declared_types` names
+    (`schema.table` -> column -> DuckDB type, the models' contracts) is cast to it, so the copy has the types the
+    DuckDB build gives, whatever Spark's parquet encoding (INT96 or not). Returns the rows per table."""
     copied = {}
     con = connect(database)
     try:
-        for schema in schemas:
-            schema_dir = warehouse / f"{schema}.db"
-            tables = (
-                sorted(p.name for p in schema_dir.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
-                if schema_dir.is_dir()
-                else []
-            )
-            if tables:
-                con.execute(f'create schema if not exists "{schema}"')
-            for table in tables:
-                files = spark_table_files(schema, table, home).replace("'", "''")
-                con.execute(
-                    f"""create or replace table "{schema}"."{table}" as select * from read_parquet('{files}')"""
-                )
-                counted = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()
-                assert counted is not None  # count(*) answers one row
-                copied[f"{schema}.{table}"] = counted[0]
+        for name, location in sorted(locations.items()):
+            schema, table = name.split(".")
+            files = sql_literal(str(local_folder(location) / "*.parquet"))
+            declared = (declared_types or {}).get(name, {})
+            columns = [row[0] for row in con.execute(f"describe select * from read_parquet({files})").fetchall()]
+            select = ", ".join(f'cast("{c}" as {declared[c]}) as "{c}"' if c in declared else f'"{c}"' for c in columns)
+            con.execute(f'create schema if not exists "{schema}"')
+            con.execute(f'create or replace table "{schema}"."{table}" as select {select} from read_parquet({files})')
+            counted = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()
+            assert counted is not None  # count(*) answers one row
+            copied[name] = counted[0]
     finally:
         con.close()
     return copied
+
+
+def session_table_locations(schemas: tuple[str, ...], home: Path | None = None) -> dict[str, str]:
+    """The tables a session-target build in another process left in its warehouse folder (SPARK_HOME_DIR):
+    for the tests and benchmarks that run dbt on Spark themselves and read what it built without a session."""
+    warehouse = (home or spark_home()) / "warehouse"
+    return {
+        f"{schema}.{table.name}": str(table)
+        for schema in schemas
+        if (warehouse / f"{schema}.db").is_dir()
+        for table in sorted((warehouse / f"{schema}.db").iterdir())
+        if table.is_dir() and any(table.glob("*.parquet"))
+    }

@@ -31,6 +31,7 @@ def _exit_code_table() -> list[tuple[tuple[type[BaseException], ...], int]]:
     from mail_warehouse.dashboard import DashboardError
     from mail_warehouse.export_config import ExportError
     from mail_warehouse.forget import ForgetError
+    from mail_warehouse.lake import SparkTablesError
     from mail_warehouse.lock import LockBusy
     from mail_warehouse.privacy import PrivacySecretMissing
     from mail_warehouse.publish import PublishError
@@ -44,6 +45,7 @@ def _exit_code_table() -> list[tuple[tuple[type[BaseException], ...], int]]:
         ((LockBusy,), BUSY),
         ((ConfigurationException, DashboardError, DemoNotInstalled, PrivacySecretMissing, ForgetError), WRONG_SETTING),
         ((SftpError, DirectoError, SpotlerError, ExportError, ConsentGuardError, PublishError, SyncError), FAILED),
+        ((SparkTablesError,), FAILED),
         ((PipelineStepFailed,), FAILED),  # only when it wraps one of the failures above (see _unwrapped)
     ]
 

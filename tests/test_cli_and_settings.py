@@ -152,3 +152,30 @@ def test_dbt_reads_the_same_warehouse_path_and_runs_in_utc(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "UTC" in result.stdout
     assert target.exists()
+
+
+def test_dbt_profiles_dir_names_the_profiles_the_build_reads(tmp_path):
+    """A company's own profiles.yml (DBT_PROFILES_DIR) is read instead of the repo's: here its dev target writes
+    another file than WAREHOUSE_PATH names."""
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    elsewhere = tmp_path / "elsewhere.duckdb"
+    (profiles / "profiles.yml").write_text(
+        f"mail_warehouse:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: '{elsewhere}'\n"
+        "      threads: 1\n      settings:\n        TimeZone: UTC\n"
+    )
+    env = {
+        **os.environ,
+        "WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb"),
+        "DBT_PROFILES_DIR": str(profiles),
+        "DBT_TARGET_PATH": str(tmp_path / "target"),
+    }
+    result = warehouse_cli("build", "--", "--select", "stg_directo__customers", env=env)
+    assert result.returncode == 0, result.stdout[-3000:]
+    con = settings.connect(elsewhere, read_only=True)
+    try:
+        assert con.execute(
+            "select count(*) from information_schema.tables where table_name = 'stg_directo__customers'"
+        ).fetchone() == (1,)
+    finally:
+        con.close()

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 import tests.test_end_to_end as end_to_end
-from mail_warehouse.lake import copy_spark_tables, load_into_lake
+from mail_warehouse.lake import copy_spark_tables, load_into_lake, session_table_locations
 from mail_warehouse.settings import PROJECT_DIR
 from mail_warehouse_demo.standins.stack import StandinStack
 from tests.conftest import query_warehouse
@@ -152,7 +152,8 @@ def builds(lake) -> tuple[Path, Path]:
         "--vars",
         "{as_of_date: '2026-11-20'}",
     )
-    before = copy_spark_tables(root / "before.duckdb", ("marts",), incremental)["marts.customer_activity"]
+    before_build = session_table_locations(("marts",), incremental)
+    before = copy_spark_tables(root / "before.duckdb", before_build)["marts.customer_activity"]
     bring_in_the_held_back_days(lake, root / "held")
     # The incremental build runs every unit and data test; the full refresh only makes tables to compare
     # with it (seeds and models, no tests). Both read the same lake, each in a Spark home of its own, so
@@ -182,7 +183,7 @@ def builds(lake) -> tuple[Path, Path]:
                 dbt.wait()
     databases = root / "incremental.duckdb", root / "full.duckdb"
     for home, database in zip((incremental, full), databases, strict=True):
-        copy_spark_tables(database, home=home)
+        copy_spark_tables(database, session_table_locations(("marts", "segments", "intermediate"), home))
     after = query_warehouse(databases[0], "select count(*) from marts.customer_activity")[0][0]
     assert after > before
     return databases
