@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test lint format test-spark bench clean dashboard
+.PHONY: setup run test lint format test-spark test-spark-cluster bench clean dashboard
 
 $(INSTALLED): pyproject.toml sources/pyproject.toml demo/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ $(SPARK_INSTALLED): $(INSTALLED)
 
 test-spark: $(SPARK_INSTALLED)
 	SPARK_LOCAL_IP=$${SPARK_LOCAL_IP:-127.0.0.1} $(BIN)/python -m pytest -m spark tests/spark
+
+# The same on a Spark standalone cluster on loopback (a master, a worker and the Thrift server, from pyspark's own
+# jars, in Europe/Amsterdam rather than UTC), dbt-spark connecting over Thrift (PyHive).
+test-spark-cluster: $(SPARK_INSTALLED)
+	SPARK_LOCAL_IP=$${SPARK_LOCAL_IP:-127.0.0.1} $(BIN)/python -m pytest -m spark_cluster tests/spark_cluster
 
 # The dashboard on analytics.duckdb (after `make run`): http://127.0.0.1:8501/
 dashboard: setup
