@@ -33,9 +33,12 @@ from dataclasses import dataclass, field
 
 from mail_warehouse import settings as warehouse_settings
 from mail_warehouse.config import CONTACT_COLUMNS, SyncConfiguration
+from mail_warehouse.export_config import ExportError
 from mail_warehouse.lock import WarehouseLock
 from mail_warehouse.settings import sql_literal
 from mail_warehouse.sync import SyncError, table_exists
+from mail_warehouse_sources.sftp import SftpError
+from mail_warehouse_sources.spotler.config import SpotlerError
 
 STATE = "sync.contact_state"
 FILES = "sync.contact_files"
@@ -56,13 +59,13 @@ class PlatformResult:
 
     def line(self) -> str:
         where = "Deployteq" if self.platform == DEPLOYTEQ else "Spotler"
-        if self.status in ("skipped", "reconciled"):
+        if self.status in ("skipped", "reconciled") or (self.status == "failed" and not self.rows):
             return f"sync contacts to {where}: {self.status}; {self.message}"
         if self.status == "nothing-changed":
             return f"sync contacts to {where}: nothing changed since the last delivery; nothing sent"
         counted = f"{self.rows:,} contacts ({self.new:,} new, {self.rows - self.new:,} changed)"
         what = f"{self.file_name} with {counted}" if self.file_name else counted
-        verb = {"dry-run": "would send", "delivered": "sent", "failed": "failed to send"}[self.status]
+        verb = "would send" if self.status == "dry-run" else "sent"  # failed: these went, the message says the rest
         refused = f", {self.refused:,} refused" if self.refused else ""
         return f"sync contacts to {where}: {verb} {what}{refused}" + (f"; {self.message}" if self.message else "")
 
@@ -95,17 +98,10 @@ def ensure_ledger(con) -> None:
 # --- the rows -------------------------------------------------------------------------------------------
 
 
-def file_columns(config: SyncConfiguration) -> list[str]:
-    """The columns of the file, in order, as named in it."""
-    renamed = config.contacts_columns or {}
-    extra = [code.lower() for code in config.contacts_datafields or []] + (["klass"] if config.contacts_class else [])
-    return [renamed.get(column, column) for column in CONTACT_COLUMNS] + extra
-
-
 def _select_current_rows(con, config: SyncConfiguration, directo_timezone: str) -> None:
     """This run's rows into a temporary table: the file's columns (as named in the file), the address and the
     Spotler fields beside them, and the hash of the file's values."""
-    names = file_columns(config)
+    names = config.file_columns()
     values = [
         "c.email",
         "c.directo_customer_code",
@@ -121,10 +117,13 @@ def _select_current_rows(con, config: SyncConfiguration, directo_timezone: str) 
     ]
     columns = ", ".join(f'{value} as "{_quoted(name)}"' for value, name in zip(values, names, strict=True))
     hashed = ", ".join(f'cast("{_quoted(name)}" as varchar)' for name in names)
+    # Spotler also receives the first name and whether consent is known at all: its hash covers them too
     con.execute(f"""create or replace temporary table {CURRENT} as
-        select *, md5(cast(json_array({hashed}) as varchar)) as _row_hash
+        select *,
+               md5(cast(json_array({hashed}) as varchar)) as _{DEPLOYTEQ}_hash,
+               md5(cast(json_array({hashed}, _first_name, cast(_opted_in as varchar)) as varchar)) as _{SPOTLER}_hash
         from (select c.email as _email, c.first_name as _first_name, c.spotler_external_id as _spotler_id,
-                     c.is_opted_in as _opted_in, {columns}
+                     case when c.consent_source is not null then c.is_opted_in end as _opted_in, {columns}
               from marts.contacts c
               where c.directo_customer_code is not null)""")
 
@@ -146,9 +145,9 @@ def _changes(con, platform: str) -> str:
         else "(select null::varchar as platform, null::varchar as email, null::varchar as row_hash, "
         "null::varchar as external_id where false)"
     )
-    return f"""select r.*, s.email is null as _is_new, s.external_id as _known_id
+    return f"""select r.*, r._{platform}_hash as _row_hash, s.email is null as _is_new, s.external_id as _known_id
                from {CURRENT} r left join {state} s on s.platform = '{platform}' and s.email = r._email
-               where s.row_hash is distinct from r._row_hash"""
+               where s.row_hash is distinct from r._{platform}_hash"""
 
 
 # --- Deployteq: a file in the import folder -----------------------------------------------------------------
@@ -178,7 +177,7 @@ def _deployteq(con, config: SyncConfiguration, now: dt.datetime, dry_run: bool, 
         file_name = config.contacts_file_name.format(date=now)
         local = settings.local_dir / file_name
         local.parent.mkdir(parents=True, exist_ok=True)
-        columns = ", ".join(f'"{_quoted(name)}"' for name in file_columns(config))
+        columns = ", ".join(f'"{_quoted(name)}"' for name in config.file_columns())
         con.execute(f"""copy (select {columns} from ({_changes(con, DEPLOYTEQ)}) order by _email)
                         to {sql_literal(str(local))}
                         (format csv, header true, delimiter {sql_literal(config.contacts_delimiter)})""")
@@ -250,14 +249,14 @@ def _reconcile(con, deployteq) -> list[PlatformResult]:
 # --- Spotler: the contacts API --------------------------------------------------------------------------------
 
 
-def _spotler(con, config: SyncConfiguration, dry_run: bool, stream) -> PlatformResult:
+def _spotler(con, config: SyncConfiguration, now: dt.datetime, dry_run: bool, stream) -> list[PlatformResult]:
     from mail_warehouse.export_spotler import spotler_account
     from mail_warehouse.sync.spotler_contacts import ContactChange, push_contacts
 
     account = spotler_account()
     if account is None:
-        return PlatformResult(SPOTLER, "skipped", message="not configured (the sources.spotler account)")
-    names = file_columns(config)
+        return [PlatformResult(SPOTLER, "skipped", message="not configured (the sources.spotler account)")]
+    names = config.file_columns()
     extra = names[len(CONTACT_COLUMNS) :]
     header = dict(zip(CONTACT_COLUMNS, names, strict=False))
     select = ", ".join(f'"{_quoted(name)}"' for name in names)
@@ -265,7 +264,7 @@ def _spotler(con, config: SyncConfiguration, dry_run: bool, stream) -> PlatformR
                                   _is_new and _spotler_id is null, _opted_in, _row_hash, {select}
                            from ({_changes(con, SPOTLER)}) order by _email""").fetchall()
     if not rows:
-        return PlatformResult(SPOTLER, "nothing-changed")
+        return [PlatformResult(SPOTLER, "nothing-changed")]
     changes, hashes = [], {}
     for email, first_name, known_id, is_new, opted_in, row_hash, *values in rows:
         row = dict(zip(names, values, strict=True))
@@ -278,16 +277,26 @@ def _spotler(con, config: SyncConfiguration, dry_run: bool, stream) -> PlatformR
                 full_name=row[header["naam"]],
                 country=row[header["land"]],
                 customer_number=row[header["klantnummer"]],
-                opted_in=bool(opted_in),
+                opted_in=opted_in,
                 properties={name: str(row[name]) for name in extra if row[name] is not None},
             )
         )
         hashes[email] = row_hash
-    new = sum(1 for change in changes if change.is_new)
     if dry_run:
+        new = sum(1 for change in changes if change.is_new)
         push_contacts(None, changes, dry_run=True, say=lambda message: print(message, file=stream, flush=True))
-        return PlatformResult(SPOTLER, "dry-run", len(changes), new)
+        return [PlatformResult(SPOTLER, "dry-run", len(changes), new)]
     from mail_warehouse_sources.spotler.client import SpotlerClient
+
+    def record(answered: list) -> None:
+        """What Spotler now holds, recorded as each call is answered: a run stopped midway sends only the rest."""
+        held = [o for o in answered if o.status in ("created", "updated")]
+        if held:
+            con.executemany(
+                f"""insert or replace into {STATE} (platform, email, row_hash, external_id, synced_at)
+                    values ('{SPOTLER}', $email, $hash, $id, now())""",
+                [{"email": o.email, "hash": hashes[o.email], "id": o.external_id} for o in held],
+            )
 
     client = SpotlerClient(account, log=lambda message: print(message, file=stream, flush=True))
     outcomes = push_contacts(
@@ -295,21 +304,19 @@ def _spotler(con, config: SyncConfiguration, dry_run: bool, stream) -> PlatformR
         changes,
         workers=max(1, account.max_parallel_requests),
         say=lambda message: print(message, file=stream, flush=True),
+        answered=record,
     )
     held = [o for o in outcomes if o.status in ("created", "updated")]
-    con.executemany(
-        f"""insert or replace into {STATE} (platform, email, row_hash, external_id, synced_at)
-            values ('{SPOTLER}', $email, $hash, $id, now())""",
-        [{"email": o.email, "hash": hashes[o.email], "id": o.external_id} for o in held],
-    )
     refused = [o for o in outcomes if o.status == "refused"]
     failed = [o for o in outcomes if o.status == "failed"]
     for outcome in refused[:20]:
         print(f"sync contacts: Spotler refused {outcome.external_id}: {outcome.message}", file=stream)
+    if len(refused) > 20:
+        print(f"sync contacts: ... and {len(refused) - 20:,} more refused", file=stream)
     message = f"{len(failed):,} not answered, sent again by the next run" if failed else ""
-    return PlatformResult(
-        SPOTLER, "failed" if failed else "delivered", len(held), new, refused=len(refused), message=message
-    )
+    created = sum(1 for o in held if o.status == "created")
+    status = "failed" if failed else "delivered"
+    return [PlatformResult(SPOTLER, status, len(held), created, refused=len(refused), message=message)]
 
 
 # --- the command ----------------------------------------------------------------------------------------------
@@ -338,8 +345,12 @@ def sync_contacts(*, dry_run: bool = False, wait_seconds: float = 300, stream=sy
                 ensure_ledger(con)
             _select_current_rows(con, config, timezone)
             now = dt.datetime.now(dt.UTC)
-            result.platforms.extend(_deployteq(con, config, now, dry_run, stream))
-            result.platforms.append(_spotler(con, config, dry_run, stream))
+            for platform, send in ((DEPLOYTEQ, _deployteq), (SPOTLER, _spotler)):
+                try:  # one platform's failure is its own: the other still gets its contacts
+                    sent = send(con, config, now, dry_run, stream)
+                except (SftpError, ExportError, SpotlerError) as error:
+                    sent = [PlatformResult(platform, "failed", message=str(error))]
+                result.platforms.extend(sent)
             return result
         finally:
             con.close()

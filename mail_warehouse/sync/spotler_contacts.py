@@ -29,7 +29,8 @@ otherwise. The customer number has no standard property: it is the externalId of
 adds, and an account with a property of its own gets it through `properties`, as any extra property (Directo
 datafields and classes a setting names), passed as they are. Values the warehouse lacks are left out, never sent
 empty, and `purge` is never set: Spotler keeps what it has for them. The EMAIL permission is the channel
-`{"name": "EMAIL", "value": opted_in}`, mapped as the caller gives it (True only for a yes to consent).
+`{"name": "EMAIL", "value": opted_in}`, mapped as the caller gives it (True only for a yes to consent), and left out
+when the warehouse knows no consent statement of its own (`opted_in` None: Spotler keeps its own).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class ContactChange:
     full_name: str | None
     country: str | None  # ISO code, e.g. "NL"
     customer_number: str | None  # Directo customer code
-    opted_in: bool  # the EMAIL channel permission: True only when consent is yes
+    opted_in: bool | None  # the EMAIL channel permission: True only for a yes to consent; None: no statement
+    #                        (the warehouse knows no consent of its own: Spotler's channel is left as it is)
     properties: dict[str, str]  # extra Spotler contact properties (a setting names them), may be empty
 
 
@@ -83,11 +85,10 @@ def contact_body(change: ContactChange) -> dict:
         "country": change.country,
     }
     properties = {**change.properties, **{name: value for name, value in named.items() if value}}
-    return {
-        "externalId": change.external_id,
-        "properties": properties,
-        "channels": [{"name": "EMAIL", "value": bool(change.opted_in)}],
-    }
+    body: dict = {"externalId": change.external_id, "properties": properties}
+    if change.opted_in is not None:
+        body["channels"] = [{"name": "EMAIL", "value": bool(change.opted_in)}]
+    return body
 
 
 def _last_name(change: ContactChange) -> str | None:
@@ -105,9 +106,12 @@ def push_contacts(
     batch_size: int = MAX_BATCH,
     workers: int = 1,
     say: Callable[[str], None] = print,
+    answered: Callable[[list[ContactOutcome]], None] = lambda outcomes: None,
 ) -> list[ContactOutcome]:
     """Every change to Spotler; an outcome per change, in the order of `changes`. `batch_size` is capped at 100;
-    `workers` calls run at a time. `say` gets progress and a summary line (counts only: no address, no secret)."""
+    `workers` calls run at a time. `say` gets progress and a summary line (counts only: no address, no secret);
+    `answered` gets each call's outcomes as they come, on the calling thread (the caller records them, so a run
+    stopped midway keeps what Spotler already answered)."""
     if dry_run:
         outcomes = [
             ContactOutcome(c.email, c.external_id, _action(c), "would-create" if c.is_new else "would-update")
@@ -133,7 +137,7 @@ def push_contacts(
             )
     new = [(i, c) for i, c in enumerate(changes) if c.is_new and i not in results]
     changed = [(i, c) for i, c in enumerate(changes) if not c.is_new and i not in results]
-    progress_step, answered, reported = PROGRESS_EVERY_BATCHES * batch_size, len(results), 0
+    progress_step, answered_count, reported = PROGRESS_EVERY_BATCHES * batch_size, len(results), 0
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="spotler-contacts") as pool:
         tasks = [
             pool.submit(push.create_batch, new[start : start + batch_size]) for start in range(0, len(new), batch_size)
@@ -142,10 +146,11 @@ def push_contacts(
         for task in as_completed(tasks):
             done = task.result()
             results.update(done)
-            answered += len(done)
-            if answered // progress_step > reported and answered < len(changes):
-                reported = answered // progress_step
-                say(f"  spotler contacts: {answered:,} of {len(changes):,} answered")
+            answered(list(done.values()))
+            answered_count += len(done)
+            if answered_count // progress_step > reported and answered_count < len(changes):
+                reported = answered_count // progress_step
+                say(f"  spotler contacts: {answered_count:,} of {len(changes):,} answered")
     outcomes = [results[index] for index in range(len(changes))]
     counts = Counter(o.status for o in outcomes)
     told = ", ".join(f"{counts[s]:,} {s}" for s in ("created", "updated", "refused", "failed") if counts[s])
