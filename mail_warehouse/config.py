@@ -5,6 +5,7 @@ loader). Imported where a setting is read, so that `warehouse --help` does not i
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, TypeVar
 
 from dlt.common.configuration.exceptions import ConfigurationValueError
@@ -99,13 +100,32 @@ class SyncConfiguration(BaseConfiguration):
                 f"sync.contacts_columns (SYNC__CONTACTS_COLUMNS) renames {', '.join(unknown)}: only "
                 f"{', '.join(CONTACT_COLUMNS)} can be renamed"
             )
-        if "{date" not in self.contacts_file_name or self.contacts_file_name.startswith("."):
+        try:
+            sample = self.contacts_file_name.format(date=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+        except (KeyError, IndexError, ValueError):
+            sample = ""
+        if "{date" not in self.contacts_file_name or not sample or sample.startswith(".") or "/" in sample:
             raise ConfigurationValueError(
-                f"sync.contacts_file_name {self.contacts_file_name!r} must carry the moment, e.g. "
-                "contacten_{date:%Y%m%d_%H%M%S}.csv, and not start with a dot"
+                f"sync.contacts_file_name (SYNC__CONTACTS_FILE_NAME) {self.contacts_file_name!r} must carry the "
+                "moment as {date:...} and nothing else in braces, e.g. contacten_{date:%Y%m%d_%H%M%S}.csv, with no "
+                "folder and no leading dot"
+            )
+        names = self.file_columns()
+        clashing = sorted({name for name in names if names.count(name) > 1 or name.startswith("_") or not name})
+        if clashing:
+            raise ConfigurationValueError(
+                f"the contacts file's columns {clashing} clash or are reserved (check sync.contacts_columns, "
+                "contacts_datafields and contacts_class): each must be named once, and not start with _"
             )
         if len(self.contacts_delimiter) != 1:
             raise ConfigurationValueError("sync.contacts_delimiter must be one character")
+
+    def file_columns(self) -> list[str]:
+        """The contacts file's columns, in order, as named in it: the defaults (renamed), then the datafields
+        (their codes in lower case) and `klass`."""
+        renamed = self.contacts_columns or {}
+        extra = [code.lower() for code in self.contacts_datafields or []] + (["klass"] if self.contacts_class else [])
+        return [renamed.get(column, column) for column in CONTACT_COLUMNS] + extra
 
 
 def resolve(spec: type[Spec], *sections: str, accept_partial: bool = False) -> Spec:
