@@ -56,22 +56,28 @@ def _step(name: str, stream, step: Callable[[], int], step_name: str) -> StepRes
     )
 
 
-def _syncs(stream) -> list[StepResult]:
+def _syncs(stream, directo_loaded: bool) -> list[StepResult]:
     """The syncs `[sync]` switches on (contacts to the mail platforms, opt-outs to Directo); a wrong `[sync]`
-    setting fails them both, naming it."""
+    setting is one failed `sync` step naming it. No opt-out goes to Directo when this run could not load it: its
+    OPTINs in the warehouse may be older than a yes a clerk entered since."""
     from mail_warehouse.config import SyncConfiguration, resolve
 
     try:
         config = resolve(SyncConfiguration, "sync")
     except Exception as error:
         return [_step("sync", stream, functools.partial(_raise, error), "sync")]
-    return [
-        _step(name, stream, step, name) if enabled else StepResult(name, "skipped", note=f"[sync] {setting} is off")
-        for name, step, enabled, setting in (
-            ("sync contacts", steps.sync_contacts, config.contacts, "contacts"),
-            ("sync consent", steps.sync_consent, config.consent_to_directo, "consent_to_directo"),
-        )
-    ]
+    results = []
+    for name, step, enabled, setting in (
+        ("sync contacts", steps.sync_contacts, config.contacts, "contacts"),
+        ("sync consent", steps.sync_consent, config.consent_to_directo, "consent_to_directo"),
+    ):
+        if not enabled:
+            results.append(StepResult(name, "skipped", note=f"[sync] {setting} is off"))
+        elif name == "sync consent" and not directo_loaded:
+            results.append(StepResult(name, "skipped", note="load directo failed: its OPTINs may be out of date"))
+        else:
+            results.append(_step(name, stream, step, name))
+    return results
 
 
 def _raise(error: Exception) -> int:
@@ -112,7 +118,8 @@ def run_steps(wait_seconds: float, full_refresh: bool = False, stream=sys.stderr
         if build.status == "ok":
             done.append(_step("publish", stream, steps.publish, "publish"))
             done.append(_step("export", stream, steps.export, "export"))
-            done.extend(_syncs(stream))
+            directo_loaded = not any(s.name == "load directo" and s.status == "failed" for s in done)
+            done.extend(_syncs(stream, directo_loaded))
         else:
             done.append(StepResult("publish", "skipped", note="the build failed"))
             done.append(StepResult("export", "skipped", note="the build failed"))
