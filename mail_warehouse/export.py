@@ -283,7 +283,8 @@ class Deployteq:
             yield Found(setting, folder, attributes.st_size, attributes.st_mtime)
 
     def locate(self, file_name: str) -> Found | None:
-        """Where a file of this name is among Upload, Active, Done and Failed, if anywhere."""
+        """Where a file of this name is among this delivery's folders (the triggers': Upload, Active, Done and
+        Failed), if anywhere."""
         self._check_folders()
         return self.sftp.call(lambda session: self._look(session, file_name), f"looking for {file_name}")
 

@@ -209,12 +209,14 @@ def copy_spark_tables(
     file `database` under the same schema and name, read from its parquet files; a column `declared_types` names
     (`schema.table` -> column -> DuckDB type, the models' contracts) is cast to it, so the copy has the types the
     DuckDB build gives, whatever Spark's parquet encoding (INT96 or not). Returns the rows per table."""
+    folders = {name: local_folder(location) for name, location in sorted(locations.items())}  # all, before any copy
     copied = {}
     con = connect(database)
     try:
-        for name, location in sorted(locations.items()):
+        con.execute("begin")  # every table or none: publish never reads a mix of two builds
+        for name, folder in folders.items():
             schema, table = name.split(".")
-            files = sql_literal(str(local_folder(location) / "*.parquet"))
+            files = sql_literal(str(folder / "*.parquet"))
             declared = (declared_types or {}).get(name, {})
             columns = [row[0] for row in con.execute(f"describe select * from read_parquet({files})").fetchall()]
             select = ", ".join(f'cast("{c}" as {declared[c]}) as "{c}"' if c in declared else f'"{c}"' for c in columns)
@@ -223,6 +225,7 @@ def copy_spark_tables(
             counted = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()
             assert counted is not None  # count(*) answers one row
             copied[name] = counted[0]
+        con.execute("commit")
     finally:
         con.close()
     return copied
