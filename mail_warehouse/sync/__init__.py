@@ -15,3 +15,11 @@ def table_exists(con, qualified_name: str) -> bool:
             {"s": schema, "t": table},
         ).fetchone()[0]
     )
+
+
+def table_or_empty(con, qualified_name: str, columns: dict[str, str]) -> str:
+    """`schema.table` to read from, or, before anything wrote it (a first dry run records nothing), an empty
+    relation with the `columns` (name -> type) a query reads of it."""
+    if table_exists(con, qualified_name):
+        return qualified_name
+    return "(select " + ", ".join(f"null::{kind} as {name}" for name, kind in columns.items()) + " where false)"

@@ -36,7 +36,7 @@ from mail_warehouse.config import CONTACT_COLUMNS, SyncConfiguration
 from mail_warehouse.export_config import ExportError
 from mail_warehouse.lock import WarehouseLock
 from mail_warehouse.settings import sql_literal
-from mail_warehouse.sync import SyncError, table_exists
+from mail_warehouse.sync import SyncError, table_exists, table_or_empty
 from mail_warehouse_sources.sftp import SftpError
 from mail_warehouse_sources.spotler.config import SpotlerError
 
@@ -44,6 +44,7 @@ STATE = "sync.contact_state"
 FILES = "sync.contact_files"
 FILE_ROWS = "sync.contact_file_rows"
 CURRENT = "current_contact_rows"  # a temporary table of this run's rows
+DEPLOYTEQ_CHANGES = "deployteq_contact_changes"  # a temporary table: this run's rows Deployteq has not received
 DEPLOYTEQ, SPOTLER = "deployteq", "spotler"
 
 
@@ -139,11 +140,8 @@ def _quoted(name: str) -> str:
 def _changes(con, platform: str) -> str:
     """The rows of `CURRENT` that `platform` has not received as they are now, as SQL; `_is_new`: never received.
     Before any sync (a first dry run records nothing) nobody has received anything."""
-    state = (
-        STATE
-        if table_exists(con, STATE)
-        else "(select null::varchar as platform, null::varchar as email, null::varchar as row_hash, "
-        "null::varchar as external_id where false)"
+    state = table_or_empty(
+        con, STATE, {"platform": "varchar", "email": "varchar", "row_hash": "varchar", "external_id": "varchar"}
     )
     return f"""select r.*, r._{platform}_hash as _row_hash, s.email is null as _is_new, s.external_id as _known_id
                from {CURRENT} r left join {state} s on s.platform = '{platform}' and s.email = r._email
@@ -169,16 +167,16 @@ def _deployteq(con, config: SyncConfiguration, now: dt.datetime, dry_run: bool, 
     try:
         if deployteq is not None:
             results.extend(_reconcile(con, deployteq))
-        (rows, new) = con.execute(
-            f"select count(*), count(*) filter (_is_new) from ({_changes(con, DEPLOYTEQ)})"
-        ).fetchone()
+        # the changes once: the file and the intent's rows are the same rows by construction
+        con.execute(f"create or replace temporary table {DEPLOYTEQ_CHANGES} as {_changes(con, DEPLOYTEQ)}")
+        (rows, new) = con.execute(f"select count(*), count(*) filter (_is_new) from {DEPLOYTEQ_CHANGES}").fetchone()
         if not rows:
             return [*results, PlatformResult(DEPLOYTEQ, "nothing-changed")]
         file_name = config.contacts_file_name.format(date=now)
         local = settings.local_dir / file_name
         local.parent.mkdir(parents=True, exist_ok=True)
         columns = ", ".join(f'"{_quoted(name)}"' for name in config.file_columns())
-        con.execute(f"""copy (select {columns} from ({_changes(con, DEPLOYTEQ)}) order by _email)
+        con.execute(f"""copy (select {columns} from {DEPLOYTEQ_CHANGES} order by _email)
                         to {sql_literal(str(local))}
                         (format csv, header true, delimiter {sql_literal(config.contacts_delimiter)})""")
         where = f"{settings.import_dir}/{file_name} on {settings.sftp.where}"
@@ -197,7 +195,7 @@ def _deployteq(con, config: SyncConfiguration, now: dt.datetime, dry_run: bool, 
             {"id": file_id, "name": file_name, "rows": rows, "new": new, "size": size, "sha": sha256},
         )
         con.execute(
-            f"insert into {FILE_ROWS} select $id, _email, _row_hash from ({_changes(con, DEPLOYTEQ)})",
+            f"insert into {FILE_ROWS} select $id, _email, _row_hash from {DEPLOYTEQ_CHANGES}",
             {"id": file_id},
         )
         con.execute("commit")

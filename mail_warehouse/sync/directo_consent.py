@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from mail_warehouse import settings as warehouse_settings
 from mail_warehouse.lock import WarehouseLock
-from mail_warehouse.sync import SyncError, table_exists
+from mail_warehouse.sync import SyncError, table_exists, table_or_empty
 
 LEDGER = "sync.directo_consent_writes"
 MODEL = "marts.directo_optins_to_withdraw"
@@ -84,11 +84,12 @@ def ensure_ledger(con) -> None:
 
 def pending_writes(con) -> tuple[list[ConsentWrite], int]:
     """The customers whose opt-out Directo must learn and no earlier run wrote; and how many an earlier run
-    wrote already (the model lists them until Directo's next load)."""
+    wrote already (the model lists them until Directo's next load). Before any real run nothing was written."""
+    ledger = table_or_empty(con, LEDGER, {"customer_code": "varchar", "opted_out_on": "date", "status": "varchar"})
     rows = con.execute(f"""select m.customer_code, m.opted_out_on, m.opted_out_by, m.directo_optin_date,
-                                  l.status = 'written' as done
+                                  coalesce(l.status = 'written', false) as done
                            from {MODEL} m
-                           left join {LEDGER} l using (customer_code, opted_out_on)
+                           left join {ledger} l using (customer_code, opted_out_on)
                            order by m.customer_code""").fetchall()
     pending = [ConsentWrite(code, day, by, known) for code, day, by, known, done in rows if not done]
     return pending, sum(1 for *_, done in rows if done)
@@ -141,7 +142,7 @@ def sync_consent(*, dry_run: bool = False, wait_seconds: float = 300, stream=sys
                 raise SyncError(f"{MODEL} is not built: run `warehouse build` first")
             if not dry_run:
                 ensure_ledger(con)
-            pending, done_before = pending_writes(con) if table_exists(con, LEDGER) else (_all_writes(con), 0)
+            pending, done_before = pending_writes(con)
             result = ConsentSyncResult(dry_run, to_write=len(pending), already_written=done_before)
             if dry_run:
                 for write in pending:
@@ -181,10 +182,3 @@ def sync_consent(*, dry_run: bool = False, wait_seconds: float = 300, stream=sys
             return result
         finally:
             con.close()
-
-
-def _all_writes(con) -> list[ConsentWrite]:
-    """A dry run before any real run: no ledger yet, so every listed customer would be written."""
-    rows = con.execute(f"""select customer_code, opted_out_on, opted_out_by, directo_optin_date from {MODEL}
-                           order by customer_code""").fetchall()
-    return [ConsentWrite(*row) for row in rows]
