@@ -171,16 +171,16 @@ class _Push:
 
     def _send(self, method: str, endpoint: str, path: str, body: dict) -> Answer | str:
         """Spotler's answer, or why there is none (the client's error after its retries names the endpoint)."""
-        from mail_warehouse_sources.spotler.config import SpotlerError
+        from mail_warehouse_sources.spotler.config import SpotlerCredentialsRefused, SpotlerError
 
         if self.stopped:
             return self.stopped
         try:
             return self.client.send(method, endpoint, path, body)
+        except SpotlerCredentialsRefused as error:  # every other call would be refused too
+            self.stopped = f"not sent: {error}"
+            return str(error)
         except SpotlerError as error:
-            # a 401 is the one failure the client does not retry, and every other call would get it too
-            if "refused the credentials" in str(error):
-                self.stopped = f"not sent: {error}"
             return str(error)
 
     def create_batch(self, batch: list[tuple[int, ContactChange]]) -> dict[int, ContactOutcome]:

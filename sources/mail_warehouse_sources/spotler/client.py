@@ -21,7 +21,11 @@ import requests
 from oauthlib.oauth1 import Client as OAuthClient
 
 from mail_warehouse_sources.retry import call_with_retries
-from mail_warehouse_sources.spotler.config import SpotlerError, SpotlerSourceConfiguration
+from mail_warehouse_sources.spotler.config import (
+    SpotlerCredentialsRefused,
+    SpotlerError,
+    SpotlerSourceConfiguration,
+)
 
 
 class CallBudgetReached(Exception):
@@ -191,7 +195,7 @@ class SpotlerClient:
             self._sessions.put(session)
         status = response.status_code
         if status in (401, 403):
-            raise SpotlerError(
+            raise SpotlerCredentialsRefused(
                 f"{endpoint}: Spotler refused the credentials (HTTP {status}): check the secrets "
                 "SOURCES__SPOTLER__CONSUMER_KEY and SOURCES__SPOTLER__CONSUMER_SECRET"
             )

@@ -20,6 +20,10 @@ class SpotlerError(RuntimeError):
     """A failed run; names the endpoint and the setting to check, never a secret."""
 
 
+class SpotlerCredentialsRefused(SpotlerError):
+    """Spotler refused the account's credentials (401/403): every later call would be refused too."""
+
+
 class SpotlerSettingsError(ConfigurationValueError):
     """A setting is missing or wrong; the message names it by its environment variable (a dlt configuration
     error, as dlt's own: exit code 2)."""
