@@ -111,9 +111,7 @@ def _dbt(command: list[str]) -> int:
     from dbt.cli.main import dbtRunner
     from dbt.contracts.graph.manifest import Manifest
 
-    os.environ.update(dbt_environment())
-    os.chdir(PROJECT_DIR)  # profiles.yml's relative warehouse path is relative to the repo, as for dbt's CLI
-    project = _project_arguments()
+    project = _enter_project()
     parse_key = tuple(_options(command, ("--vars", "--target")))
     if parse_key not in _parsed_manifests:
         parsed = dbtRunner().invoke(["parse", "--quiet", *parse_key, *project])
@@ -126,8 +124,12 @@ def _dbt(command: list[str]) -> int:
     return 0 if result.success else 1
 
 
-def _project_arguments() -> list[str]:
-    """The project, and the repo's profiles.yml unless DBT_PROFILES_DIR names another (dbt reads that itself)."""
+def _enter_project() -> list[str]:
+    """Ready this process for dbt in it (its environment, the repo as the working folder: profiles.yml's relative
+    warehouse path is relative to the repo, as for dbt's CLI); the arguments naming the project, and the repo's
+    profiles.yml unless DBT_PROFILES_DIR names another (dbt reads that itself)."""
+    os.environ.update(dbt_environment())
+    os.chdir(PROJECT_DIR)
     profiles = [] if os.environ.get("DBT_PROFILES_DIR") else ["--profiles-dir", str(PROJECT_DIR)]
     return [*profiles, "--project-dir", str(PROJECT_DIR)]
 
@@ -140,8 +142,7 @@ def dbt_operation(macro: str, arguments: dict, target_arguments: list[str]) -> l
 
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(dbt_environment())
-    os.chdir(PROJECT_DIR)
+    project = _enter_project()
     logged: list[str] = []
 
     def keep(event) -> None:
@@ -150,7 +151,7 @@ def dbt_operation(macro: str, arguments: dict, target_arguments: list[str]) -> l
 
     command = ["run-operation", macro, "--args", json_module.dumps(arguments), *target_arguments]
     result = dbtRunner(callbacks=[keep]).invoke(
-        [*command, "--target-path", str(dbt_target_path() / "operations"), *_project_arguments()]
+        [*command, "--target-path", str(dbt_target_path() / "operations"), *project]
     )
     if not result.success:
         raise RuntimeError(f"dbt run-operation {macro} failed: {result.exception or 'see its output above'}")
