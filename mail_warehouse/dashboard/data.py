@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +23,11 @@ class Published:
     def __init__(self, path: Path, con: duckdb.DuckDBPyConnection):
         self.path = path
         self.con = con
+
+    @property
+    def published_at(self) -> dt.datetime:
+        """When `warehouse publish` renamed this copy into place (UTC)."""
+        return dt.datetime.fromtimestamp(self.path.stat().st_mtime, dt.UTC)
 
     def frame(self, sql: str, params: dict | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params or {}).df()

@@ -1,0 +1,96 @@
+"""Every page in a real browser: it renders without an error (each page's screenshot kept in the test's tmp
+folder), numbers are written for the reader, a newly published copy shows on refresh, and an empty
+warehouse says so instead of showing a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mail_warehouse import settings
+from mail_warehouse.dashboard.data import number, percent
+from tests.conftest import warehouse_cli
+from tests.dashboard.conftest import (
+    PAGES,
+    errors_on,
+    expected_mailing_headline,
+    open_page,
+    serve,
+    settle,
+    stop,
+    wait_for_metrics,
+)
+
+
+def test_numbers_are_written_for_dutch_and_estonian_readers():
+    assert number(1234567) == "1.234.567"
+    assert number(1234.5, 1, "et") == "1\u00a0234,5"
+    assert number(1234.5, 1, "en") == "1,234.5"
+    assert percent(0.23456) == "23,5\u00a0%"
+    assert percent(None) == "–"
+
+
+@pytest.mark.slow
+def test_every_page_renders_without_an_error_and_is_photographed(dashboard, page, tmp_path):
+    url, _ = dashboard
+    for name, path in PAGES.items():
+        open_page(page, url + path)
+        assert page.locator('[data-testid="stMetric"]').count() > 0, f"{name}: no headline numbers"
+        assert errors_on(page) == [], f"{name}: {errors_on(page)}"
+        assert "Page not found" not in page.content()
+        screenshot = tmp_path / f"{path or 'mailings'}.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        assert screenshot.stat().st_size > 20_000, f"{name}: the screenshot looks blank"
+
+
+@pytest.mark.slow
+def test_a_newly_published_copy_shows_on_refresh_and_the_file_is_never_held_open(published_world, page, tmp_path):
+    shared_env, shared_warehouse, _ = published_world
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(shared_warehouse, warehouse)
+    env = {**shared_env, "WAREHOUSE_PATH": str(warehouse)}
+    assert warehouse_cli("publish", env=env).returncode == 0
+    analytics = warehouse.with_name("analytics.duckdb")
+    server, url, output = serve(warehouse, tmp_path / "streamlit.log")
+    try:
+        _refresh_shows_the_new_copy(server, url, env, warehouse, analytics, page)
+    finally:
+        stop(server, output)
+
+
+def _refresh_shows_the_new_copy(server, url, env, warehouse, analytics, page):
+    streamlit = int(Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()[0])
+    open_page(page, url)
+    before = expected_mailing_headline(analytics)
+    wait_for_metrics(page, before)
+    # between page views the server holds no handle on the copy, so publish can replace it at any time
+    held = [os.readlink(f"/proc/{streamlit}/fd/{fd}") for fd in os.listdir(f"/proc/{streamlit}/fd")]
+    assert not [target for target in held if "analytics.duckdb" in target]
+
+    con = settings.connect(warehouse)
+    con.execute("delete from marts.mailing_statistics where source_system = 'clang'")
+    con.close()
+    again = warehouse_cli("publish", env=env)
+    assert again.returncode == 0, again.stderr
+    after = expected_mailing_headline(analytics)
+    assert after["Mailings"] != before["Mailings"]
+    page.reload()
+    settle(page)
+    wait_for_metrics(page, after)
+
+
+@pytest.mark.slow
+def test_nothing_published_shows_a_clear_page_instead_of_a_traceback(browser, tmp_path):
+    server, url, output = serve(tmp_path / "warehouse.duckdb", tmp_path / "streamlit.log")
+    try:
+        page = browser.new_page()
+        open_page(page, url)
+        assert page.get_by_text("Nothing published yet").count() == 1
+        assert "warehouse publish" in page.locator('[data-testid="stAlert"]').inner_text()
+        assert errors_on(page) == []
+        page.screenshot(path=str(tmp_path / "nothing-published.png"), full_page=True)
+    finally:
+        stop(server, output)
