@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup run test lint format test-spark test-spark-cluster bench clean dashboard
+.PHONY: setup run test lint format test-spark test-spark-cluster bench clean dashboard screenshots
 
 $(INSTALLED): pyproject.toml sources/pyproject.toml demo/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ test-spark-cluster: $(SPARK_INSTALLED)
 # The dashboard on analytics.duckdb (after `make run`): http://127.0.0.1:8501/
 dashboard: setup
 	$(BIN)/warehouse dashboard
+
+# Every page of the dashboard photographed into docs/ (after `make run`; needs Debian's chromium)
+screenshots: setup
+	$(BIN)/python docs/screenshots.py
 
 # Every benchmark but Spark's (it needs `make test-spark`'s setup: run bench/bench_spark_build.py by hand).
 bench: setup

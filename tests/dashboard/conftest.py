@@ -99,7 +99,9 @@ def published_world(built_warehouse, tmp_path_factory):
 @pytest.fixture(scope="package")
 def dashboard(published_world, tmp_path_factory):
     _, warehouse, _ = published_world
-    server, url, output = serve(warehouse, tmp_path_factory.mktemp("streamlit") / "streamlit.log")
+    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    server, url, output = serve(warehouse, log)
+    server.log_path = log  # what Streamlit printed while serving: warnings show there
     yield url, server
     stop(server, output)
 
@@ -163,6 +165,21 @@ def wait_for_metrics(page, expected: dict[str, str], timeout: float = 30) -> Non
         if time.monotonic() > deadline:
             assert {label: shown.get(label) for label in expected} == expected
         page.wait_for_timeout(300)
+
+
+def visible_text(page) -> str:
+    """What a reader sees on the page, the collapsed query expanders (SQL, with column names) left out."""
+    return page.evaluate(
+        """() => {
+            const copy = document.querySelector('[data-testid="stMain"]') || document.body;
+            const clone = copy.cloneNode(true);
+            clone.querySelectorAll('[data-testid="stExpander"]').forEach((e) => e.remove());
+            document.body.appendChild(clone);
+            const text = clone.innerText;
+            clone.remove();
+            return text;
+        }"""
+    )
 
 
 def errors_on(page) -> list[str]:

@@ -5,6 +5,7 @@ warehouse says so instead of showing a traceback."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.dashboard.conftest import (
     serve,
     settle,
     stop,
+    visible_text,
     wait_for_metrics,
 )
 
@@ -33,17 +35,39 @@ def test_numbers_are_written_for_dutch_and_estonian_readers():
     assert percent(None) == "–"
 
 
+# what a reader must never see: a time said to be UTC, a raw null, a platform's key, a column name
+RAW = re.compile(r"\bUTC\b|\bNone\b|\bnull\b|\bNaN\b|\bNaT\b|\bclang\b|\bspotler\b|\b[a-z]+_[a-z_]+\b")
+
+
 @pytest.mark.slow
-def test_every_page_renders_without_an_error_and_is_photographed(dashboard, page, tmp_path):
-    url, _ = dashboard
+def test_every_page_renders_in_dutch_without_an_error_or_a_raw_label_and_is_photographed(dashboard, page, tmp_path):
+    url, server = dashboard
     for name, path in PAGES.items():
         open_page(page, url + path)
         assert page.locator('[data-testid="stMetric"]').count() > 0, f"{name}: no headline numbers"
         assert errors_on(page) == [], f"{name}: {errors_on(page)}"
         assert "Page not found" not in page.content()
+        shown = visible_text(page)
+        assert RAW.findall(shown) == [], f"{name}: raw labels on the page"
         screenshot = tmp_path / f"{path or 'mailings'}.png"
         page.screenshot(path=str(screenshot), full_page=True)
         assert screenshot.stat().st_size > 20_000, f"{name}: the screenshot looks blank"
+    assert "Bijgewerkt" in page.get_by_test_id("stSidebar").inner_text(), "when the copy was published, in Dutch"
+    # no deprecation or other warning logged while serving every page (Streamlit prints them on its stderr)
+    logged = server.log_path.read_text()
+    assert "use_container_width" not in logged and "deprecat" not in logged.lower(), logged[-2000:]
+
+
+@pytest.mark.slow
+def test_english_is_the_other_choice_and_the_address_of_the_start_page_works(dashboard, page):
+    url, _ = dashboard
+    open_page(page, url + "mailings")
+    assert "Page not found" not in page.content()
+    assert page.url.rstrip("/") == url.rstrip("/"), "/mailings lands on the start page"
+    page.get_by_test_id("stSidebar").get_by_text("Nederlands").click()
+    page.get_by_role("option", name="English").click()
+    settle(page)
+    assert "Published" in page.get_by_test_id("stSidebar").inner_text()
 
 
 @pytest.mark.slow
