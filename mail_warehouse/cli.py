@@ -6,7 +6,7 @@ warehouse load spotler [--contacts FILE]  # Spotler Mail+ reporting API into raw
 warehouse load directo [--full]  # Directo customers XML into raw_directo
 warehouse build [-- DBT_ARGS]  # dbt build on the warehouse (models, seeds, tests)
 warehouse publish              # marts and segments to analytics.duckdb for BI
-warehouse dashboard [--port P] # the BI dashboard on analytics.duckdb, on localhost (Streamlit)
+warehouse dashboard [--host H] [--port P] [--secrets PATH]  # the BI dashboard (Streamlit): localhost, or a login
 warehouse export [SEGMENT ...] [--force] [--dry-run] [--status]   # segments to Deployteq and Spotler
 warehouse run [--wait S]       # the scheduled job: load, build, publish, export
 warehouse demo                 # a small demo world, its stand-ins, every pipeline step, a summary
@@ -222,15 +222,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     dashboard = commands.add_parser(
         "dashboard",
-        help="serve the dashboard on analytics.duckdb on localhost and print its URL",
+        help="serve the dashboard on analytics.duckdb (this machine only, or behind a login) and print its URL",
         description="A Streamlit dashboard (mailings, one mailing, contacts, segments and exports, settling mailings) "
         "on the published copy, opened read-only for each page view: it never blocks a load, and a "
-        "newly published copy shows on refresh. Needs the `dashboard` extra. Ctrl-C stops it.",
+        "newly published copy shows on refresh. Needs the `dashboard` extra. Ctrl-C stops it. Without a login it "
+        "serves this machine only (a loopback --host); with Streamlit's OpenID Connect login configured in its "
+        "secrets file ([auth], README: The dashboard, Access) it shows nothing but a login button until a person "
+        "has logged in, and may listen on any address.",
     )
     dashboard.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)"
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only); any address other machines reach "
+        "(0.0.0.0, ::, a LAN address, a host name) needs the login",
     )
     dashboard.add_argument("--port", type=_positive, default=8501, help="port (default 8501)")
+    dashboard.add_argument(
+        "--secrets",
+        metavar="PATH",
+        help="the dashboard's secrets file, with the login's [auth] section (default: the setting "
+        "[dashboard] secrets_file, env DASHBOARD__SECRETS_FILE, else .streamlit/secrets.toml in the repo)",
+    )
     dashboard.set_defaults(handler=cmd_dashboard)
 
     run = commands.add_parser(
@@ -450,14 +462,23 @@ def cmd_publish(args) -> int:
 
 def cmd_dashboard(args) -> int:
     from mail_warehouse.dashboard import start, url
+    from mail_warehouse.dashboard.auth import check_access, secrets_file
     from mail_warehouse.publish import analytics_path
 
-    server = start(args.host, args.port)
+    secrets = secrets_file(args.secrets)
+    login = check_access(args.host, secrets)  # an open address without a login stops here, before Streamlit
+    server = start(args.host, args.port, secrets=secrets)
     copy = analytics_path()
+    if login is None:
+        access = "no login: this machine only"
+    else:
+        access = f"login at {login.provider}" + (
+            "" if login.has_allow_list else " (anyone it lets in: allowed_emails / allowed_domains narrow that)"
+        )
     print(
         f"Dashboard on {url(args.host, args.port)} reading {copy} read-only"
         + ("" if copy.exists() else " (nothing published yet: run `warehouse publish`)")
-        + "; Ctrl-C stops it",
+        + f"; {access}; Ctrl-C stops it",
         flush=True,
     )
     # a service manager's stop (SIGTERM) reaches only this process: pass it on, or Streamlit outlives us

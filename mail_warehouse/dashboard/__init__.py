@@ -3,6 +3,9 @@
 One page per question a marketer asks (pages/, a module each), each with its query beside its chart. The app opens the
 copy read-only for each page view and closes it again, so it never blocks a load or a publish, and a newly
 published copy (renamed into place by `warehouse publish`) shows on the next refresh.
+
+Who may open it is `auth`'s business: this machine only without a login, Streamlit's OpenID Connect login (in
+the dashboard's secrets file) to serve a team.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ class DashboardError(RuntimeError):
     pass
 
 
-def streamlit_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> list[str]:
-    """The command that serves the dashboard: headless, no usage statistics sent anywhere, no file watcher."""
+def streamlit_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, secrets: Path | None = None) -> list[str]:
+    """The command that serves the dashboard: headless, no usage statistics sent anywhere, no file watcher, and
+    the dashboard's own secrets file only (never ~/.streamlit's or the working directory's, which the access
+    check did not read)."""
     return [
         sys.executable,
         "-m",
@@ -47,21 +52,32 @@ def streamlit_command(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> lis
         "viewer",
         "--theme.base",
         "light",
+        *(["--secrets.files", str(secrets)] if secrets is not None else []),
     ]
 
 
 def url(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:
-    return f"http://{host}:{port}/"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def start(
-    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, env: dict | None = None, **popen_options
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    secrets: Path | None = None,
+    env: dict | None = None,
+    **popen_options,
 ) -> subprocess.Popen:
-    """Start the dashboard server in a process of its own; the caller stops it."""
+    """Start the dashboard server in a process of its own; the caller stops it. Refuses (DashboardError) an
+    address other machines reach when `secrets` (default: `auth.secrets_file()`) configure no login."""
     try:
         import streamlit  # noqa: F401  (only to fail early with a clear message)
     except ImportError:
         raise DashboardError(
             "the dashboard needs Streamlit: pip install 'mail-warehouse[dashboard]' (make setup installs it)"
         ) from None
-    return subprocess.Popen(streamlit_command(host, port), env={**os.environ, **(env or {})}, **popen_options)
+    from mail_warehouse.dashboard.auth import check_access, secrets_file
+
+    secrets = secrets or secrets_file()
+    check_access(host, secrets)
+    return subprocess.Popen(streamlit_command(host, port, secrets), env={**os.environ, **(env or {})}, **popen_options)

@@ -3,6 +3,7 @@ format, navigation, the published copy's age, and the empty state."""
 
 import streamlit as st
 
+from mail_warehouse.dashboard.auth import gate
 from mail_warehouse.dashboard.data import DEFAULT_NUMBER_FORMAT, NUMBER_FORMATS, NothingPublished, published
 from mail_warehouse.dashboard.pages import contacts, customer, flows, mailings, one_mailing, segments, settling
 from mail_warehouse.dashboard.pages.common import DEFAULT_LANGUAGE, LANGUAGES, say, when
@@ -14,7 +15,7 @@ with st.sidebar:
         "Taal · Language",
         list(LANGUAGES),
         index=list(LANGUAGES).index(DEFAULT_LANGUAGE),
-        format_func=LANGUAGES.get,
+        format_func=lambda key: LANGUAGES[key],
         key="language",
     )
     st.selectbox(
@@ -87,4 +88,6 @@ navigation = st.navigation(
         st.Page(go_to_start, title="Mailings", url_path="mailings", visibility="hidden"),
     ]
 )
+# who may see the pages: anyone else gets nothing but a login button (or a refusal); stops the script there
+gate()
 navigation.run()
