@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import altair as alt
@@ -206,7 +207,18 @@ def show_query(sql: str, params: dict | None = None) -> None:
     with st.expander(say("Query", "Query")):
         st.code(sql.strip(), language="sql")
         if params:
-            st.caption(say("Parameters: ", "Parameters: ") + ", ".join(f"${k} = {v!r}" for k, v in params.items()))
+            st.caption(
+                say("Parameters: ", "Parameters: ") + ", ".join(f"${k} = {sql_value(v)}" for k, v in params.items())
+            )
+
+
+def sql_value(value) -> str:
+    """A query parameter as it would be written in the SQL: a day as DATE '2026-11-01', a list as [..]."""
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(sql_value(v) for v in value) + "]"
+    return f"'{value}'" if isinstance(value, str) else str(value)
 
 
 def metrics(values: list[tuple], per_row: int = 4) -> None:
@@ -247,7 +259,9 @@ def table(frame: pd.DataFrame, columns: Mapping[str, Column], **options) -> None
         if column.kind == "time":  # sorting a column of text would put 10-01 before 02-02
             shown[name] = pd.to_datetime(shown[name], utc=True)
     labels = {name: column.label for name, column in columns.items()}
-    formats = {labels[name]: FORMATTERS[column.kind] for name, column in columns.items() if column.kind in FORMATTERS}
+    formats: dict[Any, Any] = {
+        labels[name]: FORMATTERS[column.kind] for name, column in columns.items() if column.kind in FORMATTERS
+    }
     shown = shown.rename(columns=labels)
     config = {
         labels[name]: st.column_config.LinkColumn(column.label)
