@@ -1,13 +1,16 @@
-"""`warehouse run`, the scheduled job: load every configured source, build, publish, export, and the syncs
+"""`warehouse run`, the scheduled job: load every configured source, build, export, publish, and the syncs
 `[sync]` switches on.
 
 One lock per warehouse keeps two overlapping runs (cron) from writing at once: the second waits up to
 `--wait` seconds, then exits with a clear message. The steps run one after the other in this process, each the
-step function the command line calls (`mail_warehouse.steps`: load a source, build, publish, export), each
+step function the command line calls (`mail_warehouse.steps`: load a source, build, export, publish), each
 closing the DuckDB file before the next opens it: one interpreter and one import of dlt, DuckDB and dbt for
 the whole job, where a process per step paid them six times. A step's bug is its traceback and a failed step;
-the other steps still run. A failed build publishes and exports nothing. The exit code is non-zero when any
-step failed, after a summary of every step.
+the other steps still run. A failed build exports and publishes nothing. The export comes before the publish:
+the copy holds the export logs, so the dashboard shows today's deliveries right after the run. After a failed
+export the copy is published all the same, with the log as that export left it (a delivery failed or
+unfinished shows as such; the summary says so); the syncs come last: their ledgers are not in the copy. The
+exit code is non-zero when any step failed, after a summary of every step.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def _raise(error: Exception) -> int:
 
 
 def run_steps(wait_seconds: float, full_refresh: bool = False, stream=sys.stderr) -> tuple[int, list[StepResult]]:
-    """The job: every configured source loaded, built, published, exported; the exit code and each step's
+    """The job: every configured source loaded, built, exported, published; the exit code and each step's
     result."""
     warehouse = warehouse_path()
     done: list[StepResult] = []
@@ -95,9 +98,9 @@ def run_steps(wait_seconds: float, full_refresh: bool = False, stream=sys.stderr
                 "finish erasures", stream, functools.partial(steps.finish_erasures, wait_seconds), "forget"
             )
             done.append(erasures)
-            if erasures.status == "failed":  # a person half erased is never built, published nor exported
+            if erasures.status == "failed":  # a person half erased is never built, exported nor published
                 skipped = [
-                    StepResult(name, "skipped", note="erasures unfinished") for name in ("build", "publish", "export")
+                    StepResult(name, "skipped", note="erasures unfinished") for name in ("build", "export", "publish")
                 ]
                 return 1, [*done, *skipped]
         sources = configured_sources()
@@ -116,12 +119,17 @@ def run_steps(wait_seconds: float, full_refresh: bool = False, stream=sys.stderr
         freshness, stale = freshness_summary(since=build_started)
         done.append(StepResult("source freshness", freshness, note=stale))
         if build.status == "ok":
-            done.append(_step("publish", stream, steps.publish, "publish"))
-            done.append(_step("export", stream, steps.export, "export"))
+            # exported first: the copy holds the export logs, so it shows what this run sent (or failed to)
+            export = _step("export", stream, steps.export, "export")
+            done.append(export)
+            published = _step("publish", stream, steps.publish, "publish")
+            if export.status == "failed" and published.status == "ok":
+                published.note = "after a failed export: the copy shows the export log as that export left it"
+            done.append(published)
             directo_loaded = not any(s.name == "load directo" and s.status == "failed" for s in done)
             done.extend(_syncs(stream, directo_loaded))
         else:
-            done.append(StepResult("publish", "skipped", note="the build failed"))
             done.append(StepResult("export", "skipped", note="the build failed"))
+            done.append(StepResult("publish", "skipped", note="the build failed"))
     failed = [s for s in done if s.status == "failed"]
     return (1 if failed else 0), done
