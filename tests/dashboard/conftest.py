@@ -42,8 +42,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def serve(warehouse: Path, log: Path):
-    """`warehouse dashboard` on a free loopback port; waits until it prints its URL and Streamlit answers."""
+def serve(warehouse: Path, log: Path, env: dict | None = None):
+    """`warehouse dashboard` on a free loopback port (in `env`, the world's: dbt's target path of its build, where
+    the segments page reads their rules); waits until it prints its URL and Streamlit answers."""
     port = _free_port()
     output = log.open("w")
     server = start_warehouse_cli(
@@ -52,7 +53,7 @@ def serve(warehouse: Path, log: Path):
         str(port),
         # no login: a developer's own `.streamlit/secrets.toml` must not put a login before these pages
         env={
-            **os.environ,
+            **(env or os.environ),
             "WAREHOUSE_PATH": str(warehouse),
             "DASHBOARD__SECRETS_FILE": str(log.with_name("none.toml")),
         },
@@ -103,9 +104,9 @@ def published_world(built_warehouse, tmp_path_factory):
 
 @pytest.fixture(scope="package")
 def dashboard(published_world, tmp_path_factory):
-    _, warehouse, _ = published_world
+    env, warehouse, _ = published_world
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    server, url, output = serve(warehouse, log)
+    server, url, output = serve(warehouse, log, env)
     server.log_path = log  # what Streamlit printed while serving: warnings show there
     yield url, server
     stop(server, output)

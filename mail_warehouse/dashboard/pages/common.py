@@ -255,8 +255,14 @@ def table(frame: pd.DataFrame, columns: Mapping[str, Column], **options) -> None
     """A table of these columns, in this order, under their labels, every value in the reader's format (the
     values underneath stay numbers and times, so a column still sorts as numbers do)."""
     shown = frame[list(columns)].copy()
+    columns = dict(columns)
     for name, column in columns.items():
-        if column.kind == "time":  # sorting a column of text would put 10-01 before 02-02
+        if column.kind in FORMATTERS and shown[name].isna().any():
+            # Streamlit's table draws a missing value as a grey "None", whatever the Styler writes for it: a column
+            # with gaps goes as the text it shows, "–" in the gaps (that column then sorts as text)
+            shown[name] = [FORMATTERS[column.kind](value) for value in shown[name]]
+            columns[name] = Column(column.label, "text")
+        elif column.kind == "time":  # sorting a column of text would put 10-01 before 02-02
             shown[name] = pd.to_datetime(shown[name], utc=True)
     labels = {name: column.label for name, column in columns.items()}
     formats: dict[Any, Any] = {
