@@ -1,6 +1,6 @@
 """`warehouse dashboard`: a Streamlit dashboard on the published copy (`analytics.duckdb`), read-only.
 
-One page per question a marketer asks (pages/, a module each), each with its query beside its chart. The app opens the
+One page per question a marketer asks (views/, a module each), each with its query beside its chart. The app opens the
 copy read-only for each page view and closes it again, so it never blocks a load or a publish, and a newly
 published copy (renamed into place by `warehouse publish`) shows on the next refresh.
 

@@ -5,8 +5,8 @@ import streamlit as st
 
 from mail_warehouse.dashboard.auth import gate
 from mail_warehouse.dashboard.data import DEFAULT_NUMBER_FORMAT, NUMBER_FORMATS, NothingPublished, published
-from mail_warehouse.dashboard.pages import contacts, customer, flows, mailings, one_mailing, segments, settling
-from mail_warehouse.dashboard.pages.common import DEFAULT_LANGUAGE, LANGUAGES, say, when
+from mail_warehouse.dashboard.views import contacts, customer, flows, mailings, one_mailing, segments, settling
+from mail_warehouse.dashboard.views.common import DEFAULT_LANGUAGE, LANGUAGES, say, when
 
 st.set_page_config(page_title="Mail warehouse", page_icon="✉️", layout="wide")
 

@@ -175,7 +175,7 @@ def gate() -> None:
     login button, or a refusal, and nothing else: this stops the script."""
     import streamlit as st
 
-    from mail_warehouse.dashboard.pages.common import say
+    from mail_warehouse.dashboard.views.common import say
 
     try:
         login = read_login(st.get_option("secrets.files") or [])

@@ -14,10 +14,8 @@ import pytest
 from mail_warehouse.dashboard.data import number
 from tests.dashboard.conftest import (
     open_page,
-    serve,
     settle,
     sql,
-    stop,
     visible_text,
     wait_for_metrics,
 )
@@ -29,21 +27,12 @@ CSV_OUTCOMES = {"uploaded": "geüpload", "done": "klaar (verwerkt)", "failed": "
 SPOTLER_OUTCOMES = {"done": "klaar", "intent": "onderbroken"}
 
 
-@pytest.fixture(scope="module")
-def segments_dashboard(published_world, browser, tmp_path_factory):
-    """The dashboard as `warehouse dashboard` runs beside the warehouse: with the build's dbt target path, where
-    the segments' descriptions are (dbt's manifest)."""
-    env, warehouse, _ = published_world
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DBT_TARGET_PATH", env["DBT_TARGET_PATH"])
-        server, url, output = serve(warehouse, tmp_path_factory.mktemp("segments") / "streamlit.log")
-    # Streamlit takes the dashboard's `pages/` folder for its old multipage pages until the app has run once:
-    # the first address other than / would show an empty page
-    start = browser.new_context()
-    open_page(start.new_page(), url)
-    start.close()
-    yield url
-    stop(server, output)
+@pytest.fixture
+def segments_dashboard(dashboard):
+    """The shared dashboard, which runs as `warehouse dashboard` beside the warehouse does: with the build's dbt
+    target path, where the segments' rules are (dbt's manifest)."""
+    url, _ = dashboard
+    return url
 
 
 def table_of(page, index: int) -> tuple[list[str], list[list[str]]]:

@@ -54,7 +54,7 @@ def euros(value, decimals: int = 0) -> str:
 
 
 def yes_no(value) -> str:
-    if value is None or pd.isna(value):
+    if value is None or (not isinstance(value, bool) and pd.isna(value)):
         return "–"
     return say("ja", "yes") if value else say("nee", "no")
 
@@ -257,9 +257,10 @@ def table(frame: pd.DataFrame, columns: Mapping[str, Column], **options) -> None
     shown = frame[list(columns)].copy()
     columns = dict(columns)
     for name, column in columns.items():
-        if column.kind in FORMATTERS and shown[name].isna().any():
-            # Streamlit's table draws a missing value as a grey "None", whatever the Styler writes for it: a column
-            # with gaps goes as the text it shows, "–" in the gaps (that column then sorts as text)
+        if column.kind in ("text", "yes_no") or (column.kind in FORMATTERS and shown[name].isna().any()):
+            # Streamlit's table draws a missing value as a grey "None" and a boolean as a checkbox, whatever the
+            # Styler writes for them: such a column goes as the text it shows, "–" in the gaps (it then sorts as
+            # text)
             shown[name] = [FORMATTERS[column.kind](value) for value in shown[name]]
             columns[name] = Column(column.label, "text")
         elif column.kind == "time":  # sorting a column of text would put 10-01 before 02-02

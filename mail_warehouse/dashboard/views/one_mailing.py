@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from mail_warehouse.dashboard.data import Published
-from mail_warehouse.dashboard.pages.common import (
+from mail_warehouse.dashboard.views.common import (
     COLOURS,
     LABEL_LIMIT,
     Column,
@@ -24,7 +24,7 @@ from mail_warehouse.dashboard.pages.common import (
     table,
     when,
 )
-from mail_warehouse.dashboard.pages.mailings import link_to_page, machines_line, mailing_type_name
+from mail_warehouse.dashboard.views.mailings import link_to_page, machines_line, mailing_type_name
 
 CHOICES = """
 select s.mailing_key, s.mailing_name, s.source_system, s.sent_at, m.campaign_name,

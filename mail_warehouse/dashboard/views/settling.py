@@ -6,7 +6,7 @@ import altair as alt
 import streamlit as st
 
 from mail_warehouse.dashboard.data import Published
-from mail_warehouse.dashboard.pages.common import (
+from mail_warehouse.dashboard.views.common import (
     LABEL_LIMIT,
     TIME_FORMAT,
     Column,

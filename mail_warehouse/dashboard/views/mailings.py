@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from mail_warehouse.dashboard.data import Published
-from mail_warehouse.dashboard.pages.common import (
+from mail_warehouse.dashboard.views.common import (
     COLOURS,
     LABEL_LIMIT,
     LOCAL_TIME_ZONE,

@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from mail_warehouse.dashboard.data import Published
-from mail_warehouse.dashboard.pages.common import (
+from mail_warehouse.dashboard.views.common import (
     DAY_FORMAT,
     TIME_FORMAT,
     Column,
@@ -97,9 +97,17 @@ from deliveries"""
 
 
 def target_kind_name(kind) -> str:
+    """A delivery's target in words, as the export logs (csv_trigger, campaign_trigger, audience) and the sends per
+    contact (deployteq_csv_trigger, spotler_campaign_trigger) name it."""
+    csv, campaign = (
+        say("Deployteq CSV-trigger", "Deployteq CSV trigger"),
+        say("Spotler-campagnetrigger", "Spotler campaign trigger"),
+    )
     names = {
-        "csv_trigger": say("Deployteq CSV-trigger", "Deployteq CSV trigger"),
-        "campaign_trigger": say("Spotler-campagnetrigger", "Spotler campaign trigger"),
+        "csv_trigger": csv,
+        "deployteq_csv_trigger": csv,
+        "campaign_trigger": campaign,
+        "spotler_campaign_trigger": campaign,
         "audience": say("Spotler-doelgroep", "Spotler audience"),
     }
     return names.get(kind, "–" if kind is None or pd.isna(kind) else str(kind))

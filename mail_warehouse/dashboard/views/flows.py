@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from mail_warehouse.dashboard.data import Published
-from mail_warehouse.dashboard.pages.common import (
+from mail_warehouse.dashboard.views.common import (
     LOCAL_TIME_ZONE,
     Column,
     draw,
@@ -25,7 +25,7 @@ from mail_warehouse.dashboard.pages.common import (
     table,
     when,
 )
-from mail_warehouse.dashboard.pages.mailings import (
+from mail_warehouse.dashboard.views.mailings import (
     SEND_DAY,
     change_in_count,
     change_in_points,
