@@ -116,7 +116,7 @@ def test_nothing_published_shows_a_clear_page_instead_of_a_traceback(browser, tm
     try:
         page = browser.new_page()
         open_page(page, url)
-        assert page.get_by_text("Nothing published yet").count() == 1
+        assert page.get_by_text("Nog niets gepubliceerd").count() == 1
         assert "warehouse publish" in page.locator('[data-testid="stAlert"]').inner_text()
         assert errors_on(page) == []
         page.screenshot(path=str(tmp_path / "nothing-published.png"), full_page=True)
