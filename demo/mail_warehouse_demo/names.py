@@ -5,10 +5,12 @@ Estonian names keep their letters (õ, ä, ö, ü, š, ž) so every step is exer
 
 COUNTRIES = ("NL", "BE", "EE")
 COUNTRY_WEIGHTS = (0.5, 0.25, 0.25)
+# the mailbox providers people of each country use (three each: the world draws one of three); nothing is ever
+# sent to them, the demo world lives on the stand-ins
 MAIL_DOMAINS = {
-    "NL": ("example.nl", "mail.example.nl", "example.com"),
-    "BE": ("example.be", "telenet.example.be", "example.com"),
-    "EE": ("example.ee", "mail.example.ee", "example.com"),
+    "NL": ("ziggo.nl", "kpnmail.nl", "gmail.com"),
+    "BE": ("gmail.com", "telenet.be", "outlook.com"),
+    "EE": ("gmail.com", "mail.ee", "hotmail.com"),
 }
 LANGUAGES = {"NL": "nl", "BE": "nl", "EE": "et"}
 

@@ -106,6 +106,8 @@ MAILBOX_PROVIDERS = {
     ),
     "Ziggo": ("ziggo.nl", "home.nl", "upcmail.nl", "chello.nl", "casema.nl", "quicknet.nl", "zeelandnet.nl"),
     "KPN": ("kpnmail.nl", "kpnplanet.nl", "planet.nl", "hetnet.nl", "xs4all.nl", "telfort.nl", "kpn.com"),
+    "Telenet": ("telenet.be",),
+    "Proximus": ("skynet.be", "proximus.be"),
     "iCloud": ("icloud.com", "me.com", "mac.com"),
     "Yahoo": ("yahoo.com", "yahoo.nl", "yahoo.co.uk", "ymail.com", "rocketmail.com"),
 }
