@@ -9,7 +9,7 @@ Vega-Lite's locale of the chosen number format and language (`draw`), so their a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -289,3 +289,43 @@ def csv_download(frame: pd.DataFrame, file_name: str, label: str | None = None) 
     dutch = style() != "en"
     data = frame.to_csv(index=False, sep=";" if dutch else ",", decimal="," if dutch else ".").encode("utf-8-sig")
     st.download_button(label or say("Download als CSV", "Download as CSV"), data, file_name, mime="text/csv")
+
+
+# --- headline numbers with their change, and links between pages -----------------------------------------
+
+
+def change_in_points(now, before) -> str | None:
+    """A change of a rate in percentage points, or None when either period has no rate."""
+    if now is None or before is None or pd.isna(now) or pd.isna(before):
+        return None
+    points = (now - before) * 100
+    return f"{'+' if points >= 0 else '-'}{num(abs(points), 1)} {say('%-punt', 'pp')}"
+
+
+def change_in_count(now, before, shown: Callable = num) -> str | None:
+    if now is None or before is None or pd.isna(now) or pd.isna(before):
+        return None
+    difference = now - before
+    return f"{'+' if difference >= 0 else '-'}{shown(abs(difference))}"
+
+
+def metrics_with_change(values: list[tuple], per_row: int = 4) -> None:
+    """Headline numbers, four a row: (label, value, help, change, colour) where change is None for "no earlier
+    figure" (shown as "–", no arrow) and colour is "normal" (up is good), "inverse" (up is bad) or "off"."""
+    for start in range(0, len(values), per_row):
+        for column, (label, value, help_text, change, colour) in zip(
+            st.columns(per_row), values[start : start + per_row], strict=False
+        ):
+            if change is None:
+                column.metric(label, value, "–", delta_color="off", delta_arrow="off", help=help_text)
+            else:
+                column.metric(label, value, change, delta_color=colour, help=help_text)
+
+
+def link_to_page(url_path: str, label: str, query_params: dict | None = None) -> None:
+    """A link to another page of the app, by its url path (the pages are callables registered in app.py)."""
+
+    def elsewhere() -> None:  # only its url path matters: st.page_link goes to the page registered there
+        return None
+
+    st.page_link(st.Page(elsewhere, url_path=url_path, title=label), label=label, query_params=query_params)

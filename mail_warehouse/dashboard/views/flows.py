@@ -15,8 +15,12 @@ from mail_warehouse.dashboard.data import Published
 from mail_warehouse.dashboard.views.common import (
     LOCAL_TIME_ZONE,
     Column,
+    change_in_count,
+    change_in_points,
     draw,
     euros,
+    link_to_page,
+    metrics_with_change,
     num,
     pct,
     platform_name,
@@ -25,16 +29,7 @@ from mail_warehouse.dashboard.views.common import (
     table,
     when,
 )
-from mail_warehouse.dashboard.views.mailings import (
-    SEND_DAY,
-    change_in_count,
-    change_in_points,
-    headline,
-    link_to_page,
-    machines_line,
-    mailing_type_name,
-    previous_period,
-)
+from mail_warehouse.dashboard.views.mailings import SEND_DAY, machines_line, mailing_type_name, previous_period
 
 EVENT_DAY = f"cast(timezone('{LOCAL_TIME_ZONE.key}', event_at) as date)"
 # a step is a mailing a Spotler campaign sends; its flow is the campaign (a step without one is a flow of its own)
@@ -190,7 +185,7 @@ def flows(db: Published) -> None:
     before = db.frame(FLOW_HEADLINE, {"first_day": before_first, "last_day": before_last}).iloc[0]
     if not before.sent:
         before = before.map(lambda _: None)
-    headline(
+    metrics_with_change(
         [
             (
                 say("Automations", "Automations"),

@@ -1,7 +1,7 @@
 """Mailings: how are our one-off mailings doing, over a period, per platform and type, against the period before.
 
 Also what the other mailing pages share: which mailings are steps of an automation (`FLOW_MAILING`), the
-Amsterdam send day, the line on machines, headline numbers with a change, and a link to another page.
+Amsterdam send day and the line on machines.
 """
 
 from __future__ import annotations
@@ -20,9 +20,13 @@ from mail_warehouse.dashboard.views.common import (
     LOCAL_TIME_ZONE,
     TIME_FORMAT,
     Column,
+    change_in_count,
+    change_in_points,
     draw,
     euros,
+    link_to_page,
     local,
+    metrics_with_change,
     num,
     pct,
     platform_name,
@@ -61,46 +65,6 @@ def machines_line() -> str:
         "and corporate link scanners follow every link. 'People' counts only what people did themselves; 'raw' "
         "counts everything, as the platforms' own screens do.",
     )
-
-
-def link_to_page(url_path: str, label: str, query_params: dict | None = None) -> None:
-    """A link to another page of the app, by its url path (the pages are callables registered in app.py)."""
-
-    def elsewhere() -> None:  # only its url path matters: st.page_link goes to the page registered there
-        return None
-
-    st.page_link(st.Page(elsewhere, url_path=url_path, title=label), label=label, query_params=query_params)
-
-
-# --- headline numbers with their change -------------------------------------------------------------------
-
-
-def change_in_points(now, before) -> str | None:
-    """A change of a rate in percentage points, or None when either period has no rate."""
-    if now is None or before is None or pd.isna(now) or pd.isna(before):
-        return None
-    points = (now - before) * 100
-    return f"{'+' if points >= 0 else '-'}{num(abs(points), 1)} {say('%-punt', 'pp')}"
-
-
-def change_in_count(now, before, shown: Callable = num) -> str | None:
-    if now is None or before is None or pd.isna(now) or pd.isna(before):
-        return None
-    difference = now - before
-    return f"{'+' if difference >= 0 else '-'}{shown(abs(difference))}"
-
-
-def headline(values: list[tuple], per_row: int = 4) -> None:
-    """Headline numbers, four a row: (label, value, help, change, colour) where change is None for "no earlier
-    figure" (shown as "–", no arrow) and colour is "normal" (up is good), "inverse" (up is bad) or "off"."""
-    for start in range(0, len(values), per_row):
-        for column, (label, value, help_text, change, colour) in zip(
-            st.columns(per_row), values[start : start + per_row], strict=False
-        ):
-            if change is None:
-                column.metric(label, value, "–", delta_color="off", delta_arrow="off", help=help_text)
-            else:
-                column.metric(label, value, change, delta_color=colour, help=help_text)
 
 
 # --- queries ------------------------------------------------------------------------------------------------
@@ -221,7 +185,7 @@ def mailings(db: Published) -> None:
         value, change, colour = shown
         return label, value, help_text, change, colour
 
-    headline(
+    metrics_with_change(
         [
             row(
                 say("Mailings", "Mailings"), say("losse mailings in de periode", "one-off mailings"), count("mailings")

@@ -15,6 +15,7 @@ from mail_warehouse.dashboard.views.common import (
     draw,
     euros,
     hours_since,
+    link_to_page,
     metrics,
     num,
     pct,
@@ -24,7 +25,7 @@ from mail_warehouse.dashboard.views.common import (
     table,
     when,
 )
-from mail_warehouse.dashboard.views.mailings import link_to_page, machines_line, mailing_type_name
+from mail_warehouse.dashboard.views.mailings import machines_line, mailing_type_name
 
 CHOICES = """
 select s.mailing_key, s.mailing_name, s.source_system, s.sent_at, m.campaign_name,
