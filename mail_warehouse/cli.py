@@ -59,6 +59,12 @@ def _add_world_options(parser: argparse.ArgumentParser, *, contacts: int, mailin
         default=None,
         help="the day the world ends, YYYY-MM-DD (default today, UTC); only shifts the calendar",
     )
+    parser.add_argument(
+        "--steady",
+        action="store_true",
+        help="a company that keeps --contacts customers over the years (sign-ups replace those lost, the same "
+        "mailing rhythm: give --mailings for all --days)",
+    )
     machines = parser.add_argument_group("machines that open and click (see README, Human engagement)")
     machines.add_argument(
         "--apple-mail-share",
@@ -347,6 +353,7 @@ def _generate(args, out: Path, delimiter: str = ";") -> dict:
             mailings=args.mailings,
             days=args.days,
             seed=args.seed,
+            steady=args.steady,
             **({"end": args.end} if args.end else {}),
             **machines,
         )

@@ -53,6 +53,24 @@ def test_demo_data_makes_the_machines_asked_for(tmp_path):
     assert refused.returncode != 0 and "add up to at most 1" in refused.stderr
 
 
+def test_demo_data_keeps_a_steady_company_when_asked(tmp_path):
+    import duckdb
+
+    def people(*options) -> int:
+        out = tmp_path / "-".join(options or ("default",))
+        sizes = ("--contacts", "200", "--mailings", "60", "--days", "365")
+        result = _run("demo-data", *sizes, "--out", str(out), *options)
+        assert result.returncode == 0, result.stderr
+        con = duckdb.connect(str(out / "world.duckdb"), read_only=True)
+        try:
+            return con.execute("select count(*) from people").fetchone()[0]
+        finally:
+            con.close()
+
+    assert people() == 200
+    assert people("--steady") > 200  # sign-ups beside the 200 customers, replacing those lost
+
+
 def test_demo_data_writes_a_world_and_summarises(tmp_path):
     result = _run(
         "demo-data",

@@ -25,6 +25,12 @@ Machines open and click too, drawn from a random stream of their own (a seed's p
 Every event says which machine made it (`machine`; null for a person), and each person when they last
 opened (seen or not) or clicked themselves (`last_engaged_at`): the truth the warehouse's rules are measured
 against.
+
+A steady company (`steady=True`) keeps `contacts` mailable customers over the years instead of a set of people
+that only shrinks: sign-ups arrive at the rate customers are lost (hard bounces, unsubscribes, complaints at the
+mailing rhythm of `mailings` per `days`), mailings are evenly spaced, people go quiet within a year of joining,
+and every birthday recurs, so each year of its history has the same daily volume. Its `days` is the length of
+the history; `mailings` counts the mailings over all of it (keep `mailings / days` for the same rhythm).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ CLANG_SHARE_OF_MAILINGS = 0.55
 SPOTLER_SMS_SHARE = 0.05
 CART_TRIGGER_SHARE = 0.03
 SECOND_CUSTOMER_CODES = 50_000_000  # codes of the extra customers that share an address
+STEADY_AUDIENCE_SHARE = 0.86  # the mean audience share of a mailing (_draw_mailings: 60 % to all, else 40-90 %)
 APPLE_MAIL_SHARE = 0.35
 SCANNED_SHARE = 0.05
 PROXY_FETCH_SHARE = 0.97  # of the mails delivered to an Apple Mail user, those the proxy fetches
@@ -81,6 +88,7 @@ class WorldSpec:
     scanned_share: float = SCANNED_SHARE  # addresses behind a link-scanning corporate gateway
     proxy_delay_minutes: float = 20.0  # median of the proxy's fetch after delivery
     scanner_delay_seconds: float = 20.0  # median of the gateway's scan after the send
+    steady: bool = False  # a steady customer base over the years (see the module's docstring)
 
     def __post_init__(self) -> None:
         if self.contacts < 10:
@@ -109,6 +117,23 @@ class WorldSpec:
     @property
     def start_ts(self) -> int:
         return self.end_ts - self.days * DAY
+
+    @property
+    def sign_ups(self) -> int:
+        """People who join during the period of a steady company: as many as it loses at its mailing rhythm.
+
+        A customer receives the mailings of a year times their mean audience share, and each mail loses them
+        with the chance of a hard bounce, an unsubscribe that is not taken back, or a complaint."""
+        if not self.steady:
+            return 0
+        mails_per_year = self.mailings * 365 / self.days * STEADY_AUDIENCE_SHARE
+        lost_per_mail = HARD_BOUNCE_RATE + UNSUBSCRIBE_RATE * (1 - REOPTIN_SHARE) + COMPLAINT_RATE
+        return round(self.contacts * mails_per_year * lost_per_mail * self.days / 365)
+
+    @property
+    def people(self) -> int:
+        """Everyone the world holds: the customers at the start, and in a steady company its sign-ups."""
+        return self.contacts + self.sign_ups
 
 
 @dataclass
@@ -189,7 +214,7 @@ def simulate(spec: WorldSpec) -> World:
     rng = np.random.default_rng(spec.seed)
     machine_rng = np.random.default_rng([spec.seed, 2021])  # the machines' own stream
     people = _draw_people(rng, spec)
-    client_roll = machine_rng.random(spec.contacts)
+    client_roll = machine_rng.random(spec.people)
     people["mail_client"] = np.where(
         client_roll < spec.apple_mail_share,
         APPLE_MAIL,
@@ -218,12 +243,14 @@ def simulate(spec: WorldSpec) -> World:
 
 
 def _draw_people(rng: np.random.Generator, spec: WorldSpec) -> dict[str, np.ndarray]:
-    n = spec.contacts
+    n = spec.people
     country = rng.choice(len(names.COUNTRIES), n, p=names.COUNTRY_WEIGHTS)
     first_pick = rng.integers(0, 20, n)
     last_pick = rng.integers(0, 16, n)
     # 70 % were subscribers before the period began; the rest join during it.
     existing = rng.random(n) < 0.7
+    if spec.steady:  # the customers at the start, then the sign-ups spread over the period
+        existing = np.arange(n) < spec.contacts
     joined = np.where(
         existing,
         spec.start_ts - rng.integers(DAY, 3 * 365 * DAY, n),
@@ -233,11 +260,12 @@ def _draw_people(rng: np.random.Generator, spec: WorldSpec) -> dict[str, np.ndar
     open_p = np.where(never_engaged, 0.0, np.clip(rng.beta(2.2, 5.0, n) * 1.05, 0.0, 0.95))
     click_p = np.clip(rng.beta(2.0, 9.0, n), 0.0, 0.9)
     going_quiet = (~never_engaged) & (rng.random(n) < GOING_QUIET_SHARE)
-    quiet_at = np.where(
-        going_quiet,
-        spec.start_ts + rng.integers(5 * DAY, max(6 * DAY, (spec.days - 20) * DAY), n),
-        np.iinfo("int64").max,
-    )
+    quiet_after = rng.integers(5 * DAY, max(6 * DAY, (spec.days - 20) * DAY), n)
+    if spec.steady:  # within a year of joining (or of the period's start), whenever that is
+        quiet_at = np.maximum(joined, spec.start_ts) + quiet_after % (365 * DAY)
+    else:
+        quiet_at = spec.start_ts + quiet_after
+    quiet_at = np.where(going_quiet, quiet_at, np.iinfo("int64").max)
     opted_out = rng.random(n) < OPTED_OUT_SHARE
     birthday_doy = rng.integers(0, 365, n)
     birth_year = rng.integers(1950, 2006, n)
@@ -317,6 +345,9 @@ def _draw_mailings(rng, spec):
     mailings: list[_Mailing] = []
     links: list[tuple[int, int, str, str, str | None, str]] = []
     send_days = np.sort(rng.integers(1, spec.days - 1, spec.mailings))
+    if spec.steady:  # the same rhythm all along: evenly spaced, a day or two either way
+        even = np.linspace(1, spec.days - 2, spec.mailings).round().astype("int64")
+        send_days = np.sort(np.clip(even + rng.integers(-2, 3, spec.mailings), 1, spec.days - 2))
     send_hours = rng.integers(6, 10, spec.mailings)
     clang_types = ("SINGLE", "CAMPAIGN", "QUICKMAIL", "SPLITRUN")
     next_link_id = 1
@@ -391,7 +422,7 @@ def _draw_campaign_triggers(rng, spec, people, mailings: list[_Mailing], links):
     subscriptions = []  # (mailing index, person ids, send times, subscription ids)
     next_subscription = 1
     next_link_id = max((row[1] for row in links), default=0) + 1
-    n = spec.contacts
+    n = spec.people
     for c, (campaign_name, steps, trigger) in enumerate(names.CAMPAIGNS):
         campaign_id = f"{int(rng.integers(0, 2**63)):016x}"
         campaign_rows.append((c, campaign_id, campaign_name, True, f"Start {campaign_name}"))
@@ -401,8 +432,15 @@ def _draw_campaign_triggers(rng, spec, people, mailings: list[_Mailing], links):
         elif trigger == "birthday":
             start_doy = dt.datetime.fromtimestamp(spec.start_ts, dt.UTC).timetuple().tm_yday - 1
             offset = (people["birthday_doy"] - start_doy) % 365
-            who = np.flatnonzero(offset < spec.days)
-            at = spec.start_ts - spec.start_ts % DAY + offset[who] * DAY + 7 * HOUR
+            if spec.steady:  # every year's birthday (a short world sees at most one)
+                years = np.arange(spec.days // 365 + 1)
+                offset = (offset[:, None] + 365 * years[None, :]).ravel()
+                who = np.repeat(np.arange(n), len(years))
+                who, offset = who[offset < spec.days], offset[offset < spec.days]
+            else:
+                who = np.flatnonzero(offset < spec.days)
+                offset = offset[who]
+            at = spec.start_ts - spec.start_ts % DAY + offset * DAY + 7 * HOUR
         else:
             count = max(1, int(n * CART_TRIGGER_SHARE * spec.days / 30))
             who = rng.integers(0, n, count)
@@ -472,7 +510,7 @@ def _simulate_batch(
     _, mailing_index, who, send_at, subscription_ids = batch
     mailing: _Mailing = mailings[mailing_index]
     if who is None:  # a regular mailing: its target group, sent over the first minutes
-        selected = rng.random(spec.contacts) < mailing.audience_share
+        selected = rng.random(spec.people) < mailing.audience_share
         who = np.flatnonzero(selected)
         send_at = mailing.sent_ts + (np.arange(len(who)) * 600 // max(1, len(who)))
         subscription_ids = None
@@ -755,7 +793,7 @@ def _email_local(first: str, last: str, person_id: int) -> str:
 
 
 def _people_table(spec, people, state) -> pa.Table:
-    n = spec.contacts
+    n = spec.people
     first, last, email = [], [], []
     for i in range(n):
         country = names.COUNTRIES[people["country"][i]]
@@ -921,7 +959,7 @@ def _form_results(rng, spec, people, state) -> pa.Table:
     for i in unsubscribed.tolist():
         result_id += 1
         rows.append((102, result_id, i, int(state.unsubscribed_at[i]), True, None))
-    surveyed = np.flatnonzero(rng.random(spec.contacts) < 0.03)
+    surveyed = np.flatnonzero(rng.random(spec.people) < 0.03)
     for i in surveyed.tolist():
         result_id += 1
         at = spec.start_ts + int(rng.integers(0, spec.days * DAY))

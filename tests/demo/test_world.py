@@ -8,8 +8,10 @@ import hashlib
 from pathlib import Path
 from xml.etree import ElementTree
 
+import duckdb
 import pytest
 
+from mail_warehouse_demo import names
 from mail_warehouse_demo.world import WorldSpec, simulate
 from mail_warehouse_demo.writers import CLANG_ACTIVITY_HEADER, CLANG_BROADCAST_HEADER, write_world
 from tests.conftest import TEST_WORLD, query_world
@@ -234,3 +236,37 @@ def test_customer_codes_stay_unique_in_large_worlds():
     world = simulate(WorldSpec(contacts=90_000, mailings=1, days=7, seed=9, end=dt.date(2026, 11, 23)))
     codes = world.customers.column("code").to_pylist()
     assert len(codes) == len(set(codes)) > 90_000
+
+
+def test_a_steady_company_keeps_its_customers_and_daily_volume_over_the_years():
+    spec = WorldSpec(contacts=1_000, mailings=150, days=3 * 365, seed=3, end=dt.date(2026, 11, 23), steady=True)
+    world = simulate(spec)
+    assert world.people.num_rows == spec.people > spec.contacts  # sign-ups replace the customers lost
+    con = duckdb.connect()
+    for name in ("sends", "events", "mailings", "campaigns"):
+        con.register(name, getattr(world, name))
+    years_ago = "floor(date_diff('day', {}, $end::timestamptz) / 365)::int"
+    end = {"end": dt.datetime.fromtimestamp(spec.end_ts, dt.UTC)}
+    per_mailing = dict(
+        con.execute(
+            f"""select {years_ago.format("m.sent_at")}, count(*) / count(distinct s.mailing_index)
+                from sends s join mailings m using (mailing_index) where m.campaign_index = -1 group by 1""",
+            end,
+        ).fetchall()
+    )
+    assert 0.85 < per_mailing[0] / per_mailing[2] < 1.15, per_mailing  # the mailable base neither shrinks nor grows
+    events = f"select {years_ago.format('event_at')}, count(*) from events group by 1"
+    per_year = dict(con.execute(events, end).fetchall())
+    assert 0.85 < per_year[0] / per_year[2] < 1.15, per_year
+    birthday = next(c for c, (_, _, trigger) in enumerate(names.CAMPAIGNS) if trigger == "birthday")
+    (years,) = con.execute(
+        f"""select count(distinct {years_ago.format("s.sent_at")})
+            from sends s join mailings m using (mailing_index) where m.campaign_index = $birthday""",
+        {**end, "birthday": birthday},
+    ).fetchone()
+    assert years >= 3  # every year's birthday mail, not only the first year's
+
+
+def test_a_world_that_is_not_steady_has_no_sign_ups_beyond_its_contacts():
+    spec = WorldSpec(contacts=150, mailings=6, days=30, seed=11, end=dt.date(2026, 3, 30))
+    assert spec.people == spec.contacts and spec.sign_ups == 0

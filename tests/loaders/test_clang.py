@@ -19,6 +19,7 @@ from mail_warehouse.loads import load_clang
 from mail_warehouse.pipelines import make_pipeline, pipelines_dir, unwrap
 from mail_warehouse_demo.standins.sftp import DEMO_PASSWORD, AsyncsshSftpServer, OpenSshSftpServer, SshKeys
 from mail_warehouse_sources import clang
+from mail_warehouse_sources.clang import source as clang_source
 from mail_warehouse_sources.sftp import SftpError
 from tests.conftest import _require_sshd, query_warehouse, start_warehouse_cli, warehouse_cli
 
@@ -519,7 +520,10 @@ def test_a_warehouse_without_its_pipeline_folder_takes_the_state_dlt_kept_in_it(
     assert "will be ignored" not in capfd.readouterr().err  # an appending run declares no hint dlt must ignore
 
 
-def test_rejects_of_several_files_read_in_one_pass_keep_their_own_lines(asyncssh_remote):
+@pytest.mark.parametrize("pass_bytes", [None, 1], ids=["one pass", "a pass per file"])
+def test_rejects_of_several_files_read_in_one_pass_keep_their_own_lines(asyncssh_remote, monkeypatch, pass_bytes):
+    if pass_bytes:  # a backlog is read in passes of about PARSE_PASS_BYTES, each while the next files download
+        monkeypatch.setattr(clang_source, "PARSE_PASS_BYTES", pass_bytes)
     write(
         asyncssh_remote.folder,
         "activiteiten_20261101.csv",
@@ -559,6 +563,13 @@ def test_rejects_of_several_files_read_in_one_pass_keep_their_own_lines(asyncssh
         ("activiteiten_20261101.csv", 4, 1),
         ("activiteiten_20261102.csv", 3, 0),
         ("activiteiten_20261103.csv", 3, 2),
+    ]
+    write(asyncssh_remote.folder, "activiteiten_20261102.csv", HEADER + "\n" + activity_rows(1, start=90))
+    assert quiet_run().loaded == 1  # delivered again with other content: its rows replaced, the others kept
+    assert query("select source_file, count(*) from raw_clang.activities group by 1 order by 1") == [
+        ("activiteiten_20261101.csv", 4),
+        ("activiteiten_20261102.csv", 1),
+        ("activiteiten_20261103.csv", 3),
     ]
 
 

@@ -3,7 +3,8 @@
 - `settings.py`: `[sources.clang]`, one configspec checked where it is declared.
 - `source.py`: the source and its resources; new files listed, downloaded over a few sessions at once, each
   resource's file versions kept in its own dlt state; a file delivered again replaces its rows by dlt's merge.
-- `parse.py`: all new files of one kind read in one DuckDB pass, rejects with file, line and reason.
+- `parse.py`: new files of one kind read in one DuckDB pass (a backlog in a few, each while the next files
+  download), rejects with file, line and reason.
 
 Raw codes and local times are kept as delivered: `activiteit` as is, dates as local timestamps; the zone
 they are in is the file's `source_timezone` in `loaded_files`; staging (dbt) maps codes and converts to UTC.

@@ -6,7 +6,8 @@ resource keeps the version of every file it loaded (size, mtime, sha256, load ti
 state, committed with its rows in the same load package, so a run fetches only files some selected resource
 lacks, and loading some tables first never costs the others a file. The first resource that runs lists the
 folder, downloads what the selected resources lack over a few SFTP sessions at once and reads the files of each
-kind in one DuckDB pass; each resource takes its share of that work.
+kind in DuckDB passes of about PARSE_PASS_BYTES, each while the next files download; each resource takes its
+share of that work.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,10 @@ from mail_warehouse_sources.clang.settings import DATE_COLUMNS, KINDS, ClangConf
 from mail_warehouse_sources.selection import selected_resources
 from mail_warehouse_sources.sftp import ReconnectingSftp, SftpSession, glob_to_regex
 from mail_warehouse_sources.suppression import Suppression
+
+# The files of one kind read in one DuckDB pass: about this many bytes, so the first passes run while the last
+# files download; a pass costs a connection, a Parquet file and a dlt load job, so not one per file.
+PARSE_PASS_BYTES = 48_000_000
 
 FILE_RECORD_SCHEMA = pa.schema(
     [
@@ -155,6 +160,9 @@ def _remote_path(settings: ClangConfiguration, remote: RemoteFile) -> str:
     return remote.path if settings.remote_dir in ("", ".") else f"{settings.remote_dir.rstrip('/')}/{remote.path}"
 
 
+Fetched = tuple[RemoteFile, Path, str, int | None]  # a downloaded file, its local copy, sha256, records counted
+
+
 def download_all(
     first: ReconnectingSftp,
     settings: ClangConfiguration,
@@ -162,14 +170,15 @@ def download_all(
     workdir: Path,
     report: RunReport,
     on_retry: Callable[[int, BaseException], None] | None,
-) -> list[tuple[RemoteFile, Path, str, int | None]]:
+    on_fetched: Callable[[int, Fetched], None] | None = None,
+) -> list[Fetched]:
     """Download `todo` over up to `download_sessions` sessions at once (small files wait mostly on round trips);
-    return (file, local copy, sha256, records counted) in the order of `todo`. The first failure stops every
-    session."""
+    return (file, local copy, sha256, records counted) in the order of `todo`, and hand each to `on_fetched`
+    (with its index in `todo`) as soon as it is on disk. The first failure stops every session."""
     pending: queue.SimpleQueue = queue.SimpleQueue()
     for index, remote in enumerate(todo):
         pending.put((index, remote))
-    results: dict[int, tuple[RemoteFile, Path, str, int | None]] = {}
+    results: dict[int, Fetched] = {}
     stop = threading.Event()
     extra = [
         ReconnectingSftp(settings.sftp(), on_retry=on_retry)
@@ -193,6 +202,8 @@ def download_all(
                 stop.set()
                 raise
             results[index] = (remote, local, sha256, count_records(local, settings))
+            if on_fetched is not None:
+                on_fetched(index, results[index])
             report.file_fetched(remote, len(results), len(todo))
 
     try:
@@ -282,6 +293,15 @@ class Delivery:
         settings, report, summary = self.settings, self.report, self.report.summary
         selected = selected_resources(RESOURCE_KINDS)
         loaded = {name: _loaded_versions(name) for name in RESOURCE_KINDS}  # every resource's, to reuse stamps
+        run_stamp = dt.datetime.now(dt.UTC)  # the version of every file first loaded in this run
+        plan = Plan(
+            fresh={name: set() for name in selected},
+            same={name: set() for name in selected},
+            held={name: set(loaded[name]) for name in selected},
+        )
+        # files of one kind and version stamp, read in one DuckDB pass once about PARSE_PASS_BYTES of them are on
+        # disk: the pass runs while the next files download (DuckDB lets go of the GIL)
+        to_parse: dict[tuple[str, dt.datetime], list[tuple[RemoteFile, Downloaded]]] = {}
         with ReconnectingSftp(settings.sftp(), on_retry=self._on_retry) as sftp:  # lists, then downloads
             remote_files = sftp.call(lambda s: list_remote(s, settings), f"listing {settings.remote_dir}")
             wanted = {
@@ -298,76 +318,113 @@ class Delivery:
                 f"clang: {summary.seen} files on {settings.sftp().where}/{settings.remote_dir}, "
                 f"{len(todo)} new or changed"
             )
-            downloads = download_all(sftp, settings, todo, workdir, report, self._on_retry) if todo else []
-        run_stamp = dt.datetime.now(dt.UTC)  # the version of every file first loaded in this run
-        plan = Plan(
-            fresh={name: set() for name in selected},
-            same={name: set() for name in selected},
-            held={name: set(loaded[name]) for name in selected},
-        )
-        to_parse: dict[tuple[str, dt.datetime], list[tuple[RemoteFile, Downloaded]]] = {}
-        for remote, local, sha256, counted in downloads:
-            summary.bytes_downloaded += local.stat().st_size
-            plan.kinds[remote.path] = remote.kind
-            needing = [name for name in selected if remote.path in wanted[name]]
-            for name in needing:
-                previous = loaded[name].get(remote.path)
-                same = previous is not None and previous["sha256"] == sha256
-                (plan.same if same else plan.fresh)[name].add(remote.path)
-            # the version of this content some resource already loaded keeps its stamp, so every table says
-            # the same `loaded_at` for it, whichever run loaded it
-            known = next(
-                (
-                    v
-                    for versions in loaded.values()
-                    if (v := versions.get(remote.path)) is not None and v["sha256"] == sha256 and "loaded_at" in v
-                ),
-                None,
-            )
-            version = {"size": remote.size, "mtime": remote.mtime, "sha256": sha256}
-            plan.versions[remote.path] = (
-                {**known, **version}
-                if known
-                else {**version, "loaded_at": run_stamp.isoformat(), "timezone": settings.timezone}
-            )
-            must_parse = [
-                name
-                for name in needing
-                if remote.path in plan.fresh[name] and (name != "loaded_files" or known is None)
-            ]
-            if not must_parse:
-                if not any(remote.path in plan.fresh[name] for name in needing):
-                    summary.same_content += 1
-                local.unlink()
-                continue
-            try:
-                file = Downloaded(remote.path, remote.kind, local, counted)
-                check_header(file, settings)
-                stamp = dt.datetime.fromisoformat(plan.versions[remote.path]["loaded_at"])
-                to_parse.setdefault((remote.kind, stamp), []).append((remote, readable(file, settings)))
-            except FileRejected as error:
-                self._refused(plan, remote.path, str(error))
+            for remote, local, sha256, counted in self._fetched_in_order(sftp, todo, workdir):
+                summary.bytes_downloaded += local.stat().st_size
+                plan.kinds[remote.path] = remote.kind
+                needing = [name for name in selected if remote.path in wanted[name]]
+                for name in needing:
+                    previous = loaded[name].get(remote.path)
+                    same = previous is not None and previous["sha256"] == sha256
+                    (plan.same if same else plan.fresh)[name].add(remote.path)
+                # the version of this content some resource already loaded keeps its stamp, so every table says
+                # the same `loaded_at` for it, whichever run loaded it
+                known = next(
+                    (
+                        v
+                        for versions in loaded.values()
+                        if (v := versions.get(remote.path)) is not None and v["sha256"] == sha256 and "loaded_at" in v
+                    ),
+                    None,
+                )
+                version = {"size": remote.size, "mtime": remote.mtime, "sha256": sha256}
+                plan.versions[remote.path] = (
+                    {**known, **version}
+                    if known
+                    else {**version, "loaded_at": run_stamp.isoformat(), "timezone": settings.timezone}
+                )
+                must_parse = [
+                    name
+                    for name in needing
+                    if remote.path in plan.fresh[name] and (name != "loaded_files" or known is None)
+                ]
+                if not must_parse:
+                    if not any(remote.path in plan.fresh[name] for name in needing):
+                        summary.same_content += 1
+                    local.unlink()
+                    continue
+                try:
+                    file = Downloaded(remote.path, remote.kind, local, counted)
+                    check_header(file, settings)
+                    stamp = dt.datetime.fromisoformat(plan.versions[remote.path]["loaded_at"])
+                    entries = to_parse.setdefault((remote.kind, stamp), [])
+                    entries.append((remote, readable(file, settings)))
+                except FileRejected as error:
+                    self._refused(plan, remote.path, str(error))
+                    continue
+                if sum(entry.size for entry, _ in entries) >= PARSE_PASS_BYTES:
+                    self._parse(plan, remote.kind, stamp, to_parse.pop((remote.kind, stamp)), workdir)
         for (kind, stamp), entries in to_parse.items():
-            parquet = workdir / f"{kind}-{len(plan.batches)}.parquet"
-            parsed = parse_files([downloaded for _, downloaded in entries], kind, settings, stamp, parquet)
-            if self.suppression:  # before anything is counted or recorded: the counts are of what is loaded
-                summary.suppressed_rows += drop_forgotten(parsed, self.suppression, PERSON_COLUMNS)
-            for reason in parsed.failed:
-                self._refused(plan, reason.split(": ", 1)[0], reason)
-            rejected: dict[str, int] = {}
-            for reject in parsed.rejects:
-                rejected[reject[0]] = rejected.get(reject[0], 0) + 1
-            for remote, _ in entries:
-                if remote.path not in parsed.rows_per_file:
-                    continue  # failed whole
-                rows = parsed.rows_per_file[remote.path]
-                plan.versions[remote.path].update(data_rows=rows, rejected_rows=rejected.get(remote.path, 0))
-                report.file_parsed(remote.path, rows, rejected.get(remote.path, 0), remote.size)
-                summary.loaded += 1
-            summary.rejected_rows += len(parsed.rejects)
-            setattr(summary, f"{kind}_rows", getattr(summary, f"{kind}_rows") + parsed.rows)
-            plan.batches.append(Batch(kind, stamp, parsed))
+            self._parse(plan, kind, stamp, entries, workdir)
         return plan
+
+    def _fetched_in_order(self, sftp: ReconnectingSftp, todo: list[RemoteFile], workdir: Path) -> Iterator[Fetched]:
+        """The downloads of `todo`, in its order, each as soon as it and those before it are on disk (the
+        downloads run in a thread of their own meanwhile); a failed download raises its error here."""
+        if not todo:
+            return
+        arrived: dict[int, Fetched] = {}
+        changed = threading.Condition()
+
+        def on_fetched(index: int, fetched: Fetched) -> None:
+            with changed:
+                arrived[index] = fetched
+                changed.notify()
+
+        with ThreadPoolExecutor(1, thread_name_prefix="clang-fetch") as runner:
+            downloads = runner.submit(
+                download_all, sftp, self.settings, todo, workdir, self.report, self._on_retry, on_fetched
+            )
+            downloads.add_done_callback(lambda _: _notify(changed))
+            for index in range(len(todo)):
+                with changed:
+                    while index not in arrived and not downloads.done():
+                        changed.wait()
+                    fetched = arrived.pop(index, None)
+                if fetched is None:
+                    downloads.result()  # raises what stopped the downloads
+                    raise AssertionError(f"download {index} of {len(todo)} went missing")  # not reached
+                yield fetched
+            downloads.result()
+
+    def _parse(
+        self,
+        plan: Plan,
+        kind: str,
+        stamp: dt.datetime,
+        entries: list[tuple[RemoteFile, Downloaded]],
+        workdir: Path,
+    ) -> None:
+        """One DuckDB pass over `entries` (files of one kind and stamp): a batch of the plan, counted."""
+        report, summary = self.report, self.report.summary
+        parquet = workdir / f"{kind}-{len(plan.batches)}.parquet"
+        parsed = parse_files([downloaded for _, downloaded in entries], kind, self.settings, stamp, parquet)
+        if self.suppression:  # before anything is counted or recorded: the counts are of what is loaded
+            summary.suppressed_rows += drop_forgotten(parsed, self.suppression, PERSON_COLUMNS)
+        for reason in parsed.failed:
+            self._refused(plan, reason.split(": ", 1)[0], reason)
+        rejected: dict[str, int] = {}
+        for reject in parsed.rejects:
+            rejected[reject[0]] = rejected.get(reject[0], 0) + 1
+        for remote, _ in entries:
+            if remote.path not in parsed.rows_per_file:
+                continue  # failed whole
+            rows = parsed.rows_per_file[remote.path]
+            plan.versions[remote.path].update(data_rows=rows, rejected_rows=rejected.get(remote.path, 0))
+            report.file_parsed(remote.path, rows, rejected.get(remote.path, 0), remote.size)
+            summary.loaded += 1
+        summary.rejected_rows += len(parsed.rejects)
+        setattr(summary, f"{kind}_rows", getattr(summary, f"{kind}_rows") + parsed.rows)
+        plan.batches.append(Batch(kind, stamp, parsed))
 
     def _refused(self, plan: Plan, path: str, reason: str) -> None:
         """A file refused whole: no resource loads it or records it; the next run tries again."""
@@ -473,6 +530,11 @@ class Delivery:
         if records:
             yield arrow_table([tuple(r[f] for f in FILE_RECORD_SCHEMA.names) for r in records], FILE_RECORD_SCHEMA)
         self.record(resource)
+
+
+def _notify(condition: threading.Condition) -> None:
+    with condition:
+        condition.notify_all()
 
 
 def _unchanged(previous: dict | None, remote: RemoteFile) -> bool:
