@@ -101,11 +101,11 @@ def assert_only_theirs_left_out(
 
 def test_the_list_holds_keyed_hashes_of_normalised_identifiers_and_finds_them_in_text():
     suppression = Suppression(SECRET)
-    address = "fleur.devries0@mail.example.nl"
+    address = "fleur.devries0@kpnmail.nl"
     hashed = suppression.key("email", address)
     assert len(hashed) == 64 and address not in hashed and "fleur" not in hashed
     assert hashed != Suppression("another secret").key("email", address)  # keyed: no list of addresses tests it
-    assert suppression.key("email", "  Fleur.DeVries0@MAIL.example.nl \t") == hashed
+    assert suppression.key("email", "  Fleur.DeVries0@KPNMAIL.nl \t") == hashed
     assert suppression.key("customer_number", " 10000 ") == suppression.key("customer_number", "10000")
     assert suppression.key("customer_number", "10000") != suppression.key("clang_customer_id", "10000")
     with pytest.raises(ValueError):
@@ -113,20 +113,20 @@ def test_the_list_holds_keyed_hashes_of_normalised_identifiers_and_finds_them_in
 
     forgotten = forgetting("email", address).with_hashes([suppression.key("customer_number", "10001")])
     assert forgotten and len(forgotten) == 2 and not Suppression()
-    assert forgotten.matching("email", ["x@example.nl", "FLEUR.devries0@mail.example.nl ", None]) == {
-        "FLEUR.devries0@mail.example.nl "
+    assert forgotten.matching("email", ["x@example.nl", "FLEUR.devries0@kpnmail.nl ", None]) == {
+        "FLEUR.devries0@kpnmail.nl "
     }
-    assert forgotten.names_anyone_in('[{"answer": ["Fleur.DeVries0@mail.example.nl"]}]')
-    assert forgotten.names_anyone_in("info@firma.ee; <fleur.devries0@mail.example.nl>")
+    assert forgotten.names_anyone_in('[{"answer": ["Fleur.DeVries0@kpnmail.nl"]}]')
+    assert forgotten.names_anyone_in("info@firma.ee; <fleur.devries0@kpnmail.nl>")
     # a short number in text is as likely someone else's (a broadcast id, a house number): only when asked for
     assert not forgotten.names_anyone_in("20018;500001;10001;someone@example.com;OPEN")
     assert forgotten.names_anyone_in("20018;500001;10001;someone@example.com;OPEN", ("customer_number",))
-    assert not forgotten.names_anyone_in("xfleur.devries0@mail.example.nl.example")
+    assert not forgotten.names_anyone_in("xfleur.devries0@kpnmail.nl.example")
     assert not forgotten.names_anyone_in("customer 100010, 10000")
     table = pa.table(
         {
             "code": ["10000", "10001", "10002", None],
-            "email": [None, "a@example.nl", "b@example.nl; fleur.devries0@mail.example.nl", "c@example.nl"],
+            "email": [None, "a@example.nl", "b@example.nl; fleur.devries0@kpnmail.nl", "c@example.nl"],
         }
     )
     kept, dropped = forgotten.drop_rows(table, {"code": "customer_number", "email": "email"}, ["email"])
@@ -174,7 +174,7 @@ def clang_remote(world_dir, tmp_path, monkeypatch):
     (folder / "export" / "activiteiten_20261123.csv").write_text(
         HEADER
         + "\n20018;500000;10000; FLEUR.devries0@Mail.Example.nl;OPEN;2026-11-23 08:00:00;\n"
-        + "20018;500000;10000;fleur.devries0@mail.example.nl;OPEN;2026-11-31 08:00:00;\n"
+        + "20018;500000;10000;fleur.devries0@kpnmail.nl;OPEN;2026-11-31 08:00:00;\n"
         + "20018;500001;10001;matthias.dubois1@example.com;OPEN;2026-11-31 08:00:00;\n",
         encoding="utf-8",
     )
@@ -208,9 +208,9 @@ def test_clang_leaves_out_the_persons_activities_and_rejected_lines(clang_remote
     pipeline("full").run(clang.clang_source(report=full))
     kept = clang.RunReport()
     forgotten = pipeline("kept")
-    forgotten.run(clang.clang_source(report=kept, suppression=forgetting("email", "Fleur.DeVries0@mail.example.nl")))
+    forgotten.run(clang.clang_source(report=kept, suppression=forgetting("email", "Fleur.DeVries0@kpnmail.nl")))
 
-    person = "lower(trim(e_mailadres)) = 'fleur.devries0@mail.example.nl'"
+    person = "lower(trim(e_mailadres)) = 'fleur.devries0@kpnmail.nl'"
     left_out = assert_only_theirs_left_out(
         tmp_path / "full.duckdb",
         tmp_path / "kept.duckdb",
@@ -218,7 +218,7 @@ def test_clang_leaves_out_the_persons_activities_and_rejected_lines(clang_remote
         lambda columns: (
             person
             if "e_mailadres" in columns
-            else "raw_text ilike '%fleur.devries0@mail.example.nl%'"
+            else "raw_text ilike '%fleur.devries0@kpnmail.nl%'"
             if "raw_text" in columns
             else "false"
         ),
@@ -243,7 +243,7 @@ def test_clang_leaves_out_the_persons_activities_and_rejected_lines(clang_remote
     assert miscounted == []
     # every file's version is recorded as loaded: the next run fetches nothing
     again = clang.RunReport()
-    forgotten.run(clang.clang_source(report=again, suppression=forgetting("email", "fleur.devries0@mail.example.nl")))
+    forgotten.run(clang.clang_source(report=again, suppression=forgetting("email", "fleur.devries0@kpnmail.nl")))
     assert (again.summary.loaded, again.summary.unchanged) == (0, again.summary.seen)
     assert again.summary.bytes_downloaded == 0
 
@@ -358,7 +358,7 @@ def test_directo_leaves_out_the_persons_customer_and_datafields(directo_app, tmp
 
     full, kept = tmp_path / "full.duckdb", tmp_path / "kept.duckdb"
     sync(full)
-    forget_in_warehouse(kept, "email", " Fleur.DeVries0@MAIL.example.nl")
+    forget_in_warehouse(kept, "email", " Fleur.DeVries0@KPNMAIL.nl")
     summary = sync(kept)
     code = "10000"  # Fleur's customer code: her datafields name her by it only
     left_out = assert_only_theirs_left_out(
@@ -381,7 +381,7 @@ def test_a_load_with_anyone_forgotten_and_no_secret_stops_before_it_asks_for_any
     directo_app, tmp_path, monkeypatch
 ):
     warehouse = tmp_path / "warehouse.duckdb"
-    forget_in_warehouse(warehouse, "email", "fleur.devries0@mail.example.nl")
+    forget_in_warehouse(warehouse, "email", "fleur.devries0@kpnmail.nl")
     monkeypatch.setenv("WAREHOUSE_PATH", str(warehouse))
     monkeypatch.setenv("PRIVACY__SECRET", " ")  # set but empty: no secret, whatever .dlt/secrets.toml says
     with pytest.raises(PrivacySecretMissing, match=r"\[privacy\] secret"):
