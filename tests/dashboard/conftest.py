@@ -36,7 +36,7 @@ PAGES = {  # name: url path
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -45,7 +45,7 @@ def _free_port() -> int:
 def serve(warehouse: Path, log: Path, env: dict | None = None):
     """`warehouse dashboard` on a free loopback port (in `env`, the world's: dbt's target path of its build, where
     the segments page reads their rules); waits until it prints its URL and Streamlit answers."""
-    port = _free_port()
+    port = free_port()
     output = log.open("w")
     server = start_warehouse_cli(
         "dashboard",
@@ -61,20 +61,25 @@ def serve(warehouse: Path, log: Path, env: dict | None = None):
         stderr=output,
     )
     url = f"http://127.0.0.1:{port}/"
+    wait_until_healthy(server, url, log)
+    assert f"Dashboard on {url}" in log.read_text()
+    return server, url, output
+
+
+def wait_until_healthy(server, url: str, log: Path) -> None:
+    """Until Streamlit at `url` answers its health check; fails with the server's log if it stops or takes a minute."""
     deadline = time.monotonic() + 60
     while True:
         try:
             with urllib.request.urlopen(f"{url}_stcore/health", timeout=2) as answer:
                 if answer.read() == b"ok":
-                    break
+                    return
         except OSError:
             pass
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
             pytest.fail(f"the dashboard did not start: {log.read_text()[-2000:]}")
         time.sleep(0.3)
-    assert f"Dashboard on {url}" in log.read_text()
-    return server, url, output
 
 
 def stop(server, output) -> None:

@@ -21,7 +21,16 @@ import pytest
 from mail_warehouse.dashboard import DashboardError, streamlit_command
 from mail_warehouse.dashboard.auth import Login, is_loopback, read_login
 from tests.conftest import start_warehouse_cli, warehouse_cli
-from tests.dashboard.conftest import PAGES, open_page, read_metrics, settle, sql, wait_for_metrics
+from tests.dashboard.conftest import (
+    PAGES,
+    free_port,
+    open_page,
+    read_metrics,
+    settle,
+    sql,
+    wait_for_metrics,
+    wait_until_healthy,
+)
 
 ALLOWED_DOMAIN = "example.nl"
 ALLOWED_PARTNER = "analist@partner.example"
@@ -31,12 +40,6 @@ SCRIPT_DONE = (
     '[data-testid="stBaseButton-primary"], [data-testid="stMetric"], [data-testid="stAlert"], '
     '[data-testid="stException"]'
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _listening(port: int) -> bool:
@@ -64,7 +67,7 @@ def provider(tmp_path_factory):
     """oidc-provider-mock on a free loopback port, in a process of its own (its log and Authlib's deprecation
     warnings stay out of the test's): any client id and secret, a login form that takes any subject; `add_user`
     gives a subject its claims."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("provider") / "provider.log"
     with log.open("w") as output:
         server = subprocess.Popen(
@@ -104,7 +107,7 @@ def serve_with_login(published_world, provider, folder: Path, browser, **auth):
     """`warehouse dashboard --host 127.0.0.1 --port P --secrets FILE` with a login at `provider`; waits until it
     answers and has run its script once (Streamlit's first run of a process is its slowest)."""
     env, warehouse, _ = published_world
-    port = _free_port()
+    port = free_port()
     secrets = write_secrets(folder / "secrets.toml", port, provider, **auth)
     log = folder / "streamlit.log"
     output = log.open("w")
@@ -121,27 +124,12 @@ def serve_with_login(published_world, provider, folder: Path, browser, **auth):
         stderr=output,
     )
     url = f"http://127.0.0.1:{port}/"
-    _wait_until_healthy(server, url, log)
+    wait_until_healthy(server, url, log)
     assert f"Dashboard on {url}" in log.read_text() and f"login at {provider}" in log.read_text()
     warm_up = browser.new_page()
     open_gate(warm_up, url)
     warm_up.close()
     return server, url, output
-
-
-def _wait_until_healthy(server, url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}_stcore/health", timeout=2) as answer:
-                if answer.read() == b"ok":
-                    return
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"the dashboard did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.3)
 
 
 def stop_server(server, output) -> None:
@@ -307,7 +295,7 @@ def test_a_partner_on_the_list_of_addresses_gets_in(login_dashboard, provider, c
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "dashboard.example.nl"])
 def test_an_address_other_machines_reach_is_refused_without_a_login_before_streamlit_starts(host, tmp_path):
-    port = _free_port()
+    port = free_port()
     started = time.monotonic()
     refused = warehouse_cli(
         "dashboard", "--host", host, "--port", str(port), "--secrets", str(tmp_path / "secrets.toml"), timeout=60
@@ -384,7 +372,7 @@ def test_streamlit_started_by_hand_on_an_open_address_without_a_login_serves_not
 ):
     """The app checks again: whoever starts Streamlit some other way on an open address gets no page either."""
     env, warehouse, analytics = published_world
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "streamlit.log"
     output = log.open("w")
     command = streamlit_command("0.0.0.0", port, tmp_path / "no-secrets.toml")
@@ -393,7 +381,7 @@ def test_streamlit_started_by_hand_on_an_open_address_without_a_login_serves_not
     )
     try:
         url = f"http://127.0.0.1:{port}/"
-        _wait_until_healthy(server, url, log)
+        wait_until_healthy(server, url, log)
         page = browser.new_page()
         email = a_contact(analytics)
         for path in ("", f"contact?email={quote(email)}"):
