@@ -100,11 +100,21 @@ def age(value) -> str:
     return say(f"{hours // 24} dagen geleden", f"{hours // 24} days ago")
 
 
+def text(value) -> str:
+    """A value as a reader sees it: "–" for nothing."""
+    return "–" if value is None or (not isinstance(value, (list, tuple)) and pd.isna(value)) else str(value)
+
+
+def name_of(names: Mapping, key) -> str:
+    """A code (a status, a kind) by the name a marketer uses for it; an unknown code as it is, nothing as "–"."""
+    return names[key] if key in names else text(key)
+
+
 PLATFORM_NAMES = {"clang": "Clang / Deployteq", "spotler": "Spotler Mail+"}
 
 
 def platform_name(key) -> str:
-    return PLATFORM_NAMES.get(key, "–" if key is None or pd.isna(key) else str(key))
+    return name_of(PLATFORM_NAMES, key)
 
 
 # --- charts ----------------------------------------------------------------------------------------------
@@ -247,7 +257,7 @@ FORMATTERS = {
     "time": lambda v: when(v),
     "day": lambda v: when(v, with_time=False),
     "yes_no": yes_no,
-    "text": lambda v: "–" if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else str(v),
+    "text": text,
 }
 
 

@@ -22,6 +22,7 @@ from mail_warehouse.dashboard.views.common import (
     Column,
     draw,
     metrics,
+    name_of,
     num,
     say,
     show_query,
@@ -48,7 +49,7 @@ def engagement_name(status, days: int) -> str:
         ),
         "never_engaged": say("Nooit geopend of geklikt", "Never opened or clicked"),
     }
-    return names.get(status, "–" if status is None or pd.isna(status) else str(status))
+    return name_of(names, status)
 
 
 def not_mailable_name(reason) -> str:
@@ -60,7 +61,7 @@ def not_mailable_name(reason) -> str:
         "deleted_in_directo": say("Verwijderd uit Directo", "Deleted from Directo"),
         "not_opted_in": say("Geen opt-in", "No opt-in"),
     }
-    return names.get(reason, "–" if reason is None or pd.isna(reason) else str(reason))
+    return name_of(names, reason)
 
 
 def consent_source_name(source) -> str:
@@ -319,24 +320,28 @@ def headline(db: Published, days: int) -> None:
     show_query(CONTACTS_HEADLINE)
 
 
+def contacts_per_label(frame, label: str, label_title: str, colour: str) -> alt.Chart:
+    """Contacts per label (a status, a reason) as horizontal bars, the largest on top."""
+    return (
+        alt.Chart(frame)
+        .mark_bar(color=colour)
+        .encode(
+            x=alt.X("contacts:Q", title=say("Contacten", "Contacts")),
+            y=alt.Y(f"{label}:N", sort="-x", title=None, axis=alt.Axis(labelLimit=360)),
+            tooltip=[
+                alt.Tooltip(f"{label}:N", title=label_title),
+                alt.Tooltip("contacts:Q", title=say("Contacten", "Contacts"), format=",d"),
+            ],
+        )
+        .properties(height=200)
+    )
+
+
 def engagement(db: Published, days: int) -> None:
     st.subheader(say(f"Betrokkenheid (laatste {days} dagen)", f"Engagement (last {days} days)"))
     frame = db.frame(ENGAGEMENT)
     frame["status"] = frame["engagement_status"].map(lambda status: engagement_name(status, days))
-    draw(
-        st,
-        alt.Chart(frame)
-        .mark_bar(color=COLOURS["human open"])
-        .encode(
-            x=alt.X("contacts:Q", title=say("Contacten", "Contacts")),
-            y=alt.Y("status:N", sort="-x", title=None, axis=alt.Axis(labelLimit=360)),
-            tooltip=[
-                alt.Tooltip("status:N", title=say("Status", "Status")),
-                alt.Tooltip("contacts:Q", title=say("Contacten", "Contacts"), format=",d"),
-            ],
-        )
-        .properties(height=200),
-    )
+    draw(st, contacts_per_label(frame, "status", say("Status", "Status"), COLOURS["human open"]))
     st.caption(
         say(
             f"Betrokkenheid telt wat een persoon zelf deed in de laatste {days} dagen: opens door Apples "
@@ -352,20 +357,7 @@ def not_mailable(db: Published) -> None:
     st.subheader(say("Waarom niet mailbaar", "Why not mailable"))
     frame = db.frame(NOT_MAILABLE)
     frame["reason"] = frame["not_mailable_reason"].map(not_mailable_name)
-    draw(
-        st,
-        alt.Chart(frame)
-        .mark_bar(color=COLOURS["bounce"])
-        .encode(
-            x=alt.X("contacts:Q", title=say("Contacten", "Contacts")),
-            y=alt.Y("reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=360)),
-            tooltip=[
-                alt.Tooltip("reason:N", title=say("Reden", "Reason")),
-                alt.Tooltip("contacts:Q", title=say("Contacten", "Contacts"), format=",d"),
-            ],
-        )
-        .properties(height=200),
-    )
+    draw(st, contacts_per_label(frame, "reason", say("Reden", "Reason"), COLOURS["bounce"]))
     st.caption(
         say(
             "De eerste reden die geldt, in deze volgorde: hard gebounced, spamklacht, afgemeld, gesloten in "

@@ -19,11 +19,13 @@ from mail_warehouse.dashboard.data import Published
 from mail_warehouse.dashboard.views.common import (
     Column,
     metrics,
+    name_of,
     num,
     platform_name,
     say,
     show_query,
     table,
+    text,
     when,
     yes_no,
 )
@@ -225,7 +227,7 @@ def short(words: str) -> str:
 
 
 def key_values(rows: Sequence[tuple[str, Any]]) -> None:
-    frame = pd.DataFrame([(what, "–" if value is None or pd.isna(value) else str(value)) for what, value in rows])
+    frame = pd.DataFrame([(what, text(value)) for what, value in rows])
     table(frame.set_axis(["what", "value"], axis=1), {"what": Column(say("Wat", "What")), "value": Column(" ")})
 
 
@@ -302,7 +304,7 @@ def form_kind(kind) -> str:
         "unSubscribe": say("Afmelden", "Unsubscribe"),
         "editProfile": say("Profiel wijzigen", "Edit profile"),
     }
-    return kinds.get(kind, "–" if kind is None or pd.isna(kind) else str(kind))
+    return name_of(kinds, kind)
 
 
 def forms(db: Published, params: dict) -> None:
@@ -371,7 +373,7 @@ def delivery_name(status) -> str:
         "pending": say("Nog niet bevestigd", "Not confirmed yet"),
         "calling": say("Bezig", "In progress"),
     }
-    return statuses.get(status, "–" if status is None or pd.isna(status) else str(status))
+    return name_of(statuses, status)
 
 
 def exports(db: Published, params: dict) -> None:

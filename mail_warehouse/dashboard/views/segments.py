@@ -29,6 +29,7 @@ from mail_warehouse.dashboard.views.common import (
     language,
     local,
     metrics,
+    name_of,
     num,
     say,
     show_query,
@@ -110,7 +111,7 @@ def target_kind_name(kind) -> str:
         "spotler_campaign_trigger": campaign,
         "audience": say("Spotler-doelgroep", "Spotler audience"),
     }
-    return names.get(kind, "–" if kind is None or pd.isna(kind) else str(kind))
+    return name_of(names, kind)
 
 
 def outcome_name(kind, status) -> str:
@@ -125,7 +126,7 @@ def outcome_name(kind, status) -> str:
         }
     else:
         names = {"done": say("klaar", "done"), "intent": say("onderbroken", "interrupted")}
-    return names.get(status, "–" if status is None or pd.isna(status) else str(status))
+    return name_of(names, status)
 
 
 # --- what dbt says of each segment ---------------------------------------------------------------------------
