@@ -204,7 +204,6 @@ class _Pass:
         self.first_line = 2 if settings.has_header else 1
         date_column = self.names[columns.index(DATE_COLUMNS[kind])]
         id_column = self.names[columns.index("Broadcastid")]
-        # `checked` adds each row's date, parsed once, and the reason it is refused (null: it is valid)
         date_text = f"nullif(trim({date_column}), '')"
         self.date_column = date_column
         self.reject_reason = f"""
@@ -215,8 +214,9 @@ class _Pass:
             end"""
         self.parsed_date = f"try_strptime({date_text}, '{DATE_FORMAT}') as parsed_date"
 
-    def _checked(self, numbered: str) -> str:
-        return f"(select *, {self.reject_reason} as reject_reason from (select *, {self.parsed_date} from {numbered}))"
+    def _checked(self) -> str:
+        """The records read, each with its date parsed once and the reason it is refused (null: it is valid)."""
+        return f"(select *, {self.reject_reason} as reject_reason from (select *, {self.parsed_date} from {self.read}))"
 
     def to_parquet(self, parquet: Path) -> Parsed:
         counted = {f.source_file: f.records for f in self.files}
@@ -248,7 +248,7 @@ class _Pass:
 
     def _write(self, parquet: Path, accepted: dict[str, int]) -> Parsed:
         """The valid rows to `parquet`, the invalid ones with their reasons; `accepted`: records per file."""
-        checked = self._checked(self._numbered())
+        checked = self._numbered()
         output = self.settings.columns(self.kind)
         selected = ", ".join(
             f"{'parsed_date' if n == self.date_column else n} as {_identifier(normalized(output[i]))}"
@@ -331,9 +331,10 @@ class _Pass:
         return self.con.execute("select count(*) from structural_rejects_found").fetchone()[0]
 
     def _numbered(self) -> str:
-        """The rows with their file and line. Without structural rejects the k-th record of a file is on line
-        k + first_line - 1; in a file with some, on the k-th line DuckDB did not reject."""
-        rows = f"(select *, row_number() over () as ordinal from {self.read})"
+        """The checked rows with their file and line. Without structural rejects the k-th record of a file is on
+        line k + first_line - 1; in a file with some, on the k-th line DuckDB did not reject. Dates and reasons
+        are worked out below the numbering: a filter on them above it would have DuckDB work them out twice."""
+        rows = f"(select *, row_number() over () as ordinal from {self._checked()})"
         if not self.structural:
             return f"""(select p.*, f.source_file, p.ordinal - f.record_offset + {self.first_line - 1} as line
                         from {rows} p join files f using (filename))"""
