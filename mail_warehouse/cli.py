@@ -507,7 +507,7 @@ def cmd_run(args) -> int:
 
 def _steps_line(steps) -> str:
     return "; ".join(
-        f"{s.name} {s.status}" + (f" ({s.note})" if s.note else "") + (f" {s.seconds:.0f} s" if s.seconds else "")
+        f"{s.name} {s.status}" + (f" ({s.note})" if s.note else "") + (f" {s.seconds:.1f} s" if s.seconds else "")
         for s in steps
     )
 
