@@ -173,7 +173,7 @@ def clang_remote(world_dir, tmp_path, monkeypatch):
     shutil.copytree(world_dir / "clang", folder / "export")
     (folder / "export" / "activiteiten_20261123.csv").write_text(
         HEADER
-        + "\n20018;500000;10000; FLEUR.devries0@Mail.Example.nl;OPEN;2026-11-23 08:00:00;\n"
+        + "\n20018;500000;10000; FLEUR.devries0@KPNmail.nl;OPEN;2026-11-23 08:00:00;\n"
         + "20018;500000;10000;fleur.devries0@kpnmail.nl;OPEN;2026-11-31 08:00:00;\n"
         + "20018;500001;10001;matthias.dubois1@example.com;OPEN;2026-11-31 08:00:00;\n",
         encoding="utf-8",
