@@ -414,7 +414,12 @@ class Delivery:
         return parsed, suppressed
 
     def _count(
-        self, plan: Plan, kind: str, stamp: dt.datetime, entries: list[tuple[RemoteFile, Downloaded]], read: tuple
+        self,
+        plan: Plan,
+        kind: str,
+        stamp: dt.datetime,
+        entries: list[tuple[RemoteFile, Downloaded]],
+        read: tuple[Parsed, int],
     ) -> None:
         """A finished pass over `entries` counted into the summary and added to the plan as a batch."""
         report, summary = self.report, self.report.summary
