@@ -8,6 +8,7 @@ import urllib.parse
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import expect
 
 from mail_warehouse import settings
 from mail_warehouse.dashboard.data import number
@@ -260,7 +261,8 @@ def test_the_card_opens_from_its_address_in_the_url_and_says_when_no_contact_has
 
     open_page(page, url + "contact?email=" + urllib.parse.quote(email.upper()))
     page.get_by_role("heading", name=f"Mailings ({number(len(mailings))})").wait_for(timeout=30_000)
-    assert page.get_by_label("E-mailadres").input_value() == email.upper()
+    # the box is filled on the browser's side after the card renders: waited for, not read at one instant
+    expect(page.get_by_label("E-mailadres")).to_have_value(email.upper(), timeout=30_000)
 
     open_page(page, url + "contact?email=" + urllib.parse.quote("nobody@nowhere.invalid"))
     page.get_by_text("Geen contact met dit adres").wait_for(timeout=30_000)
