@@ -27,6 +27,7 @@ import json
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
@@ -48,6 +49,10 @@ AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 DEMO_CONSUMER_KEY = "demo-consumer-key"
 DEMO_CONSUMER_SECRET = "demo-consumer-secret"
 INTERACTION_DELAY_SECONDS = 300  # a feed's changeDate trails the event by a few minutes
+# A list a client pages through is read once and its pages cut from it (the world is read-only), when it has at most
+# this many rows; of the lists read so far, the last few are held.
+HELD_LIST_ROWS = 50_000
+HELD_LISTS = 4
 # The reporting operations of the spec, by path, and the method answering each.
 ROUTES = {
     "/mailing": "mailings",
@@ -132,9 +137,9 @@ def iso_local(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(AMSTERDAM).isoformat(timespec="seconds")
 
 
-def iso_utc_millis(value: dt.datetime | None) -> str | None:
-    """Event dates: UTC with milliseconds and a Z."""
-    return None if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def utc_millis_sql(column: str) -> str:
+    """Event dates: UTC with milliseconds and a Z, written by DuckDB (in Python it costs more than the query)."""
+    return f"strftime(timezone('UTC', {column}), '%Y-%m-%dT%H:%M:%S.%g') || 'Z'"
 
 
 def epoch_millis(value: dt.datetime | None) -> int | None:
@@ -174,6 +179,8 @@ class _SignedPagedApi:
         self._con = connect(self.world_dir / "world.duckdb", read_only=True)
         self._con_lock = threading.Lock()
         self._seen_nonces: set[tuple[str, str]] = set()
+        self._held_lists: OrderedDict[str, tuple[int, list[dict] | None]] = OrderedDict()
+        self._mailings_by_id: dict[str, dict] | None = None
         # True: `paging.next` as a path without scheme and host, as the real server may send it
         self.relative_next = False
         self._init_writes()
@@ -206,6 +213,24 @@ class _SignedPagedApi:
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
         finally:
             cursor.close()
+
+    def _list(self, sql: str, params: dict, order_by: str) -> tuple[int, list[dict] | None]:
+        """A paged list's length and, when it is short enough to hold, all its rows in order: a client paging
+        through it (the same list, `after` growing) costs one query, not a count and a sort for every page."""
+        key = json.dumps([sql, order_by, params, self.now], default=str, sort_keys=True)
+        with self._con_lock:
+            if key in self._held_lists:
+                self._held_lists.move_to_end(key)
+                return self._held_lists[key]
+        rows = self.query(f"select * from ({sql}) order by {order_by} limit {HELD_LIST_ROWS + 1}", params)
+        found: tuple[int, list[dict] | None] = (len(rows), rows)
+        if len(rows) > HELD_LIST_ROWS:  # too long to hold: counted, and each page read on its own
+            found = (self.query(f"select count(*) as n from ({sql})", params)[0]["n"], None)
+        with self._con_lock:
+            self._held_lists[key] = found
+            while len(self._held_lists) > HELD_LISTS:
+                self._held_lists.popitem(last=False)
+        return found
 
     def __call__(self, request: Request) -> Response:
         path = self._strip_base(request.path)
@@ -305,8 +330,11 @@ class _SignedPagedApi:
         size = fixed_page_size or (DEFAULT_PAGE_SIZE if pageSize is None else pageSize)
         if after < 0 or size < 1 or size > MAX_PAGE_SIZE:
             raise ApiError(400, "INVALID_PARAMS", f"after must be >= 0 and pageSize 1..{MAX_PAGE_SIZE}")
-        total = self.query(f"select count(*) as n from ({sql})", params)[0]["n"]
-        rows = self.query(f"select * from ({sql}) order by {order_by} limit {size} offset {after}", params)
+        total, held = self._list(sql, params, order_by)
+        if held is not None:
+            rows = held[after : after + size]
+        else:
+            rows = self.query(f"select * from ({sql}) order by {order_by} limit {size} offset {after}", params)
         paging: dict = {}
         if after + len(rows) < total:
             following = [(k, v) for k, v in request.query if k not in ("after",) and not k.startswith("oauth_")]
@@ -320,18 +348,22 @@ class _Mailings:
     """Mailings: lists, details, statistics and the per-mailing event lists."""
 
     def _mailing(self, encryptedMailingId: str, system: str) -> dict:
-        rows = self.query(
-            """
-            select m.*, c.campaign_name from mailings m left join campaigns c using (campaign_index)
-            where m.source_id = $id and m.system in ('spotler', 'spotler_campaign')
-        """,
-            {"id": encryptedMailingId},
-        )
-        if not rows or (rows[0]["sent_at"] is not None and rows[0]["sent_at"] > self.now):
+        if self._mailings_by_id is None:  # the world's mailings, read once: every mailing's calls look one up
+            self._mailings_by_id = {
+                row["source_id"]: row
+                for row in self.query(
+                    """
+                    select m.*, c.campaign_name from mailings m left join campaigns c using (campaign_index)
+                    where m.system in ('spotler', 'spotler_campaign')
+                """
+                )
+            }
+        found = self._mailings_by_id.get(encryptedMailingId)
+        if found is None or (found["sent_at"] is not None and found["sent_at"] > self.now):
             raise ApiError(404, "MAILING_NOTFOUND", "Mailing not found")
-        if rows[0]["system"] != system:
+        if found["system"] != system:
             raise ApiError(400, "INVALID_MAILING", "Mailing type invalid")
-        return rows[0]
+        return dict(found)
 
     @staticmethod
     def _archive_link(mailing: dict) -> str:
@@ -449,8 +481,8 @@ class _Mailings:
 
     def _event_sql(self, event_types: str, extra: str = "") -> str:
         return f"""
-            select e.event_seq, e.event_at, e.event_type, e.link_id, e.subscription_id,
-                   p.directo_code as external_id, p.spotler_encrypted_id as encrypted_id
+            select e.event_seq, e.event_at, {utc_millis_sql("e.event_at")} as event_date, e.event_type, e.link_id,
+                   e.subscription_id, p.directo_code as external_id, p.spotler_encrypted_id as encrypted_id
             from events e join people p using (person_id)
             where e.mailing_index = $m and e.event_type in ({event_types}) and e.event_at <= $now {extra}
         """
@@ -516,7 +548,7 @@ class _Mailings:
             encryptedMailingId,
             "'open'",
             "opens",
-            lambda r: {"contactIdentifier": _contact(r), "openDate": iso_utc_millis(r["event_at"])},
+            lambda r: {"contactIdentifier": _contact(r), "openDate": r["event_date"]},
             **p,
         )
 
@@ -527,7 +559,7 @@ class _Mailings:
             encryptedMailingId,
             "'open'",
             "opens",
-            lambda r: {"openDate": iso_utc_millis(r["event_at"])},
+            lambda r: {"openDate": r["event_date"]},
             contact_filter="p.directo_code",
             contact_value=externalId,
             **p,
@@ -542,7 +574,7 @@ class _Mailings:
             "clicks",
             lambda r: {
                 "contactIdentifier": _contact(r),
-                "clickDate": iso_utc_millis(r["event_at"]),
+                "clickDate": r["event_date"],
                 "linkId": r["link_id"],
             },
             **p,
@@ -555,7 +587,7 @@ class _Mailings:
             encryptedMailingId,
             "'click'",
             "clicks",
-            lambda r: {"clickDate": iso_utc_millis(r["event_at"]), "linkId": r["link_id"]},
+            lambda r: {"clickDate": r["event_date"], "linkId": r["link_id"]},
             contact_filter="p.directo_code",
             contact_value=externalId,
             **p,
@@ -570,7 +602,7 @@ class _Mailings:
             "bounces",
             lambda r: {
                 "contactIdentifier": _contact(r),
-                "bounceDate": iso_utc_millis(r["event_at"]),
+                "bounceDate": r["event_date"],
                 "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE",
             },
             **p,
@@ -606,7 +638,8 @@ class _InteractionFeeds:
                 params[name] = value
                 where += f" and {column} {op} ${name}"
         sql = f"""
-            select * from (
+            select *, {utc_millis_sql("event_at")} as event_date, {utc_millis_sql("change_date")} as change_date_text
+            from (
                 select e.event_seq, e.event_at, e.event_type,
                     e.event_at + interval {INTERACTION_DELAY_SECONDS} second as change_date,
                        p.directo_code as external_id, m.source_id, m.mailing_name, m.subject, m.mailing_index
@@ -630,8 +663,8 @@ class _InteractionFeeds:
             "id": r["event_seq"],
             "externalContactId": r["external_id"],
             "encryptedMailingId": r["source_id"],
-            "date": iso_utc_millis(r["event_at"]),
-            "changeDate": iso_utc_millis(r["change_date"]),
+            "date": r["event_date"],
+            "changeDate": r["change_date_text"],
             "trendReportId": 1,
         }
 
@@ -743,7 +776,7 @@ class _Campaigns:
                 encryptedMailingId,
                 "'open'",
                 "opens",
-                lambda r: {"openDate": iso_utc_millis(r["event_at"])},
+                lambda r: {"openDate": r["event_date"]},
                 contact_filter="e.subscription_id",
                 contact_value=int(campaignSubscriptionId),
                 **p,
@@ -757,7 +790,7 @@ class _Campaigns:
             lambda r: {
                 "campaignSubscriptionId": r["subscription_id"],
                 "contactIdentifier": _contact(r),
-                "openDate": iso_utc_millis(r["event_at"]),
+                "openDate": r["event_date"],
             },
             **p,
         )
@@ -770,7 +803,7 @@ class _Campaigns:
                 encryptedMailingId,
                 "'click'",
                 "clicks",
-                lambda r: {"clickDate": iso_utc_millis(r["event_at"]), "linkId": r["link_id"]},
+                lambda r: {"clickDate": r["event_date"], "linkId": r["link_id"]},
                 contact_filter="e.subscription_id",
                 contact_value=int(campaignSubscriptionId),
                 **p,
@@ -783,7 +816,7 @@ class _Campaigns:
             "clicks",
             lambda r: {
                 "contactIdentifier": _contact(r),
-                "clickDate": iso_utc_millis(r["event_at"]),
+                "clickDate": r["event_date"],
                 "linkId": r["link_id"],
                 "campaignSubscriptionId": r["subscription_id"],
             },
@@ -799,7 +832,7 @@ class _Campaigns:
             "bounces",
             lambda r: {
                 "contactIdentifier": _contact(r),
-                "bounceDate": iso_utc_millis(r["event_at"]),
+                "bounceDate": r["event_date"],
                 "type": "HARDBOUNCE" if r["event_type"] == "hard_bounce" else "SOFTBOUNCE",
                 "campaignSubscriptionId": r["subscription_id"],
             },
