@@ -4,6 +4,7 @@ bounce rates) and the customer card (one contact by address), each number agains
 from __future__ import annotations
 
 import datetime as dt
+import re
 import urllib.parse
 from zoneinfo import ZoneInfo
 
@@ -234,7 +235,7 @@ def test_typing_an_address_shows_that_contacts_mailings_consent_and_who_opened(d
     box.press("Enter")
     settle(page)
     page.get_by_role("heading", name=f"Mailings ({number(len(mailings))})").wait_for(timeout=30_000)
-    assert "email=" in page.url
+    expect(page).to_have_url(re.compile(r"[?&]email="), timeout=30_000)
 
     rows = wait_for_grid(page, "Mailing")
     assert [row[0] for row in rows[1:]] == mailings
