@@ -131,7 +131,10 @@ def test_a_killed_upload_never_shows_the_watcher_a_partial_file(warehouse_copy):
                           c.last_engaged_at, i as days_inactive, 0 as mailings_since_engagement
                    from marts.contacts c, range(40) r(i) where c.is_mailable""")
     con.close()
-    stack.deployteq.write_delay = 0.05
+    # the upload is killed in the middle: its third write is held until the client is gone (a moment picked by
+    # time, not by the server, let a fast machine finish the upload first)
+    mid_upload = SftpFault("write", r"\.part$", nth=3)
+    stack.deployteq.inject(mid_upload)
     try:
         process = start_warehouse_cli(
             "export",
@@ -140,15 +143,12 @@ def test_a_killed_upload_never_shows_the_watcher_a_partial_file(warehouse_copy):
             stderr=subprocess.STDOUT,
             text=True,
         )
-        deadline = time.monotonic() + 60
-        while not any(n.endswith(".part") for n in uploaded(stack)):
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.05)
-        time.sleep(0.3)
+        assert mid_upload.wait_reached(timeout=60), process.communicate(timeout=30)[0]
+        assert any(n.endswith(".part") for n in uploaded(stack))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
-        stack.deployteq.write_delay = 0.0
+        stack.deployteq.clear_faults()
     names = uploaded(stack)
     assert all(n.startswith(".") and n.endswith(".part") for n in names), names  # the watcher ignores these
     # the intent was committed before the upload began; its outcome is not known yet
