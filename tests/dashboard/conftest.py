@@ -3,6 +3,7 @@ every test of this folder that only reads it), driven by Debian's chromium throu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -140,6 +141,10 @@ def page(browser):
     context.close()
 
 
+# Streamlit's app element says whether the page's script is running: initial, running, notRunning
+SCRIPT_STATE = '[data-testid="stApp"][data-test-script-state="{}"]'
+
+
 def open_page(page, url: str) -> None:
     """Load a page and wait until Streamlit has drawn its numbers (the HTML itself is empty: it comes over a
     websocket) and finished running the script."""
@@ -147,16 +152,23 @@ def open_page(page, url: str) -> None:
     page.wait_for_selector(
         '[data-testid="stMetric"], [data-testid="stAlert"], [data-testid="stException"]', timeout=60_000
     )
-    settle(page)
+    script_finished(page)  # a new page's app says `initial`, then `running`: no old `notRunning` to mistake
 
 
 def settle(page) -> None:
-    page.wait_for_function(
-        "!document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-        timeout=30_000,
-    )
-    page.wait_for_timeout(500)
+    """After a click: wait until Streamlit has rerun the page's script. The rerun may not have begun yet (the old
+    run's `notRunning` still shows), so a run that begins within two seconds is waited for first. What a test
+    then reads can still be drawn a moment later: assert it with Playwright's retrying `expect`."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):  # over before we looked, or no rerun
+        page.wait_for_selector(SCRIPT_STATE.format("running"), state="attached", timeout=2_000)
+    script_finished(page)
+
+
+def script_finished(page) -> None:
+    """Wait until Streamlit's app element says its script is `notRunning`."""
+    page.wait_for_selector(SCRIPT_STATE.format("notRunning"), state="attached", timeout=60_000)
 
 
 def read_metrics(page) -> dict[str, str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from playwright.sync_api import expect
 
 from mail_warehouse.dashboard import DashboardError, streamlit_command
 from mail_warehouse.dashboard.auth import Login, is_loopback, read_login
@@ -241,8 +242,8 @@ def test_with_a_login_no_page_no_number_and_no_address_is_served_until_logged_in
     page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()  # Taal · Language
     page.get_by_role("option", name="English").click()
     settle(page)
-    assert page.get_by_role("button", name="Log in", exact=True).count() == 1
-    assert "customers' data" in page.inner_text("body")
+    expect(page.get_by_role("button", name="Log in", exact=True)).to_have_count(1, timeout=30_000)
+    expect(page.locator("body")).to_contain_text("customers' data")
     assert page.locator('[data-testid="stMetric"]').count() == 0
 
     log_in(page, login_dashboard, person)
