@@ -255,7 +255,9 @@ def run_killed(args: list[str], env: dict, point: KillPoint, log: Path) -> bool:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=60)
-            if point.fault is not None:
+            if isinstance(point.fault, SftpFault):
+                point.fault.release_after_disconnect()
+            elif point.fault is not None:
                 point.fault.release()
     return killed
 

@@ -125,7 +125,7 @@ def test_a_request_held_before_is_not_carried_out_when_its_client_is_gone(ssh_ke
         threading.Thread(target=rename_and_lose_the_connection, daemon=True).start()
         assert fault.wait_reached(10)
         client.close()
-        time.sleep(0.3)
+        assert fault.client_gone.wait(30)
         fault.release()
         time.sleep(0.3)
     assert sorted(p.name for p in (root / "Upload").iterdir()) == [".t.csv.part"]

@@ -107,6 +107,7 @@ class SftpFault:
     reached: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     carried_out: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    client_gone: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     outcome: str = ""  # action "late": what became of the request carried out after the client had gone
 
     def hits(self, operation: str, path: str) -> bool:
@@ -118,6 +119,13 @@ class SftpFault:
 
     def release(self) -> None:
         self.released.set()
+
+    def release_after_disconnect(self, timeout: float = 30) -> None:
+        """Let a held reply go once the server has seen its client's connection close (the test killed the
+        client): let go sooner, a request whose client is gone, but not yet noticed, would be carried out."""
+        if self.action == "hold" and self.reached.is_set() and not self.released.is_set():
+            self.client_gone.wait(timeout)
+        self.release()
 
     def wait_reached(self, timeout: float) -> bool:
         return self.reached.wait(timeout)
@@ -156,6 +164,8 @@ class _MisbehavingSFTPServer(asyncssh.SFTPServer):
         if fault.action == "deny":
             raise asyncssh.SFTPPermissionDenied("permission denied (an injected fault)")
         while not fault.released.is_set():  # the reply waits; the connection stays up
+            if self.channel.is_closing():
+                fault.client_gone.set()
             await asyncio.sleep(0.01)
         if self.channel.is_closing():
             raise asyncssh.SFTPConnectionLost("the client went away while its request was held")
